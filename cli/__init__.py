@@ -1,0 +1,1 @@
+"""The `mlfn` command."""

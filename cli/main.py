@@ -1,0 +1,43 @@
+"""Entry point of the `mlfn` command: parse arguments, run one subcommand, turn errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mlfn.runtime import __version__
+from mlfn.runtime.errors import MlfnError
+
+from .console import CliError
+
+# Subcommand modules under mlfn.cli.commands, in the order `mlfn --help` lists them.
+COMMANDS = ("validate",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlfn", description="Deploy ONNX models as serverless endpoints on AWS (Lambda, SageMaker, ECS)."
+    )
+    parser.add_argument("--version", action="version", version=f"mlfn {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"mlfn.cli.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (CliError, MlfnError) as exc:
+        print(f"mlfn {args.command}: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        print(f"mlfn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The settings a model directory's `mlfn.toml` may give, with their types, defaults, limits and docs.
+
+Each section is a frozen dataclass. A field's metadata carries its documentation (`doc`) and its
+allowed values (`choices`) or range (`min`, `max`), which `mlfn.runtime.spec` enforces and
+`docs/model-directory.md` lists. Nothing here reads files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def setting(default: Any, doc: str, **limits: Any) -> Any:
+    """A dataclass field with documentation and limits (`choices`, `min`, `max`)."""
+    return field(default=default, metadata={"doc": doc, **limits})
+
+
+TARGETS = ("lambda", "sagemaker", "ecs")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A scheduled change of provisioned capacity (Lambda provisioned concurrency, SageMaker copies)."""
+
+    name: str = setting("", "A name for the schedule (letters, digits, dashes).")
+    cron: str = setting("", "When it applies, as an EventBridge cron expression: `cron(0 8 ? * MON-FRI *)`.")
+    min: int = setting(0, "Minimum capacity from then on.", min=0)
+    max: int = setting(1, "Maximum capacity from then on.", min=0)
+
+
+@dataclass(frozen=True)
+class LambdaSettings:
+    """`[lambda]`: the function when `target = "lambda"`."""
+
+    memory_mb: int = setting(
+        2048, "Memory in MB; the CPU share grows with it (1,769 MB is one vCPU).", min=128, max=10240
+    )
+    timeout_s: int = setting(30, "Longest one invocation may run, in seconds.", min=1, max=900)
+    ephemeral_storage_mb: int = setting(512, "Size of /tmp in MB.", min=512, max=10240)
+    architecture: str = setting("x86_64", "Instruction set of the function.", choices=("x86_64", "arm64"))
+    reserved_concurrency: int = setting(
+        -1, "Most sandboxes the function may run at once; -1 leaves it unreserved.", min=-1, max=10000
+    )
+    provisioned_min: int = setting(0, "Least provisioned concurrency kept warm (0 scales to zero).", min=0)
+    provisioned_max: int = setting(0, "Most provisioned concurrency autoscaling may set.", min=0)
+    target_utilization: float = setting(
+        0.7, "Provisioned-concurrency utilization that autoscaling tracks.", min=0.1, max=0.9
+    )
+    schedules: tuple[Schedule, ...] = setting((), "Scheduled provisioned-concurrency bounds (`[[lambda.schedules]]`).")
+    idle_timeout_s: int = setting(
+        300, "Local emulator only: seconds an idle sandbox lives before it is reclaimed.", min=1, max=86400
+    )
+
+
+@dataclass(frozen=True)
+class SageMakerSettings:
+    """`[sagemaker]`: the endpoint when `target = "sagemaker"`."""
+
+    instance_type: str = setting("ml.m5.large", "Instance type hosting the inference component.")
+    serverless: bool = setting(False, "Use SageMaker Serverless Inference instead (CPU only, no GPU).")
+    serverless_memory_mb: int = setting(
+        2048, "Serverless memory in MB, a multiple of 1024.", choices=(1024, 2048, 3072, 4096, 5120, 6144)
+    )
+    serverless_max_concurrency: int = setting(5, "Serverless concurrent invocations.", min=1, max=200)
+    min_instances: int = setting(0, "Least instances (0 lets the endpoint scale to zero).", min=0)
+    max_instances: int = setting(1, "Most instances managed instance scaling may run.", min=1)
+    min_copies: int = setting(0, "Least copies of the model (0 scales to zero).", min=0)
+    max_copies: int = setting(2, "Most copies of the model.", min=1)
+    invocations_per_copy: int = setting(
+        20, "Invocations per copy per minute that autoscaling tracks.", min=1
+    )
+    cpus_per_copy: float = setting(1.0, "vCPUs reserved for each copy.", min=0.25)
+    memory_per_copy_mb: int = setting(1024, "Memory reserved for each copy, in MB.", min=128)
+    gpus_per_copy: int = setting(0, "Accelerators reserved for each copy.", min=0, max=8)
+
+
+@dataclass(frozen=True)
+class EcsSettings:
+    """`[ecs]`: the GPU service when `target = "ecs"`."""
+
+    instance_type: str = setting("g5.xlarge", "EC2 GPU instance type of the capacity provider.")
+    gpus: int = setting(1, "GPUs per task.", min=0, max=8)
+    cpu: int = setting(2048, "CPU units per task (1,024 per vCPU).", min=256)
+    memory_mb: int = setting(8192, "Memory per task in MB.", min=512)
+    min_tasks: int = setting(0, "Least tasks (0 scales to zero when idle).", min=0)
+    max_tasks: int = setting(2, "Most tasks.", min=1)
+    requests_per_task: int = setting(100, "Requests per task per minute that autoscaling tracks.", min=1)
+    idle_minutes: int = setting(15, "Minutes without requests before the service scales to zero.", min=1)
+
+
+@dataclass(frozen=True)
+class BatchingSettings:
+    """`[batching]`: dynamic batching in container targets (never on Lambda)."""
+
+    max_batch_size: int = setting(1, "Most requests run as one batch; 1 turns batching off.", min=1, max=4096)
+    max_wait_ms: float = setting(2.0, "Longest a request waits for others to join its batch.", min=0, max=1000)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """`[auth]`: who may call the endpoint."""
+
+    type: str = setting(
+        "iam", "`iam` signs calls with SigV4 (AWS_IAM); `none` makes the URL public.", choices=("iam", "none")
+    )
+    cors_origins: tuple[str, ...] = setting((), "Origins browsers may call from; empty turns CORS off.")
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """`[server]`: the runtime inside the image."""
+
+    max_body_bytes: int = setting(
+        6 * 1024 * 1024, "Largest request body accepted; larger ones get 413.", min=1, max=1 << 30
+    )
+    intra_op_threads: int = setting(
+        0, "onnxruntime intra-op threads; 0 derives them from the CPU share.", min=0, max=256
+    )
+    graph_optimization: str = setting(
+        "all", "onnxruntime graph optimization level.", choices=("disable", "basic", "extended", "all")
+    )
+    providers: tuple[str, ...] = setting(
+        (), "onnxruntime execution providers in order of preference; empty: CUDA if present, then CPU."
+    )
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """`[logs]`: where the function's logs go."""
+
+    retention_days: int = setting(
+        30,
+        "Days CloudWatch keeps the logs.",
+        choices=(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                 3288, 3653),
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The top level of `mlfn.toml`."""
+
+    name: str = setting("", "Endpoint name: lowercase letters, digits and dashes; default: the folder's name.")
+    description: str = setting("", "One line describing the model.")
+    target: str = setting("lambda", "Where the model runs.", choices=TARGETS)
+    model: str = setting("model.onnx", "The ONNX file, relative to the folder.")
+    hooks: str = setting("", "A Python file in the folder with `preprocess`/`postprocess`; empty: none.")
+    gpu: bool = setting(False, "The model needs a GPU (refused on Lambda).")
+    lambda_: LambdaSettings = field(default_factory=LambdaSettings, metadata={"toml": "lambda"})
+    sagemaker: SageMakerSettings = field(default_factory=SageMakerSettings)
+    ecs: EcsSettings = field(default_factory=EcsSettings)
+    batching: BatchingSettings = field(default_factory=BatchingSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    logs: LogSettings = field(default_factory=LogSettings)
