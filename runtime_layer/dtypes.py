@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ class DType:
 
     onnx: int  # TensorProto.DataType
     name: str  # mlfn's name, as in numpy where numpy has one
-    numpy: np.dtype[object] | None  # None where numpy has no equivalent
+    numpy: np.dtype[Any] | None  # None where numpy has no equivalent
     v2: str  # Open Inference Protocol datatype
     ort: str  # onnxruntime's type string, e.g. "tensor(float)"
 
@@ -53,7 +54,7 @@ def from_onnx(code: int) -> DType:
         raise ValueError(f"unsupported ONNX element type {code}") from None
 
 
-def from_numpy(dtype: np.dtype[object]) -> DType:
+def from_numpy(dtype: np.dtype[Any]) -> DType:
     """The DType of a numpy dtype (strings and objects map to ONNX string)."""
     if dtype.kind in "OUS":
         return BY_NAME["string"]

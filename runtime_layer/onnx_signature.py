@@ -7,6 +7,7 @@ fields of `ModelProto` that describe the graph's interface are decoded; weights 
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,8 +214,7 @@ def read_signature(path: Path) -> OnnxSignature:
     except (OnnxFormatError, IndexError) as exc:
         message = str(exc) or type(exc).__name__
     finally:
-        try:
+        # Views still held by a traceback keep the map open; it closes when they are freed.
+        with contextlib.suppress(BufferError):
             mapped.close()
-        except BufferError:  # views still held by a traceback: the map closes when they are freed
-            pass
     raise OnnxFormatError(message)
