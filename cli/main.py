@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
@@ -12,8 +13,12 @@ from mlfn.runtime.errors import MlfnError
 
 from .console import CliError
 
-# Subcommand modules under mlfn.cli.commands, in the order `mlfn --help` lists them.
-COMMANDS = ("validate",)
+
+def command_names() -> list[str]:
+    """Every public module under mlfn.cli.commands is one subcommand."""
+    from . import commands
+
+    return sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mlfn {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in command_names():
         importlib.import_module(f"mlfn.cli.commands.{name}").register(subparsers)
     return parser
 
