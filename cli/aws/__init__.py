@@ -1,0 +1,1 @@
+"""Talking to AWS (or the emulator) through boto3: sessions and CloudFormation deploys."""

@@ -1,0 +1,1 @@
+"""Model images as OCI data, built and pushed without a Docker engine."""

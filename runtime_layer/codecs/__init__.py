@@ -1,0 +1,1 @@
+"""Wire protocols: request bytes to numpy feeds, model outputs to response bytes."""

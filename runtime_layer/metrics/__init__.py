@@ -1,0 +1,1 @@
+"""Metrics behind one small provider interface: Prometheus in containers, EMF on Lambda."""
