@@ -27,3 +27,16 @@ class RequestError(MlfnError):
 
     def to_json(self) -> dict[str, object]:
         return {"error": self.message, **self.details}
+
+
+class ModelError(MlfnError):
+    """The model (or its hooks) failed on a request it accepted; becomes an HTTP 500 with a request id."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_json(self) -> dict[str, object]:
+        return {"error": self.message}
