@@ -1,0 +1,120 @@
+"""Call a deployed endpoint the way a user's own client would: pick the route from the body, sign when IAM guards it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .console import CliError
+
+# The AWS service name SigV4 signs for, by the front that serves the URL.
+SIGNING_SERVICE = {"lambda": "lambda", "sagemaker": "execute-api", "ecs": "execute-api"}
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A request body ready to send: its bytes, content type and the route it belongs to."""
+
+    body: bytes
+    content_type: str
+    path: str
+    protocol: str  # "v1", "v2" or "raw"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def text(self) -> str:
+        try:
+            return json.dumps(json.loads(self.body), indent=2)
+        except ValueError:
+            return self.body.decode("utf-8", errors="replace")
+
+
+def read_data(data: str) -> bytes:
+    """`--data` is inline text, or `@file` for a file's bytes."""
+    if data.startswith("@"):
+        path = Path(data[1:])
+        if not path.is_file():
+            raise CliError(f"--data {data}: no such file {path}")
+        return path.read_bytes()
+    return data.encode("utf-8")
+
+
+def build_payload(raw: bytes, model_name: str, target: str, content_type: str | None = None) -> Payload:
+    """Recognise a KServe v1 or Open Inference Protocol v2 body and choose its route.
+
+    SageMaker endpoints only serve `/invocations`, which accepts both bodies; anything that is not JSON
+    (an image, CSV) goes to `/invocations` too, where the model's hooks or the CSV codec take it.
+    """
+    if content_type and "json" not in content_type:
+        return Payload(raw, content_type, "/invocations", "raw")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        if content_type:
+            raise CliError(f"--data is not valid JSON although --content-type is {content_type}") from None
+        return Payload(raw, "application/octet-stream", "/invocations", "raw")
+    protocol = detect_protocol(body)
+    if target == "sagemaker":
+        path = "/invocations"
+    elif protocol == "v2":
+        path = f"/v2/models/{model_name}/infer"
+    else:
+        path = f"/v1/models/{model_name}:predict"
+    return Payload(raw, "application/json", path, protocol)
+
+
+def detect_protocol(body: Any) -> str:
+    """`v2` for `{"inputs": [{"name": ..., "datatype": ...}]}`, `v1` for `instances`/`inputs` bodies."""
+    if isinstance(body, dict):
+        inputs = body.get("inputs")
+        if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict) and "datatype" in inputs[0]:
+            return "v2"
+        if "instances" in body or "inputs" in body:
+            return "v1"
+    if isinstance(body, list):
+        return "v1"
+    raise CliError(
+        'cannot tell the protocol of --data: expected a KServe v1 body ({"instances": [...]}) '
+        'or an Open Inference Protocol v2 body ({"inputs": [{"name", "shape", "datatype", "data"}]})'
+    )
+
+
+def send(
+    url: str,
+    payload: Payload,
+    *,
+    auth_type: str,
+    target: str,
+    region: str,
+    credentials: Any = None,
+    ca_bundle: str | None = None,
+    timeout: float = 60.0,
+) -> Answer:
+    """POST the payload to `url` + its route, SigV4-signed with botocore's signer when the URL uses IAM auth."""
+    import urllib3
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    full = url.rstrip("/") + payload.path
+    headers = {"Content-Type": payload.content_type, "Accept": "application/json"}
+    if auth_type == "AWS_IAM":
+        if credentials is None:
+            raise CliError("the endpoint uses AWS_IAM auth but no AWS credentials were found to sign with")
+        request = AWSRequest(method="POST", url=full, data=payload.body, headers=headers)
+        request.headers["Host"] = urlsplit(full).netloc
+        SigV4Auth(credentials, SIGNING_SERVICE[target], region).add_auth(request)
+        headers = dict(request.headers.items())
+    pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=ca_bundle) if ca_bundle else urllib3.PoolManager()
+    try:
+        response = pool.request("POST", full, body=payload.body, headers=headers, timeout=timeout, retries=False)
+    except urllib3.exceptions.HTTPError as exc:
+        raise CliError(f"could not reach {full}: {exc}") from None
+    return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.data)

@@ -1,0 +1,102 @@
+"""`mlfn invoke`'s client: route chosen from the body, SigV4 signing for IAM URLs, over a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from botocore.credentials import Credentials
+
+from mlfn.cli.client import build_payload, detect_protocol, read_data, send
+from mlfn.cli.console import CliError
+
+V2_BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
+
+
+@pytest.mark.parametrize(
+    ("body", "protocol"),
+    [({"instances": [[1, 2]]}, "v1"), ({"inputs": {"a": [1]}}, "v1"), ([[1, 2]], "v1"), (V2_BODY, "v2")],
+)
+def test_protocol_is_recognised(body: Any, protocol: str) -> None:
+    assert detect_protocol(body) == protocol
+
+
+def test_unknown_body_is_refused_with_what_is_expected() -> None:
+    with pytest.raises(CliError, match="KServe v1 body"):
+        detect_protocol({"rows": [1]})
+
+
+def test_routes_follow_protocol_and_target() -> None:
+    assert build_payload(json.dumps(V2_BODY).encode(), "iris", "lambda").path == "/v2/models/iris/infer"
+    assert build_payload(b'{"instances": [[1]]}', "iris", "lambda").path == "/v1/models/iris:predict"
+    assert build_payload(b'{"instances": [[1]]}', "iris", "sagemaker").path == "/invocations"
+    png = build_payload(b"\x89PNG...", "digits", "lambda", content_type="image/png")
+    assert (png.path, png.content_type) == ("/invocations", "image/png")
+
+
+def test_data_from_file(tmp_path: Any) -> None:
+    (tmp_path / "body.json").write_text('{"instances": []}')
+    assert read_data(f"@{tmp_path / 'body.json'}") == b'{"instances": []}'
+    with pytest.raises(CliError, match="no such file"):
+        read_data(f"@{tmp_path / 'missing.json'}")
+
+
+class Recorder(BaseHTTPRequestHandler):
+    seen: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Recorder.seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(b'{"predictions": [0]}')
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    Recorder.seen.clear()
+
+
+def test_iam_urls_are_signed_for_lambda(server: str) -> None:
+    payload = build_payload(b'{"instances": [[1, 2, 3, 4]]}', "iris", "lambda")
+    creds = Credentials("AKIDEXAMPLE", "secret")
+    answer = send(server, payload, auth_type="AWS_IAM", target="lambda", region="eu-west-1", credentials=creds)
+    assert answer.status == 200 and json.loads(answer.body) == {"predictions": [0]}
+    (seen,) = Recorder.seen
+    assert seen["path"] == "/v1/models/iris:predict"
+    auth = seen["headers"]["Authorization"]
+    assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/lambda/aws4_request" in auth
+    assert "X-Amz-Date" in seen["headers"]
+
+
+def test_public_urls_are_not_signed(server: str) -> None:
+    payload = build_payload(b'{"instances": [[1]]}', "iris", "lambda")
+    send(server, payload, auth_type="NONE", target="lambda", region="us-east-1")
+    assert "Authorization" not in Recorder.seen[0]["headers"]
+
+
+def test_iam_without_credentials_is_a_clear_error(server: str) -> None:
+    payload = build_payload(b'{"instances": [[1]]}', "iris", "lambda")
+    with pytest.raises(CliError, match="no AWS credentials"):
+        send(server, payload, auth_type="AWS_IAM", target="lambda", region="us-east-1", credentials=None)
+
+
+def test_unreachable_endpoint_is_a_clear_error() -> None:
+    payload = build_payload(b'{"instances": [[1]]}', "iris", "lambda")
+    with pytest.raises(CliError, match="could not reach"):
+        send("http://127.0.0.1:9", payload, auth_type="NONE", target="lambda", region="us-east-1", timeout=2)
