@@ -147,6 +147,9 @@ class Settings:
     model: str = setting("model.onnx", "The ONNX file, relative to the folder.")
     hooks: str = setting("", "A Python file in the folder with `preprocess`/`postprocess`; empty: none.")
     gpu: bool = setting(False, "The model needs a GPU (refused on Lambda).")
+    stages: tuple[str, ...] = setting(
+        ("dev", "prod"), "Stages this model may be deployed to (`mlfn deploy --stage`); each is its own stack."
+    )
     lambda_: LambdaSettings = field(default_factory=LambdaSettings, metadata={"toml": "lambda"})
     sagemaker: SageMakerSettings = field(default_factory=SageMakerSettings)
     ecs: EcsSettings = field(default_factory=EcsSettings)

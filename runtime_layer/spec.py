@@ -24,6 +24,7 @@ from .settings import Settings
 
 CONFIG_FILE = "mlfn.toml"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,46}[a-z0-9]$")
+STAGE_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,9 @@ def load_settings(directory: Path) -> Settings:
     elif not NAME_PATTERN.match(settings.name):
         raise SpecError(CONFIG_FILE, "name", "2 to 48 lowercase letters, digits and dashes, starting with a letter",
                         repr(settings.name))
+    for i, stage in enumerate(settings.stages):
+        if not STAGE_PATTERN.match(stage):
+            raise SpecError(CONFIG_FILE, f"stages[{i}]", "1 to 16 lowercase letters and digits", repr(stage))
     _check_consistency(settings)
     return settings
 
