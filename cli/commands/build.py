@@ -1,0 +1,79 @@
+"""`mlfn build MODEL_DIR`: write the model's container image as an OCI image layout, offline, without Docker."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..console import CliError, info, result
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("build", help="build a model's container image (OCI layout, no Docker needed)")
+    p.add_argument("model_dir", help="folder holding model.onnx and an optional mlfn.toml")
+    p.add_argument("--base", help="runtime base: an OCI layout folder, FOLDER:REF, a descriptor .json, or 'none' "
+                                  "(default: the local base from `mlfn runtime build`, else the shipped descriptor)")
+    p.add_argument("--out", help="OCI layout folder to write (default: <MLFN_HOME or .mlfn>/images/<name>)")
+    p.add_argument("--optimize", action="store_true",
+                   help="add onnxruntime's offline-optimised graph (model.optimized.onnx) and report load time/memory")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlfn.runtime.spec import load_spec
+
+    from ..packaging import base as bases
+    from ..packaging.layer import LayerError
+    from ..packaging.model_image import build_model_image
+    from ..packaging.oci import LayoutError
+
+    spec = load_spec(args.model_dir)
+    flavour = bases.flavour_for(spec)
+    try:
+        base = bases.resolve_base(flavour, args.base)
+    except bases.BaseError as exc:
+        raise CliError(str(exc)) from None
+    info(f"base ({flavour}): {base.describe()}")
+    out = Path(args.out) if args.out else bases.images_home() / spec.name
+    payload: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="mlfn-build-") as tmp:
+        extra: dict[str, Path] = {}
+        if args.optimize:
+            extra, payload["profile"] = _optimize(spec, flavour, Path(tmp))
+        try:
+            built = build_model_image(spec, base, out, extra_files=extra)
+        except (LayerError, LayoutError, bases.BaseError) as exc:
+            raise CliError(str(exc)) from None
+    layer = built.layer
+    info(f"model layer {layer.digest[:19]}: {layer.size / 1e6:.2f} MB compressed, {layer.uncompressed_size / 1e6:.2f}"
+         f" MB tar, {layer.entries} entries (model file {spec.model_bytes / 1e6:.2f} MB)")
+    info(f"image {built.ref} written to {out}")
+    payload.update({
+        "name": spec.name, "digest": built.digest, "layout": str(out), "ref": built.ref, "flavour": flavour,
+        "base": {"kind": base.kind, "source": base.source, "digest": base.image.digest if base.image else None,
+                 "reference": base.reference or None},
+        "layer": {"digest": layer.digest, "diff_id": layer.diff_id, "size": layer.size,
+                  "uncompressed_size": layer.uncompressed_size, "entries": layer.entries},
+        "model_bytes": spec.model_bytes,
+    })
+    result(payload, args.json, built.digest)
+    return 0
+
+
+def _optimize(spec: Any, flavour: str, tmp: Path) -> tuple[dict[str, Path], dict[str, Any]]:
+    from ..packaging.optimize import OPTIMIZED_NAME, OptimizeError, advice, optimize, profile
+
+    try:
+        before = profile(spec.model_path)
+        optimized = optimize(spec.model_path, tmp / OPTIMIZED_NAME, flavour)
+        after = profile(optimized)
+    except OptimizeError as exc:
+        raise CliError(str(exc)) from None
+    info(f"optimised graph: {optimized.stat().st_size / 1e6:.2f} MB (model {spec.model_bytes / 1e6:.2f} MB)")
+    info(f"session load: {before.load_s:.3f}s -> {after.load_s:.3f}s optimised; peak RSS {after.peak_rss_mb:.0f} MB")
+    info(f"target hint: {advice(after, spec.settings.lambda_.memory_mb)}")
+    return {OPTIMIZED_NAME: optimized}, {"original": before.to_json(), "optimized": after.to_json(),
+                                         "optimized_bytes": optimized.stat().st_size}

@@ -1,0 +1,115 @@
+"""Assemble a model's image as OCI data: the base's layers plus one deterministic layer holding the model folder."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlfn.runtime import __version__
+from mlfn.runtime.spec import ModelSpec
+
+from .base import DEFAULT_CMD, DEFAULT_ENTRYPOINT, Base, BaseError
+from .layer import MODEL_PREFIX, Layer, model_entries, write_layer
+from .oci import LAYER_GZIP, MANIFEST, PARTIAL, Descriptor, Image, Layout, canonical_json, make_manifest
+
+MODEL_DIR = "/" + MODEL_PREFIX
+EPOCH = "1970-01-01T00:00:00Z"  # a fixed creation time: the digest must not depend on when the build ran
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    image: Image
+    layer: Layer
+    layout: Layout
+    ref: str
+    base: Base
+
+    @property
+    def digest(self) -> str:
+        return self.image.digest
+
+
+def _merge_env(base_env: list[str], extra: Mapping[str, str]) -> list[str]:
+    kept = [e for e in base_env if e.split("=", 1)[0] not in extra]
+    return kept + [f"{k}={v}" for k, v in extra.items()]
+
+
+def labels_for(spec: ModelSpec, flavour: str, optimized: bool) -> dict[str, str]:
+    labels = {
+        "org.opencontainers.image.title": spec.name,
+        "dev.mlfn.version": __version__,
+        "dev.mlfn.flavour": flavour,
+        "dev.mlfn.model.name": spec.name,
+        "dev.mlfn.model.target": spec.target,
+        "dev.mlfn.model.signature": canonical_json(spec.signature_json()).decode(),
+    }
+    if spec.settings.description:
+        labels["org.opencontainers.image.description"] = spec.settings.description
+    if optimized:
+        labels["dev.mlfn.model.optimized"] = "model.optimized.onnx"
+    return labels
+
+
+def image_config(spec: ModelSpec, base: Base, layer: Layer, optimized: bool) -> dict[str, Any]:
+    """The base's config extended with the model's environment, command, labels, layer and history entry."""
+    base_cfg = base.config
+    inner = dict(base_cfg.get("config") or {})
+    flavour = base.flavour
+    wanted_arch = ARCHITECTURES[spec.settings.lambda_.architecture] if spec.target == "lambda" else "amd64"
+    arch = base_cfg.get("architecture", wanted_arch)
+    if arch != wanted_arch:
+        raise BaseError(f"the base is {arch} but the model needs {wanted_arch} (lambda.architecture)")
+    inner["Env"] = _merge_env(list(inner.get("Env") or [DEFAULT_PATH]), {"MLFN_MODEL_DIR": MODEL_DIR})
+    inner["Entrypoint"] = inner.get("Entrypoint") or DEFAULT_ENTRYPOINT[flavour]
+    inner["Cmd"] = DEFAULT_CMD[flavour]
+    inner["Labels"] = {**(inner.get("Labels") or {}), **labels_for(spec, flavour, optimized)}
+    if flavour == "gpu":
+        inner["ExposedPorts"] = {**(inner.get("ExposedPorts") or {}), "8080/tcp": {}}
+    rootfs = base_cfg.get("rootfs") or {"type": "layers", "diff_ids": []}
+    history = [*(base_cfg.get("history") or []),
+               {"created": EPOCH, "created_by": f"mlfn build {spec.name} (model layer at {MODEL_DIR})",
+                "comment": f"mlfn {__version__}"}]
+    return {
+        **{k: v for k, v in base_cfg.items() if k not in ("config", "rootfs", "history", "created")},
+        "architecture": arch,
+        "os": base_cfg.get("os", "linux"),
+        "created": EPOCH,
+        "config": inner,
+        "rootfs": {"type": "layers", "diff_ids": [*rootfs.get("diff_ids", []), layer.diff_id]},
+        "history": history,
+    }
+
+
+def build_model_image(spec: ModelSpec, base: Base, out: Path, *, extra_files: Mapping[str, Path] | None = None,
+                      ref: str | None = None) -> BuiltImage:
+    """Write the model's image to the OCI layout `out` (created if needed) and name it `ref` (default: its name)."""
+    layout = Layout(out).init()
+    with tempfile.NamedTemporaryFile(dir=layout.blobs, prefix="layer-", suffix=".tmp", delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+    try:
+        layer = write_layer(model_entries(spec.directory, extra=extra_files), tmp_path)
+        layout.put_file(tmp_path, layer.digest, move=True)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    layer = Layer(layout.blob_path(layer.digest), layer.digest, layer.size, layer.diff_id, layer.uncompressed_size,
+                  layer.entries)
+    config_bytes = canonical_json(image_config(spec, base, layer, bool(extra_files)))
+    base_layers = base.image.layers if base.image else []
+    annotations = {"org.opencontainers.image.base.digest": base.image.digest} if base.image else {}
+    if base.reference:
+        annotations["org.opencontainers.image.base.name"] = base.reference.split("@", 1)[0]
+    model_layer = Descriptor(LAYER_GZIP, layer.digest, layer.size)
+    image = Image(make_manifest(config_bytes, [*base_layers, model_layer], annotations), MANIFEST, config_bytes)
+    if base.layout is not None:
+        for d in base_layers:
+            layout.put_file(base.layout.blob_path(d.digest), d.digest)
+    index_notes = {PARTIAL: base.reference or "true"} if base.kind == "descriptor" else {}
+    name = ref or spec.name
+    layout.tag(name, image, index_notes)
+    layout.collect_garbage()
+    return BuiltImage(image, layer, layout, name, base)

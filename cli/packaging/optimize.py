@@ -1,0 +1,83 @@
+"""Build-time graph optimisation and a load-time/memory probe, each run in a fresh Python process so the numbers
+are the model's own (peak RSS of a process that imports onnxruntime and opens one session)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+OPTIMIZED_NAME = "model.optimized.onnx"  # mlfn.runtime loads this file instead of the model when it is present
+# "extended" keeps the graph portable across CPUs ("all" adds layout changes tied to the build machine's CPU);
+# the container (GPU) flavour gets "basic" so no CPU-only fused operators end up in a graph meant for CUDA.
+LEVELS = {"lambda": "ORT_ENABLE_EXTENDED", "gpu": "ORT_ENABLE_BASIC"}
+
+_PROBE = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+import onnxruntime as ort
+t1 = time.perf_counter()
+so = ort.SessionOptions()
+so.intra_op_num_threads = 1
+if sys.argv[2]:
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, sys.argv[3])
+    so.optimized_model_filepath = sys.argv[2]
+else:
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+ort.InferenceSession(sys.argv[1], so, providers=["CPUExecutionProvider"])
+t2 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+class OptimizeError(Exception):
+    """onnxruntime could not load or optimise the model."""
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """How long a session takes to open and the peak memory of the process that opened it."""
+
+    load_s: float
+    import_s: float
+    peak_rss_mb: float
+
+    def to_json(self) -> dict[str, float]:
+        return {"load_s": round(self.load_s, 4), "import_s": round(self.import_s, 4),
+                "peak_rss_mb": round(self.peak_rss_mb, 1)}
+
+
+def _run_probe(model: Path, optimized_out: Path | None = None, level: str = "") -> LoadProfile:
+    args = [sys.executable, "-c", _PROBE, str(model), str(optimized_out or ""), level]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=900, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise OptimizeError(f"onnxruntime could not load {model.name}: {tail}")
+    d = json.loads(proc.stdout.strip().splitlines()[-1])
+    return LoadProfile(d["load_s"], d["import_s"], d["peak_rss_mb"])
+
+
+def profile(model: Path) -> LoadProfile:
+    return _run_probe(model)
+
+
+def optimize(model: Path, out: Path, flavour: str) -> Path:
+    """Write onnxruntime's offline-optimised graph of `model` to `out`."""
+    _run_probe(model, out, LEVELS[flavour])
+    if not out.is_file():
+        raise OptimizeError(f"onnxruntime wrote no optimised model for {model.name}")
+    return out
+
+
+def advice(p: LoadProfile, lambda_memory_mb: int) -> str:
+    """A one-line hint for the target: Lambda's init phase is 10 s and memory at most 10,240 MB."""
+    need = p.peak_rss_mb * 1.5 + 128
+    if p.load_s > 8 or need > 10240:
+        return (f"load {p.load_s:.2f}s, peak {p.peak_rss_mb:.0f} MB: too heavy for Lambda's 10 s init / 10 GB; "
+                "use target sagemaker or ecs")
+    if need > lambda_memory_mb:
+        return f"load {p.load_s:.2f}s, peak {p.peak_rss_mb:.0f} MB: raise lambda.memory_mb to at least {need:.0f}"
+    return f"load {p.load_s:.2f}s, peak {p.peak_rss_mb:.0f} MB: fits Lambda at lambda.memory_mb = {lambda_memory_mb}"
