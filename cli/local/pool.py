@@ -1,0 +1,173 @@
+"""The sandboxes of one function, scheduled with Lambda's rules.
+
+- One invocation at a time per sandbox; a free (warm) sandbox is reused, most recently used first.
+- No free sandbox: start a new one (a cold start) unless the function is at its concurrency cap, in which case the
+  request is throttled at once (synchronous Lambda invokes never queue). The cap is the reserved concurrency, or the
+  emulator's account concurrency for unreserved functions (10 by default, as for a new AWS account).
+- Provisioned concurrency keeps that many sandboxes initialised (init type `provisioned-concurrency`, no cold start
+  reported) and exempt from reclaim; they count against the cap.
+- A sandbox idle longer than `idle_s` is reclaimed (scale to zero); a sandbox that timed out or crashed is gone and the
+  next request that needs one starts a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import dataclass
+
+from .config import FunctionConfig
+from .logsink import LogSink
+from .sandbox import InvokeResult, Sandbox
+
+DEFAULT_ACCOUNT_CONCURRENCY = 10
+
+
+def throttle_body(reserved: bool) -> bytes:
+    """Lambda's TooManyRequestsException document."""
+    reason = "ReservedFunctionConcurrentInvocationLimitExceeded" if reserved else "ConcurrentInvocationLimitExceeded"
+    return json.dumps({"Reason": reason, "Type": "User", "message": "Rate Exceeded."}).encode()
+
+
+@dataclass
+class PoolStats:
+    sandboxes: int = 0
+    busy: int = 0
+    idle: int = 0
+    starting: int = 0
+    invocations: int = 0
+    cold_starts: int = 0
+    throttles: int = 0
+    reclaimed: int = 0
+    recycled: int = 0  # ended by a timeout, a crash or an init error
+
+
+class FunctionPool:
+    """Schedules invocations of one function onto its sandboxes."""
+
+    def __init__(self, config: FunctionConfig, sink: LogSink, *,
+                 account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY, memory_mode: str = "auto") -> None:
+        self.config = config
+        self.sink = sink
+        self.account_concurrency = account_concurrency
+        self.memory_mode = memory_mode
+        self._idle: list[Sandbox] = []
+        self._busy: set[Sandbox] = set()
+        self._starting = 0
+        self._provisioned: set[Sandbox] = set()
+        self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
+        self.stats = PoolStats()
+
+    @property
+    def cap(self) -> int:
+        return self.config.reserved if self.config.reserved >= 0 else self.account_concurrency
+
+    def _total(self) -> int:
+        return len(self._idle) + len(self._busy) + self._starting
+
+    def snapshot(self) -> PoolStats:
+        s = self.stats
+        s.busy, s.idle, s.starting = len(self._busy), len(self._idle), self._starting
+        s.sandboxes = s.busy + s.idle
+        return PoolStats(**vars(s))
+
+    async def start(self) -> None:
+        """Start the reclaim loop and the provisioned sandboxes (waits until they are initialised)."""
+        self._reaper = asyncio.create_task(self._reap_loop())
+        await self._fill_provisioned()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        sandboxes = list(self._idle) + list(self._busy)
+        self._idle.clear()
+        await asyncio.gather(*(s.kill() for s in sandboxes), return_exceptions=True)
+
+    async def _new_sandbox(self, provisioned: bool) -> tuple[Sandbox | None, InvokeResult | None]:
+        self._starting += 1
+        sandbox = Sandbox(self.config, self.sink, provisioned=provisioned, memory_mode=self.memory_mode)
+        try:
+            error = await sandbox.start()
+        except BaseException:
+            await sandbox.kill()
+            raise
+        finally:
+            self._starting -= 1
+        if error is not None:
+            self.stats.recycled += 1
+            return None, error
+        if provisioned:
+            self._provisioned.add(sandbox)
+        return sandbox, None
+
+    async def _fill_provisioned(self) -> None:
+        self._provisioned = {s for s in self._provisioned if s.alive}
+        missing = min(self.config.provisioned, self.cap) - len(self._provisioned)
+        if missing <= 0 or self._closed:
+            return
+        results = await asyncio.gather(*(self._new_sandbox(True) for _ in range(missing)))
+        for sandbox, _error in results:
+            if sandbox is not None:
+                self._idle.append(sandbox)
+
+    def _take_idle(self) -> Sandbox | None:
+        while self._idle:
+            sandbox = self._idle.pop()
+            if sandbox.alive:
+                return sandbox
+            self.stats.recycled += 1
+            asyncio.get_running_loop().create_task(sandbox.kill())
+        return None
+
+    async def invoke(self, event: bytes) -> InvokeResult:
+        """Run one event: on a warm sandbox, a new one (cold start), or throttled."""
+        self.stats.invocations += 1
+        sandbox = self._take_idle()
+        if sandbox is None:
+            if self._total() >= self.cap or self._closed:
+                self.stats.throttles += 1
+                self.sandbox_log(f"Throttled: {self._total()} sandboxes running, concurrency cap {self.cap}")
+                return InvokeResult("throttled", throttle_body(self.config.reserved >= 0),
+                                    error_type="TooManyRequestsException")
+            sandbox, error = await self._new_sandbox(False)
+            if sandbox is None:
+                assert error is not None
+                return error
+            self.stats.cold_starts += 1
+        self._busy.add(sandbox)
+        try:
+            result = await sandbox.invoke(event)
+        finally:
+            self._busy.discard(sandbox)
+            if sandbox.alive and not self._closed:
+                self._idle.append(sandbox)
+            else:
+                self.stats.recycled += 1
+                if sandbox.alive:
+                    await sandbox.kill()
+        return result
+
+    def sandbox_log(self, message: str) -> None:
+        self.sink.write(self.config.log_group, "mlfn-local/scheduler", message)
+
+    async def _reap_loop(self) -> None:
+        interval = max(0.05, min(1.0, self.config.idle_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for sandbox in list(self._idle):
+                expired = now - sandbox.last_used >= self.config.idle_s and sandbox not in self._provisioned
+                if expired or not sandbox.alive:
+                    self._idle.remove(sandbox)
+                    if expired:
+                        self.stats.reclaimed += 1
+                        self.sandbox_log(f"Reclaimed idle sandbox {sandbox.id} after {self.config.idle_s:g} s")
+                    await sandbox.kill()
+            if self.config.provisioned:
+                await self._fill_provisioned()
