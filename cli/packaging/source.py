@@ -1,0 +1,46 @@
+"""What a push sends: an image from an OCI layout, with a way to read each blob it holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .oci import PARTIAL, Descriptor, Image, Layout
+
+CHUNK = 8 << 20
+
+
+class PushError(Exception):
+    """A push that cannot go on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class PushSource:
+    image: Image
+    layout: Layout
+    ref: str
+    base_reference: str = ""  # a declared base whose layers the layout does not hold
+
+    @classmethod
+    def from_layout(cls, path: Path, ref: str | None = None) -> PushSource:
+        layout = Layout(path)
+        image, annotations = layout.resolve(ref)
+        partial = annotations.get(PARTIAL, "")
+        return cls(image, layout, annotations.get("org.opencontainers.image.ref.name", ref or ""),
+                   partial if partial != "true" else "")
+
+    def blobs(self) -> list[tuple[Descriptor, str]]:
+        """Layers then config, each with a word for progress lines."""
+        return [*((d, "layer") for d in self.image.layers), (self.image.config_descriptor, "config")]
+
+    def has(self, desc: Descriptor) -> bool:
+        return self.layout.has_blob(desc.digest)
+
+    def path(self, desc: Descriptor) -> Path:
+        return self.layout.blob_path(desc.digest)
+
+    def chunks(self, desc: Descriptor, size: int = CHUNK) -> Iterator[bytes]:
+        with self.path(desc).open("rb") as f:
+            while chunk := f.read(size):
+                yield chunk

@@ -1,0 +1,151 @@
+"""`mlfn build`: a deterministic model layer and an image config that extends the base."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlfn.cli.main import main
+from mlfn.cli.packaging.base import Base, from_layout
+from mlfn.cli.packaging.layer import rootfs_entries, write_layer
+from mlfn.cli.packaging.oci import LAYER_GZIP, Descriptor, Image, Layout, canonical_json, make_manifest
+
+from .helpers import layer_members, mlfn_json
+
+
+def test_same_input_same_digest_across_paths_and_mtimes(iris_dir: Path, tmp_path: Path, mlfn_home: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    first = mlfn_json(capsys, "build", str(iris_dir))
+    again = mlfn_json(capsys, "build", str(iris_dir), "--out", str(tmp_path / "again"))
+    elsewhere = tmp_path / "elsewhere" / "deeper" / "iris"
+    shutil.copytree(iris_dir, elsewhere)
+    for i, f in enumerate(sorted(elsewhere.iterdir())):
+        os.utime(f, (1_000_000 + i, 1_000_000 + i))
+        f.chmod(0o600)
+    (elsewhere / "__pycache__").mkdir()
+    (elsewhere / "__pycache__" / "hooks.cpython-311.pyc").write_bytes(b"cache")
+    copy = mlfn_json(capsys, "build", str(elsewhere), "--out", str(tmp_path / "copy"))
+    assert first["digest"].startswith("sha256:")
+    assert first["digest"] == again["digest"] == copy["digest"]
+    assert first["layer"]["digest"] == copy["layer"]["digest"]
+
+    (elsewhere / "labels.txt").write_text("changed\n")
+    changed = mlfn_json(capsys, "build", str(elsewhere), "--out", str(tmp_path / "changed"))
+    assert changed["digest"] != first["digest"]
+
+
+def test_prints_the_digest_and_which_base(iris_dir: Path, mlfn_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", str(iris_dir)]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip().startswith("sha256:") and len(out.strip()) == 71
+    assert "base (lambda): none" in err
+
+
+def test_layer_is_normalised_and_holds_only_the_folder(iris_dir: Path, mlfn_home: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (iris_dir / "sub").mkdir()
+    (iris_dir / "sub" / "run.sh").write_text("#!/bin/sh\n")
+    (iris_dir / "sub" / "run.sh").chmod(0o700)
+    (iris_dir / "alias.txt").symlink_to("labels.txt")
+    built = mlfn_json(capsys, "build", str(iris_dir))
+    blob = Path(built["layout"]) / "blobs" / "sha256" / built["layer"]["digest"].split(":")[1]
+    assert blob.read_bytes()[4:8] == b"\0\0\0\0"  # gzip header mtime
+    members = layer_members(blob)
+    names = [m.name for m in members]
+    assert names == sorted(names, key=lambda n: n.split("/"))
+    assert names[:3] == ["opt", "opt/mlfn", "opt/mlfn/model"]
+    assert set(names[3:]) == {f"opt/mlfn/model/{n}" for n in
+                              ("alias.txt", "labels.txt", "mlfn.toml", "model.onnx", "sub", "sub/run.sh")}
+    by_name = {m.name: m for m in members}
+    assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and not m.uname for m in members)
+    assert by_name["opt/mlfn/model/sub/run.sh"].mode == 0o755
+    assert by_name["opt/mlfn/model/model.onnx"].mode == 0o644
+    assert by_name["opt/mlfn/model/alias.txt"].issym() and by_name["opt/mlfn/model/alias.txt"].linkname == "labels.txt"
+
+
+def test_refuses_a_symlink_out_of_the_folder(iris_dir: Path, tmp_path: Path, mlfn_home: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the image")
+    (iris_dir / "leak.txt").symlink_to(secret)
+    assert main(["build", str(iris_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "leak.txt" in err and "symlink" in err and "Traceback" not in err
+
+
+def test_config_extends_the_base(iris_dir: Path, tmp_path: Path, mlfn_home: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    base_dir = _tiny_base(tmp_path / "base")
+    built = mlfn_json(capsys, "build", str(iris_dir), "--base", str(base_dir))
+    layout = Layout(Path(built["layout"]))
+    image, _ = layout.resolve("iris")
+    base, _ = Layout(base_dir).resolve()
+    cfg = image.config
+    assert image.digest == built["digest"]
+    assert image.layers[:-1] == base.layers and image.layers[-1].digest == built["layer"]["digest"]
+    assert cfg["rootfs"]["diff_ids"] == [*base.config["rootfs"]["diff_ids"], built["layer"]["diff_id"]]
+    assert layout.missing_blobs(image) == []
+    inner = cfg["config"]
+    assert "MLFN_MODEL_DIR=/opt/mlfn/model" in inner["Env"] and "BASE_VAR=1" in inner["Env"]
+    assert inner["Entrypoint"] == ["/usr/bin/python3", "-m", "awslambdaric"]
+    assert inner["Cmd"] == ["mlfn.runtime.lambda_handler.handler"]
+    labels = inner["Labels"]
+    assert labels["dev.mlfn.base"] == "tiny" and labels["dev.mlfn.model.name"] == "iris"
+    signature = json.loads(labels["dev.mlfn.model.signature"])
+    assert signature["inputs"][0]["datatype"] == "FP32" and signature["inputs"][0]["shape"] == [-1, 4]
+    assert labels["dev.mlfn.version"]
+    assert len(cfg["history"]) == 2 and cfg["created"] == "1970-01-01T00:00:00Z"
+    assert image.manifest["annotations"]["org.opencontainers.image.base.digest"] == base.digest
+
+
+def test_container_target_gets_the_serve_command(iris_dir: Path, mlfn_home: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    (iris_dir / "mlfn.toml").write_text('target = "sagemaker"\n')
+    built = mlfn_json(capsys, "build", str(iris_dir))
+    cfg = Layout(Path(built["layout"])).resolve()[0].config["config"]
+    assert built["flavour"] == "gpu"
+    assert cfg["Entrypoint"] == ["python3", "-m", "mlfn.runtime.server"] and cfg["Cmd"] == ["serve"]
+    assert "8080/tcp" in cfg["ExposedPorts"]
+
+
+def test_optimize_adds_the_optimised_graph_and_reports_load(iris_dir: Path, mlfn_home: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    built = mlfn_json(capsys, "build", str(iris_dir), "--optimize")
+    blob = Path(built["layout"]) / "blobs" / "sha256" / built["layer"]["digest"].split(":")[1]
+    assert "opt/mlfn/model/model.optimized.onnx" in [m.name for m in layer_members(blob)]
+    prof = built["profile"]
+    assert prof["optimized"]["peak_rss_mb"] > 10 and prof["original"]["load_s"] > 0
+    assert mlfn_json(capsys, "build", str(iris_dir), "--optimize")["digest"] == built["digest"]
+
+
+def test_architecture_mismatch_is_refused(iris_dir: Path, tmp_path: Path, mlfn_home: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    (iris_dir / "mlfn.toml").write_text('[lambda]\narchitecture = "arm64"\n')
+    assert main(["build", str(iris_dir), "--base", str(_tiny_base(tmp_path / "base"))]) == 2
+    assert "amd64" in capsys.readouterr().err
+
+
+def _tiny_base(path: Path) -> Path:
+    """A small stand-in base image (one layer) written with the same layer writer `mlfn runtime build` uses."""
+    root = path.parent / "rootfs"
+    (root / "usr" / "bin").mkdir(parents=True)
+    (root / "usr" / "bin" / "hello").write_text("#!/bin/sh\necho hi\n")
+    layout = Layout(path).init()
+    layer = write_layer(rootfs_entries(root), path / "layer.tmp")
+    layout.put_file(layer.path, layer.digest, move=True)
+    config = canonical_json({
+        "architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
+        "config": {"Env": ["PATH=/usr/bin", "BASE_VAR=1"], "Entrypoint": ["/usr/bin/python3", "-m", "awslambdaric"],
+                   "Cmd": ["x"], "Labels": {"dev.mlfn.base": "tiny"}},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "tiny base"}],
+    })
+    image = Image(make_manifest(config, [Descriptor(LAYER_GZIP, layer.digest, layer.size)]),
+                  "application/vnd.oci.image.manifest.v1+json", config)
+    layout.tag("tiny", image)
+    assert isinstance(from_layout(path, "lambda"), Base)
+    return path
