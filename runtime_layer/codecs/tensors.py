@@ -1,0 +1,215 @@
+"""Tensors between JSON values and numpy: the checks every protocol shares, computed once per model input.
+
+Decoding is `np.asarray` on the lists orjson produced, then one vectorized cast to the input's dtype:
+no per-element Python. A cast is only made when it keeps every value: integers may feed float inputs,
+integral floats and in-range integers may feed integer inputs, 0/1 may feed booleans; strings never feed
+numbers nor numbers strings. Encoding is `orjson` with numpy support: NaN and infinities become `null`
+(JSON has no literal for them; orjson writes null), bytes become `{"b64": ...}` as in KServe v1.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ..dtypes import DTYPES, DType
+from ..errors import RequestError
+from ..onnx_signature import Dim
+from ..spec import TensorSpec
+
+JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+JSON_CONTENT_TYPE = "application/json"
+
+_NUMERIC_KINDS = "biuf"
+_V2_BY_NUMPY: dict[np.dtype[Any], str] = {d.numpy: d.v2 for d in DTYPES if d.numpy is not None}
+_V2_BY_NUMPY.update({np.dtype(np.str_): "BYTES", np.dtype(np.bytes_): "BYTES"})
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """One model input with everything a request is checked against, precomputed."""
+
+    name: str
+    dtype: DType
+    numpy: np.dtype[Any] | None  # None: numpy cannot hold it (bfloat16)
+    shape: tuple[Dim, ...] | None
+    fixed: tuple[tuple[int, int], ...]  # (axis, size) of every fixed dimension
+    described: str  # e.g. "float32[?, 4]"
+    batched: bool  # the first dimension is dynamic
+
+    @classmethod
+    def of(cls, spec: TensorSpec) -> Port:
+        if spec.dtype is None:  # pragma: no cover - load_spec refuses non-tensor inputs
+            raise ValueError(f"input {spec.name!r} is not a tensor")
+        shape = spec.shape
+        fixed = tuple((axis, d) for axis, d in enumerate(shape or ()) if isinstance(d, int))
+        return cls(spec.name, spec.dtype, spec.dtype.numpy, shape, fixed, spec.describe(), spec.has_batch_dim)
+
+    @property
+    def rank(self) -> int | None:
+        return None if self.shape is None else len(self.shape)
+
+    def error(self, problem: str, received: str, **details: object) -> RequestError:
+        """A 400 naming this input, what was received and what was expected."""
+        error = RequestError(
+            f"input {self.name!r}: {problem}; expected {self.described}, got {received}",
+            input=self.name, expected=self.described, received=received,
+        )
+        error.details.update(details)
+        return error
+
+    def require_numpy(self) -> np.dtype[Any]:
+        if self.numpy is None:
+            raise RequestError(
+                f"input {self.name!r} is {self.dtype.name}, which numpy and so this server cannot hold",
+                input=self.name, expected=self.described, received="any data",
+            )
+        return self.numpy
+
+    def from_json(self, values: Any) -> np.ndarray:
+        """A JSON value (number, bool, string or nested lists of them) as an array of this input's dtype."""
+        try:
+            array = np.asarray(values)
+        except (ValueError, OverflowError) as exc:
+            text = str(exc)
+            if "inhomogeneous" in text:
+                detail = text[text.find("inhomogeneous") :].split(". ", 1)[0].rstrip(".")
+                raise self.error("nested lists are ragged", f"rows of different lengths ({detail})") from None
+            raise self.error("values do not form an array", text) from None
+        return self.cast(array)
+
+    def cast(self, array: np.ndarray) -> np.ndarray:
+        """`array` in this input's dtype if that keeps every value; RequestError otherwise."""
+        target = self.require_numpy()
+        source = array.dtype
+        if source == target:
+            return array
+        kind, want = source.kind, target.kind
+        if array.size == 0 and kind in _NUMERIC_KINDS:
+            return array.astype(target)
+        if want == "O":  # ONNX string
+            if kind in "US":
+                return array.astype(object)
+            if kind == "O" and all(isinstance(v, str | bytes) for v in array.flat):
+                return array
+            raise self.error("wrong value type", _received(array))
+        if kind not in _NUMERIC_KINDS:
+            raise self.error("values are not numeric", _received(array))
+        if want == "f":
+            return array.astype(target)
+        if want in "iu":
+            if kind == "f" and not bool(np.all(np.isfinite(array)) and np.all(np.trunc(array) == array)):
+                raise self.error("wrong value type", _received(array))
+            if kind != "b":
+                info = np.iinfo(target)
+                low, high = array.min(), array.max()
+                if low < info.min or high > info.max:
+                    raise self.error(f"values out of range {info.min}..{info.max}", f"values from {low} to {high}")
+            return array.astype(target)
+        if want == "b":
+            if kind in "iuf" and bool(np.all((array == 0) | (array == 1))):
+                return array.astype(target)
+            raise self.error("wrong value type", _received(array))
+        raise self.error("wrong value type", _received(array))  # pragma: no cover - every ONNX kind handled
+
+    def check(self, value: Any) -> np.ndarray:
+        """An array that fits this input (dtype cast as `cast` allows, rank, fixed dimensions)."""
+        array: np.ndarray = value if isinstance(value, np.ndarray) else np.asarray(value)
+        if array.dtype != self.numpy:
+            array = self.cast(array)
+        shape = self.shape
+        if shape is not None:
+            if array.ndim != len(shape):
+                raise self.error(f"wrong rank {array.ndim}", f"shape {list(array.shape)}")
+            for axis, size in self.fixed:
+                if array.shape[axis] != size:
+                    raise self.error(f"dimension {axis} must be {size}", f"shape {list(array.shape)}")
+        return array
+
+
+def _received(array: np.ndarray) -> str:
+    """What kind of values an array holds, with an example, for error messages (error path only)."""
+    kind = array.dtype.kind
+    if kind in "US":
+        for value in array.flat:
+            try:
+                float(value)
+            except ValueError:
+                return f"strings such as {str(value)!r}"
+        return f"numbers written as strings such as {str(array.flat[0])!r}"
+    if kind == "O":
+        for value in array.flat:
+            if value is None:
+                return "null values"
+            if not isinstance(value, int | float | bool | np.generic):
+                return f"{_json_type(value)} values such as {_short(value)}"
+        return "mixed values"
+    if kind == "b":
+        return "booleans"
+    if kind in "iu":
+        return f"integers such as {array.flat[0]}"
+    if kind == "f":
+        for value in array.flat:
+            if not math.isfinite(value) or value != int(value):
+                return f"numbers with fractions such as {value}"
+        return "floating-point numbers"
+    return f"{array.dtype} values"
+
+
+def _json_type(value: object) -> str:
+    names: dict[type, str] = {dict: "object", list: "array", str: "string"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def v2_datatype(array: np.ndarray) -> str:
+    """The Open Inference Protocol datatype of an array."""
+    try:
+        return _V2_BY_NUMPY[array.dtype]
+    except KeyError:
+        return "BYTES" if array.dtype.kind == "O" else str(array.dtype).upper()
+
+
+def _default(value: Any) -> Any:
+    """orjson's fallback: arrays it cannot write directly, numpy scalars, bytes."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, tuple | set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: Any) -> bytes:
+    """JSON bytes for protocol documents holding numpy arrays (NaN/inf as null)."""
+    return orjson.dumps(value, default=_default, option=JSON_OPTIONS)
+
+
+def loads(body: bytes | str, what: str = "request body") -> Any:
+    """Parse JSON, turning a syntax error into a 400 that gives the position."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc).split(":", 1)[0]
+        raise RequestError(
+            f"malformed JSON in the {what} at line {exc.lineno} column {exc.colno} (char {exc.pos}): {reason}",
+            expected="a JSON document", received=_snippet(body, exc.pos), position=exc.pos,
+        ) from None
+
+
+def _snippet(body: bytes | str, pos: int) -> str:
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    start = max(0, pos - 20)
+    return ("..." if start else "") + text[start : pos + 20]

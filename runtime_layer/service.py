@@ -1,0 +1,228 @@
+"""Protocol-level operations over one model, with no HTTP framework: what every route of the app calls.
+
+`InferenceService.from_dir(model_dir)` loads the spec, the hooks and the model once. Each operation takes
+the request body and lower-cased headers and returns a `Reply` (status, body, content type, headers), or
+raises `RequestError` (4xx: the caller's fault, message names what and why) or `ModelError` (500).
+
+Which decoding applies where:
+- KServe v1 `:predict` and SageMaker `/invocations`: the hooks' `preprocess` first (any content type); when
+  it returns None or is absent, JSON (v1 `instances`/`inputs`, a bare list of rows, or on /invocations a v2
+  request) or, on /invocations, `text/csv`. `postprocess` shapes the answer (v1 wraps it in `predictions`).
+- v2 `infer`: the Open Inference Protocol only, JSON or binary tensors; hooks never apply.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .codecs import csv, v1, v2, v2_binary
+from .codecs.tensors import JSON_CONTENT_TYPE, dumps, loads
+from .errors import ModelError, RequestError
+from .hooks import NO_HOOKS, Hooks, load_hooks
+from .model import Model
+from .spec import ModelSpec, load_spec
+
+Observer = Callable[[float, int], None]
+"""Called after each model run with (inference seconds, batch rows): a hook for metrics."""
+
+MODEL_VERSION = "1"
+SERVER_NAME = "mlfn"
+# Content types a JSON protocol reads as JSON: none given, JSON itself, and curl's default for `-d`.
+_JSON_TYPES = frozenset({"", "application/json", "text/json", "application/x-www-form-urlencoded"})
+_V2_TYPES = _JSON_TYPES | {v2_binary.OCTET_STREAM}
+_PASS = object()  # preprocess declined: decode the body ourselves
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the app sends back: status, body bytes, content type and any extra headers."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def media_type(headers: Mapping[str, str], name: str = "content-type") -> str:
+    """`text/csv; charset=utf-8` -> `text/csv`."""
+    return headers.get(name, "").split(";", 1)[0].strip().lower()
+
+
+def _is_json(kind: str) -> bool:
+    return kind in _JSON_TYPES or kind.endswith("+json")
+
+
+def _wants_csv(headers: Mapping[str, str]) -> bool:
+    accept = headers.get("accept", "")
+    return "text/csv" in accept and not accept.lstrip().startswith(("application/json", "*/*"))
+
+
+class InferenceService:
+    """One model's protocol operations (KServe v1, Open Inference Protocol v2, SageMaker)."""
+
+    def __init__(
+        self, spec: ModelSpec, model: Model, hooks: Hooks = NO_HOOKS, *, observer: Observer | None = None
+    ) -> None:
+        self.spec = spec
+        self.model = model
+        self.hooks = hooks
+        self.observer = observer
+        self.name = spec.name
+        self._ports = model.ports
+        self._single = next(iter(model.ports.values())) if len(model.ports) == 1 else None
+        self._csv_ok = self._single is not None and csv.accepts(self._single)
+        self._v2_metadata = v2.model_metadata(spec, MODEL_VERSION)
+        accepted = ["application/json", *(["text/csv"] if self._csv_ok else [])]
+        if hooks.preprocess_fn is not None:
+            accepted.append(f"whatever preprocess in {hooks.file} accepts")
+        self._accepted = ", ".join(accepted)
+
+    @classmethod
+    def from_dir(
+        cls, model_dir: str | Path, *, observer: Observer | None = None, threads: int | None = None
+    ) -> InferenceService:
+        """Load a model directory: spec, hooks (first: they fail fast), then the session."""
+        spec = load_spec(model_dir)
+        hooks = load_hooks(spec.hooks_path)
+        return cls(spec, Model(spec, threads=threads), hooks, observer=observer)
+
+    def ready(self) -> bool:
+        return self.model.session is not None
+
+    # ------------------------------------------------------------------ running
+
+    def _run(self, feeds: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, Any]:
+        checked = self.model.check(feeds)
+        start = time.perf_counter()
+        outputs = self.model.run_checked(checked, self.model.output_names if names is None else names)
+        observer = self.observer
+        if observer is not None:
+            observer(time.perf_counter() - start, self._rows(checked))
+        return outputs
+
+    def _rows(self, feeds: Mapping[str, np.ndarray]) -> int:
+        if not self.model.batched:
+            return 1
+        first = next(iter(feeds.values()))
+        return int(first.shape[0]) if first.ndim else 1
+
+    def _check_name(self, name: str) -> None:
+        if name != self.name:
+            raise RequestError(f"model {name!r} not found; this endpoint serves {self.name!r}", 404,
+                               model=name, expected=self.name)
+
+    # ------------------------------------------------------------------ KServe v1
+
+    def v1_model(self, name: str) -> dict[str, Any]:
+        self._check_name(name)
+        return {"name": self.name, "ready": self.ready()}
+
+    def v1_predict(self, name: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        self._check_name(name)
+        kind = media_type(headers)
+        result = self._hooked(body, kind)
+        if result is _PASS:
+            if not _is_json(kind):
+                raise self._unsupported(kind, "application/json")
+            result = self._predict_v1(loads(body))
+        return self._json({"predictions": result})
+
+    def _hooked(self, body: bytes, kind: str) -> Any:
+        """The answer through the hooks' preprocess, or `_PASS` when it declines (or there is none)."""
+        if self.hooks.preprocess_fn is None:
+            return _PASS
+        feeds = self.hooks.preprocess(body, kind)
+        if feeds is None:
+            return _PASS
+        return self._finish(feeds, self._run(feeds))
+
+    def _finish(self, feeds: Mapping[str, Any], outputs: dict[str, Any]) -> Any:
+        """One stacked run's answer: postprocess's, else v1 predictions."""
+        if self.hooks.postprocess_fn is not None:
+            return self.hooks.postprocess(outputs)
+        return v1.predictions([outputs], v1.Batch([dict(feeds)], v1.rows_of(feeds), True), self.model.output_names)
+
+    def _predict_v1(self, doc: Any) -> Any:
+        batch = v1.decode(doc, self._ports, self.model.batched)
+        results = [self._run(feeds) for feeds in batch.runs]
+        if self.hooks.postprocess_fn is not None:
+            post = self.hooks.postprocess
+            return post(results[0]) if batch.stacked else [post(r) for r in results]
+        return v1.predictions(results, batch, self.model.output_names)
+
+    # ------------------------------------------------------------------ Open Inference Protocol v2
+
+    def v2_server_metadata(self) -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": __version__, "extensions": list(v2.EXTENSIONS)}
+
+    def v2_model_metadata(self, name: str) -> dict[str, Any]:
+        self._check_name(name)
+        return self._v2_metadata
+
+    def v2_infer(self, name: str, body: bytes, headers: Mapping[str, str]) -> Reply:
+        self._check_name(name)
+        kind = media_type(headers)
+        if kind not in _V2_TYPES and not kind.endswith("+json"):
+            raise self._unsupported(kind, "application/json, or application/octet-stream with binary tensors")
+        request = v2.decode(body, headers.get(v2_binary.HEADER), self._ports, loads)
+        return self._infer_v2(request)
+
+    def _infer_v2(self, request: v2.InferRequest) -> Reply:
+        names = request.outputs
+        if names is None:
+            names = list(self.model.output_names)
+        else:
+            self.model.check_outputs(names)
+        outputs = self._run(request.feeds, names)
+        body, content_type, headers = v2.encode(self.name, MODEL_VERSION, request, outputs, names)
+        return Reply(200, body, content_type, headers)
+
+    # ------------------------------------------------------------------ SageMaker
+
+    def invocations(self, body: bytes, headers: Mapping[str, str]) -> Reply:
+        """SageMaker's POST /invocations: hooks, JSON (v1, v2 or rows), text/csv; CSV out on Accept: text/csv."""
+        kind = media_type(headers)
+        wrap = self.hooks.postprocess_fn is None
+        result = self._hooked(body, kind)
+        if result is not _PASS:
+            return self._answer(result, headers, wrap)
+        if _is_json(kind):
+            doc = loads(body)
+            if v2.is_request(doc):
+                return self._infer_v2(v2.decode_doc(doc, memoryview(b""), self._ports))
+            return self._answer(self._predict_v1(doc), headers, wrap)
+        if kind == csv.CONTENT_TYPE:
+            if self._single is None or not self._csv_ok:
+                described = ", ".join(f"{p.name} ({p.described})" for p in self._ports.values())
+                raise RequestError(f"text/csv needs a model with one numeric 1-D or 2-D input; this model has "
+                                   f"{described}; send application/json", 415,
+                                   expected="application/json", received=kind)
+            feeds = {self._single.name: csv.decode(body, self._single)}
+            return self._answer(self._finish(feeds, self._run(feeds)), headers, wrap)
+        raise self._unsupported(kind, self._accepted)
+
+    def _answer(self, result: Any, headers: Mapping[str, str], wrap: bool) -> Reply:
+        """CSV when asked for and the result is one 1-D/2-D array, else JSON (`{"predictions": ...}` by default)."""
+        if _wants_csv(headers) and csv.can_encode(result):
+            return Reply(200, csv.encode(result), csv.CONTENT_TYPE)
+        return self._json({"predictions": result} if wrap else result)
+
+    # ------------------------------------------------------------------ replies
+
+    def _json(self, document: Any) -> Reply:
+        try:
+            body = dumps(document)
+        except TypeError as exc:
+            raise ModelError(f"the result cannot be written as JSON: {exc}") from exc
+        return Reply(200, body, JSON_CONTENT_TYPE)
+
+    def _unsupported(self, kind: str, accepted: str) -> RequestError:
+        return RequestError(f"unsupported content type {kind or '(none)'!r}; expected {accepted}", 415,
+                            expected=accepted, received=kind or "(none)")
