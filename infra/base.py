@@ -1,0 +1,48 @@
+"""What every mlfn model construct shares: the spec, the target check, the image source, the outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from constructs import Construct
+
+from mlfn.runtime.spec import ModelSpec, load_spec
+
+from .checks import InfraError, resolve_target
+from .image import EcrImage
+
+
+class MlfnModel(Construct):
+    """Base of `MlfnLambdaModel`, `MlfnSageMakerModel` and `MlfnEcsGpuModel`.
+
+    Give either `spec` (from `mlfn.runtime.spec.load_spec`) or `model_dir`. `image_uri` (alias `image`) is
+    an ECR image `ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO@sha256:...`, as `mlfn deploy` pushes; without
+    it the model is built as an image asset on the runtime base image at deploy time.
+    """
+
+    TARGET: ClassVar[str]
+    invoke_url: str
+    auth_type: str
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        spec: ModelSpec | None = None,
+        model_dir: str | Path | None = None,
+        image_uri: str | None = None,
+        image: str | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        if (spec is None) == (model_dir is None):
+            raise InfraError(f"{type(self).__name__} needs exactly one of spec= or model_dir=")
+        self.spec: ModelSpec = spec if spec is not None else load_spec(model_dir)  # type: ignore[arg-type]
+        resolve_target(self.spec, self.TARGET)
+        uri = image_uri or image
+        self.image: EcrImage | None = EcrImage.parse(uri) if uri else None
+
+    def outputs(self) -> dict[str, str]:
+        """The target's own stack outputs (names a person needs), beyond InvokeUrl, AuthType and Target."""
+        raise NotImplementedError

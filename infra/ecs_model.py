@@ -1,0 +1,5 @@
+from .base import MlfnModel
+
+
+class MlfnEcsGpuModel(MlfnModel):
+    TARGET = "ecs"

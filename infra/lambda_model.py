@@ -1,0 +1,126 @@
+"""`MlfnLambdaModel`: a container-image function, alias `live`, provisioned-concurrency autoscaling, Function URL.
+
+Provisioned concurrency: with `provisioned_max = 0` (the default) the function runs on demand only and no
+scalable target is registered (Application Auto Scaling refuses a maximum of 0). With `provisioned_max > 0` a
+scalable target spans `provisioned_min..provisioned_max`, target tracking holds utilization at
+`target_utilization`, and `[[lambda.schedules]]` move the bounds. Target tracking cannot start from zero
+(utilization is undefined without provisioned concurrency), so with `provisioned_min = 0` a schedule is what
+raises it; between schedules the function still serves on demand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from mlfn.runtime.spec import ModelSpec
+
+from .base import MlfnModel
+from .image import MODEL_DIR_IN_IMAGE, asset_options
+from .monitoring import ModelMetrics, ModelMonitoring, retained_log_group
+
+ALIAS_NAME = "live"
+# Headers a browser needs to send a SigV4-signed request (CORS only applies when origins are configured).
+CORS_HEADERS = ["content-type", "authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256"]
+
+
+class MlfnLambdaModel(MlfnModel):
+    """One model as a Lambda function with a Function URL on its `live` alias."""
+
+    TARGET = "lambda"
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        spec: ModelSpec | None = None,
+        model_dir: str | Path | None = None,
+        image_uri: str | None = None,
+        image: str | None = None,
+    ) -> None:
+        super().__init__(scope, id, spec=spec, model_dir=model_dir, image_uri=image_uri, image=image)
+        s = self.spec.settings
+        lam = s.lambda_
+        arm = lam.architecture == "arm64"
+
+        self.log_group = retained_log_group(self, "Logs", s.logs.retention_days)
+        # Its own role instead of AWSLambdaBasicExecutionRole: it may write to its log group and nothing else.
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                             description=f"mlfn {self.spec.name}: function role (writes its own logs only)")
+        self.log_group.grant_write(self.role)
+
+        self.function = lambda_.DockerImageFunction(
+            self, "Function",
+            code=self._code(arm),
+            description=(s.description or f"mlfn model {self.spec.name}")[:256],
+            memory_size=lam.memory_mb,
+            timeout=cdk.Duration.seconds(lam.timeout_s),
+            ephemeral_storage_size=cdk.Size.mebibytes(lam.ephemeral_storage_mb),
+            architecture=lambda_.Architecture.ARM_64 if arm else lambda_.Architecture.X86_64,
+            reserved_concurrent_executions=None if lam.reserved_concurrency < 0 else lam.reserved_concurrency,
+            environment={"MLFN_MODEL_DIR": MODEL_DIR_IN_IMAGE},
+            role=self.role,
+            log_group=self.log_group,
+        )
+        self.alias = lambda_.Alias(
+            self, "Alias", alias_name=ALIAS_NAME, version=self.function.current_version,
+            provisioned_concurrent_executions=lam.provisioned_min or None,
+        )
+        self.scaling = self._autoscaling()
+
+        none = s.auth.type == "none"
+        cors = None
+        if s.auth.cors_origins:
+            cors = lambda_.FunctionUrlCorsOptions(
+                allowed_origins=list(s.auth.cors_origins),
+                allowed_methods=[lambda_.HttpMethod.GET, lambda_.HttpMethod.POST],
+                allowed_headers=CORS_HEADERS,
+                max_age=cdk.Duration.hours(1),
+            )
+        self.url = self.alias.add_function_url(
+            auth_type=lambda_.FunctionUrlAuthType.NONE if none else lambda_.FunctionUrlAuthType.AWS_IAM, cors=cors
+        )
+        self.invoke_url = self.url.url
+        self.auth_type = "NONE" if none else "AWS_IAM"
+
+        self.monitoring = ModelMonitoring(self, "Monitoring", title=f"mlfn {self.spec.name}", metrics=ModelMetrics(
+            invocations=self.alias.metric_invocations(period=cdk.Duration.minutes(5)),
+            errors=self.alias.metric_errors(period=cdk.Duration.minutes(5)),
+            throttles=self.alias.metric_throttles(period=cdk.Duration.minutes(5)),
+            latency_p99=self.alias.metric_duration(statistic="p99", period=cdk.Duration.minutes(5)),
+            latency_threshold=lam.timeout_s * 1000 * 0.8,
+        ))
+
+    def _code(self, arm: bool) -> lambda_.DockerImageCode:
+        if self.image is not None:
+            repository = ecr.Repository.from_repository_attributes(
+                self, "Repository", repository_arn=self.image.repository_arn, repository_name=self.image.repository
+            )
+            return lambda_.DockerImageCode.from_ecr(repository, tag_or_digest=self.image.reference)
+        from aws_cdk.aws_ecr_assets import Platform
+
+        platform = Platform.LINUX_ARM64 if arm else Platform.LINUX_AMD64
+        return lambda_.DockerImageCode.from_image_asset(**asset_options(self, self.spec, self.TARGET, platform))
+
+    def _autoscaling(self) -> lambda_.IScalableFunctionAttribute | None:
+        lam = self.spec.settings.lambda_
+        if lam.provisioned_max == 0:
+            return None
+        scaling = self.alias.add_auto_scaling(min_capacity=lam.provisioned_min, max_capacity=lam.provisioned_max)
+        scaling.scale_on_utilization(utilization_target=lam.target_utilization)
+        for i, sched in enumerate(lam.schedules):
+            scaling.scale_on_schedule(
+                sched.name or f"Schedule{i}", schedule=appscaling.Schedule.expression(sched.cron),
+                min_capacity=sched.min, max_capacity=sched.max,
+            )
+        return scaling
+
+    def outputs(self) -> dict[str, str]:
+        return {"FunctionName": self.function.function_name, "AliasName": ALIAS_NAME}
