@@ -1,0 +1,516 @@
+"""The serving core: a plain ASGI app that routes every protocol straight to `InferenceService`.
+
+Each request pays for one dictionary lookup (or a split of the path), one read of the body and two `send`
+calls; no middleware stack, no request objects, no validation models. FastAPI is kept for what it is good
+at, the OpenAPI docs: `mlfn.runtime.app` puts this core in front of a FastAPI app, and the Lambda handler
+loads that FastAPI app only when someone asks for the docs. Anything the core does not route goes to the
+`fallback` ASGI app when one is given.
+
+Per request the core: takes the request id (incoming `x-request-id`, else the Lambda request id, else a
+new uuid4) and returns it as `x-request-id`; refuses a body over `server.max_body_bytes` with 413 (by
+Content-Length before reading, and by counting while reading chunked bodies); runs the blocking model call
+in a thread pool sized to the CPU share (or inline on Lambda, which serves one request at a time); turns
+`RequestError` into its status with a JSON body, `ModelError` into 500 with the request id, and any other
+exception into 500 `{"error": "internal error", "request_id": ...}` with the traceback only in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+import zlib
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import __version__
+from .errors import ModelError, RequestError
+from .metrics import MetricsProvider, NoopMetrics
+from .service import InferenceService, Reply
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+log = logging.getLogger("mlfn.runtime")
+
+JSON = "application/json"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
+RETRY_AFTER_S = "1"
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+DECODERS: dict[str, Callable[[], Any]] = {
+    "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+    "x-gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
+    "deflate": lambda: zlib.decompressobj(),
+}
+
+
+class NotReady(Exception):
+    """The model is still loading (or failed to load): 503 with Retry-After."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the route handlers see it."""
+
+    scope: Scope
+    receive: Receive
+    request_id: str
+    params: Mapping[str, str]
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route template (the metrics label) and its handler per HTTP method."""
+
+    template: str
+    methods: Mapping[str, Handler]
+
+
+def load_service(model_dir: str | Path, metrics: MetricsProvider) -> InferenceService:
+    """Build the service for a model directory, reporting model runs and the load time to `metrics`."""
+    started = time.perf_counter()
+    service = InferenceService.from_dir(model_dir, observer=metrics.inference)
+    spec = service.spec
+    info = {"name": spec.name, "target": spec.target, "producer": spec.producer, "version": __version__}
+    metrics.model_loaded(info, time.perf_counter() - started)
+    return service
+
+
+def json_reply(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Reply:
+    return Reply(status, orjson.dumps(payload), JSON, headers or {})
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of one (lower-case) request header."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's `x-request-id` when it is sane, else Lambda's request id, else a new uuid4."""
+    incoming = header(scope, b"x-request-id")
+    if incoming and REQUEST_ID.match(incoming):
+        return incoming
+    context = scope.get("aws.context")
+    lambda_id = getattr(context, "aws_request_id", None)
+    if isinstance(lambda_id, str) and lambda_id:
+        return lambda_id
+    return uuid.uuid4().hex
+
+
+def headers_of(scope: Scope) -> dict[str, str]:
+    """Request headers as a dict of lower-case names (ASGI servers and Mangum already lower-case them)."""
+    return {bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1") for k, v in scope["headers"]}
+
+
+def too_large(limit: int, received: str) -> RequestError:
+    return RequestError(
+        f"request body too large: the limit is {limit} bytes (server.max_body_bytes)",
+        413, limit=limit, received=received,
+    )
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body, refused with 413 once it passes `limit` bytes, decompressed if it says so."""
+    length = header(scope, b"content-length")
+    if length is not None:
+        if not length.isdigit():
+            raise RequestError("invalid Content-Length header", 400, received=length[:40])
+        if int(length) > limit:
+            raise too_large(limit, f"Content-Length {length}")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionResetError("client disconnected while sending the body")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise too_large(limit, f"more than {limit} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    encoding = header(scope, b"content-encoding")
+    if encoding and encoding.strip().lower() not in ("identity", ""):
+        body = decompress(body, encoding.strip().lower(), limit)
+    return body
+
+
+def decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """A gzip or deflate body, never inflated past `limit` bytes (a small bomb stays small)."""
+    factory = DECODERS.get(encoding)
+    if factory is None:
+        raise RequestError(f"unsupported Content-Encoding {encoding!r}", 415, expected="gzip, deflate or identity")
+    decoder = factory()
+    try:
+        out: bytes = decoder.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise RequestError(f"body is not valid {encoding} data: {exc}", 400) from None
+    if len(out) > limit or decoder.unconsumed_tail:
+        raise too_large(limit, f"more than {limit} bytes once decompressed")
+    return out
+
+
+class ServingCore:
+    """The ASGI app serving one InferenceService over KServe v1, OIP v2, SageMaker and Prometheus routes.
+
+    `service` may be a loaded service or a Future of one (the server binds its port first and loads the
+    model in the background; until it is done, readiness routes say 503 and inference answers 503 with
+    Retry-After). `executor=None` makes a thread pool sized to the CPU share; `inline=True` runs the model
+    on the event loop's thread instead (Lambda: one request per sandbox, so a pool only adds a hand-off).
+    """
+
+    def __init__(
+        self,
+        service: InferenceService | Future[InferenceService],
+        *,
+        metrics: MetricsProvider | None = None,
+        executor: Executor | None = None,
+        inline: bool = False,
+        fallback: ASGIApp | None = None,
+        fallback_paths: Collection[str] | None = None,
+        access_log: bool = False,
+    ) -> None:
+        self.metrics: MetricsProvider = metrics if metrics is not None else NoopMetrics()
+        self.fallback = fallback
+        self.fallback_paths = fallback_paths
+        self.access_log = access_log
+        self._inline = inline
+        self._executor = executor if executor is not None or inline else ThreadPoolExecutor(
+            max_workers=_pool_size(), thread_name_prefix="mlfn-model"
+        )
+        self._owns_executor = executor is None and not inline
+        self._service: InferenceService | None = None
+        self._pending: Future[InferenceService] | None = None
+        self._limit = 0
+        self._versions: tuple[str, ...] | None = None
+        if isinstance(service, Future):
+            self._pending = service
+            service.add_done_callback(self._on_loaded)
+        else:
+            self._adopt(service)
+        self._static, self._v1, self._v2 = self._routes()
+
+    # ------------------------------------------------------------------ the model
+
+    def _on_loaded(self, future: Future[InferenceService]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._adopt(future.result())
+
+    def _adopt(self, service: InferenceService) -> None:
+        if service.observer is None:  # a service built elsewhere still reports its runs
+            service.observer = self.metrics.inference
+        self._limit = service.spec.settings.server.max_body_bytes
+        versions = service.v2_model_metadata(service.spec.name).get("versions")
+        self._versions = tuple(str(v) for v in versions) if versions else None
+        self._service = service
+
+    @property
+    def service(self) -> InferenceService | None:
+        """The loaded service, or None while it loads."""
+        return self._service
+
+    def _ready_service(self) -> InferenceService:
+        service = self._service
+        if service is None:
+            raise NotReady()
+        return service
+
+    def shutdown(self) -> None:
+        """Stop the thread pool this core made (the server calls this after the last request)."""
+        if self._owns_executor and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, fn: Callable[..., Reply], *args: Any) -> Reply:
+        if self._executor is None:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # ------------------------------------------------------------------ routing
+
+    def _routes(self) -> tuple[dict[str, Route], dict[str, Route], dict[str, Route]]:
+        get, post = ("GET",), ("POST",)
+
+        def route(template: str, methods: tuple[str, ...], handler: Handler) -> Route:
+            return Route(template, dict.fromkeys(methods, handler))
+
+        static = {
+            "/": Route("/", {"GET": self._index, "POST": self._invocations}),
+            "/ping": route("/ping", get, self._ping),
+            "/invocations": route("/invocations", post, self._invocations),
+            "/metrics": route("/metrics", get, self._metrics),
+            "/v1/models": route("/v1/models", get, self._v1_list),
+            "/v2": route("/v2", get, self._v2_server),
+            "/v2/health/live": route("/v2/health/live", get, self._live),
+            "/v2/health/ready": route("/v2/health/ready", get, self._ready),
+            "/v2/repository/index": route("/v2/repository/index", post, self._v2_index),
+        }
+        v1 = {
+            "model": route("/v1/models/{name}", get, self._v1_model),
+            "predict": route("/v1/models/{name}:predict", post, self._v1_predict),
+        }
+        v2 = {
+            "": route("/v2/models/{name}", get, self._v2_model),
+            "ready": route("/v2/models/{name}/ready", get, self._v2_model_ready),
+            "infer": route("/v2/models/{name}/infer", post, self._v2_infer),
+            "v": route("/v2/models/{name}/versions/{version}", get, self._v2_model),
+            "v/ready": route("/v2/models/{name}/versions/{version}/ready", get, self._v2_model_ready),
+            "v/infer": route("/v2/models/{name}/versions/{version}/infer", post, self._v2_infer),
+        }
+        return static, v1, v2
+
+    def match(self, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route for a path and its parameters, or None."""
+        route = self._static.get(path)
+        if route is not None:
+            return route, {}
+        if path.startswith("/v1/models/"):
+            rest = path[11:]
+            if rest.endswith(":predict"):
+                name, key = rest[:-8], "predict"
+            else:
+                name, key = rest, "model"
+            return (self._v1[key], {"name": name}) if name and "/" not in name else None
+        if path.startswith("/v2/models/"):
+            parts = path[11:].split("/")
+            name = parts[0]
+            if not name:
+                return None
+            params = {"name": name}
+            prefix = ""
+            if len(parts) >= 3 and parts[1] == "versions" and parts[2]:
+                params["version"] = parts[2]
+                parts = parts[3:]
+                prefix = "v"
+            else:
+                parts = parts[1:]
+            if len(parts) > 1:
+                return None
+            tail = parts[0] if parts else ""
+            key = f"{prefix}/{tail}" if prefix and tail else prefix or tail
+            found = self._v2.get(key)
+            return (found, params) if found is not None else None
+        return None
+
+    # ------------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._other(scope, receive, send)
+            return
+        started = time.perf_counter()
+        rid = request_id_of(scope)
+        path: str = scope["path"]
+        root: str = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):] or "/"
+        method: str = scope["method"]
+        found = self.match(path)
+        if found is None:
+            if self.fallback is not None and (self.fallback_paths is None or path in self.fallback_paths):
+                await self._delegate(scope, receive, send, rid, started)
+                return
+            template, reply = "unmatched", json_reply(404, {"error": f"no route {method} {path}", "docs": "/docs"})
+        else:
+            route, params = found
+            template = route.template
+            handler = route.methods.get("GET" if method == "HEAD" else method)
+            if handler is None:
+                allowed = sorted({*route.methods, *(("HEAD",) if "GET" in route.methods else ())})
+                reply = json_reply(
+                    405, {"error": f"method {method} is not allowed on {path}", "allowed": allowed},
+                    {"allow": ", ".join(allowed)},
+                )
+            else:
+                reply = await self._handle(handler, Call(scope, receive, rid, params), method, path)
+        try:
+            await send_reply(send, reply, rid, head=method == "HEAD")
+        finally:
+            elapsed = time.perf_counter() - started
+            self.metrics.request(template, reply.status, elapsed)
+            if self.access_log:
+                log.info("%s %s %d %.2fms request_id=%s", method, path, reply.status, elapsed * 1000, rid)
+
+    async def _handle(self, handler: Handler, call: Call, method: str, path: str) -> Reply:
+        try:
+            return await handler(call)
+        except RequestError as exc:
+            extra = {"connection": "close"} if exc.status == 413 else None
+            return json_reply(exc.status, exc.to_json(), extra)
+        except NotReady:
+            return json_reply(503, {"error": "the model is not ready yet", "request_id": call.request_id},
+                              {"retry-after": RETRY_AFTER_S})
+        except ModelError as exc:
+            log.error("request %s: %s %s: model error: %s", call.request_id, method, path, exc.message)
+            return json_reply(500, {**exc.to_json(), "request_id": call.request_id})
+        except Exception:
+            log.exception("request %s: %s %s failed", call.request_id, method, path)
+            return json_reply(500, {"error": "internal error", "request_id": call.request_id})
+
+    async def _delegate(self, scope: Scope, receive: Receive, send: Send, rid: str, started: float) -> None:
+        """Hand a request the core does not route (docs, routes users added) to the fallback app."""
+        assert self.fallback is not None
+        status = 500
+        sent = False
+        rid_header = (b"x-request-id", rid.encode("latin-1"))
+
+        async def tagged_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status, sent = message["status"], True
+                message = {**message, "headers": [*message.get("headers", ()), rid_header]}
+            await send(message)
+
+        scope["mlfn.request_id"] = rid
+        try:
+            await self.fallback(scope, receive, tagged_send)
+        except Exception:
+            log.exception("request %s: %s %s failed", rid, scope["method"], scope["path"])
+            if not sent:
+                status = 500
+                await send_reply(send, json_reply(500, {"error": "internal error", "request_id": rid}), rid)
+        finally:
+            self.metrics.request("other", status, time.perf_counter() - started)
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Lifespan (and websockets) go to the fallback; without one, lifespan is acknowledged here."""
+        if self.fallback is not None:
+            await self.fallback(scope, receive, send)
+            return
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    # ------------------------------------------------------------------ handlers
+
+    async def _index(self, call: Call) -> Reply:
+        service = self._service
+        return json_reply(200, {
+            "name": service.spec.name if service else None,
+            "ready": bool(service and service.ready()),
+            "server": "mlfn",
+            "version": __version__,
+            "protocols": {
+                "kserve_v1": "/v1/models/{name}:predict",
+                "oip_v2": "/v2/models/{name}/infer",
+                "sagemaker": "/invocations",
+            },
+            "docs": "/docs",
+        })
+
+    async def _ping(self, call: Call) -> Reply:
+        service = self._service
+        if service is not None and service.ready():
+            return Reply(200, b"", "text/plain; charset=utf-8", {})
+        return json_reply(503, {"error": "the model is not ready yet"}, {"retry-after": RETRY_AFTER_S})
+
+    async def _live(self, call: Call) -> Reply:
+        return json_reply(200, {"live": True})
+
+    async def _ready(self, call: Call) -> Reply:
+        service = self._service
+        ready = service is not None and service.ready()
+        return json_reply(200 if ready else 503, {"ready": ready})
+
+    async def _metrics(self, call: Call) -> Reply:
+        exposed = self.metrics.exposition()
+        if exposed is None:
+            return json_reply(404, {
+                "error": "no Prometheus metrics here: on Lambda metrics go to CloudWatch as Embedded Metric Format",
+            })
+        body, content_type = exposed
+        return Reply(200, body, content_type, {})
+
+    async def _invocations(self, call: Call) -> Reply:
+        service = self._ready_service()
+        body = await read_body(call.scope, call.receive, self._limit)
+        return await self._run(service.invocations, body, headers_of(call.scope))
+
+    async def _v1_list(self, call: Call) -> Reply:
+        return json_reply(200, {"models": [self._ready_service().spec.name]})
+
+    async def _v1_model(self, call: Call) -> Reply:
+        return json_reply(200, self._ready_service().v1_model(call.params["name"]))
+
+    async def _v1_predict(self, call: Call) -> Reply:
+        service = self._ready_service()
+        body = await read_body(call.scope, call.receive, self._limit)
+        return await self._run(service.v1_predict, call.params["name"], body, headers_of(call.scope))
+
+    async def _v2_server(self, call: Call) -> Reply:
+        return json_reply(200, self._ready_service().v2_server_metadata())
+
+    def _check_version(self, params: Mapping[str, str]) -> None:
+        version = params.get("version")
+        if version is not None and self._versions is not None and version not in self._versions:
+            raise RequestError(
+                f"model {params['name']!r} has no version {version!r}", 404, available=list(self._versions)
+            )
+
+    async def _v2_model(self, call: Call) -> Reply:
+        service = self._ready_service()
+        metadata = service.v2_model_metadata(call.params["name"])
+        self._check_version(call.params)
+        return json_reply(200, metadata)
+
+    async def _v2_model_ready(self, call: Call) -> Reply:
+        service = self._ready_service()
+        service.v2_model_metadata(call.params["name"])  # 404 for an unknown name
+        self._check_version(call.params)
+        ready = service.ready()
+        return json_reply(200 if ready else 503, {"name": call.params["name"], "ready": ready})
+
+    async def _v2_index(self, call: Call) -> Reply:
+        service = self._ready_service()
+        entry: dict[str, object] = {"name": service.spec.name, "state": "READY" if service.ready() else "UNAVAILABLE"}
+        if self._versions:
+            entry["version"] = self._versions[0]
+        return json_reply(200, [entry])
+
+    async def _v2_infer(self, call: Call) -> Reply:
+        service = self._ready_service()
+        self._check_version(call.params)
+        body = await read_body(call.scope, call.receive, self._limit)
+        return await self._run(service.v2_infer, call.params["name"], body, headers_of(call.scope))
+
+
+async def send_reply(send: Send, reply: Reply, request_id: str, *, head: bool = False) -> None:
+    """Send a Reply with its length, content type, extra headers and the request id."""
+    headers = [
+        (b"content-type", reply.content_type.encode("latin-1")),
+        (b"content-length", str(len(reply.body)).encode("latin-1")),
+        (b"x-request-id", request_id.encode("latin-1")),
+    ]
+    for key, value in reply.headers.items():
+        headers.append((key.lower().encode("latin-1"), str(value).encode("latin-1")))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else reply.body})
+
+
+def _pool_size() -> int:
+    from .cpu_share import cpu_share
+
+    return cpu_share().threads

@@ -1,0 +1,162 @@
+"""The container entry point: `python -m mlfn.runtime.server [serve] [--model-dir D] [--host H] [--port P]`.
+
+SageMaker starts an image as `docker run IMAGE serve` and wants it to accept connections within 250 ms,
+then polls `GET /ping` (2 s timeout) until it answers 200. Loading a model takes longer than 250 ms, and so
+does importing uvicorn and FastAPI. So this module binds and listens on the port first, with nothing but
+the standard library imported (the kernel completes TCP handshakes from then on), loads the model in a
+background thread while the web stack imports, and serves at once: until the model is loaded, `/ping`,
+`/v2/health/ready` and inference answer 503 (with Retry-After) and `/v2/health/live` answers 200. A model
+that fails to load stops the server with exit code 1 and the reason on stderr.
+
+Port: `--port`, else `MLFN_PORT`, else `SAGEMAKER_BIND_TO_PORT` (multi-container endpoints), else 8080.
+Model directory: `--model-dir`, else `MLFN_MODEL_DIR`, else `/opt/mlfn/model`. uvicorn runs one process
+with uvloop and httptools when installed; model runs go to a thread pool sized to the CPU share. SIGTERM
+stops accepting, lets in-flight requests finish (up to 25 s: SageMaker and ECS kill 30 s after SIGTERM)
+and exits 0.
+"""
+
+from __future__ import annotations
+
+import time
+
+STARTED = time.perf_counter()
+
+import argparse  # noqa: E402 - the start timer comes first
+import logging  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from concurrent.futures import Future  # noqa: E402
+from typing import Any  # noqa: E402
+
+log = logging.getLogger("mlfn.runtime.server")
+
+DEFAULT_MODEL_DIR = "/opt/mlfn/model"
+DEFAULT_PORT = 8080
+GRACEFUL_SHUTDOWN_S = 25
+BACKLOG = 2048
+
+
+def default_port(environ: dict[str, str] | os._Environ[str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    for name in ("MLFN_PORT", "SAGEMAKER_BIND_TO_PORT"):
+        value = env.get(name, "").strip()
+        if value:
+            if not value.isdigit() or not 0 <= int(value) <= 65535:
+                raise SystemExit(f"mlfn server: error: {name} must be a port number, got {value!r}")
+            return int(value)
+    return DEFAULT_PORT
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlfn.runtime.server", description="Serve one ONNX model directory over HTTP."
+    )
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve"],
+                        help="`serve` (what SageMaker passes); the default")
+    parser.add_argument("--model-dir", default=os.environ.get("MLFN_MODEL_DIR", DEFAULT_MODEL_DIR),
+                        help="model directory (default: $MLFN_MODEL_DIR or /opt/mlfn/model)")
+    parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="port (default: $MLFN_PORT, $SAGEMAKER_BIND_TO_PORT or 8080; 0 picks a free one)")
+    parser.add_argument("--access-log", action="store_true",
+                        default=os.environ.get("MLFN_ACCESS_LOG", "") not in ("", "0", "false"),
+                        help="log one line per request with its request id (default: $MLFN_ACCESS_LOG or off)")
+    parser.add_argument("--log-level", default=os.environ.get("MLFN_LOG_LEVEL", "info"),
+                        choices=["critical", "error", "warning", "info", "debug"])
+    args = parser.parse_args(argv)
+    if args.port is None:
+        args.port = default_port()
+    return args
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket: from here on the kernel accepts connections, before anything heavy is imported."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+def load_in_background(model_dir: str, metrics: Any) -> Future[Any]:
+    """Start loading the model in a thread; the Future holds the InferenceService or the load's error."""
+    future: Future[Any] = Future()
+
+    def load() -> None:
+        try:
+            from .asgi import load_service
+
+            future.set_result(load_service(model_dir, metrics))
+        except BaseException as exc:  # handed to the main thread through the Future
+            future.set_exception(exc)
+
+    threading.Thread(target=load, name="mlfn-load", daemon=True).start()
+    return future
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Bind, load, serve until SIGTERM/SIGINT; 0 on a clean stop, 1 if the model failed to load."""
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", args.host, args.port, exc.strerror or exc)
+        return 1
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    log.info("listening on http://%s:%s (model loading from %s)", shown, port, args.model_dir)
+
+    from .metrics.prometheus import PrometheusMetrics
+
+    metrics = PrometheusMetrics()
+    future = load_in_background(args.model_dir, metrics)
+
+    import uvicorn
+
+    from .app import create_app
+
+    app = create_app(future, metrics=metrics, access_log=args.access_log)
+    config = uvicorn.Config(
+        app, loop="auto", http="auto", lifespan="on", log_config=None, log_level=args.log_level,
+        access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False,
+    )
+    server = uvicorn.Server(config)
+    failed: list[BaseException] = []
+
+    def loaded(done: Future[Any]) -> None:
+        error = done.exception()
+        if error is not None:
+            failed.append(error)
+            server.should_exit = True
+            return
+        ready = time.perf_counter() - STARTED
+        metrics.cold_start(ready)
+        log.info("model %s ready in %.0f ms after start", done.result().spec.name, ready * 1000)
+
+    future.add_done_callback(loaded)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        app.core.shutdown()  # type: ignore[attr-defined]
+        sock.close()
+    if failed:
+        from .errors import MlfnError
+
+        error = failed[0]
+        if isinstance(error, MlfnError):  # a message meant for a person: no traceback
+            log.error("model failed to load: %s", error)
+        else:
+            log.error("model failed to load", exc_info=error)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return serve(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
