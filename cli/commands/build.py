@@ -64,16 +64,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _optimize(spec: Any, flavour: str, tmp: Path) -> tuple[dict[str, Path], dict[str, Any]]:
-    from ..packaging.optimize import OPTIMIZED_NAME, OptimizeError, advice, optimize, profile
+    from mlfn.runtime.model import optimized_path
 
+    from ..packaging.optimize import OptimizeError, advice, optimize, profile
+
+    name = optimized_path(spec).relative_to(spec.directory).as_posix()  # the file mlfn.runtime.model prefers
     try:
         before = profile(spec.model_path)
-        optimized = optimize(spec.model_path, tmp / OPTIMIZED_NAME, flavour)
+        optimized = optimize(spec.model_path, tmp / "optimized.onnx", flavour)
         after = profile(optimized)
     except OptimizeError as exc:
         raise CliError(str(exc)) from None
     info(f"optimised graph: {optimized.stat().st_size / 1e6:.2f} MB (model {spec.model_bytes / 1e6:.2f} MB)")
     info(f"session load: {before.load_s:.3f}s -> {after.load_s:.3f}s optimised; peak RSS {after.peak_rss_mb:.0f} MB")
     info(f"target hint: {advice(after, spec.settings.lambda_.memory_mb)}")
-    return {OPTIMIZED_NAME: optimized}, {"original": before.to_json(), "optimized": after.to_json(),
+    return {name: optimized}, {"original": before.to_json(), "optimized": after.to_json(),
                                          "optimized_bytes": optimized.stat().st_size}

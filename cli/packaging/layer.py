@@ -72,15 +72,17 @@ def _excluded(rel: PurePosixPath) -> bool:
     return any(p in EXCLUDED_NAMES for p in rel.parts) or rel.name.endswith(EXCLUDED_SUFFIXES)
 
 
-def model_entries(directory: Path, prefix: str = MODEL_PREFIX, extra: Mapping[str, Path] | None = None) -> list[Entry]:
+def model_entries(directory: Path, prefix: str = MODEL_PREFIX, extra: Mapping[str, Path] | None = None,
+                  exclude: Iterable[str] = ()) -> list[Entry]:
     """The entries of a model folder placed at `prefix`, with modes normalised (0755 for folders and executables,
     0644 otherwise) and symlinks kept only when they stay inside the folder. `extra` adds generated files
-    (name inside the folder -> file), replacing a file of the same name."""
+    (name inside the folder -> file), replacing a file of the same name; `exclude` leaves out relative paths."""
     root = directory.resolve()
     extra = dict(extra or {})
+    left_out = set(exclude) | set(extra)
     entries = _parents(prefix)
     for path, rel in _walk_sorted(root):
-        if _excluded(rel) or str(rel) in extra:
+        if _excluded(rel) or str(rel) in left_out:
             continue
         st = path.lstat()
         name = f"{prefix}/{rel}"
@@ -101,18 +103,18 @@ def model_entries(directory: Path, prefix: str = MODEL_PREFIX, extra: Mapping[st
     return sorted(entries, key=lambda e: PurePosixPath(e.name).parts)
 
 
-def rootfs_entries(root: Path, skip: Iterable[str] = ()) -> list[Entry]:
-    """The entries of a whole root filesystem, keeping modes (setuid included), owners, symlinks and hard links.
-    Device nodes, sockets and pipes are left out (a container runtime provides /dev); `skip` names top-level
-    folders whose contents are left out but which are kept empty (proc, sys, dev, tmp, run)."""
+def rootfs_entries(root: Path, skip: Iterable[str] = (), prefix: str = "") -> list[Entry]:
+    """The entries of a whole root filesystem (or of a tree placed at `prefix`), keeping modes (setuid included),
+    owners, symlinks and hard links. Device nodes, sockets and pipes are left out (a container runtime provides
+    /dev); `skip` names top-level folders whose contents are left out but which are kept empty (proc, sys, dev)."""
     skipped = set(skip)
-    entries: list[Entry] = []
+    entries: list[Entry] = _parents(prefix) if prefix else []
     first_name: dict[tuple[int, int], str] = {}
     for path, rel in _walk_sorted(root):
         if rel.parts[0] in skipped and len(rel.parts) > 1:
             continue
         st = path.lstat()
-        name = str(rel)
+        name = f"{prefix}/{rel}" if prefix else str(rel)
         mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISLNK(st.st_mode):
             entries.append(Entry(name, "symlink", 0o777, link=os.readlink(path), uid=st.st_uid, gid=st.st_gid))

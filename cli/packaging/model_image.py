@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from mlfn.runtime import __version__
+from mlfn.runtime.model import optimized_path
 from mlfn.runtime.spec import ModelSpec
 
 from .base import DEFAULT_CMD, DEFAULT_ENTRYPOINT, Base, BaseError
@@ -51,7 +52,7 @@ def labels_for(spec: ModelSpec, flavour: str, optimized: bool) -> dict[str, str]
     if spec.settings.description:
         labels["org.opencontainers.image.description"] = spec.settings.description
     if optimized:
-        labels["dev.mlfn.model.optimized"] = "model.optimized.onnx"
+        labels["dev.mlfn.model.optimized"] = optimized_path(spec).relative_to(spec.directory).as_posix()
     return labels
 
 
@@ -92,7 +93,10 @@ def build_model_image(spec: ModelSpec, base: Base, out: Path, *, extra_files: Ma
     with tempfile.NamedTemporaryFile(dir=layout.blobs, prefix="layer-", suffix=".tmp", delete=False) as tmp:
         tmp_path = Path(tmp.name)
     try:
-        layer = write_layer(model_entries(spec.directory, extra=extra_files), tmp_path)
+        # A stale optimised graph left in the folder must not ship: the layer's fixed mtimes would make the runtime
+        # take it for current. Only the one `--optimize` writes (in extra_files) goes in.
+        stale = optimized_path(spec).relative_to(spec.directory).as_posix()
+        layer = write_layer(model_entries(spec.directory, extra=extra_files, exclude=[stale]), tmp_path)
         layout.put_file(tmp_path, layer.digest, move=True)
     finally:
         tmp_path.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-OPTIMIZED_NAME = "model.optimized.onnx"  # mlfn.runtime loads this file instead of the model when it is present
 # "extended" keeps the graph portable across CPUs ("all" adds layout changes tied to the build machine's CPU);
 # the container (GPU) flavour gets "basic" so no CPU-only fused operators end up in a graph meant for CUDA.
 LEVELS = {"lambda": "ORT_ENABLE_EXTENDED", "gpu": "ORT_ENABLE_BASIC"}

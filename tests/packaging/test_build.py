@@ -149,3 +149,11 @@ def _tiny_base(path: Path) -> Path:
     layout.tag("tiny", image)
     assert isinstance(from_layout(path, "lambda"), Base)
     return path
+
+
+def test_a_stale_optimised_graph_in_the_folder_is_left_out(iris_dir: Path, mlfn_home: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    clean = mlfn_json(capsys, "build", str(iris_dir))
+    (iris_dir / "model.optimized.onnx").write_bytes(b"stale graph from an older model")
+    again = mlfn_json(capsys, "build", str(iris_dir))
+    assert again["digest"] == clean["digest"]
