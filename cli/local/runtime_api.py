@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "/2018-06-01/runtime"
-MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # Lambda's synchronous response limit, 6 MB
+MAX_RESPONSE_BYTES = 6291556  # Lambda's synchronous response limit ("6 MB"; the exact number AWS reports)
 _INVOCATION_PATH = re.compile(rf"^{PREFIX}/invocation/([^/]+)/(response|error)$")
 
 
@@ -109,6 +109,8 @@ class RuntimeApi:
                 _write_response(writer, status, reply_headers, reply)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            return
+        except asyncio.CancelledError:  # stop(): end quietly (asyncio's stream callback would log a cancelled task)
             return
         finally:
             self._connections.discard(task)

@@ -1,0 +1,210 @@
+"""SageMaker endpoints and ECS services of the emulator: the runtime's `serve` process behind the gateway.
+
+One instance per endpoint, started on the first request after deploy or after scale-to-zero (a cold start: the
+request waits for `GET /ping` to answer 200, as SageMaker waits for a healthy container) and stopped after `idle_s`
+without requests. SageMaker endpoints answer `POST /endpoints/<name>/invocations` (SigV4, service `sagemaker`) like
+InvokeEndpoint: the model's 2xx answer as is, anything else as a 424 ModelError document. ECS services are a plain
+reverse proxy (like the load balancer in front of the service), with auth NONE unless registered otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+
+import httpx
+
+from .config import ContainerConfig
+from .gateway import MAX_REQUEST_BYTES, GatewayRequest, json_reply
+from .logsink import LogSink
+from .memory import MemoryGuard, limit_memory
+from .payload_v2 import Caller, HttpReply
+
+HOP_HEADERS = {"host", "connection", "content-length", "transfer-encoding", "keep-alive", "authorization",
+               "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ContainerEndpoint:
+    """The gateway target of one SageMaker endpoint or ECS service, and its (0 or 1) running instance."""
+
+    max_request_bytes = MAX_REQUEST_BYTES
+
+    def __init__(self, config: ContainerConfig, sink: LogSink, *, memory_mode: str = "auto") -> None:
+        self.config = config
+        self.sink = sink
+        self.memory_mode = memory_mode
+        self.url_id = config.url_id
+        self.auth_type = config.auth_type
+        self.region = config.region
+        self.signing_service = "sagemaker" if config.kind == "sagemaker" else "execute-api"
+        self.process: asyncio.subprocess.Process | None = None
+        self.guard: MemoryGuard | None = None
+        self.port = 0
+        self.stream = ""
+        self.in_flight = 0
+        self.last_used = time.monotonic()
+        self.starts = 0
+        self.reclaimed = 0
+        self._lock = asyncio.Lock()
+        self._client = httpx.AsyncClient(timeout=config.request_timeout_s)
+        self._reaper: asyncio.Task[None] | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self) -> None:
+        self._reaper = asyncio.create_task(self._reap_loop())
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        await self._stop_instance()
+        await self._client.aclose()
+
+    def log(self, message: str) -> None:
+        self.sink.write(self.config.log_group, self.stream or "mlfn-local/scheduler", message)
+
+    def _command(self) -> list[str]:
+        if self.config.command:
+            return [part.replace("{port}", str(self.port)) for part in self.config.command]
+        return [sys.executable, "-m", "mlfn.runtime.server", "serve", "--port", str(self.port)]
+
+    async def _ensure_instance(self) -> tuple[bool, float, HttpReply | None]:
+        """Make sure an instance answers /ping; returns (cold start, start ms, error reply)."""
+        async with self._lock:
+            if self.running:
+                return False, 0.0, None
+            started = time.perf_counter()
+            self.port = _free_port()
+            self.stream = (f"AllTraffic/{uuid.uuid4().hex[:12]}" if self.config.kind == "sagemaker"
+                           else f"mlfn/{self.config.name}/{uuid.uuid4().hex}")
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "en_US.UTF-8", "PYTHONUNBUFFERED": "1",
+                   "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "MLFN_MODEL_DIR": self.config.model_dir,
+                   "MLFN_PORT": str(self.port), "AWS_REGION": self.config.region, **self.config.env}
+            self.process = await asyncio.create_subprocess_exec(
+                *self._command(), env=env, cwd=self.config.model_dir, start_new_session=True,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            self.guard = limit_memory(self.process.pid, self.config.memory_mb * 1024 * 1024,
+                                      f"mlfn-{self.stream[-12:]}", prefer=self.memory_mode)
+            self._pump = asyncio.create_task(self._pump_output(self.process))
+            self.starts += 1
+            self.log(f"Starting instance on port {self.port} (cold start)")
+            deadline = time.monotonic() + self.config.ready_timeout_s
+            while time.monotonic() < deadline and self.running:
+                with contextlib.suppress(httpx.HTTPError):
+                    ping = await self._client.get(f"http://127.0.0.1:{self.port}/ping", timeout=2)
+                    if ping.status_code == 200:
+                        ms = (time.perf_counter() - started) * 1000
+                        self.log(f"Instance healthy after {ms:.0f} ms")
+                        return True, ms, None
+                await asyncio.sleep(0.05)
+            reason = "exited" if not self.running else f"did not pass /ping within {self.config.ready_timeout_s:g} s"
+            self.log(f"Instance failed to start: it {reason}")
+            await self._stop_instance()
+            return True, 0.0, json_reply(503, {"ErrorCode": "ServiceUnavailable",
+                                               "Message": f"The model container {reason}; see its logs"})
+
+    async def _pump_output(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        while line := await process.stdout.readline():
+            self.log(line.decode("utf-8", "replace").rstrip("\n"))
+
+    async def _stop_instance(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+        if self._pump is not None:
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._pump, 1)
+        if self.guard is not None:
+            self.guard.release()
+            self.guard = None
+
+    async def _reap_loop(self) -> None:
+        interval = max(0.05, min(1.0, self.config.idle_s / 4))
+        while True:
+            await asyncio.sleep(interval)
+            idle = time.monotonic() - self.last_used
+            if self.running and self.in_flight == 0 and idle >= self.config.idle_s:
+                async with self._lock:
+                    if self.in_flight == 0:
+                        self.log(f"Scaled to zero after {self.config.idle_s:g} s without requests")
+                        self.reclaimed += 1
+                        await self._stop_instance()
+
+    def _upstream_path(self, request: GatewayRequest) -> str | None:
+        if self.config.kind == "ecs":
+            return request.raw_path + (f"?{request.raw_query}" if request.raw_query else "")
+        if request.raw_path in (f"/endpoints/{self.config.name}/invocations", "/invocations"):
+            return "/invocations"
+        return None
+
+    async def handle(self, request: GatewayRequest, caller: Caller | None) -> HttpReply:
+        path = self._upstream_path(request)
+        if path is None or (self.config.kind == "sagemaker" and request.method != "POST"):
+            return json_reply(404, {"message": f"Use POST /endpoints/{self.config.name}/invocations"})
+        self.in_flight += 1
+        try:
+            cold, start_ms, error = await self._ensure_instance()
+            if error is not None:
+                return error
+            headers = [(k, v) for k, v in request.headers if k.lower() not in HOP_HEADERS]
+            try:
+                upstream = await self._client.request(request.method, f"http://127.0.0.1:{self.port}{path}",
+                                                      headers=headers, content=request.body)
+            except httpx.TimeoutException:
+                return json_reply(424 if self.config.kind == "sagemaker" else 504, {
+                    "ErrorCode": "ModelError", "Message": f"The model did not answer within "
+                                                          f"{self.config.request_timeout_s:g} s"})
+            except httpx.HTTPError as exc:
+                return json_reply(502, {"ErrorCode": "ModelError", "Message": f"The model container failed: {exc}"})
+            reply = self._reply(upstream)
+            reply.headers.append(("x-mlfn-cold-start", "true" if cold else "false"))
+            if cold:
+                reply.headers.append(("x-mlfn-init-duration-ms", f"{start_ms:.1f}"))
+            return reply
+        finally:
+            self.in_flight -= 1
+            self.last_used = time.monotonic()
+
+    def _reply(self, upstream: httpx.Response) -> HttpReply:
+        if self.config.kind == "sagemaker" and not 200 <= upstream.status_code < 300:
+            side = "client" if upstream.status_code < 500 else "server"
+            text = upstream.text
+            message = (f"Received {side} error ({upstream.status_code}) from primary with message \"{text}\". "
+                       f"See the logs in log group {self.config.log_group}.")
+            return json_reply(424, {"ErrorCode": f"{side.upper()}_ERROR_FROM_MODEL", "Message": message,
+                                    "OriginalMessage": text, "OriginalStatusCode": upstream.status_code},
+                              ("x-amzn-errortype", "ModelError"))
+        skip = HOP_HEADERS | {"content-encoding", "date", "server"}
+        headers = [(k.lower(), v) for k, v in upstream.headers.multi_items() if k.lower() not in skip]
+        if self.config.kind == "sagemaker":
+            headers.append(("x-amzn-invoked-production-variant", "AllTraffic"))
+        return HttpReply(upstream.status_code, headers, upstream.content)
+
+    def describe(self) -> dict[str, object]:
+        return {"running": self.running, "port": self.port, "starts": self.starts, "reclaimed": self.reclaimed,
+                "in_flight": self.in_flight, "memory_cap": self.guard.mode if self.guard else None,
+                "log_stream": self.stream}
+

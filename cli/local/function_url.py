@@ -1,0 +1,66 @@
+"""A Lambda Function URL: HTTP request -> format-2.0 event -> the function's pool -> HTTP response.
+
+Status codes as a BUFFERED Function URL answers them: the function's own status for a result; 502
+`Internal Server Error` for a function error, a timeout, a crashed runtime or a failed init; 429 with Lambda's
+TooManyRequestsException document when the concurrency cap is reached; 413 when the event (the request as JSON, body
+base64-encoded if binary) or the response exceeds 6 MB. Emulator-only headers say what happened:
+`x-mlfn-cold-start`, `x-mlfn-init-duration-ms`, `x-mlfn-duration-ms`, `x-mlfn-error-type`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .config import FunctionConfig
+from .gateway import MAX_REQUEST_BYTES, GatewayRequest, json_reply, too_large
+from .payload_v2 import Caller, HttpReply, http_response, request_event
+from .pool import FunctionPool
+from .sandbox import InvokeResult
+
+
+class FunctionUrl:
+    """The gateway target of one function alias."""
+
+    signing_service = "lambda"
+    max_request_bytes = MAX_REQUEST_BYTES
+
+    def __init__(self, config: FunctionConfig, pool: FunctionPool) -> None:
+        self.config = config
+        self.pool = pool
+        self.url_id = config.url_id
+        self.auth_type = config.auth_type
+        self.region = config.region
+
+    def domain(self, host: str) -> str:
+        return host.split(":", 1)[0] if host else f"{self.url_id}.lambda-url.{self.region}.localhost"
+
+    async def handle(self, request: GatewayRequest, caller: Caller | None) -> HttpReply:
+        event = request_event(method=request.method, raw_path=request.raw_path, raw_query=request.raw_query,
+                              headers=request.headers, body=request.body, source_ip=request.source_ip,
+                              url_id=self.url_id, domain=self.domain(request.host), request_id=request.request_id,
+                              caller=caller)
+        payload = json.dumps(event, separators=(",", ":")).encode()
+        if len(payload) > MAX_REQUEST_BYTES:
+            return too_large(MAX_REQUEST_BYTES)
+        result = await self.pool.invoke(payload)
+        reply = to_http(result)
+        reply.headers += [("x-mlfn-cold-start", "true" if result.cold_start else "false")]
+        if result.cold_start:
+            reply.headers.append(("x-mlfn-init-duration-ms", f"{result.init_ms:.1f}"))
+        if result.duration_ms:
+            reply.headers.append(("x-mlfn-duration-ms", f"{result.duration_ms:.1f}"))
+        return reply
+
+
+def to_http(result: InvokeResult) -> HttpReply:
+    """The Function URL's answer for one invocation outcome."""
+    if result.status == "ok":
+        return http_response(result.payload)
+    if result.status == "throttled":
+        return HttpReply(429, [("content-type", "application/json"), ("x-amzn-errortype", "TooManyRequestsException")],
+                         result.payload)
+    if result.error_type == "Function.ResponseSizeTooLarge":
+        return json_reply(413, {"Message": "Response payload size exceeded maximum allowed payload size "
+                                           "(6291556 bytes)."}, ("x-mlfn-error-type", result.error_type))
+    return HttpReply(502, [("content-type", "text/plain"), ("x-mlfn-error-type", result.error_type or "Unhandled")],
+                     b"Internal Server Error")

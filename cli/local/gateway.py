@@ -1,0 +1,185 @@
+"""The HTTPS front door: Function URLs (and SageMaker / ECS endpoints) on 127.0.0.1.
+
+Each registered target gets its own HTTPS listener, so its URL is `https://127.0.0.1:<port>/` and the path is the
+app's own path (`curl --cacert <ca> https://127.0.0.1:<port>/v1/models/iris:predict` works with no DNS set-up). The
+same targets are also reachable on one shared listener by Host header, `https://<url-id>.lambda-url.<region>.localhost:
+<shared-port>/...`, which curl and browsers resolve to 127.0.0.1 by themselves (other clients: `curl --resolve`-style
+overrides). Both listeners serve the one ASGI app below, which finds the target, enforces the size limit and SigV4,
+and hands the request to the target.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import uvicorn
+
+from .payload_v2 import Caller, HttpReply
+from .sigv4 import Credential, SignatureError, verify
+from .tls import TlsFiles
+
+MAX_REQUEST_BYTES = 6 * 1024 * 1024  # 6291456: Lambda's synchronous invoke request limit
+
+
+@dataclass
+class GatewayRequest:
+    method: str
+    raw_path: str
+    raw_query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    source_ip: str
+    host: str
+    request_id: str
+
+
+class Target(Protocol):
+    """Something the gateway can route to: a Lambda function URL or a container endpoint."""
+
+    url_id: str
+    auth_type: str
+    region: str
+    signing_service: str
+    max_request_bytes: int
+
+    async def handle(self, request: GatewayRequest, caller: Caller | None) -> HttpReply: ...
+
+
+def json_reply(status: int, document: dict[str, Any], *extra: tuple[str, str]) -> HttpReply:
+    return HttpReply(status, [("content-type", "application/json"), *extra], json.dumps(document).encode())
+
+
+def too_large(limit: int) -> HttpReply:
+    return json_reply(413, {"Message": f"Request must be smaller than {limit} bytes for the InvokeFunction operation"},
+                      ("x-amzn-errortype", "RequestTooLargeException"))
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its signal handling: the data plane owns the process's signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Gateway:
+    """Routes HTTPS requests on 127.0.0.1 to registered targets."""
+
+    def __init__(self, tls: TlsFiles, credentials: dict[str, Credential]) -> None:
+        self.tls = tls
+        self.credentials = credentials
+        self.by_port: dict[int, Target] = {}
+        self.by_id: dict[str, Target] = {}
+        self._servers: dict[int, tuple[QuietServer, asyncio.Task[None]]] = {}
+        self.shared_port = 0
+
+    async def listen(self, port: int = 0) -> int:
+        """Open an HTTPS listener on 127.0.0.1 (port 0: any free port; a taken port falls back to a free one)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        sock.listen(128)
+        sock.setblocking(False)
+        actual = sock.getsockname()[1]
+        config = uvicorn.Config(self, lifespan="off", access_log=False, log_level="warning", http="httptools",
+                                ssl_certfile=str(self.tls.cert), ssl_keyfile=str(self.tls.key),
+                                timeout_keep_alive=30)
+        server = QuietServer(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+        self._servers[actual] = (server, task)
+        return actual
+
+    async def close_port(self, port: int) -> None:
+        entry = self._servers.pop(port, None)
+        if entry is None:
+            return
+        server, task = entry
+        server.should_exit = True
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+
+    async def close(self) -> None:
+        for port in list(self._servers):
+            await self.close_port(port)
+
+    def add(self, target: Target, port: int) -> None:
+        self.by_port[port] = target
+        self.by_id[target.url_id] = target
+
+    def remove(self, target: Target) -> None:
+        self.by_id.pop(target.url_id, None)
+        for port, t in list(self.by_port.items()):
+            if t is target:
+                del self.by_port[port]
+
+    def _find(self, port: int, host: str) -> Target | None:
+        target = self.by_port.get(port)
+        if target is not None:
+            return target
+        return self.by_id.get(host.split(".", 1)[0].lower())
+
+    # ------------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        host = next((v for k, v in headers if k.lower() == "host"), "")
+        request_id = str(uuid.uuid4())
+        target = self._find(scope["server"][1], host)
+        if target is None:
+            reply = json_reply(404, {"Message": f"No function URL or endpoint is registered for {host}"})
+        else:
+            reply = await self._handle(target, scope, receive, headers, host, request_id)
+        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+        out += [(b"x-amzn-requestid", request_id.encode()), (b"content-length", str(len(reply.body)).encode())]
+        await send({"type": "http.response.start", "status": reply.status, "headers": out})
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def _handle(self, target: Target, scope: dict[str, Any], receive: Any, headers: list[tuple[str, str]],
+                      host: str, request_id: str) -> HttpReply:
+        limit = target.max_request_bytes
+        declared = next((v for k, v in headers if k.lower() == "content-length"), "")
+        if declared.isdigit() and int(declared) > limit:
+            return too_large(limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return HttpReply(499)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        request = GatewayRequest(
+            method=scope["method"], raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
+            raw_query=scope.get("query_string", b"").decode("latin-1"), headers=headers, body=b"".join(chunks),
+            source_ip=(scope.get("client") or ("127.0.0.1", 0))[0], host=host, request_id=request_id)
+        caller = None
+        if target.auth_type == "AWS_IAM":
+            try:
+                caller = verify(method=request.method, raw_path=request.raw_path, raw_query=request.raw_query,
+                                headers=headers, body=request.body, region=target.region,
+                                service=target.signing_service, credentials=self.credentials)
+            except SignatureError as exc:
+                return json_reply(403, {"Message": "Forbidden"}, ("x-mlfn-error", str(exc)))
+        return await target.handle(request, caller)

@@ -1,0 +1,130 @@
+"""Verify AWS Signature Version 4 on requests to AWS_IAM Function URLs and SageMaker endpoints of the emulator.
+
+moto accepts any credentials, so the emulator keeps its own small credential store: by default the access key
+`mlfn-local` with secret `mlfn-local-secret` (account 123456789012); `DataPlane(credentials=...)` adds others.
+Checks, in AWS's order: an Authorization header (or presigned query), the algorithm, a known access key, the credential
+scope (date = request date, region, service, `aws4_request`), `host` among the signed headers, a timestamp within
+5 minutes, the payload hash (`x-amz-content-sha256`, which may be `UNSIGNED-PAYLOAD`), then the signature itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from .payload_v2 import Caller
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+DEFAULT_ACCESS_KEY = "mlfn-local"
+DEFAULT_SECRET_KEY = "mlfn-local-secret"
+MAX_SKEW = dt.timedelta(minutes=5)
+UNSIGNED = "UNSIGNED-PAYLOAD"
+_AUTH = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]+)\s*$")
+
+
+class SignatureError(Exception):
+    """Why a request was refused (the client only sees 403 {"Message": "Forbidden"}, plus an x-mlfn-error hint)."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    secret_key: str
+    account_id: str = "123456789012"
+    user_name: str = "mlfn-local"
+
+
+def default_credentials() -> dict[str, Credential]:
+    return {DEFAULT_ACCESS_KEY: Credential(DEFAULT_SECRET_KEY)}
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    key = _hmac(f"AWS4{secret}".encode(), date)
+    return _hmac(_hmac(_hmac(key, region), service), "aws4_request")
+
+
+def _canonical_query(raw_query: str, drop: str | None = None) -> str:
+    pairs = []
+    for part in raw_query.split("&") if raw_query else []:
+        key, _, value = part.partition("=")
+        key, value = unquote(key), unquote(value)
+        if key != drop:
+            pairs.append((quote(key, safe="-_.~"), quote(value, safe="-_.~")))
+    return "&".join(f"{k}={v}" for k, v in sorted(pairs))
+
+
+def _headers_multi(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, value in headers:
+        out.setdefault(name.lower(), []).append(" ".join(value.strip().split()))
+    return out
+
+
+def verify(*, method: str, raw_path: str, raw_query: str, headers: Sequence[tuple[str, str]], body: bytes,
+           region: str, service: str, credentials: Mapping[str, Credential],
+           now: dt.datetime | None = None) -> Caller:
+    """Return the caller of a correctly signed request, or raise `SignatureError`."""
+    multi = _headers_multi(headers)
+    auth = multi.get("authorization", [""])[0]
+    query = dict(p.partition("=")[::2] for p in raw_query.split("&") if p) if raw_query else {}
+    if auth:
+        match = _AUTH.match(auth)
+        if not match:
+            raise SignatureError("the Authorization header is not an AWS4-HMAC-SHA256 signature")
+        credential, signed, signature = match.groups()
+        amz_date = (multi.get("x-amz-date") or multi.get("date") or [""])[0]
+        canonical_query = _canonical_query(raw_query)
+    elif "X-Amz-Signature" in query:
+        if unquote(query.get("X-Amz-Algorithm", "")) != ALGORITHM:
+            raise SignatureError("X-Amz-Algorithm must be AWS4-HMAC-SHA256")
+        credential, signed = unquote(query.get("X-Amz-Credential", "")), unquote(query.get("X-Amz-SignedHeaders", ""))
+        signature, amz_date = query["X-Amz-Signature"], unquote(query.get("X-Amz-Date", ""))
+        canonical_query = _canonical_query(raw_query, drop="X-Amz-Signature")
+    else:
+        raise SignatureError("the request is not signed (no Authorization header): sign it with SigV4")
+    parts = credential.split("/")
+    if len(parts) != 5:
+        raise SignatureError("the credential must be ACCESS_KEY/DATE/REGION/SERVICE/aws4_request")
+    access_key, date, scope_region, scope_service, terminator = parts
+    known = credentials.get(access_key)
+    if known is None:
+        raise SignatureError(f"unknown access key {access_key!r} (the emulator's is {DEFAULT_ACCESS_KEY!r})")
+    try:
+        when = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise SignatureError("x-amz-date must be a timestamp like 20260101T000000Z") from None
+    if date != amz_date[:8] or scope_region != region or scope_service != service or terminator != "aws4_request":
+        raise SignatureError(f"the credential scope must be {amz_date[:8]}/{region}/{service}/aws4_request, "
+                             f"got {date}/{scope_region}/{scope_service}/{terminator}")
+    if abs((now or dt.datetime.now(dt.UTC)) - when) > MAX_SKEW:
+        raise SignatureError(f"signature expired: {amz_date} is more than 5 minutes from the emulator's clock")
+    signed_names = signed.split(";")
+    if "host" not in signed_names:
+        raise SignatureError("the host header must be signed")
+    missing = [n for n in signed_names if n not in multi]
+    if missing:
+        raise SignatureError(f"signed headers missing from the request: {', '.join(missing)}")
+    actual_hash = hashlib.sha256(body).hexdigest()
+    declared = multi.get("x-amz-content-sha256", [""])[0]
+    if declared and declared != UNSIGNED and declared != actual_hash:
+        raise SignatureError("x-amz-content-sha256 does not match the body")
+    payload_hash = declared or (UNSIGNED if not auth else actual_hash)
+    canonical_headers = "".join(f"{n}:{','.join(multi[n])}\n" for n in signed_names)
+    canonical = "\n".join([method, quote(raw_path or "/", safe="/~"), canonical_query, canonical_headers, signed,
+                           payload_hash])
+    scope = f"{date}/{region}/{service}/aws4_request"
+    to_sign = "\n".join([ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    expected = hmac.new(signing_key(known.secret_key, date, region, service), to_sign.encode(),
+                        hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise SignatureError("the signature does not match (wrong secret key, or the request changed after signing)")
+    arn = f"arn:aws:iam::{known.account_id}:user/{known.user_name}"
+    return Caller(access_key=access_key, account_id=known.account_id, user_arn=arn, user_id=access_key)
