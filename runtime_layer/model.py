@@ -85,6 +85,7 @@ class Model:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only: a failed run is reported once, by the app, as a 500
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[server.graph_optimization])
         if self.share.metered:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")

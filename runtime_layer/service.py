@@ -132,6 +132,8 @@ class InferenceService:
             if not _is_json(kind):
                 raise self._unsupported(kind, "application/json")
             result = self._predict_v1(loads(body))
+        if self.hooks.postprocess_fn is not None and isinstance(result, Mapping) and "predictions" in result:
+            return self._json(result)  # postprocess already gave a v1 document
         return self._json({"predictions": result})
 
     def _hooked(self, body: bytes, kind: str) -> Any:

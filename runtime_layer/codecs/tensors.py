@@ -87,24 +87,28 @@ class Port:
         """`array` in this input's dtype if that keeps every value; RequestError otherwise."""
         target = self.require_numpy()
         source = array.dtype
+        kind, want = source.kind, target.kind
+        if want == "O":  # ONNX string: an object array of str
+            if kind == "U":
+                return array.astype(object)
+            if kind == "O" and all(type(v) is str for v in array.flat):
+                return array
+            if kind in "SO" and all(isinstance(v, str | bytes) for v in array.flat):
+                return _as_text(array, self)
+            if array.size == 0:
+                return array.astype(object)
+            raise self.error("values must be strings", _received(array))
         if source == target:
             return array
-        kind, want = source.kind, target.kind
         if array.size == 0 and kind in _NUMERIC_KINDS:
             return array.astype(target)
-        if want == "O":  # ONNX string
-            if kind in "US":
-                return array.astype(object)
-            if kind == "O" and all(isinstance(v, str | bytes) for v in array.flat):
-                return array
-            raise self.error("wrong value type", _received(array))
         if kind not in _NUMERIC_KINDS:
             raise self.error("values are not numeric", _received(array))
         if want == "f":
             return array.astype(target)
         if want in "iu":
             if kind == "f" and not bool(np.all(np.isfinite(array)) and np.all(np.trunc(array) == array)):
-                raise self.error("wrong value type", _received(array))
+                raise self.error("values must be integers", _received(array))
             if kind != "b":
                 info = np.iinfo(target)
                 low, high = array.min(), array.max()
@@ -114,13 +118,13 @@ class Port:
         if want == "b":
             if kind in "iuf" and bool(np.all((array == 0) | (array == 1))):
                 return array.astype(target)
-            raise self.error("wrong value type", _received(array))
-        raise self.error("wrong value type", _received(array))  # pragma: no cover - every ONNX kind handled
+            raise self.error("values must be booleans (or 0 and 1)", _received(array))
+        raise self.error(f"values must be {self.dtype.name}", _received(array))  # pragma: no cover - kinds all handled
 
     def check(self, value: Any) -> np.ndarray:
         """An array that fits this input (dtype cast as `cast` allows, rank, fixed dimensions)."""
         array: np.ndarray = value if isinstance(value, np.ndarray) else np.asarray(value)
-        if array.dtype != self.numpy:
+        if array.dtype != self.numpy or array.dtype.kind == "O":
             array = self.cast(array)
         shape = self.shape
         if shape is not None:
@@ -130,6 +134,16 @@ class Port:
                 if array.shape[axis] != size:
                     raise self.error(f"dimension {axis} must be {size}", f"shape {list(array.shape)}")
         return array
+
+
+def _as_text(array: np.ndarray, port: Port) -> np.ndarray:
+    """Strings as an object array of `str` (onnxruntime would store `bytes` as their repr)."""
+    out = np.empty(array.shape, dtype=object)
+    try:
+        out.flat[:] = [v.decode("utf-8") if isinstance(v, bytes) else v for v in array.flat]
+    except UnicodeDecodeError:
+        raise port.error("ONNX strings are text", "bytes that are not UTF-8") from None
+    return out
 
 
 def _received(array: np.ndarray) -> str:

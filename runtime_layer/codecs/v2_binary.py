@@ -60,9 +60,9 @@ def decode_tensor(chunk: memoryview, port: Port, shape: list[int], count: int) -
     return array.reshape(shape)
 
 
-def decode_bytes_elements(chunk: memoryview, port: Port) -> list[str | bytes]:
-    """BYTES elements: 4-byte little-endian length, then the bytes; text where it is UTF-8."""
-    out: list[str | bytes] = []
+def decode_bytes_elements(chunk: memoryview, port: Port) -> list[str]:
+    """BYTES elements: 4-byte little-endian length, then UTF-8 text (onnxruntime strings are text)."""
+    out: list[str] = []
     pos, end = 0, len(chunk)
     while pos < end:
         if pos + 4 > end:
@@ -71,12 +71,11 @@ def decode_bytes_elements(chunk: memoryview, port: Port) -> list[str | bytes]:
         pos += 4
         if pos + size > end:
             raise port.error("BYTES data is truncated", f"an element of {size} bytes with {end - pos} left")
-        raw = bytes(chunk[pos : pos + size])
-        pos += size
         try:
-            out.append(raw.decode("utf-8"))
+            out.append(str(chunk[pos : pos + size], "utf-8"))
         except UnicodeDecodeError:
-            out.append(raw)
+            raise port.error("ONNX strings are text", f"element {len(out)} that is not UTF-8") from None
+        pos += size
     return out
 
 
