@@ -108,7 +108,9 @@ def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
 def _chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
     """(type, body) of each chunk up to IEND, checking lengths and CRCs."""
     pos = len(PNG_SIGNATURE)
-    while pos + 8 <= len(data):
+    while pos < len(data):
+        if pos + 12 > len(data):
+            raise ValueError("invalid PNG: the file ends inside a chunk header (truncated upload?)")
         length, kind = struct.unpack_from(">I4s", data, pos)
         name = kind.decode("latin-1")
         if not kind.isalpha():
