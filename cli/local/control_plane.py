@@ -1,0 +1,163 @@
+"""The emulator's control plane: moto's server on 127.0.0.1 with mlfn's extensions, so the templates mlfn synthesizes
+deploy whole through the real boto3 code path (AWS_ENDPOINT_URL=http://127.0.0.1:PORT) and their outputs resolve.
+
+    with ControlPlane(state_dir=tmp) as cp:          # port 0: the kernel picks one
+        os.environ["AWS_ENDPOINT_URL"] = cp.url
+        ...
+
+    python -m mlfn.cli.local.control_plane --port 0 --state-dir .mlfn/local   # what `mlfn local start` runs
+
+Extensions (each module says what it adds and why): `cfn_engine` (resource events, rollback, change-set states),
+`cfn_lambda` (Function with image properties, Version, Alias, Url, Permission, LogGroup), `cfn_scaling`
+(ScalableTarget, ScalingPolicy and the SageMaker dimensions), `cfn_sagemaker` (InferenceComponent), `cfn_cloudwatch`
+(Alarm), `cfn_apigw` (HTTP APIs), `cfn_generic` (any other type: recorded without behaviour), `lambda_api`
+(Function URLs per alias, provisioned concurrency), `sagemaker_api` (inference components, modern instance types),
+`seeds` (the CDK bootstrap version and ECS AMI parameters). Function URLs are `https://127.0.0.1:<port>/`
+(see `function_urls`); the records are mirrored to `<state>/function-urls.json` for the data plane.
+
+The process entry point writes `<state>/control-plane.json` (`{"url": "http://127.0.0.1:PORT", "pid": ...}`) once it
+listens, prints the URL on stdout, and removes the file when stopped (SIGTERM or Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from .emulated_stores import STORES
+from .emulator_state import CONTROL_PLANE, publish_address, state_dir, withdraw_address
+from .function_urls import UrlAllocator, set_url_allocator
+
+DEFAULT_ACCOUNT = "123456789012"
+DEFAULT_REGIONS = ("us-east-1",)
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install_extensions() -> None:
+    """Register every mlfn extension with moto (in this process). Idempotent; call before the server's first request."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        from . import (
+            cfn_apigw,  # noqa: F401 - registers its models
+            cfn_base,
+            cfn_cloudwatch,  # noqa: F401
+            cfn_engine,
+            cfn_lambda,  # noqa: F401
+            cfn_sagemaker,  # noqa: F401
+            cfn_scaling,
+            lambda_api,
+            sagemaker_api,
+        )
+
+        cfn_base.install()
+        cfn_engine.install()
+        cfn_scaling.install()
+        lambda_api.install()
+        sagemaker_api.install()
+        _installed = True
+
+
+class ControlPlane:
+    """moto's ThreadedMotoServer with mlfn's extensions, in this process."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        state_dir: str | Path | None = None,
+        url_allocator: UrlAllocator | None = None,
+        regions: tuple[str, ...] = DEFAULT_REGIONS,
+    ) -> None:
+        self.host, self.port = host, port
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.url_allocator = url_allocator
+        self.regions = regions
+        self._server: object | None = None
+        self.url = ""
+
+    def start(self) -> str:
+        """Start listening; returns the endpoint URL (`http://127.0.0.1:PORT`)."""
+        install_extensions()
+        from moto.server import ThreadedMotoServer
+
+        from . import seeds
+
+        set_url_allocator(self.url_allocator)
+        STORES.state_dir = self.state_dir
+        STORES.save()
+        server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        server.start()
+        self._server = server
+        host, port = server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        # Lambda must never try Docker here: `invoke` through moto echoes; the data plane runs functions.
+        self._post("/moto-api/config", {"lambda": {"use_docker": False}, "batch": {"use_docker": False}})
+        for region in self.regions:
+            seeds.seed(DEFAULT_ACCOUNT, region)
+        return self.url
+
+    def _post(self, path: str, body: dict[str, object]) -> None:
+        request = urllib.request.Request(
+            self.url + path, data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()  # type: ignore[attr-defined]
+            self._server = None
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlfn.cli.local.control_plane",
+        description="Run the mlfn emulator's control plane (moto with mlfn's extensions) on 127.0.0.1.",
+    )
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free port)")
+    parser.add_argument("--state-dir", default=None, help="emulator state directory (default: $MLFN_HOME/local or "
+                                                          ".mlfn/local)")
+    args = parser.parse_args(argv)
+    directory = state_dir(args.state_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    stopped = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopped.set())
+    plane = ControlPlane(port=args.port, state_dir=directory)
+    try:
+        url = plane.start()
+    except OSError as exc:
+        print(f"control plane: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    publish_address(directory, CONTROL_PLANE, url)
+    print(url, flush=True)
+    try:
+        stopped.wait()
+    finally:
+        withdraw_address(directory, CONTROL_PLANE)
+        plane.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

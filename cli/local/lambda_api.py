@@ -1,0 +1,264 @@
+"""Lambda API calls mlfn needs that moto lacks or gets wrong, served by a subclass of moto's own Lambda response.
+
+- Function URL configs per qualifier (moto keeps one per function and ignores `Qualifier`), with the emulator's
+  HTTPS URLs (see `function_urls`): create/get/update/delete_function_url_config, list_function_url_configs.
+- Provisioned concurrency (moto has none): put/get/delete_provisioned_concurrency_config,
+  list_provisioned_concurrency_configs.
+
+`install()` points every route of moto's Lambda URL table at `MlfnLambdaResponse` and adds the missing routes; it
+must run before the server handles its first Lambda request (moto builds the routing table then).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from moto.awslambda import urls as lambda_urls
+from moto.awslambda.exceptions import (
+    GenericResourcNotFound,
+    InvalidParameterValueException,
+    LambdaClientError,
+    UnknownFunctionException,
+)
+from moto.awslambda.models import LambdaBackend
+from moto.awslambda.responses import LambdaResponse
+from moto.core.responses import TYPE_RESPONSE
+
+from .emulated_stores import STORES, FunctionUrl, ProvisionedConcurrency, now_iso
+from .function_urls import allocate_url
+
+AUTH_TYPES = ("AWS_IAM", "NONE")
+INVOKE_MODES = ("BUFFERED", "RESPONSE_STREAM")
+
+
+class ResourceConflict(LambdaClientError):
+    code = 409
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ResourceConflictException", message)
+
+
+class ProvisionedConcurrencyNotFound(LambdaClientError):
+    code = 404
+
+    def __init__(self, function_name: str, qualifier: str) -> None:
+        super().__init__(
+            "ProvisionedConcurrencyConfigNotFoundException",
+            f"No Provisioned Concurrency Config found for function: {function_name}:{qualifier}",
+        )
+
+
+def bare_function_name(name_or_arn: str) -> str:
+    """`my-fn` from `my-fn`, `my-fn:alias` or a function ARN."""
+    if name_or_arn.startswith("arn:"):
+        return name_or_arn.split(":")[6]
+    return name_or_arn.split(":")[0]
+
+
+def check_qualifier(backend: LambdaBackend, function_name: str, qualifier: str | None, *, allow_version: bool) -> None:
+    """Raise Lambda's error when `function_name` or its alias/version `qualifier` does not exist."""
+    backend.get_function(function_name)  # UnknownFunctionException
+    if qualifier is None:
+        return
+    if qualifier == "$LATEST":
+        raise InvalidParameterValueException("$LATEST is not supported for this operation; use an alias or version.")
+    if qualifier.isdigit():
+        if not allow_version:
+            raise InvalidParameterValueException("Function URLs can only be created for an alias, not a version.")
+        backend.get_function(function_name, qualifier)
+        return
+    backend.get_alias(qualifier, function_name)  # UnknownAliasException
+
+
+def put_function_url(
+    backend: LambdaBackend, account: str, region: str, function_name: str, qualifier: str | None, config: dict[str, Any]
+) -> FunctionUrl:
+    """Create a Function URL (the API call and the CloudFormation resource both come here)."""
+    function_name = bare_function_name(function_name)
+    check_qualifier(backend, function_name, qualifier, allow_version=False)
+    auth_type = config.get("AuthType")
+    if auth_type not in AUTH_TYPES:
+        raise InvalidParameterValueException(f"AuthType must be one of {', '.join(AUTH_TYPES)}, got {auth_type!r}.")
+    invoke_mode = (config.get("InvokeMode") or "BUFFERED").upper()
+    if invoke_mode not in INVOKE_MODES:
+        raise InvalidParameterValueException(f"InvokeMode must be one of {', '.join(INVOKE_MODES)}.")
+    key = (account, region, function_name, qualifier)
+    with STORES.lock:
+        if key in STORES.urls:
+            raise ResourceConflict(f"Failed to create function url config for [functionArn = {function_name}]. "
+                                   "Error message:  FunctionUrlConfig exists for this Lambda function")
+        url = FunctionUrl(
+            account=account,
+            region=region,
+            function_name=function_name,
+            qualifier=qualifier,
+            auth_type=auth_type,
+            url=allocate_url(account, region, function_name, qualifier),
+            invoke_mode=invoke_mode,
+            cors=config.get("Cors"),
+        )
+        STORES.urls[key] = url
+        STORES.save()
+    return url
+
+
+def get_function_url(account: str, region: str, function_name: str, qualifier: str | None) -> FunctionUrl:
+    with STORES.lock:
+        url = STORES.urls.get((account, region, bare_function_name(function_name), qualifier))
+    if url is None:
+        raise GenericResourcNotFound()
+    return url
+
+
+def update_function_url(
+    account: str, region: str, function_name: str, qualifier: str | None, config: dict[str, Any]
+) -> FunctionUrl:
+    with STORES.lock:
+        url = get_function_url(account, region, function_name, qualifier)
+        if "AuthType" in config:
+            if config["AuthType"] not in AUTH_TYPES:
+                raise InvalidParameterValueException(f"AuthType must be one of {', '.join(AUTH_TYPES)}.")
+            url.auth_type = config["AuthType"]
+        if "Cors" in config:
+            url.cors = config["Cors"] or None
+        if config.get("InvokeMode"):
+            url.invoke_mode = config["InvokeMode"].upper()
+        url.last_modified = now_iso()
+        STORES.save()
+    return url
+
+
+def delete_function_url(account: str, region: str, function_name: str, qualifier: str | None) -> None:
+    with STORES.lock:
+        key = (account, region, bare_function_name(function_name), qualifier)
+        if STORES.urls.pop(key, None) is None:
+            raise GenericResourcNotFound()
+        STORES.save()
+
+
+def put_provisioned_concurrency(
+    backend: LambdaBackend, account: str, region: str, function_name: str, qualifier: str | None, requested: Any
+) -> ProvisionedConcurrency:
+    function_name = bare_function_name(function_name)
+    if not qualifier:
+        raise InvalidParameterValueException("Provisioned concurrency needs a Qualifier (an alias or a version).")
+    check_qualifier(backend, function_name, qualifier, allow_version=True)
+    if not isinstance(requested, int) or requested < 1:
+        raise InvalidParameterValueException(
+            f"ProvisionedConcurrentExecutions must be an integer of at least 1, got {requested!r}."
+        )
+    reserved = backend.get_function(function_name).reserved_concurrency
+    if reserved is not None and requested > int(reserved):
+        raise InvalidParameterValueException(
+            f"Requested provisioned concurrency ({requested}) exceeds the function's reserved concurrency ({reserved})."
+        )
+    with STORES.lock:
+        config = ProvisionedConcurrency(account, region, function_name, qualifier, requested)
+        STORES.provisioned[(account, region, function_name, qualifier)] = config
+        STORES.save()
+    return config
+
+
+def delete_provisioned_concurrency(account: str, region: str, function_name: str, qualifier: str) -> None:
+    with STORES.lock:
+        STORES.provisioned.pop((account, region, bare_function_name(function_name), qualifier), None)
+        STORES.save()
+
+
+class MlfnLambdaResponse(LambdaResponse):
+    """moto's Lambda API plus the emulator's Function URLs and provisioned concurrency."""
+
+    def _function_from_path(self) -> str:
+        # /<version>/functions/<name>/<url|urls|provisioned-concurrency>
+        return bare_function_name(unquote(self.path.split("?")[0].rstrip("/").split("/")[3]))
+
+    def _qualifier(self) -> str | None:
+        value = self.querystring.get("Qualifier", [None])[0]
+        return value or None
+
+    def _json(self) -> dict[str, Any]:
+        return json.loads(self.body) if self.body else {}
+
+    def create_function_url_config(self) -> TYPE_RESPONSE:
+        url = put_function_url(
+            self.backend, self.current_account, self.region, self._function_from_path(), self._qualifier(), self._json()
+        )
+        return 201, {"status": 201}, json.dumps(url.to_api())
+
+    def get_function_url_config(self) -> TYPE_RESPONSE:
+        name = self._function_from_path()
+        self.backend.get_function(name)
+        url = get_function_url(self.current_account, self.region, name, self._qualifier())
+        return 200, {}, json.dumps(url.to_api())
+
+    def update_function_url_config(self) -> TYPE_RESPONSE:  # type: ignore[override]
+        url = update_function_url(
+            self.current_account, self.region, self._function_from_path(), self._qualifier(), self._json()
+        )
+        return 200, {}, json.dumps(url.to_api())
+
+    def delete_function_url_config(self) -> TYPE_RESPONSE:
+        delete_function_url(self.current_account, self.region, self._function_from_path(), self._qualifier())
+        return 204, {"status": 204}, ""
+
+    def list_function_url_configs(self) -> TYPE_RESPONSE:
+        name = self._function_from_path()
+        self.backend.get_function(name)
+        with STORES.lock:
+            urls = [u.to_api() for k, u in STORES.urls.items() if k[:3] == (self.current_account, self.region, name)]
+        return 200, {}, json.dumps({"FunctionUrlConfigs": urls})
+
+    def put_provisioned_concurrency_config(self) -> TYPE_RESPONSE:
+        requested = self._json().get("ProvisionedConcurrentExecutions")
+        config = put_provisioned_concurrency(
+            self.backend, self.current_account, self.region, self._function_from_path(), self._qualifier(), requested
+        )
+        return 202, {"status": 202}, json.dumps(config.to_api())
+
+    def get_provisioned_concurrency_config(self) -> TYPE_RESPONSE:
+        name, qualifier = self._function_from_path(), self._qualifier() or ""
+        if self.querystring.get("List"):
+            return self.list_provisioned_concurrency_configs()
+        self.backend.get_function(name)
+        with STORES.lock:
+            config = STORES.provisioned.get((self.current_account, self.region, name, qualifier))
+        if config is None:
+            raise ProvisionedConcurrencyNotFound(name, qualifier)
+        return 200, {}, json.dumps(config.to_api())
+
+    def delete_provisioned_concurrency_config(self) -> TYPE_RESPONSE:
+        name, qualifier = self._function_from_path(), self._qualifier() or ""
+        self.backend.get_function(name)
+        delete_provisioned_concurrency(self.current_account, self.region, name, qualifier)
+        return 204, {"status": 204}, ""
+
+    def list_provisioned_concurrency_configs(self) -> TYPE_RESPONSE:
+        name = self._function_from_path()
+        self.backend.get_function(name)
+        with STORES.lock:
+            configs = [
+                c.to_api(with_arn=True)
+                for k, c in STORES.provisioned.items()
+                if k[:3] == (self.current_account, self.region, name)
+            ]
+        return 200, {}, json.dumps({"ProvisionedConcurrencyConfigs": configs})
+
+
+_ROUTES = {
+    r"{0}/(?P<api_version>[^/]+)/functions/(?P<function_name>[\w_:%-]+)/urls/?$": MlfnLambdaResponse.dispatch,
+    r"{0}/(?P<api_version>[^/]+)/functions/(?P<function_name>[\w_:%-]+)/provisioned-concurrency/?$": (
+        MlfnLambdaResponse.dispatch
+    ),
+}
+
+
+def install() -> None:
+    """Serve moto's Lambda routes with `MlfnLambdaResponse` and add the emulator's. Idempotent."""
+    for pattern in list(lambda_urls.url_paths):
+        lambda_urls.url_paths[pattern] = MlfnLambdaResponse.dispatch
+    lambda_urls.url_paths.update(_ROUTES)
+
+
+__all__ = ["MlfnLambdaResponse", "UnknownFunctionException", "install", "put_function_url"]

@@ -1,0 +1,167 @@
+"""SageMaker API calls mlfn needs that moto lacks or refuses, served by a subclass of moto's SageMaker response.
+
+- Inference components (moto has none): create/describe/update/delete/list_inference_components and
+  update_inference_component_runtime_config, stored in `STORES`; each is InService at once.
+- Endpoint configs hosting inference components have no `ModelName` in their variants; moto insists on one.
+- moto checks instance types against an old list (no g5, g6, p4d, p5): the emulator accepts any well-formed `ml.*` type.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.sagemaker import models as sm_models
+from moto.sagemaker import urls as sm_urls
+from moto.sagemaker.exceptions import ValidationError
+from moto.sagemaker.responses import SageMakerResponse
+
+from .emulated_stores import STORES, InferenceComponent, now_iso
+
+INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(\d*x?large|medium|small|micro|nano|\d+xlarge|metal(-\d+xl)?)$")
+
+
+def create_inference_component(
+    account: str,
+    region: str,
+    name: str,
+    endpoint_name: str,
+    variant_name: str,
+    specification: dict[str, Any],
+    copy_count: int,
+    tags: list[dict[str, str]] | None = None,
+) -> InferenceComponent:
+    """Host `specification` (ModelName, ComputeResourceRequirements, ...) on an existing endpoint variant."""
+    backend = sm_models.sagemaker_backends[account][region]
+    backend.describe_endpoint(endpoint_name)  # ValidationError "Could not find endpoint ..."
+    model = specification.get("ModelName")
+    if model:
+        backend.describe_model(model)
+    elif not specification.get("Container"):
+        raise ValidationError(message="Specification must name a ModelName or a Container.")
+    if not isinstance(copy_count, int) or copy_count < 0:
+        raise ValidationError(message=f"RuntimeConfig.CopyCount must be an integer of at least 0, got {copy_count!r}.")
+    key = (account, region, name)
+    with STORES.lock:
+        if key in STORES.inference_components:
+            raise ValidationError(message=f"Cannot create already existing inference component \"{name}\".")
+        component = InferenceComponent(
+            account, region, name, endpoint_name, variant_name, specification, copy_count, tags or []
+        )
+        STORES.inference_components[key] = component
+        STORES.save()
+    return component
+
+
+def find_inference_component(account: str, region: str, name: str) -> InferenceComponent:
+    with STORES.lock:
+        component = STORES.inference_components.get((account, region, name))
+    if component is None:
+        arn = f"arn:aws:sagemaker:{region}:{account}:inference-component/{name}"
+        raise ValidationError(message=f"Could not find inference component \"{arn}\".")
+    return component
+
+
+def update_inference_component(
+    account: str,
+    region: str,
+    name: str,
+    specification: dict[str, Any] | None = None,
+    copy_count: int | None = None,
+) -> InferenceComponent:
+    with STORES.lock:
+        component = find_inference_component(account, region, name)
+        if specification:
+            component.specification = specification
+        if copy_count is not None:
+            component.copy_count = copy_count
+        component.last_modified = now_iso()
+        STORES.save()
+    return component
+
+
+def delete_inference_component(account: str, region: str, name: str) -> None:
+    with STORES.lock:
+        find_inference_component(account, region, name)
+        del STORES.inference_components[(account, region, name)]
+        STORES.save()
+
+
+class MlfnSageMakerResponse(SageMakerResponse):
+    """moto's SageMaker API plus inference components."""
+
+    def create_inference_component(self) -> ActionResult:
+        component = create_inference_component(
+            self.current_account,
+            self.region,
+            self._get_param("InferenceComponentName"),
+            self._get_param("EndpointName"),
+            self._get_param("VariantName"),
+            self._get_param("Specification") or {},
+            (self._get_param("RuntimeConfig") or {}).get("CopyCount", 1),
+            self._get_param("Tags"),
+        )
+        return ActionResult({"InferenceComponentArn": component.arn})
+
+    def describe_inference_component(self) -> ActionResult:
+        name = self._get_param("InferenceComponentName")
+        return ActionResult(find_inference_component(self.current_account, self.region, name).to_api())
+
+    def update_inference_component(self) -> ActionResult:
+        component = update_inference_component(
+            self.current_account,
+            self.region,
+            self._get_param("InferenceComponentName"),
+            self._get_param("Specification"),
+            (self._get_param("RuntimeConfig") or {}).get("CopyCount"),
+        )
+        return ActionResult({"InferenceComponentArn": component.arn})
+
+    def update_inference_component_runtime_config(self) -> ActionResult:
+        component = update_inference_component(
+            self.current_account,
+            self.region,
+            self._get_param("InferenceComponentName"),
+            copy_count=(self._get_param("DesiredRuntimeConfig") or {}).get("CopyCount"),
+        )
+        return ActionResult({"InferenceComponentArn": component.arn})
+
+    def delete_inference_component(self) -> ActionResult:
+        delete_inference_component(self.current_account, self.region, self._get_param("InferenceComponentName"))
+        return ActionResult({})
+
+    def list_inference_components(self) -> ActionResult:
+        endpoint = self._get_param("EndpointNameEquals")
+        with STORES.lock:
+            found = [
+                c.summary()
+                for (account, region, _), c in STORES.inference_components.items()
+                if (account, region) == (self.current_account, self.region)
+                and (not endpoint or c.endpoint_name == endpoint)
+            ]
+        return ActionResult({"InferenceComponents": found})
+
+
+def _validate_instance_type(self: Any, instance_type: str) -> None:
+    if not INSTANCE_TYPE.match(instance_type or ""):
+        raise ValidationError(
+            message=f"Value '{instance_type}' at 'instanceType' failed to satisfy constraint: "
+            "Member must be an ML instance type such as ml.m5.large or ml.g5.xlarge"
+        )
+
+
+def _validate_variant_models(self: Any, production_variants: list[dict[str, Any]]) -> None:
+    for variant in production_variants:
+        model = variant.get("ModelName")
+        if model and model not in self._models:
+            arn = sm_models.arn_formatter("model", model, self.account_id, self.region_name)
+            raise ValidationError(message=f"Could not find model '{arn}'.")
+
+
+def install() -> None:
+    """Serve SageMaker with `MlfnSageMakerResponse` and relax moto's outdated checks. Idempotent."""
+    for pattern in list(sm_urls.url_paths):
+        sm_urls.url_paths[pattern] = MlfnSageMakerResponse.dispatch
+    sm_models.FakeEndpointConfig.validate_instance_type = _validate_instance_type  # type: ignore[method-assign]
+    sm_models.SageMakerModelBackend.validate_production_variants = _validate_variant_models  # type: ignore[method-assign]
