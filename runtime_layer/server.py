@@ -24,6 +24,7 @@ STARTED = time.perf_counter()
 import argparse  # noqa: E402 - the start timer comes first
 import logging  # noqa: E402
 import os  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
@@ -137,6 +138,7 @@ def serve(args: argparse.Namespace) -> int:
         log.info("model %s ready in %.0f ms after start", done.result().spec.name, ready * 1000)
 
     future.add_done_callback(loaded)
+    stopped_by = _record_stop_signals(server)
     try:
         server.run(sockets=[sock])
     finally:
@@ -151,7 +153,22 @@ def serve(args: argparse.Namespace) -> int:
         else:
             log.error("model failed to load", exc_info=error)
         return 1
-    return 0
+    return 130 if signal.SIGINT in stopped_by else 0
+
+
+def _record_stop_signals(server: Any) -> list[int]:
+    """Handlers uvicorn restores and re-raises into after its graceful shutdown: they record the signal (and
+    stop a server that has not installed its own handlers yet), so SIGTERM ends in exit code 0 (Ctrl-C in
+    130) rather than the process being killed by the re-raised signal."""
+    received: list[int] = []
+
+    def record(sig: int, frame: Any) -> None:
+        received.append(sig)
+        server.should_exit = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, record)
+    return received
 
 
 def main(argv: Sequence[str] | None = None) -> int:
