@@ -20,7 +20,10 @@ def enable_nag(app: cdk.App) -> None:
 
 
 def acknowledge(scope: Construct, reasons: dict[str, str]) -> None:
-    """Acknowledge AwsSolutions findings on `scope` and below: {"IAM5": "why", ...}."""
+    """Acknowledge AwsSolutions findings on `scope` and below: {"APIG3": "why", "IAM5[Resource::*]": "why"}.
+
+    A finding with evidence (`IAM5[Action::s3:*]`) must be acknowledged by its full id, one at a time.
+    """
     validations = cdk.Validations.of(scope)
     for rule, reason in reasons.items():
         validations.acknowledge(cdk.Acknowledgment(id=f"AwsSolutions-{rule}", reason=reason))

@@ -43,7 +43,8 @@ def nag_summary(outdir: str | Path) -> str:
     found = []
     for plugin in report.get("pluginReports", []):
         for violation in plugin.get("violations", []):
-            paths = ", ".join(r.get("constructPath", "?") for r in violation.get("violatingResources", []))
+            places = violation.get("violatingConstructs") or violation.get("violatingResources") or []
+            paths = ", ".join(str(r.get("constructPath", "?")) for r in places)
             found.append(f"{violation.get('ruleName')} at {paths}")
     return "; ".join(found) or "see the validation report above"
 
