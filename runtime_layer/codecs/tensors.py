@@ -81,6 +81,15 @@ class Port:
                 detail = text[text.find("inhomogeneous") :].split(". ", 1)[0].rstrip(".")
                 raise self.error("nested lists are ragged", f"rows of different lengths ({detail})") from None
             raise self.error("values do not form an array", text) from None
+        if array.dtype.kind == "f" and self.numpy is not None and self.numpy.kind in "iu":
+            # numpy infers float64 when JSON integers exceed int64 (or mix signs at uint64 scale): check the
+            # values are whole numbers, then convert the original integers exactly (numpy checks the range).
+            self._require_integral(array)
+            try:
+                return np.asarray(values, dtype=self.numpy)
+            except (OverflowError, ValueError, TypeError):
+                info = np.iinfo(self.numpy)
+                raise self.error(f"values out of range {info.min}..{info.max}", "larger integers") from None
         return self.cast(array)
 
     def cast(self, array: np.ndarray) -> np.ndarray:
@@ -107,12 +116,14 @@ class Port:
         if want == "f":
             return array.astype(target)
         if want in "iu":
-            if kind == "f" and not bool(np.all(np.isfinite(array)) and np.all(np.trunc(array) == array)):
-                raise self.error("values must be integers", _received(array))
+            if kind == "f":
+                self._require_integral(array)
             if kind != "b":
                 info = np.iinfo(target)
                 low, high = array.min(), array.max()
-                if low < info.min or high > info.max:
+                # floats compare against the exclusive bound 2**bits: float(info.max) rounds up to it
+                too_high = high >= 2.0 ** (info.bits - (info.kind == "i")) if kind == "f" else high > info.max
+                if low < info.min or too_high:
                     raise self.error(f"values out of range {info.min}..{info.max}", f"values from {low} to {high}")
             return array.astype(target)
         if want == "b":
@@ -120,6 +131,10 @@ class Port:
                 return array.astype(target)
             raise self.error("values must be booleans (or 0 and 1)", _received(array))
         raise self.error(f"values must be {self.dtype.name}", _received(array))  # pragma: no cover - kinds all handled
+
+    def _require_integral(self, array: np.ndarray) -> None:
+        if not bool(np.all(np.isfinite(array)) and np.all(np.trunc(array) == array)):
+            raise self.error("values must be integers", _received(array))
 
     def check(self, value: Any) -> np.ndarray:
         """An array that fits this input (dtype cast as `cast` allows, rank, fixed dimensions)."""
@@ -162,7 +177,7 @@ def _received(array: np.ndarray) -> str:
                 return "null values"
             if not isinstance(value, int | float | bool | np.generic):
                 return f"{_json_type(value)} values such as {_short(value)}"
-        return "mixed values"
+        return "integers beyond 64 bits"
     if kind == "b":
         return "booleans"
     if kind in "iu":

@@ -67,8 +67,8 @@ def is_request(doc: Any) -> bool:
 def decode_doc(doc: Any, binary: memoryview, ports: Mapping[str, Port]) -> InferRequest:
     """An infer request from its parsed JSON header and its binary section."""
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
-        raise RequestError('expected a JSON object with "inputs": a list of {name, shape, datatype, data}',
-                           expected="an inference request", received=_keys(doc))
+        raise RequestError('expected a JSON object with "inputs": a list of {name, shape, datatype, data}; '
+                           f"got {_keys(doc)}", expected="an inference request", received=_keys(doc))
     feeds: dict[str, np.ndarray] = {}
     offset = 0
     for index, item in enumerate(doc["inputs"]):
