@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         source, name = _source(args)
-        report = _push(args, source, name, ecr, registry)
+        report = push_image(args, source, name, ecr, registry)
     except (PushError, LayoutError) as exc:
         raise CliError(str(exc)) from None
     sent = len(report.uploaded)
@@ -77,7 +77,7 @@ def _build(args: argparse.Namespace, model_dir: Path) -> Any:
     return PushSource.from_layout(built.layout.root, built.ref)
 
 
-def _push(args: argparse.Namespace, source: Any, name: str, ecr: Any, registry: Any) -> Any:
+def push_image(args: argparse.Namespace, source: Any, name: str, ecr: Any, registry: Any) -> Any:
     to: str = args.to
     host = to.split("://", 1)[-1].split("/", 1)[0]
     ecr_host = ecr.ECR_HOST.match(host)

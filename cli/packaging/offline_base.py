@@ -1,0 +1,185 @@
+"""The offline runtime base: a Debian bookworm root filesystem from debootstrap (its python3 is 3.11, like
+Lambda's), the runtime's pinned wheels and mlfn itself, turned into an OCI image by mlfn's own layer writer.
+
+No Docker engine and no public base image are needed, only Debian's archive and PyPI. Three layers, from the
+least to the most often changed: the OS (cached between builds and shared by both flavours), the Python
+packages (/opt/mlfn/python), and mlfn (/opt/mlfn/app). The GPU flavour built this way has no CUDA (none can be
+fetched here): it runs the container entry point on CPU onnxruntime and is labelled `dev.mlfn.accelerator=cpu`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlfn.runtime import __version__
+
+from .layer import Layer, rootfs_entries, write_layer
+from .oci import LAYER_GZIP, MANIFEST, Descriptor, Image, Layout, canonical_json, make_manifest
+from .progress import Say
+
+SUITE = "bookworm"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+PACKAGES = ("python3", "libgomp1", "ca-certificates")
+# Left out of the OS layer: caches, docs, translations; only the mount points of the virtual filesystems stay.
+PRUNE = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info",
+         "usr/share/locale", "var/log")
+EMPTY_DIRS = ("proc", "sys", "dev", "run", "tmp")
+PYTHONPATH = "/opt/mlfn/app:/opt/mlfn/python"
+EPOCH = "1970-01-01T00:00:00Z"
+# Wheels for the image's Python (CPython 3.11, glibc 2.36 on bookworm), whatever Python runs the build.
+WHEEL_TARGET = ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
+                *(f"--platform={p}" for p in ("manylinux_2_36_x86_64", "manylinux_2_28_x86_64",
+                                              "manylinux_2_17_x86_64", "manylinux2014_x86_64"))]
+COMMANDS = {
+    "lambda": (["/usr/bin/python3", "-m", "awslambdaric"], ["mlfn.runtime.lambda_handler.handler"]),
+    "gpu": (["/usr/bin/python3", "-m", "mlfn.runtime.server"], ["serve"]),
+}
+
+
+class OfflineBuildError(Exception):
+    """A step of the offline base build failed; the message names the step and its last output line."""
+
+
+@dataclass(frozen=True)
+class BuiltBase:
+    image: Image
+    layout: Layout
+    ref: str
+    layers: list[tuple[str, Layer]]
+
+
+def run_step(step: str, cmd: list[str], say: Say, env: dict[str, str] | None = None) -> None:
+    say(f"  {step}: {' '.join(cmd[:6])}{' ...' if len(cmd) > 6 else ''}")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False, timeout=1800)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+        raise OfflineBuildError(f"{step} failed (exit {proc.returncode}): {tail}")
+
+
+def pinned(requirements: Path, name: str) -> str:
+    """The `name==version` line of a requirements file."""
+    for line in requirements.read_text().splitlines():
+        if line.split("==")[0].split("[")[0].strip().lower() == name:
+            return line.strip()
+    raise OfflineBuildError(f"{requirements}: no pin for {name}")
+
+
+def debian_rootfs(cache: Path, mirror: str, say: Say) -> Path:
+    """A pruned bookworm minbase root filesystem, made once and kept in `cache`."""
+    rootfs, done = cache / f"rootfs-{SUITE}", cache / f"rootfs-{SUITE}.complete"
+    if done.is_file() and rootfs.is_dir():
+        say(f"  debootstrap: reusing {rootfs}")
+        return rootfs
+    if not shutil.which("debootstrap"):
+        raise OfflineBuildError("debootstrap is not installed: run .ci/setup-images.sh (apt-get install debootstrap)")
+    if os.geteuid() != 0:
+        raise OfflineBuildError("debootstrap needs root (it creates device nodes and chroots)")
+    shutil.rmtree(rootfs, ignore_errors=True)
+    cache.mkdir(parents=True, exist_ok=True)
+    run_step("debootstrap", ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
+                         str(rootfs), mirror], say)
+    for rel in PRUNE:
+        target = rootfs / rel
+        if target.is_dir():
+            for child in target.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    done.write_text(json.dumps({"suite": SUITE, "mirror": mirror, "packages": PACKAGES}))
+    return rootfs
+
+
+def _layer(name: str, entries: list[Any], layout: Layout, say: Say) -> Layer:
+    tmp = layout.blobs / f"{name}.tmp"
+    layer = write_layer(entries, tmp)
+    layout.put_file(tmp, layer.digest, move=True)
+    say(f"  layer {name}: {layer.size / 1e6:.1f} MB compressed, {layer.uncompressed_size / 1e6:.1f} MB")
+    return Layer(layout.blob_path(layer.digest), layer.digest, layer.size, layer.diff_id,
+                 layer.uncompressed_size, layer.entries)
+
+
+def _os_layer(rootfs: Path, cache: Path, layout: Layout, say: Say) -> Layer:
+    """The OS layer, written once per root filesystem and reused (both flavours share its digest)."""
+    record = cache / f"rootfs-{SUITE}.layer.json"
+    store = Layout(cache / "layers").init()
+    if record.is_file():
+        d = json.loads(record.read_text())
+        if store.has_blob(d["digest"]):
+            layout.put_file(store.blob_path(d["digest"]), d["digest"])
+            say(f"  layer os: reusing {d['digest'][:19]} ({d['size'] / 1e6:.1f} MB)")
+            return Layer(layout.blob_path(d["digest"]), d["digest"], d["size"], d["diff_id"],
+                         d["uncompressed_size"], d["entries"])
+    layer = _layer("os", rootfs_entries(rootfs, skip=EMPTY_DIRS), store, say)
+    layout.put_file(layer.path, layer.digest)
+    record.write_text(json.dumps({"digest": layer.digest, "size": layer.size, "diff_id": layer.diff_id,
+                                  "uncompressed_size": layer.uncompressed_size, "entries": layer.entries}))
+    return layer
+
+
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "runtime_layer", "infra", "cli")
+
+
+def build_wheel(repo_root: Path, dest: Path, say: Say) -> Path:
+    """The mlfn wheel, built from a clean copy of the sources (an in-tree build/ folder can hold stale modules)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mlfn-src-") as tmp:
+        src = Path(tmp)
+        for name in WHEEL_SOURCES:
+            path = repo_root / name
+            if path.is_dir():
+                shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "cdk.out"))
+            elif path.is_file():
+                shutil.copy(path, src / name)
+        run_step("mlfn wheel", [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                                "-w", str(dest), str(src)], say)
+    wheels = sorted(dest.glob("mlfn-*.whl"))
+    if not wheels:
+        raise OfflineBuildError(f"pip wheel wrote no mlfn wheel to {dest}")
+    return wheels[-1]
+
+
+def build_offline_base(flavour: str, out: Path, *, repo_root: Path, cache: Path, say: Say,
+                       mirror: str = DEFAULT_MIRROR, ref: str) -> BuiltBase:
+    rootfs = debian_rootfs(cache, mirror, say)
+    layout = Layout(out).init()
+    with tempfile.TemporaryDirectory(prefix="mlfn-base-") as tmp_name:
+        tmp = Path(tmp_name)
+        requirements = repo_root / "runtime_layer" / "requirements.txt"
+        extra = [pinned(repo_root / "cli" / "requirements.txt", "awslambdaric")] if flavour == "lambda" else []
+        run_step("runtime wheels", [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                                *WHEEL_TARGET, "--target", str(tmp / "python"), "-r", str(requirements), *extra], say)
+        wheel = build_wheel(repo_root, tmp / "wheels", say)
+        run_step("mlfn", [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+                      "--target", str(tmp / "app"), str(wheel)], say)
+        layers = [
+            ("os", _os_layer(rootfs, cache, layout, say)),
+            ("python", _layer("python", rootfs_entries(tmp / "python", prefix="opt/mlfn/python"), layout, say)),
+            ("mlfn", _layer("mlfn", rootfs_entries(tmp / "app", prefix="opt/mlfn/app"), layout, say)),
+        ]
+    entrypoint, cmd = COMMANDS[flavour]
+    inner: dict[str, Any] = {
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", f"PYTHONPATH={PYTHONPATH}",
+                "PYTHONDONTWRITEBYTECODE=1", "LANG=C.UTF-8", "MLFN_MODEL_DIR=/opt/mlfn/model"],
+        "Entrypoint": entrypoint, "Cmd": cmd, "WorkingDir": "/opt/mlfn",
+        "Labels": {"dev.mlfn.flavour": flavour, "dev.mlfn.version": __version__,
+                   "dev.mlfn.base.builder": f"debootstrap {SUITE} minbase",
+                   "dev.mlfn.accelerator": "cpu", "org.opencontainers.image.title": ref},
+    }
+    if flavour == "gpu":
+        inner["ExposedPorts"] = {"8080/tcp": {}}
+    config = canonical_json({
+        "architecture": "amd64", "os": "linux", "created": EPOCH, "config": inner,
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for _, layer in layers]},
+        "history": [{"created": EPOCH, "created_by": f"mlfn runtime build ({name} layer)"} for name, _ in layers],
+    })
+    image = Image(make_manifest(config, [Descriptor(LAYER_GZIP, layer.digest, layer.size) for _, layer in layers]),
+                  MANIFEST, config)
+    layout.tag(ref, image)
+    layout.collect_garbage()
+    return BuiltBase(image, layout, ref, layers)
