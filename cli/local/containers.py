@@ -81,7 +81,7 @@ class ContainerEndpoint:
     def _command(self) -> list[str]:
         if self.config.command:
             return [part.replace("{port}", str(self.port)) for part in self.config.command]
-        return [sys.executable, "-m", "mlfn.runtime.server", "serve", "--port", str(self.port)]
+        return [sys.executable, "-m", "mlfn.runtime.server", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
 
     async def _ensure_instance(self) -> tuple[bool, float, HttpReply | None]:
         """Make sure an instance answers /ping; returns (cold start, start ms, error reply)."""

@@ -110,8 +110,15 @@ class Gateway:
             return
         server, task = entry
         server.should_exit = True
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(task, 10)
+        done, _ = await asyncio.wait({task}, timeout=0.3)
+        if not done:  # idle keep-alive TLS connections wait for a close_notify that never comes: cut them
+            for connection in list(server.server_state.connections):
+                transport = getattr(connection, "transport", None)
+                if transport is not None:
+                    transport.abort()
+            server.force_exit = True
+            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(task, 5)
 
     async def close(self) -> None:
         for port in list(self._servers):

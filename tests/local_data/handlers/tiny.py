@@ -61,3 +61,12 @@ def binary(event, context):
     return {"statusCode": 200, "headers": {"content-type": "application/octet-stream"},
             "body": event.get("body", ""), "isBase64Encoded": event.get("isBase64Encoded", False),
             "cookies": ["a=1; Path=/", "b=2"]}
+
+
+def work(event, context):
+    """Sleep `seconds`, crash if `crash`, else answer with this sandbox's pid (one handler for mixed bursts)."""
+    body = _body(event)
+    time.sleep(float(body.get("seconds", 0)))
+    if body.get("crash"):
+        os._exit(3)
+    return {"statusCode": 200, "body": json.dumps({"pid": os.getpid()})}

@@ -1,0 +1,364 @@
+"""The emulator's data plane as a library: register what is deployed, get an HTTPS URL that runs it.
+
+    plane = DataPlane(state_dir)          # the emulator's state dir (TLS files, logs, registrations)
+    plane.start()                         # its own thread and event loop; restores persisted registrations
+    ep = plane.register_lambda("iris-dev", "functions/iris", alias="live", memory_mb=2048, timeout_s=30,
+                               reserved=-1, provisioned=0, auth_type="AWS_IAM", idle_s=300)
+    ep.url  ->  "https://127.0.0.1:<port>/"   (trust plane.ca_path; sign with mlfn-local / mlfn-local-secret)
+    plane.register_container("iris-dev", "functions/iris", kind="sagemaker")   # or kind="ecs"
+    plane.unregister(ep.key); plane.stop()
+
+Registrations are saved in `<state>/data-plane/registrations.json` (with their ports, so URLs survive a restart).
+`python -m mlfn.cli.local.data_plane [--state-dir D]` runs the same thing as a process with a small admin API
+(plain HTTP on 127.0.0.1, bearer token in the 0600 file `<state>/data-plane/admin.json`); `DataPlaneClient(state_dir)`
+calls it with the same methods.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from .config import ContainerConfig, FunctionConfig, config_from_json
+from .containers import ContainerEndpoint
+from .emulator_state import GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
+from .function_url import FunctionUrl
+from .gateway import Gateway, QuietServer
+from .logsink import FileLogSink, Forward
+from .pool import DEFAULT_ACCOUNT_CONCURRENCY, FunctionPool
+from .sigv4 import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Credential, default_credentials
+from .tls import ensure_tls, trust_hint
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a registration gives back: where to call it and how."""
+
+    key: str  # "lambda:<function>:<alias>" | "sagemaker:<endpoint>" | "ecs:<service>"
+    kind: str  # "lambda" | "sagemaker" | "ecs"
+    name: str
+    url: str  # https://127.0.0.1:<port>/  (a SageMaker endpoint is invoked at <url>endpoints/<name>/invocations)
+    host_url: str  # the same target by Host header on the shared port: https://<url-id>.lambda-url.<region>.localhost:P/
+    url_id: str
+    port: int
+    auth_type: str
+    region: str
+    signing_service: str
+    ca_path: str
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class DataPlane:
+    """Sandboxes, container instances and the HTTPS gateway in front of them."""
+
+    def __init__(self, state: str | Path | None = None, *, credentials: dict[str, Credential] | None = None,
+                 account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY, memory_mode: str = "auto",
+                 log_forward: Forward | None = None, echo_logs: bool = False, persist: bool = True) -> None:
+        self.state_dir = state_dir(state).resolve()
+        self.folder = self.state_dir / "data-plane"
+        self.credentials = credentials or default_credentials()
+        self.account_concurrency = account_concurrency
+        self.memory_mode = memory_mode
+        self.persist = persist
+        self.logs = FileLogSink(self.state_dir / "logs", forward=log_forward, echo=echo_logs)
+        self.tls = ensure_tls(self.state_dir)
+        self.gateway = Gateway(self.tls, self.credentials)
+        self._targets: dict[str, FunctionUrl | ContainerEndpoint] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._own_loop = False
+
+    @property
+    def ca_path(self) -> Path:
+        return self.tls.ca
+
+    # ------------------------------------------------------------------ sync API (own thread)
+
+    def start(self) -> None:
+        """Run the data plane on a background thread; returns once the gateway listens."""
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self.astart())
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+        self._own_loop = True
+        self._thread = threading.Thread(target=run, name="mlfn-data-plane", daemon=True)
+        self._thread.start()
+        if not ready.wait(120):
+            raise RuntimeError("the data plane did not start within 120 s")
+
+    def stop(self) -> None:
+        if self._loop is None or not self._own_loop:
+            return
+        self._call(self.astop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(30)
+        self._loop = None
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None:
+            raise RuntimeError("the data plane is not running: call start() first")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def register_lambda(self, function_name: str, model_dir: str | Path, *, alias: str = "live",
+                        memory_mb: int = 2048, timeout_s: float = 30, reserved: int = -1, provisioned: int = 0,
+                        auth_type: str = "AWS_IAM", idle_s: float = 300, url: str | None = None,
+                        **extra: Any) -> Endpoint:
+        """Serve a function alias at a Function URL; `url` (e.g. the control plane's) fixes its port."""
+        config = FunctionConfig(name=function_name, model_dir=str(Path(model_dir).resolve()), qualifier=alias,
+                                memory_mb=memory_mb, timeout_s=timeout_s, reserved=reserved, provisioned=provisioned,
+                                auth_type=auth_type, idle_s=idle_s, port=_port_of(url), **extra)
+        return self._call(self.aregister(config))
+
+    def register_container(self, name: str, model_dir: str | Path, *, kind: str = "sagemaker",
+                           auth_type: str = "AWS_IAM", idle_s: float = 900, memory_mb: int = 2048,
+                           url: str | None = None, **extra: Any) -> Endpoint:
+        """Serve a SageMaker endpoint (`kind="sagemaker"`) or ECS service (`kind="ecs"`) from `serve` processes."""
+        config = ContainerConfig(name=name, model_dir=str(Path(model_dir).resolve()), kind=kind, auth_type=auth_type,
+                                 idle_s=idle_s, memory_mb=memory_mb, port=_port_of(url), **extra)
+        return self._call(self.aregister(config))
+
+    def unregister(self, key: str) -> bool:
+        return self._call(self.aunregister(key))
+
+    def endpoints(self) -> list[Endpoint]:
+        return [self._endpoint(t) for t in self._targets.values()]
+
+    def status(self) -> dict[str, Any]:
+        return self._call(self.astatus())
+
+    # ------------------------------------------------------------------ async API (caller's loop)
+
+    async def astart(self) -> None:
+        self._loop = self._loop or asyncio.get_running_loop()
+        previous = read_json(self.folder / "state.json") or {}
+        self.gateway.shared_port = await self.gateway.listen(int(previous.get("shared_port", 0)))
+        write_json(self.folder / "state.json", {"shared_port": self.gateway.shared_port})
+        publish_address(self.state_dir, GATEWAY, f"https://127.0.0.1:{self.gateway.shared_port}/",
+                        ca=str(self.tls.ca))
+        if self.persist:
+            for data in read_json(self.folder / "registrations.json") or []:
+                with contextlib.suppress(Exception):
+                    await self.aregister(config_from_json(data), save=False)
+
+    async def astop(self) -> None:
+        for key in list(self._targets):
+            await self.aunregister(key, save=False)
+        await self.gateway.close()
+        withdraw_address(self.state_dir, GATEWAY)
+
+    async def aregister(self, config: FunctionConfig | ContainerConfig, *, save: bool = True) -> Endpoint:
+        if not Path(config.model_dir).is_dir() and not config.command:
+            raise ValueError(f"model directory {config.model_dir} does not exist")
+        if config.key in self._targets:
+            old = self._targets[config.key]
+            config.port = config.port or old.config.port
+            await self.aunregister(config.key, save=False)
+        target: FunctionUrl | ContainerEndpoint
+        if isinstance(config, FunctionConfig):
+            pool = FunctionPool(config, self.logs, account_concurrency=self.account_concurrency,
+                                memory_mode=self.memory_mode)
+            target = FunctionUrl(config, pool)
+        else:
+            target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode)
+        config.port = await self.gateway.listen(config.port)
+        self.gateway.add(target, config.port)
+        self._targets[config.key] = target
+        await (target.pool.start() if isinstance(target, FunctionUrl) else target.start())
+        if save:
+            self._save()
+        return self._endpoint(target)
+
+    async def aunregister(self, key: str, *, save: bool = True) -> bool:
+        target = self._targets.pop(key, None)
+        if target is None:
+            return False
+        self.gateway.remove(target)
+        await self.gateway.close_port(target.config.port)
+        await (target.pool.close() if isinstance(target, FunctionUrl) else target.close())
+        if save:
+            self._save()
+        return True
+
+    async def astatus(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"shared_port": self.gateway.shared_port, "ca": str(self.tls.ca), "targets": []}
+        for target in self._targets.values():
+            entry = self._endpoint(target).to_json()
+            if isinstance(target, FunctionUrl):
+                entry["pool"] = dataclasses.asdict(target.pool.snapshot())
+            else:
+                entry["instance"] = target.describe()
+            out["targets"].append(entry)
+        return out
+
+    def _save(self) -> None:
+        if self.persist:
+            write_json(self.folder / "registrations.json", [t.config.to_json() for t in self._targets.values()])
+
+    def _endpoint(self, target: FunctionUrl | ContainerEndpoint) -> Endpoint:
+        c = target.config
+        kind = "lambda" if isinstance(c, FunctionConfig) else c.kind
+        domain = {"lambda": "lambda-url", "sagemaker": "sagemaker", "ecs": "ecs"}[kind]
+        return Endpoint(key=c.key, kind=kind, name=c.name, url=f"https://127.0.0.1:{c.port}/",
+                        host_url=f"https://{c.url_id}.{domain}.{c.region}.localhost:{self.gateway.shared_port}/",
+                        url_id=c.url_id, port=c.port, auth_type=c.auth_type, region=c.region,
+                        signing_service=target.signing_service, ca_path=str(self.tls.ca))
+
+
+def _port_of(url: str | None) -> int:
+    return (urlsplit(url).port or 0) if url else 0
+
+
+# ---------------------------------------------------------------------- as a process, with an admin API
+
+
+class _Admin:
+    """Plain-HTTP admin API on 127.0.0.1 for other processes (bearer token required)."""
+
+    def __init__(self, plane: DataPlane, token: str, stop: asyncio.Event) -> None:
+        self.plane, self.token, self.stop = plane, token, stop
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = dict((k.decode().lower(), v.decode()) for k, v in scope["headers"])
+        status, document = await self._route(scope["method"], scope["path"], headers, body)
+        data = json.dumps(document).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+        await send({"type": "http.response.body", "body": data})
+
+    async def _route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        if not secrets.compare_digest(headers.get("authorization", ""), f"Bearer {self.token}"):
+            return 401, {"error": "missing or wrong admin token"}
+        try:
+            if method == "GET" and path == "/status":
+                return 200, await self.plane.astatus()
+            if method == "POST" and path == "/register":
+                endpoint = await self.plane.aregister(config_from_json(json.loads(body)))
+                return 200, endpoint.to_json()
+            if method == "POST" and path == "/unregister":
+                return 200, {"removed": await self.plane.aunregister(json.loads(body)["key"])}
+            if method == "POST" and path == "/shutdown":
+                self.stop.set()
+                return 200, {"stopping": True}
+        except (ValueError, TypeError, KeyError) as exc:
+            return 400, {"error": str(exc)}
+        return 404, {"error": f"{method} {path} is not an admin operation"}
+
+
+async def serve(state: str | Path | None, *, echo_logs: bool) -> None:
+    """Run the data plane in this process until SIGINT/SIGTERM or POST /shutdown."""
+    import uvicorn
+
+    plane = DataPlane(state, echo_logs=echo_logs)
+    await plane.astart()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    token = secrets.token_urlsafe(24)
+    config = uvicorn.Config(_Admin(plane, token, stop), host="127.0.0.1", port=0, lifespan="off",
+                            access_log=False, log_level="warning")
+    admin = QuietServer(config)
+    task = asyncio.create_task(admin.serve())
+    while not admin.started:
+        await asyncio.sleep(0.01)
+    port = admin.servers[0].sockets[0].getsockname()[1]
+    admin_file = plane.folder / "admin.json"
+    write_json(admin_file, {"url": f"http://127.0.0.1:{port}", "token": token, "pid": os.getpid()})
+    os.chmod(admin_file, 0o600)
+    print(f"mlfn data plane: gateway https://127.0.0.1:{plane.gateway.shared_port}/, admin http://127.0.0.1:{port}",
+          flush=True)
+    for ep in plane.endpoints():
+        print(f"  {ep.key}: {ep.url}", flush=True)
+    print(trust_hint(plane.ca_path), flush=True)
+    await stop.wait()
+    admin.should_exit = True
+    await task
+    await plane.astop()
+    admin_file.unlink(missing_ok=True)
+
+
+class DataPlaneClient:
+    """Talk to a data plane process started with `python -m mlfn.cli.local.data_plane`."""
+
+    def __init__(self, state: str | Path | None = None, timeout: float = 120) -> None:
+        folder = state_dir(state).resolve() / "data-plane"
+        admin = read_json(folder / "admin.json")
+        if not isinstance(admin, dict):
+            raise RuntimeError(f"no data plane is running for {folder.parent} (no admin.json)")
+        import httpx
+
+        self._client = httpx.Client(base_url=admin["url"], timeout=timeout,
+                                    headers={"authorization": f"Bearer {admin['token']}"})
+
+    def _post(self, path: str, document: dict[str, Any]) -> Any:
+        response = self._client.post(path, json=document)
+        if response.status_code != 200:
+            raise ValueError(response.json().get("error", response.text))
+        return response.json()
+
+    def register_lambda(self, function_name: str, model_dir: str | Path, *, alias: str = "live",
+                        url: str | None = None, **settings: Any) -> dict[str, Any]:
+        config = FunctionConfig(name=function_name, model_dir=str(Path(model_dir).resolve()), qualifier=alias,
+                                port=_port_of(url), **settings)
+        return dict(self._post("/register", config.to_json()))
+
+    def register_container(self, name: str, model_dir: str | Path, *, url: str | None = None,
+                           **settings: Any) -> dict[str, Any]:
+        config = ContainerConfig(name=name, model_dir=str(Path(model_dir).resolve()), port=_port_of(url), **settings)
+        return dict(self._post("/register", config.to_json()))
+
+    def unregister(self, key: str) -> bool:
+        return bool(self._post("/unregister", {"key": key})["removed"])
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._client.get("/status").json())
+
+    def shutdown(self) -> None:
+        self._post("/shutdown", {})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mlfn.cli.local.data_plane",
+                                     description="Run the local emulator's data plane (sandboxes + HTTPS gateway).")
+    parser.add_argument("--state-dir", help="emulator state directory (default: $MLFN_HOME/local or ./.mlfn/local)")
+    parser.add_argument("--echo-logs", action="store_true", help="also print sandbox logs to stderr")
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.state_dir, echo_logs=args.echo_logs))
+
+
+DEFAULT_CREDENTIALS = (DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
+
+if __name__ == "__main__":
+    main()
