@@ -31,7 +31,7 @@ class Alarm(EmulatedResource):
             threshold=p.get("Threshold"),  # type: ignore[arg-type]
             statistic=p.get("Statistic"),  # type: ignore[arg-type]
             description=p.get("AlarmDescription", ""),
-            dimensions=[{"name": d["Name"], "value": d["Value"]} for d in p.get("Dimensions") or []],
+            dimensions=p.get("Dimensions") or [],
             alarm_actions=p.get("AlarmActions") or [],
             datapoints_to_alarm=p.get("DatapointsToAlarm"),
             extended_statistic=p.get("ExtendedStatistic"),

@@ -17,6 +17,7 @@ resource fails, leaves the stack half-made with a 500. The emulator keeps the sy
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -193,6 +194,86 @@ def _delete_resource(self: Any, parsed_resource: Any, resource_json: dict[str, A
             parsed_resource))
 
 
+def references(node: Any, names: set[str]) -> set[str]:
+    """The resources `node` refers to through Ref, Fn::GetAtt, Fn::Sub or DependsOn."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                target = value[0] if isinstance(value, list) else str(value).split(".")[0]
+                found.add(target)
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                found.update(re.findall(r"\$\{([^!}][^}.]*)", text if isinstance(text, str) else ""))
+                found |= references(value, names)
+            elif key == "DependsOn":
+                found.update([value] if isinstance(value, str) else value)
+            else:
+                found |= references(value, names)
+    elif isinstance(node, list):
+        for item in node:
+            found |= references(item, names)
+    return found & names
+
+
+def dependency_order(resources: dict[str, Any]) -> list[str]:
+    """Logical ids with every resource after the ones it refers to (template order otherwise)."""
+    names = set(resources)
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise ValidationError(message=f"Circular dependency between resources: {name}")
+        state[name] = 1
+        for dep in sorted(references(resources[name], names - {name})):
+            visit(dep)
+        state[name] = 2
+        order.append(name)
+
+    for name in resources:
+        visit(name)
+    return order
+
+
+def update(self: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> None:
+    """ResourceMap.update as CloudFormation orders it: creates and updates in dependency order (a new Version after
+    its function's update), then removals in reverse order as clean-up, skipping DeletionPolicy Retain."""
+    diff = self.build_resource_diff(template, parameters)
+    old_resources = self._resource_json_map
+    self._template = template
+    if parameters:
+        self.input_parameters = parameters
+    self.load_mapping()
+    self.load_parameters()
+    self.load_conditions()
+    self._resource_json_map = template["Resources"]
+    added, modified = set(diff["Add"]), set(diff["Modify"])
+    for name in dependency_order(template["Resources"]):
+        if name in added:
+            _ = self[name]
+        elif name in modified:
+            changed = parsing.parse_and_update_resource(name, template["Resources"][name], self,
+                                                        account_id=self._account_id, region_name=self._region_name)
+            if changed is not None:
+                self._parsed_resources[name] = changed
+    removed = set(diff["Remove"])
+    for name in reversed(dependency_order(old_resources)):
+        if name not in removed or name not in self._parsed_resources:
+            continue
+        resource = self._parsed_resources.pop(name)
+        if old_resources[name].get("DeletionPolicy") == "Retain" or resource is None:
+            continue
+        try:
+            self._delete_resource(resource, old_resources[name])
+        except Exception as exc:
+            log.warning("could not delete %s after the update: %s", name, reason_of(exc))
+
+
 # ---- stack-level operations ------------------------------------------------------------------------------------
 def _run(stack: Stack, action: str, work: Any, execution: Execution | None = None) -> Execution:
     execution = execution or Execution(stack, action)
@@ -311,6 +392,14 @@ def create_change_set(self: CloudFormationBackend, stack_name: str, change_set_n
                       parameters: dict[str, str], description: str, change_set_type: str,
                       notification_arns: list[str] | None = None, tags: dict[str, str] | None = None,
                       role_arn: str | None = None) -> tuple[str, str]:
+    try:
+        parsed = Stack.parse_template(template)
+    except Exception as exc:
+        raise ValidationError(
+            message=f"Template format error: not well-formed JSON or YAML ({reason_of(exc)})"
+        ) from None
+    if not isinstance(parsed, dict) or not parsed.get("Resources"):
+        raise ValidationError(message="Template format error: At least one Resources member must be defined.")
     existing = next((s for s in self.stacks.values() if s.name == stack_name), None)
     if change_set_type == "CREATE" and existing is not None:
         if existing.status != "REVIEW_IN_PROGRESS":
@@ -352,6 +441,7 @@ def install() -> None:
     parsing.parse_and_create_resource = parse_and_create_resource
     parsing.parse_and_update_resource = parse_and_update_resource
     parsing.ResourceMap._delete_resource = _delete_resource  # type: ignore[method-assign]
+    parsing.ResourceMap.update = update  # type: ignore[method-assign]
     CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
     CloudFormationBackend.create_change_set = create_change_set  # type: ignore[method-assign]
     CloudFormationBackend.delete_stack = delete_stack  # type: ignore[method-assign]

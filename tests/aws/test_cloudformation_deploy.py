@@ -1,0 +1,195 @@
+"""mlfn.cli.aws.cloudformation against the emulator's control plane: a real moto server over HTTP, no mocks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from mlfn.cli.aws.cloudformation import DeployError, StackEvent, deploy, destroy, stack_outputs
+from mlfn.cli.local.function_urls import function_url_for
+
+
+def test_first_deploy_creates_everything_and_outputs_resolve(session: Any, stack_name: str,
+                                                            make_lambda_template: Any, image_uri: str) -> None:
+    events: list[StackEvent] = []
+    result = deploy(make_lambda_template(), stack_name, session=session, on_event=events.append,
+                    tags={"mlfn:stage": "dev"})
+
+    assert result.status == "CREATED"
+    url = result.outputs["InvokeUrl"]
+    assert urlsplit(url).scheme == "https" and urlsplit(url).hostname == "127.0.0.1" and urlsplit(url).port
+    function = result.outputs["FunctionName"]
+    lam = session.client("lambda")
+    assert lam.get_function_url_config(FunctionName=function, Qualifier="live")["FunctionUrl"] == url
+    assert function_url_for(function, "live") == url
+    config = lam.get_function(FunctionName=function)
+    assert config["Configuration"]["PackageType"] == "Image"
+    assert config["Code"]["ImageUri"] == image_uri
+    assert config["Configuration"]["MemorySize"] == 2048
+    assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == result.outputs["Version"] == "1"
+    assert lam.get_provisioned_concurrency_config(FunctionName=function, Qualifier="live")["Status"] == "READY"
+    targets = session.client("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace="lambda", ResourceIds=[f"function:{function}:live"])["ScalableTargets"]
+    assert [(t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [(1, 4)]
+    alarm_name = result.outputs["AlarmArn"].rsplit(":", 1)[1]
+    assert session.client("cloudwatch").describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+    # one CREATE_COMPLETE event per resource, each after its CREATE_IN_PROGRESS, and the stack's own at the end
+    done = [e.logical_id for e in events
+            if e.status == "CREATE_COMPLETE" and e.resource_type != "AWS::CloudFormation::Stack"]
+    assert sorted(done) == sorted(make_lambda_template()["Resources"])
+    assert (events[-1].logical_id, events[-1].status) == (stack_name, "CREATE_COMPLETE")
+
+
+def test_sagemaker_target_with_inference_component_and_http_api(session: Any, stack_name: str,
+                                                               make_sagemaker_template: Any) -> None:
+    result = deploy(make_sagemaker_template(), stack_name, session=session)
+
+    assert result.status == "CREATED"
+    assert urlsplit(result.outputs["InvokeUrl"]).hostname == "127.0.0.1"
+    sm = session.client("sagemaker")
+    component = sm.describe_inference_component(InferenceComponentName=result.outputs["InferenceComponentName"])
+    assert component["EndpointName"] == result.outputs["EndpointName"]
+    assert component["InferenceComponentStatus"] == "InService"
+    assert component["RuntimeConfig"]["DesiredCopyCount"] == 1
+    targets = session.client("application-autoscaling").describe_scalable_targets(ServiceNamespace="sagemaker")
+    dims = {(t["ResourceId"], t["ScalableDimension"], t["MinCapacity"]) for t in targets["ScalableTargets"]}
+    assert (f"inference-component/{component['InferenceComponentName']}",
+            "sagemaker:inference-component:DesiredCopyCount", 0) in dims
+    routes = session.client("apigatewayv2").get_routes(
+        ApiId=next(a["ApiId"] for a in session.client("apigatewayv2").get_apis()["Items"]
+                   if a["ApiEndpoint"] == result.outputs["InvokeUrl"]))["Items"]
+    assert [(r["RouteKey"], r["AuthorizationType"]) for r in routes] == [("POST /invocations", "AWS_IAM")]
+
+
+def test_redeploy_without_changes_reports_no_changes(session: Any, stack_name: str, make_lambda_template: Any) -> None:
+    first = deploy(make_lambda_template(), stack_name, session=session)
+    events: list[StackEvent] = []
+    again = deploy(make_lambda_template(), stack_name, session=session, on_event=events.append)
+
+    assert again.status == "NO_CHANGES"
+    assert again.outputs == first.outputs
+    assert events == []  # nothing was executed
+    cfn = session.client("cloudformation")
+    assert cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    assert not [s for s in cfn.list_change_sets(StackName=stack_name)["Summaries"] if s["StackName"] == stack_name]
+
+
+def test_changed_template_updates_in_place_and_moves_the_alias(session: Any, stack_name: str,
+                                                               make_lambda_template: Any) -> None:
+    first = deploy(make_lambda_template(), stack_name, session=session)
+    result = deploy(make_lambda_template(memory=3008, version_id="Version2"), stack_name, session=session)
+
+    assert result.status == "UPDATED"
+    assert {c["logical_id"]: c["action"] for c in result.changes}["Version2"] == "Add"
+    function = result.outputs["FunctionName"]
+    assert function == first.outputs["FunctionName"]
+    assert result.outputs["InvokeUrl"] == first.outputs["InvokeUrl"]  # the URL survives a new version
+    lam = session.client("lambda")
+    assert lam.get_function_configuration(FunctionName=function)["MemorySize"] == 3008
+    assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == result.outputs["Version"] == "2"
+
+
+def test_failed_update_rolls_back_with_the_resource_reason_and_keeps_serving(
+        session: Any, stack_name: str, make_lambda_template: Any) -> None:
+    good = deploy(make_lambda_template(), stack_name, session=session)
+    iam = session.client("iam")
+    iam.create_role(RoleName=f"{stack_name}-taken", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17",
+                                                                                         "Statement": []}))
+    bad = make_lambda_template(memory=4096, version_id="Version2")
+    bad["Resources"]["Extra"] = {"Type": "AWS::IAM::Role", "Properties": {
+        "RoleName": f"{stack_name}-taken", "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}}}
+    events: list[StackEvent] = []
+
+    with pytest.raises(DeployError) as failure:
+        deploy(bad, stack_name, session=session, on_event=events.append)
+
+    error = failure.value
+    assert error.resource == "Extra" and error.resource_type == "AWS::IAM::Role"
+    assert "already exists" in error.reason and "already exists" in str(error)
+    assert "The following resource(s) failed" not in str(error)
+    assert "previous version keeps serving" in str(error)
+    assert error.status == "UPDATE_ROLLBACK_COMPLETE"
+    assert [e.status for e in events if e.logical_id == stack_name][-1] == "UPDATE_ROLLBACK_COMPLETE"
+    assert stack_outputs(session, stack_name) == good.outputs
+    function = good.outputs["FunctionName"]
+    lam = session.client("lambda")
+    assert lam.get_function_configuration(FunctionName=function)["MemorySize"] == 2048
+    assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == "1"
+    # and the next good deploy goes ahead from UPDATE_ROLLBACK_COMPLETE
+    assert deploy(make_lambda_template(memory=4096, version_id="Version2"), stack_name,
+                  session=session).status == "UPDATED"
+
+
+def test_failed_first_deploy_rolls_back_then_next_deploy_recreates(session: Any, stack_name: str,
+                                                                   make_lambda_template: Any) -> None:
+    bad = make_lambda_template()
+    bad["Resources"]["Alias"]["Properties"]["FunctionVersion"] = "7"  # no such version
+    bad["Outputs"].pop("Version")
+    with pytest.raises(DeployError) as failure:
+        deploy(bad, stack_name, session=session)
+
+    assert failure.value.resource == "Alias"
+    assert failure.value.status == "ROLLBACK_COMPLETE"
+    cfn = session.client("cloudformation")
+    assert cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"] == "ROLLBACK_COMPLETE"
+    functions = [f["FunctionName"] for f in session.client("lambda").list_functions()["Functions"]]
+    assert not [f for f in functions if f.startswith(f"{stack_name}-Fn")]  # what was made is gone
+
+    notes: list[str] = []
+    result = deploy(make_lambda_template(), stack_name, session=session, on_note=notes.append)
+    assert result.status == "CREATED"
+    assert any("ROLLBACK" in n or "rolled back" in n for n in notes)
+
+
+def test_deploy_continues_after_an_interrupted_one(session: Any, stack_name: str, make_lambda_template: Any) -> None:
+    cfn = session.client("cloudformation")
+    # a deploy interrupted after creating its change set, before executing it
+    cfn.create_change_set(StackName=stack_name, ChangeSetName="mlfn-interrupted", ChangeSetType="CREATE",
+                          TemplateBody=json.dumps(make_lambda_template()))
+    assert cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"] == "REVIEW_IN_PROGRESS"
+
+    result = deploy(make_lambda_template(), stack_name, session=session)
+
+    assert result.status == "CREATED"
+    stacks = [s for s in cfn.list_stacks()["StackSummaries"]
+              if s["StackName"] == stack_name and s["StackStatus"] != "DELETE_COMPLETE"]
+    assert len(stacks) == 1
+    assert [s["ChangeSetName"] for s in cfn.list_change_sets(StackName=stack_name)["Summaries"]
+            if s["StackName"] == stack_name and s["ChangeSetName"] == "mlfn-interrupted"] == []
+
+
+def test_template_over_51200_bytes_goes_through_s3(session: Any, stack_name: str, make_lambda_template: Any) -> None:
+    template = make_lambda_template()
+    template["Metadata"] = {"Padding": "x" * 60_000}
+    notes: list[str] = []
+
+    result = deploy(template, stack_name, session=session, on_note=notes.append)
+
+    assert result.status == "CREATED"
+    buckets = [b["Name"] for b in session.client("s3").list_buckets()["Buckets"]]
+    assert "mlfn-templates-123456789012-us-east-1" in buckets
+    assert deploy(template, stack_name, session=session).status == "NO_CHANGES"
+
+
+def test_refused_template_is_one_clear_error(session: Any, stack_name: str) -> None:
+    with pytest.raises(DeployError) as failure:
+        deploy("{not json", stack_name, session=session)
+    assert stack_name in str(failure.value)
+
+
+def test_destroy_removes_the_stack_and_its_resources(session: Any, stack_name: str, make_lambda_template: Any) -> None:
+    result = deploy(make_lambda_template(), stack_name, session=session)
+    function = result.outputs["FunctionName"]
+    events: list[StackEvent] = []
+
+    assert destroy(stack_name, session=session, on_event=events.append) is True
+
+    assert stack_outputs(session, stack_name) == {}
+    functions = [f["FunctionName"] for f in session.client("lambda").list_functions()["Functions"]]
+    assert function not in functions
+    assert function_url_for(function, "live") is None
+    assert {e.logical_id for e in events if e.status == "DELETE_COMPLETE"} >= {"Fn", "Alias", "Url", stack_name}
+    assert destroy(stack_name, session=session) is False
