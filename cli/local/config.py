@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from .function_urls import url_id
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
 LAMBDA_HANDLER = "mlfn.runtime.lambda_handler.handler"
 AUTH_TYPES = ("AWS_IAM", "NONE")
 CONTAINER_KINDS = ("sagemaker", "ecs")
-
-
-def url_id(*parts: str) -> str:
-    """A stable 32-character lower-case id, like a Function URL's, derived from the names it stands for."""
-    digest = hashlib.sha256("/".join(parts).encode()).digest()
-    return base64.b32encode(digest).decode().lower()[:32]
 
 
 def _check_auth(auth_type: str) -> str:

@@ -1,0 +1,53 @@
+"""The real handler (mlfn.runtime.lambda_handler under awslambdaric) on the bundled iris model, through HTTPS."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+
+@pytest.fixture(scope="module")
+def iris(functions_dir):
+    model_dir = functions_dir / "iris"
+    if not (model_dir / "model.onnx").exists():
+        pytest.skip("functions/iris is not built")
+    return model_dir
+
+
+def test_iris_through_the_function_url_matches_onnxruntime(plane, client, iris):
+    ep = plane.register_lambda("iris-e2e", iris, memory_mb=1024, timeout_s=10, auth_type="AWS_IAM")
+    try:
+        body = (iris / "example.json").read_bytes()
+        url = ep.url + "v1/models/iris:predict"
+        reply = client.post(url, content=body, headers=_sign(url, body))
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["x-mlfn-cold-start"] == "true"
+        predictions = reply.json()["predictions"]
+
+        session = ort.InferenceSession(str(iris / "model.onnx"))
+        feed = np.asarray(json.loads(body)["instances"], dtype=np.float32)
+        expected = session.run(None, {session.get_inputs()[0].name: feed})
+        labels, probabilities = expected
+        assert [p["output_label"] for p in predictions] == list(labels)
+        for got, want in zip(predictions, probabilities, strict=True):
+            assert got["output_probability"].keys() == want.keys()
+            np.testing.assert_allclose([got["output_probability"][k] for k in want], list(want.values()),
+                                       rtol=1e-6)
+
+        wrong = b'{"instances": [[1, 2]]}'
+        bad = client.post(url, content=wrong, headers=_sign(url, wrong))
+        assert bad.status_code == 400 and bad.headers["x-mlfn-cold-start"] == "false"
+    finally:
+        plane.unregister(ep.key)
+
+
+def _sign(url: str, body: bytes) -> dict[str, str]:
+    request = AWSRequest(method="POST", url=url, data=body, headers={"content-type": "application/json"})
+    SigV4Auth(Credentials("mlfn-local", "mlfn-local-secret"), "lambda", "us-east-1").add_auth(request)
+    return dict(request.headers)

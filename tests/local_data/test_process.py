@@ -1,0 +1,62 @@
+"""The data plane as a process: admin API with a token, registrations that survive a restart (same URL)."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mlfn.cli.local.data_plane import DataPlaneClient
+
+
+def _start(state: Path) -> subprocess.Popen[bytes]:
+    (state / "data-plane" / "admin.json").unlink(missing_ok=True)
+    process = subprocess.Popen([sys.executable, "-m", "mlfn.cli.local.data_plane", "--state-dir", str(state)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (state / "data-plane" / "admin.json").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("the data plane process did not start")
+        time.sleep(0.05)
+    return process
+
+
+def _stop(process: subprocess.Popen[bytes], client: DataPlaneClient) -> None:
+    client.shutdown()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
+def test_register_over_the_admin_api_and_survive_a_restart(tmp_path, handlers_dir):
+    process = _start(tmp_path)
+    try:
+        admin = DataPlaneClient(tmp_path)
+        ep = admin.register_lambda("proc-echo", handlers_dir, handler="tiny.plain", task_root=str(handlers_dir),
+                                   auth_type="NONE", memory_mb=256)
+        verify = ssl.create_default_context(cafile=ep["ca_path"])
+        assert httpx.get(ep["url"], verify=verify).json() == {"answer": 42}
+        assert (tmp_path / "data-plane" / "admin.json").stat().st_mode & 0o077 == 0
+        forged = httpx.get(admin._client.base_url.join("/status"), headers={"authorization": "Bearer nope"})
+        assert forged.status_code == 401
+        _stop(process, admin)
+
+        process = _start(tmp_path)
+        admin = DataPlaneClient(tmp_path)
+        status = admin.status()
+        assert [t["url"] for t in status["targets"]] == [ep["url"]]
+        assert httpx.get(ep["url"], verify=verify).json() == {"answer": 42}
+        assert admin.unregister("lambda:proc-echo:live") is True
+        assert admin.status()["targets"] == []
+        _stop(process, admin)
+    finally:
+        if process.poll() is None:
+            process.kill()
