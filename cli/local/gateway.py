@@ -91,7 +91,7 @@ class Gateway:
             sock.bind(("127.0.0.1", 0))
         sock.listen(128)
         sock.setblocking(False)
-        actual = sock.getsockname()[1]
+        actual = int(sock.getsockname()[1])
         config = uvicorn.Config(self, lifespan="off", access_log=False, log_level="warning", http="httptools",
                                 ssl_certfile=str(self.tls.cert), ssl_keyfile=str(self.tls.key),
                                 timeout_keep_alive=30)

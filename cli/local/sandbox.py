@@ -206,8 +206,9 @@ class Sandbox:
         rid = invocation.request_id
         self.log(f"START RequestId: {rid} Version: {c.version}")
         self.api.submit(invocation)
-        exited = asyncio.create_task(self._exited.wait())
-        done, _ = await asyncio.wait({invocation.outcome, exited}, timeout=c.timeout_s,
+        exited: asyncio.Future[object] = asyncio.ensure_future(self._exited.wait())
+        waits: set[asyncio.Future[object]] = {invocation.outcome, exited}  # type: ignore[arg-type]
+        done, _ = await asyncio.wait(waits, timeout=c.timeout_s,
                                      return_when=asyncio.FIRST_COMPLETED)
         exited.cancel()
         duration = (time.perf_counter() - started) * 1000

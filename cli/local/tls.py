@@ -85,7 +85,8 @@ def ensure_tls(state_dir: Path) -> TlsFiles:
         files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
         files.cert.unlink(missing_ok=True)
     if not (_valid(files.cert) and files.key.exists()):
-        ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
+        signer = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
+        assert isinstance(signer, ec.EllipticCurvePrivateKey)
         ca = x509.load_pem_x509_certificate(files.ca.read_bytes())
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (x509.CertificateBuilder()
@@ -95,9 +96,9 @@ def ensure_tls(state_dir: Path) -> TlsFiles:
                 .add_extension(x509.SubjectAlternativeName(_names()), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.public_key()),  # type: ignore[arg-type]
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
                                critical=False)
-                .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+                .sign(signer, hashes.SHA256()))
         _write_key(files.key, key)
         files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return files
