@@ -15,24 +15,36 @@ FORBIDDEN = {
 }
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Absolute module names a file imports (relative imports stay inside their own package)."""
+PACKAGES = {"runtime_layer": "mlfn.runtime", "infra": "mlfn.infra", "cli": "mlfn.cli"}
+
+
+def imported_modules(path: Path, package: list[str]) -> set[str]:
+    """Absolute module names a file imports; relative imports resolved against the file's `package` parts."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
-        elif isinstance(node, ast.ImportFrom) and node.level > 1:
-            names.add("<relative import beyond its package>")
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - (node.level - 1)]
+            if node.level - 1 >= len(package) - 1:  # would climb out of mlfn.<package>
+                names.add("<relative import beyond its package>")
+            else:
+                names.add(".".join([*base, *([node.module] if node.module else [])]))
     return names
+
+
+def package_of(path: Path) -> list[str]:
+    folder = path.relative_to(ROOT).parts[0]
+    return [*PACKAGES[folder].split("."), *path.parent.relative_to(ROOT / folder).parts]
 
 
 @pytest.mark.parametrize("folder", sorted(FORBIDDEN))
 def test_no_import_points_back_up_the_stack(folder: str) -> None:
     offenders = []
     for path in sorted((ROOT / folder).rglob("*.py")):
-        for name in imported_modules(path):
+        for name in imported_modules(path, package_of(path)):
             if name.startswith("<") or any(name == f or name.startswith(f + ".") for f in FORBIDDEN[folder]):
                 offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert not offenders, "\n".join(offenders)
@@ -40,5 +52,6 @@ def test_no_import_points_back_up_the_stack(folder: str) -> None:
 
 def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
-    bad.write_text("import boto3\nfrom mlfn.cli.main import main\nfrom ..x import y\n")
-    assert imported_modules(bad) == {"boto3", "mlfn.cli.main", "<relative import beyond its package>"}
+    bad.write_text("import boto3\nfrom mlfn.cli.main import main\nfrom ..x import y\nfrom ...z import w\n")
+    found = imported_modules(bad, ["mlfn", "runtime", "codecs"])
+    assert found == {"boto3", "mlfn.cli.main", "mlfn.runtime.x", "<relative import beyond its package>"}
