@@ -124,7 +124,16 @@ def from_descriptor(path: Path, flavour: str) -> Base:
 
 
 def resolve_base(flavour: str, explicit: str | None = None) -> Base:
-    """Find the base for `flavour` (see the module docstring for the order)."""
+    """Find the base for `flavour` (see the module docstring for the order); refuse one labelled for another."""
+    base = _find_base(flavour, explicit)
+    labelled = (base.config.get("config") or {}).get("Labels", {}).get("dev.mlfn.flavour")
+    if labelled and labelled != flavour:
+        raise BaseError(f"{base.source} is a {labelled} base but the model needs the {flavour} flavour "
+                        f"(target {'lambda' if flavour == 'lambda' else 'sagemaker or ecs'})")
+    return Base(base.kind, flavour, base.source, base.image, base.layout, base.reference)
+
+
+def _find_base(flavour: str, explicit: str | None) -> Base:
     if explicit:
         if explicit == "none":
             return Base("none", flavour, "none")
