@@ -1,5 +1,249 @@
+"""`MlfnEcsGpuModel`: a GPU service on ECS that scales to zero tasks and zero instances.
+
+A VPC with public subnets only (no NAT gateway: instances pull images and reach ECS through the internet gateway
+with public addresses, and accept traffic only from the load balancer), a cluster whose capacity provider is an
+Auto Scaling group of GPU instances on the ECS GPU-optimized AMI (minimum 0), an EC2 task definition requesting
+GPUs, a service starting at `min_tasks`, an internal ALB, and an HTTP API with IAM auth in front (VPC link).
+
+Scaling: target tracking on ALB requests per task; from zero, a step policy on the ALB's own 503s (which it
+answers only while no task is registered) adds a task, and the capacity provider starts an instance for it;
+after `idle_minutes` without a request, a step policy sets the task count to 0 and the group drains to 0.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from mlfn.runtime.spec import ModelSpec
+
 from .base import MlfnModel
+from .checks import ECS_RESERVED_MIB
+from .fronts import AlbHttpFront
+from .image import MODEL_DIR_IN_IMAGE, asset_options
+from .instance_types import ECS_GPU_TYPES
+from .monitoring import ModelMetrics, ModelMonitoring, p99_metric, retained_log_group, sum_metric
+from .nag import acknowledge
+from .scaling import ECR_TOKEN_REASON, scale_in_when_idle, scale_out_from_zero, service_linked_scaling_role
+
+CONTAINER_NAME = "model"
+CONTAINER_PORT = 8080
+ROOT_VOLUME_GIB = 100  # the GPU runtime image (CUDA + onnxruntime-gpu) is several GB
+LATENCY_ALARM_SECONDS = 10.0
+
+
+def tasks_per_instance(spec: ModelSpec) -> int:
+    e = spec.settings.ecs
+    itype = ECS_GPU_TYPES[e.instance_type]
+    return max(1, min(itype.gpus // e.gpus, itype.vcpus * 1024 // e.cpu,
+                      (itype.memory_mib - ECS_RESERVED_MIB) // e.memory_mb))
 
 
 class MlfnEcsGpuModel(MlfnModel):
+    """One model as an ECS service on GPU instances, scaled to zero when idle, behind an HTTPS URL."""
+
     TARGET = "ecs"
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        spec: ModelSpec | None = None,
+        model_dir: str | Path | None = None,
+        image_uri: str | None = None,
+        image: str | None = None,
+    ) -> None:
+        super().__init__(scope, id, spec=spec, model_dir=model_dir, image_uri=image_uri, image=image)
+        s = self.spec.settings
+        e = s.ecs
+        title = f"mlfn {self.spec.name}"
+
+        self.vpc = ec2.Vpc(
+            self, "Vpc", max_azs=2, nat_gateways=0, restrict_default_security_group=False,
+            subnet_configuration=[ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC,
+                                                          cidr_mask=24)],
+        )
+        flow_logs = retained_log_group(self, "FlowLogs", s.logs.retention_days)
+        self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
+                              traffic_type=ec2.FlowLogTrafficType.REJECT)
+        self.cluster = ecs.Cluster(self, "Cluster", vpc=self.vpc,
+                                   container_insights_v2=ecs.ContainerInsights.ENABLED)
+
+        instances = math.ceil(e.max_tasks / tasks_per_instance(self.spec))
+        self.instances = autoscaling.AutoScalingGroup(
+            self, "GpuInstances",
+            vpc=self.vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            associate_public_ip_address=True,
+            instance_type=ec2.InstanceType(e.instance_type),
+            machine_image=ecs.EcsOptimizedImage.amazon_linux2023(ecs.AmiHardwareType.GPU),
+            min_capacity=0,
+            max_capacity=instances,
+            require_imdsv2=True,
+            block_devices=[autoscaling.BlockDevice(
+                device_name="/dev/xvda",
+                volume=autoscaling.BlockDeviceVolume.ebs(ROOT_VOLUME_GIB, encrypted=True,
+                                                         volume_type=autoscaling.EbsDeviceVolumeType.GP3),
+            )],
+        )
+        self.capacity = ecs.AsgCapacityProvider(self, "Capacity", auto_scaling_group=self.instances,
+                                                enable_managed_termination_protection=True,
+                                                target_capacity_percent=100)
+        self.cluster.add_asg_capacity_provider(self.capacity)
+        self.log_group = retained_log_group(self, "Logs", s.logs.retention_days)
+        self._narrow_instance_policy()
+
+        self.task_definition = ecs.Ec2TaskDefinition(self, "Task", network_mode=ecs.NetworkMode.BRIDGE)
+        self.task_definition.add_container(
+            CONTAINER_NAME,
+            image=self._image(),
+            cpu=e.cpu,
+            memory_limit_mib=e.memory_mb,
+            gpu_count=e.gpus,
+            environment={"MLFN_MODEL_DIR": MODEL_DIR_IN_IMAGE, "MLFN_PORT": str(CONTAINER_PORT)},
+            port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT)],
+            logging=ecs.LogDrivers.aws_logs(stream_prefix=self.spec.name, log_group=self.log_group),
+        )
+        self.service = ecs.Ec2Service(
+            self, "Service",
+            cluster=self.cluster,
+            task_definition=self.task_definition,
+            desired_count=e.min_tasks,
+            capacity_provider_strategies=[ecs.CapacityProviderStrategy(
+                capacity_provider=self.capacity.capacity_provider_name, weight=1)],
+            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            health_check_grace_period=cdk.Duration.minutes(5),
+        )
+
+        alb_sg = ec2.SecurityGroup(self, "AlbSg", vpc=self.vpc, allow_all_outbound=False,
+                                   description=f"{title}: internal ALB, reachable from the API VPC link only")
+        self.alb = elbv2.ApplicationLoadBalancer(self, "Alb", vpc=self.vpc, internet_facing=False,
+                                                 security_group=alb_sg, drop_invalid_header_fields=True,
+                                                 vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC))
+        self.listener = self.alb.add_listener("Http", port=80, open=False)
+        # Bridge networking maps the container port to an ephemeral host port: let the ALB reach that range only.
+        self.instances.connections.allow_from(alb_sg, ec2.Port.tcp_range(32768, 65535), "ALB to the model tasks")
+        self.target_group = self.listener.add_targets(
+            "Model", port=CONTAINER_PORT, protocol=elbv2.ApplicationProtocol.HTTP,
+            targets=[self.service.load_balancer_target(container_name=CONTAINER_NAME,
+                                                       container_port=CONTAINER_PORT)],
+            health_check=elbv2.HealthCheck(path="/ping", port="traffic-port", interval=cdk.Duration.seconds(15),
+                                           healthy_threshold_count=2),
+            deregistration_delay=cdk.Duration.seconds(30),
+        )
+        self.front = AlbHttpFront(self, "Front", vpc=self.vpc, listener=self.listener, alb_security_group=alb_sg,
+                                  log_retention_days=s.logs.retention_days, description=f"{title} (ECS)")
+        self.invoke_url = self.front.url
+        self.auth_type = "AWS_IAM"
+
+        self.scalable_target = self._autoscaling()
+        self.monitoring = ModelMonitoring(self, "Monitoring", title=title, metrics=self._metrics())
+        self._acknowledge()
+
+    def _narrow_instance_policy(self) -> None:
+        """Replace the ECS agent's policy CDK writes (`ecs:Submit*`, logs on `*`) with exact actions and resources.
+
+        The agent registers with this cluster, reports task and container state, and polls for work; it
+        writes only this model's logs. AWS offers no resource scope for DiscoverPollEndpoint and
+        GetAuthorizationToken, and Poll/StartTelemetrySession act on container instances whose IDs exist
+        only at run time, so those are limited by the `ecs:cluster` condition instead.
+        """
+        policy = self.instances.role.node.try_find_child("DefaultPolicy")
+        assert policy is not None
+        cfn = policy.node.default_child
+        assert isinstance(cfn, iam.CfnPolicy)
+        cluster_arn = self.cluster.cluster_arn
+        statements = [
+            iam.PolicyStatement(actions=["ecs:DeregisterContainerInstance", "ecs:RegisterContainerInstance",
+                                         "ecs:SubmitAttachmentStateChanges", "ecs:SubmitContainerStateChange",
+                                         "ecs:SubmitTaskStateChange"], resources=[cluster_arn]),
+            iam.PolicyStatement(actions=["ecs:Poll", "ecs:StartTelemetrySession"], resources=["*"],
+                                conditions={"ArnEquals": {"ecs:cluster": cluster_arn}}),
+            iam.PolicyStatement(actions=["ecr:GetAuthorizationToken", "ecs:DiscoverPollEndpoint"], resources=["*"]),
+            iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                                resources=[self.log_group.log_group_arn]),
+        ]
+        cfn.policy_document = iam.PolicyDocument(statements=statements)
+        acknowledge(policy, {"IAM5[Resource::*]": "ecs:DiscoverPollEndpoint and ecr:GetAuthorizationToken take no "
+                             "resource scope; ecs:Poll and ecs:StartTelemetrySession act on container instances "
+                             "known only at run time and are held to this cluster by the ecs:cluster condition."})
+
+    def _image(self) -> ecs.ContainerImage:
+        if self.image is not None:
+            repository = ecr.Repository.from_repository_attributes(
+                self, "Repository", repository_arn=self.image.repository_arn, repository_name=self.image.repository
+            )
+            return ecs.ContainerImage.from_ecr_repository(repository, self.image.reference)
+        from aws_cdk.aws_ecr_assets import DockerImageAsset, Platform
+
+        asset = DockerImageAsset(self, "Image", **asset_options(self, self.spec, self.TARGET, Platform.LINUX_AMD64))
+        return ecs.ContainerImage.from_docker_image_asset(asset)
+
+    def _alb_metric(self, name: str, statistic: str = "Sum") -> cw.Metric:
+        return cw.Metric(namespace="AWS/ApplicationELB", metric_name=name, statistic=statistic,
+                         period=cdk.Duration.minutes(1),
+                         dimensions_map={"LoadBalancer": self.alb.load_balancer_full_name})
+
+    def _autoscaling(self) -> appscaling.ScalableTarget:
+        e = self.spec.settings.ecs
+        target = appscaling.ScalableTarget(
+            self, "TaskScaling",
+            service_namespace=appscaling.ServiceNamespace.ECS,
+            resource_id=f"service/{self.cluster.cluster_name}/{self.service.service_name}",
+            scalable_dimension="ecs:service:DesiredCount",
+            min_capacity=e.min_tasks, max_capacity=e.max_tasks,
+            role=service_linked_scaling_role(self, "ecs", "ECSService"),
+        )
+        target.scale_to_track_metric(
+            "RequestsPerTask", target_value=e.requests_per_task,
+            predefined_metric=appscaling.PredefinedMetric.ALB_REQUEST_COUNT_PER_TARGET,
+            resource_label=f"{self.alb.load_balancer_full_name}/{self.target_group.target_group_full_name}",
+        )
+        title = f"mlfn {self.spec.name}"
+        self.scale_out_alarm = scale_out_from_zero(
+            self, target, self._alb_metric("HTTPCode_ELB_503_Count"),
+            f"{title}: the ALB answered 503 (no task registered); adds a task (scale out from zero)",
+        )
+        if e.min_tasks == 0:
+            self.idle_alarm: cw.Alarm | None = scale_in_when_idle(
+                self, target, self._alb_metric("RequestCount"), e.idle_minutes,
+                f"{title}: no request for {e.idle_minutes} minutes; scales the service to zero tasks",
+            )
+        else:
+            self.idle_alarm = None
+        return target
+
+    def _metrics(self) -> ModelMetrics:
+        dims = {"LoadBalancer": self.alb.load_balancer_full_name}
+        return ModelMetrics(
+            invocations=sum_metric("AWS/ApplicationELB", "RequestCount", dims, "Requests"),
+            errors=sum_metric("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", dims, "Model 5XX"),
+            throttles=sum_metric("AWS/ApplicationELB", "HTTPCode_ELB_503_Count", dims, "No task (503)"),
+            latency_p99=p99_metric("AWS/ApplicationELB", "TargetResponseTime", dims, "Response time p99 (s)"),
+            latency_threshold=LATENCY_ALARM_SECONDS,
+        )
+
+    def _acknowledge(self) -> None:
+        acknowledge(self, {
+            "ELB2": "ALB access logs need an S3 bucket per model; the HTTP API in front logs every request.",
+            "AS3": "Scaling events are visible in ECS service events and the dashboard; no SNS topic is assumed.",
+            "ECS2": "The only environment variables are the non-secret model directory path and port.",
+        })
+        acknowledge(self.task_definition, {"IAM5[Resource::*]": ECR_TOKEN_REASON})
+
+    def outputs(self) -> dict[str, str]:
+        return {"ClusterName": self.cluster.cluster_name, "ServiceName": self.service.service_name}

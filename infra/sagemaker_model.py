@@ -17,7 +17,6 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cw
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
@@ -30,7 +29,7 @@ from .fronts import SageMakerRestFront
 from .image import MODEL_DIR_IN_IMAGE, asset_options
 from .monitoring import ModelMetrics, ModelMonitoring, p99_metric, retained_log_group, sum_metric
 from .nag import acknowledge
-from .scaling import service_linked_scaling_role
+from .scaling import ECR_TOKEN_REASON, scale_out_from_zero, service_linked_scaling_role
 
 VARIANT = "AllTraffic"
 # SageMaker answers within 60 s; alarm when p99 model latency (microseconds) passes 80% of that.
@@ -114,11 +113,6 @@ class MlfnSageMakerModel(MlfnModel):
         self.auth_type = "AWS_IAM"
         self.monitoring = ModelMonitoring(self, "Monitoring", title=f"mlfn {self.spec.name}",
                                           metrics=self._metrics())
-        acknowledge(self, {
-            "SM1": "The model runs with network isolation (no network at all), which is stricter than a VPC and "
-                   "needs no NAT gateway or endpoints.",
-            "SM2": "ML storage volumes are encrypted with an AWS-managed key; a customer key adds cost per model.",
-        })
 
     @staticmethod
     def _name_log_group(group: object, name: str) -> None:
@@ -141,8 +135,7 @@ class MlfnSageMakerModel(MlfnModel):
         return asset.image_uri
 
     def _acknowledge_ecr_token(self) -> None:
-        acknowledge(self.role, {"IAM5[Resource::*]": "ecr:GetAuthorizationToken has no resource scope: AWS only accepts '*' "
-                                         "for it; image reads are limited to the model's repository."})
+        acknowledge(self.role, {"IAM5[Resource::*]": ECR_TOKEN_REASON})
 
     def _serverless_config(self) -> sagemaker.CfnEndpointConfig:
         sm = self.spec.settings.sagemaker
@@ -204,26 +197,14 @@ class MlfnSageMakerModel(MlfnModel):
             "InvocationsPerCopy", target_value=sm.invocations_per_copy,
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_INVOCATIONS_PER_COPY,
         )
-        scale_out = appscaling.StepScalingAction(
-            self, "ScaleOutFromZero", scaling_target=self.scalable_target,
-            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-            metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
-            cooldown=cdk.Duration.minutes(1),
+        no_capacity = cw.Metric(
+            namespace="AWS/SageMaker", metric_name="NoCapacityInvocationFailures", statistic="Maximum",
+            period=cdk.Duration.minutes(1), dimensions_map={"InferenceComponentName": self.inference_component_name},
         )
-        scale_out.add_adjustment(adjustment=1, lower_bound=0)
-        self.scale_out_alarm = cw.Alarm(
-            self, "NoCapacityAlarm",
-            metric=self._component_metric("NoCapacityInvocationFailures", "Maximum", cdk.Duration.minutes(1)),
-            threshold=1, evaluation_periods=1, datapoints_to_alarm=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cw.TreatMissingData.MISSING,
-            alarm_description=f"mlfn {self.spec.name}: requests found no copy; adds one (scale out from zero)",
+        self.scale_out_alarm = scale_out_from_zero(
+            self, self.scalable_target, no_capacity,
+            f"mlfn {self.spec.name}: requests found no copy; adds one (scale out from zero)",
         )
-        self.scale_out_alarm.add_alarm_action(cw_actions.ApplicationScalingAction(scale_out))
-
-    def _component_metric(self, name: str, statistic: str, period: cdk.Duration) -> cw.Metric:
-        return cw.Metric(namespace="AWS/SageMaker", metric_name=name, statistic=statistic, period=period,
-                         dimensions_map={"InferenceComponentName": str(self.inference_component_name)})
 
     def _metrics(self) -> ModelMetrics:
         if self.inference_component_name:

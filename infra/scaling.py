@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -16,3 +19,51 @@ def service_linked_scaling_role(scope: Construct, service: str, suffix: str) -> 
     arn = (f"arn:{stack.partition}:iam::{stack.account}:role/aws-service-role/{service}.application-autoscaling."
            f"amazonaws.com/AWSServiceRoleForApplicationAutoScaling_{suffix}")
     return iam.Role.from_role_arn(scope, f"ScalingRole{suffix}", arn, mutable=False)
+
+
+ECR_TOKEN_REASON = ("ecr:GetAuthorizationToken has no resource scope (AWS accepts only '*'); image reads are "
+                    "limited to the model's own repository.")
+
+
+def scale_out_from_zero(scope: Construct, target: appscaling.IScalableTarget, metric: cw.IMetric,
+                        description: str) -> cw.Alarm:
+    """Add one unit of capacity whenever `metric` (which only counts while nothing serves) reaches 1.
+
+    Target tracking cannot start from zero (its per-unit metric is undefined without capacity), so a step
+    policy on a "request found no capacity" alarm does it; target tracking takes over from one unit.
+    """
+    action = appscaling.StepScalingAction(
+        scope, "ScaleOutFromZero", scaling_target=target,
+        adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+        metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+        cooldown=cdk.Duration.minutes(1),
+    )
+    action.add_adjustment(adjustment=1, lower_bound=0)
+    alarm = cw.Alarm(
+        scope, "ScaleOutFromZeroAlarm", metric=metric, threshold=1, evaluation_periods=1, datapoints_to_alarm=1,
+        comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cw.TreatMissingData.NOT_BREACHING, alarm_description=description,
+    )
+    alarm.add_alarm_action(cw_actions.ApplicationScalingAction(action))
+    return alarm
+
+
+def scale_in_when_idle(scope: Construct, target: appscaling.IScalableTarget, requests: cw.IMetric, minutes: int,
+                       description: str) -> cw.Alarm:
+    """Set capacity to 0 after `minutes` one-minute periods without a request (missing data counts as none)."""
+    action = appscaling.StepScalingAction(
+        scope, "ScaleInWhenIdle", scaling_target=target,
+        adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,
+        metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
+        cooldown=cdk.Duration.minutes(1),
+    )
+    action.add_adjustment(adjustment=0, upper_bound=0)
+    filled = cw.MathExpression(expression="FILL(requests, 0)", using_metrics={"requests": requests},
+                               period=cdk.Duration.minutes(1), label="Requests (0 when none)")
+    alarm = cw.Alarm(
+        scope, "ScaleInWhenIdleAlarm", metric=filled, threshold=0.5, evaluation_periods=minutes,
+        datapoints_to_alarm=minutes, comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+        treat_missing_data=cw.TreatMissingData.BREACHING, alarm_description=description,
+    )
+    alarm.add_alarm_action(cw_actions.ApplicationScalingAction(action))
+    return alarm

@@ -56,7 +56,7 @@ def synth_app(app: cdk.App) -> cdk.cx_api.CloudAssembly:
     except RuntimeError as exc:
         if "ValidationFailed" not in str(exc):
             raise
-        raise SynthError(f"cdk-nag found unacknowledged issues: {nag_summary(app.outdir)}") from None
+        raise SynthError(f"validation failed (cdk-nag or CloudFormation checks): {nag_summary(app.outdir)}") from None
 
 
 def synth_model(
