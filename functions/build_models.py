@@ -67,14 +67,20 @@ def digits_split() -> Split:
     return _split(data.data, data.target, 0.25)
 
 
+def _fit(model: Any, split: Split) -> Any:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # one BLAS thread: the same sums in the same order on any machine, and no contention
+        return model.fit(split.x_train, split.y_train)
+
+
 def train_iris(split: Split) -> Any:
     """Standardize, then multinomial logistic regression."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=SEED))
-    return model.fit(split.x_train, split.y_train)
+    return _fit(make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=SEED)), split)
 
 
 def train_digits(split: Split) -> Any:
@@ -84,7 +90,7 @@ def train_digits(split: Split) -> Any:
     from sklearn.preprocessing import StandardScaler
 
     mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=500, random_state=SEED)
-    return make_pipeline(StandardScaler(), mlp).fit(split.x_train, split.y_train)
+    return _fit(make_pipeline(StandardScaler(), mlp), split)
 
 
 def to_onnx(model: Any, name: str, input_name: str, features: int, *, zipmap: bool, about: dict[str, str]) -> bytes:
@@ -96,7 +102,12 @@ def to_onnx(model: Any, name: str, input_name: str, features: int, *, zipmap: bo
     onx = convert_sklearn(
         model, initial_types=[(input_name, FloatTensorType([None, features]))], target_opset=OPSETS, options=options
     )
-    onx.graph.name = name  # skl2onnx names the graph with a random UUID; a fixed name keeps builds identical
+    # skl2onnx names the graph with a random UUID and lists opsets in no fixed order: fix both for identical builds
+    onx.graph.name = name
+    opsets = sorted((o.domain, o.version) for o in onx.opset_import)
+    del onx.opset_import[:]
+    for domain, version in opsets:
+        onx.opset_import.add(domain=domain, version=version)
     onx.doc_string = about["description"]
     for key, value in about.items():
         if key == "description":

@@ -79,11 +79,14 @@ def to_features(image: np.ndarray) -> np.ndarray:
 def to_gray(image: np.ndarray) -> np.ndarray:
     """float32 gray 0..255 of `(h, w, c)` uint8 pixels; alpha composites over white."""
     channels = image.shape[2]
-    color = image[:, :, : 3 if channels >= 3 else 1].astype(np.float32)
-    gray = color @ LUMA if channels >= 3 else color[:, :, 0]
+    if channels >= 3:
+        red, green, blue = LUMA
+        gray = image[:, :, 0] * red + image[:, :, 1] * green + image[:, :, 2] * blue
+    else:
+        gray = image[:, :, 0].astype(np.float32)
     if channels in (2, 4):
-        alpha = image[:, :, -1].astype(np.float32) / 255.0
-        gray = gray * alpha + 255.0 * (1.0 - alpha)
+        alpha = image[:, :, -1] * np.float32(1 / 255)
+        gray = gray * alpha + np.float32(255) * (1 - alpha)
     return np.asarray(gray, dtype=np.float32)
 
 
