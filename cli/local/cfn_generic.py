@@ -36,7 +36,7 @@ class GenericResource(EmulatedResource):
 
     @classmethod
     def create(cls, name: str, properties: dict[str, Any], account: str, region: str) -> GenericResource:
-        log.warning("emulating %s %s without behaviour", cls.type_name, name)
+        log.info("emulating %s %s without behaviour", cls.type_name, name)
         explicit = next((properties[p] for p in NAME_PROPERTIES if isinstance(properties.get(p), str)), None)
         return cls(explicit or name, properties, account, region)
 

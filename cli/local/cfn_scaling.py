@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import re
+from enum import Enum
 from typing import Any
 
 from moto.applicationautoscaling import models as aas
+from moto.applicationautoscaling import responses as aas_responses
 from moto.awslambda.utils import get_backend
 
 from . import lambda_api
@@ -24,6 +26,11 @@ EXTRA_DIMENSIONS = {
     "sagemaker:variant:DesiredProvisionedConcurrency": re.compile(r"^endpoint/[^/]+/variant/[^/]+$"),
 }
 _moto_valid = aas._target_params_are_valid
+_MotoDimensions = aas.ScalableDimensionValueSet
+Dimensions = Enum(  # type: ignore[misc]
+    "ScalableDimensionValueSet",
+    {**{m.name: m.value for m in _MotoDimensions}, **{d.replace(":", "_").upper(): d for d in EXTRA_DIMENSIONS}},
+)
 
 
 def _target_params_are_valid(namespace: str, r_id: str, dimension: str) -> bool:
@@ -135,3 +142,4 @@ class ScalingPolicy(EmulatedResource):
 def install() -> None:
     """Teach moto's Application Auto Scaling the extra dimensions. Idempotent."""
     aas._target_params_are_valid = _target_params_are_valid
+    aas_responses.ScalableDimensionValueSet = Dimensions  # what the API's parameter check lists

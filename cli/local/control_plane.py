@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
+import socket
 import sys
 import threading
 import urllib.request
@@ -87,7 +89,11 @@ class ControlPlane:
 
     def start(self) -> str:
         """Start listening; returns the endpoint URL (`http://127.0.0.1:PORT`)."""
+        if self.port:  # moto's server thread would hang on a taken port instead of failing: check first
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind((self.host, self.port))
         install_extensions()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request is noise here
         from moto.server import ThreadedMotoServer
 
         from . import seeds
