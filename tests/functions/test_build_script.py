@@ -60,3 +60,13 @@ def test_built_models_reach_the_floor_and_match_the_committed_ones(
 def test_example_pictures_are_reproduced(built: tuple[Path, str]) -> None:
     for png in sorted((FUNCTIONS / "digits" / "examples").glob("*.png")):
         assert (built[0] / "digits" / "examples" / png.name).read_bytes() == png.read_bytes()
+
+
+def test_two_exports_are_byte_identical(build_models: ModuleType, tmp_path: Path) -> None:
+    """skl2onnx's random graph name and unordered opsets are pinned, so a rebuild changes no byte."""
+    blobs = []
+    for run in ("first", "second"):
+        (tmp_path / run).mkdir()
+        build_models.export(build_models.IRIS, tmp_path / run)
+        blobs.append((tmp_path / run / "model.onnx").read_bytes())
+    assert blobs[0] == blobs[1]
