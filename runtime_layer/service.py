@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .codecs import csv, v1, v2, v2_binary
-from .codecs.tensors import JSON_CONTENT_TYPE, dumps, loads
+from .codecs import csv, npy, v1, v2, v2_binary
+from .codecs.tensors import JSON_CONTENT_TYPE, Port, dumps, loads
 from .errors import ModelError, RequestError
 from .hooks import NO_HOOKS, Hooks, load_hooks
 from .model import Model
@@ -38,6 +38,7 @@ SERVER_NAME = "mlfn"
 _JSON_TYPES = frozenset({"", "application/json", "text/json", "application/x-www-form-urlencoded"})
 _V2_TYPES = _JSON_TYPES | {v2_binary.OCTET_STREAM}
 _PASS = object()  # preprocess declined: decode the body ourselves
+_ANSWER_TYPES = frozenset({"application/json", "text/csv", "application/x-npy"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +60,18 @@ def _is_json(kind: str) -> bool:
     return kind in _JSON_TYPES or kind.endswith("+json")
 
 
-def _wants_csv(headers: Mapping[str, str]) -> bool:
+def preferred_answer(headers: Mapping[str, str]) -> str:
+    """The first of JSON, CSV and .npy the Accept header lists (JSON when it lists none, or `*/*` first)."""
     accept = headers.get("accept", "")
-    return "text/csv" in accept and not accept.lstrip().startswith(("application/json", "*/*"))
+    if not accept:
+        return JSON_CONTENT_TYPE
+    for item in accept.split(","):
+        kind = item.split(";", 1)[0].strip().lower()
+        if kind in _ANSWER_TYPES:
+            return kind
+        if kind in ("*/*", "application/*") or kind.endswith("+json"):
+            return JSON_CONTENT_TYPE
+    return JSON_CONTENT_TYPE
 
 
 class InferenceService:
@@ -79,7 +89,8 @@ class InferenceService:
         self._single = next(iter(model.ports.values())) if len(model.ports) == 1 else None
         self._csv_ok = self._single is not None and csv.accepts(self._single)
         self._v2_metadata = v2.model_metadata(spec, MODEL_VERSION)
-        accepted = ["application/json", *(["text/csv"] if self._csv_ok else [])]
+        accepted = ["application/json", *(["text/csv"] if self._csv_ok else []),
+                    *([npy.CONTENT_TYPE] if self._single is not None else [])]
         if hooks.preprocess_fn is not None:
             accepted.append(f"whatever preprocess in {hooks.file} accepts")
         self._accepted = ", ".join(accepted)
@@ -189,7 +200,8 @@ class InferenceService:
     # ------------------------------------------------------------------ SageMaker
 
     def invocations(self, body: bytes, headers: Mapping[str, str]) -> Reply:
-        """SageMaker's POST /invocations: hooks, JSON (v1, v2 or rows), text/csv; CSV out on Accept: text/csv."""
+        """SageMaker's POST /invocations: hooks, JSON (v1, v2 or rows), text/csv or application/x-npy in;
+        JSON, or on Accept text/csv or application/x-npy for a single-array result, out."""
         kind = media_type(headers)
         wrap = self.hooks.postprocess_fn is None
         result = self._hooked(body, kind)
@@ -200,20 +212,31 @@ class InferenceService:
             if v2.is_request(doc):
                 return self._infer_v2(v2.decode_doc(doc, memoryview(b""), self._ports))
             return self._answer(self._predict_v1(doc), headers, wrap)
-        if kind == csv.CONTENT_TYPE:
-            if self._single is None or not self._csv_ok:
-                described = ", ".join(f"{p.name} ({p.described})" for p in self._ports.values())
-                raise RequestError(f"text/csv needs a model with one numeric 1-D or 2-D input; this model has "
-                                   f"{described}; send application/json", 415,
-                                   expected="application/json", received=kind)
-            feeds = {self._single.name: csv.decode(body, self._single)}
+        if kind in (csv.CONTENT_TYPE, npy.CONTENT_TYPE):
+            port = self._single_input(kind)
+            array = csv.decode(body, port) if kind == csv.CONTENT_TYPE else npy.decode(body, port)
+            feeds = {port.name: array}
             return self._answer(self._finish(feeds, self._run(feeds)), headers, wrap)
         raise self._unsupported(kind, self._accepted)
 
+    def _single_input(self, kind: str) -> Port:
+        """The input a one-array body (CSV, .npy) feeds; 415 when the model cannot take one."""
+        port = self._single
+        if port is not None and (kind != csv.CONTENT_TYPE or self._csv_ok):
+            return port
+        need = "one numeric 1-D or 2-D input" if kind == csv.CONTENT_TYPE else "exactly one input"
+        described = ", ".join(f"{p.name} ({p.described})" for p in self._ports.values())
+        raise RequestError(f"{kind} needs a model with {need}; this model has {described}; send application/json",
+                           415, expected="application/json", received=kind)
+
     def _answer(self, result: Any, headers: Mapping[str, str], wrap: bool) -> Reply:
-        """CSV when asked for and the result is one 1-D/2-D array, else JSON (`{"predictions": ...}` by default)."""
-        if _wants_csv(headers) and csv.can_encode(result):
+        """CSV or .npy when Accept asks and the result is one array (CSV: 1-D/2-D), else JSON
+        (`{"predictions": ...}` unless postprocess shaped the answer)."""
+        answer = preferred_answer(headers)
+        if answer == csv.CONTENT_TYPE and csv.can_encode(result):
             return Reply(200, csv.encode(result), csv.CONTENT_TYPE)
+        if answer == npy.CONTENT_TYPE and isinstance(result, np.ndarray):
+            return Reply(200, npy.encode(result), npy.CONTENT_TYPE)
         return self._json({"predictions": result} if wrap else result)
 
     # ------------------------------------------------------------------ replies

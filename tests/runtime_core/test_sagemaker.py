@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import orjson
 import pytest
@@ -124,3 +126,39 @@ def test_float64_outputs_keep_full_precision_in_csv(tmp_path):
         save(graph_model([helper.make_node("Identity", ["x"], ["y"])], [x], [y]), tmp_path / "f64"), threads=1)
     reply = service.invocations(b"0.1,1e-300\n", {**CSV, "accept": "text/csv"})
     assert np.loadtxt(reply.body.decode().splitlines(), delimiter=",").tolist() == [0.1, 1e-300]
+
+
+def npy_bytes(array: np.ndarray, allow_pickle: bool = False) -> bytes:
+    out = io.BytesIO()
+    np.save(out, array, allow_pickle=allow_pickle)
+    return out.getvalue()
+
+
+def test_npy_in_and_out_as_the_sagemaker_sdk_numpy_serializers_speak(services, direct):
+    rows = np.array([[1.5, 2, 3], [4, 5, 6]], np.float64)  # float64 in: cast to the input's float32
+    reply = invoke(services["fails"], npy_bytes(rows), {"content-type": "application/x-npy",
+                                                        "accept": "application/x-npy"})
+    assert reply.content_type == "application/x-npy"
+    got = np.load(io.BytesIO(reply.body), allow_pickle=False)
+    np.testing.assert_array_equal(got, direct("fails", {"x": rows.astype(np.float32)})["y"])
+    as_json = invoke(services["iris"], npy_bytes(rows[:, :2].repeat(2, axis=1)), {"content-type": "application/x-npy"})
+    assert len(orjson.loads(as_json.body)["predictions"]) == 2
+
+
+def test_accept_order_decides_the_answer_type(services):
+    body = b"1,2,3\n"
+    for accept, kind in [("application/json, text/csv", "application/json"), ("text/csv;q=0.9, */*", "text/csv"),
+                         ("*/*", "application/json"), ("image/png", "application/json")]:
+        assert invoke(services["fails"], body, {**CSV, "accept": accept}).content_type == kind
+
+
+def test_npy_refuses_pickles_and_garbage(services):
+    pickled = npy_bytes(np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for body in (pickled, b"not npy"):
+        with pytest.raises(RequestError) as caught:
+            services["iris"].invocations(body, {"content-type": "application/x-npy"})
+        assert caught.value.status == 400
+        assert "input 'X'" in caught.value.message and "no pickles" in caught.value.message
+    with pytest.raises(RequestError) as caught:
+        services["pair"].invocations(npy_bytes(np.ones((1, 3))), {"content-type": "application/x-npy"})
+    assert caught.value.status == 415 and "exactly one input" in caught.value.message
