@@ -141,6 +141,11 @@ class DataPlane:
                                  idle_s=idle_s, memory_mb=memory_mb, port=_port_of(url), **extra)
         return self._call(self.aregister(config))
 
+    def update_lambda(self, key: str, **changes: Any) -> Endpoint:
+        """Change a registered function: `reserved`, `provisioned` and `idle_s` apply in place (warm sandboxes
+        stay); any other setting re-registers it on the same URL."""
+        return self._call(self.aupdate(key, **changes))
+
     def unregister(self, key: str) -> bool:
         return self._call(self.aunregister(key))
 
@@ -191,6 +196,19 @@ class DataPlane:
         if save:
             self._save()
         return self._endpoint(target)
+
+    async def aupdate(self, key: str, **changes: Any) -> Endpoint:
+        target = self._targets.get(key)
+        if not isinstance(target, FunctionUrl):
+            raise KeyError(f"no function registered as {key!r}")
+        config = FunctionConfig(**{**dataclasses.asdict(target.config), **changes})  # validates the new values
+        if set(changes) <= {"reserved", "provisioned", "idle_s"}:
+            target.config.reserved, target.config.provisioned = config.reserved, config.provisioned
+            target.config.idle_s = config.idle_s
+            await target.pool.reconfigure()
+            self._save()
+            return self._endpoint(target)
+        return await self.aregister(config)
 
     async def aunregister(self, key: str, *, save: bool = True) -> bool:
         target = self._targets.pop(key, None)

@@ -59,6 +59,7 @@ class FunctionPool:
         self._provisioned: set[Sandbox] = set()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
+        self._filling = asyncio.Lock()
         self.stats = PoolStats()
 
     @property
@@ -76,6 +77,16 @@ class FunctionPool:
 
     async def start(self) -> None:
         """Start the reclaim loop and the provisioned sandboxes (waits until they are initialised)."""
+        self._reaper = asyncio.create_task(self._reap_loop())
+        await self._fill_provisioned()
+
+    async def reconfigure(self) -> None:
+        """Apply changed `reserved` / `provisioned` / `idle_s`: start or release provisioned sandboxes now."""
+        keep = min(self.config.provisioned, self.cap)
+        while len(self._provisioned) > keep:
+            self._provisioned.pop()  # becomes an on-demand sandbox: reclaimed once idle
+        if self._reaper is not None:
+            self._reaper.cancel()
         self._reaper = asyncio.create_task(self._reap_loop())
         await self._fill_provisioned()
 
@@ -107,14 +118,16 @@ class FunctionPool:
         return sandbox, None
 
     async def _fill_provisioned(self) -> None:
-        self._provisioned = {s for s in self._provisioned if s.alive}
-        missing = min(self.config.provisioned, self.cap) - len(self._provisioned)
-        if missing <= 0 or self._closed:
-            return
-        results = await asyncio.gather(*(self._new_sandbox(True) for _ in range(missing)))
-        for sandbox, _error in results:
-            if sandbox is not None:
-                self._idle.append(sandbox)
+        async with self._filling:  # the reaper and reconfigure() may both call this
+            self._provisioned = {s for s in self._provisioned if s.alive}
+            missing = min(self.config.provisioned, self.cap) - len(self._provisioned)
+            missing = min(missing, self.cap - self._total())
+            if missing <= 0 or self._closed:
+                return
+            results = await asyncio.gather(*(self._new_sandbox(True) for _ in range(missing)))
+            for sandbox, _error in results:
+                if sandbox is not None:
+                    self._idle.append(sandbox)
 
     def _take_idle(self) -> Sandbox | None:
         while self._idle:

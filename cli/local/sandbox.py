@@ -131,10 +131,11 @@ class Sandbox:
                  f"\tMemory cap: {self.guard.mode}")
         waits = {asyncio.create_task(w) for w in (self.api.ready.wait(), self.api.init_failed.wait(),
                                                    self._exited.wait())}
-        _done, pending = await asyncio.wait(waits, timeout=INIT_LIMIT_S + c.timeout_s,
-                                            return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
+        try:
+            await asyncio.wait(waits, timeout=INIT_LIMIT_S + c.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
         self.init_ms = (time.perf_counter() - started) * 1000
         if self.api.ready.is_set():
             return None
@@ -208,9 +209,10 @@ class Sandbox:
         self.api.submit(invocation)
         exited: asyncio.Future[object] = asyncio.ensure_future(self._exited.wait())
         waits: set[asyncio.Future[object]] = {invocation.outcome, exited}  # type: ignore[arg-type]
-        done, _ = await asyncio.wait(waits, timeout=c.timeout_s,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        exited.cancel()
+        try:
+            done, _ = await asyncio.wait(waits, timeout=c.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exited.cancel()
         duration = (time.perf_counter() - started) * 1000
         max_mb = self._max_memory_mb()
         if invocation.outcome in done:

@@ -180,3 +180,16 @@ def test_memory_setting_caps_the_sandbox(tmp_path, handlers_dir, mode):
     finally:
         plane.stop()
 
+
+
+def test_provisioned_and_reserved_change_in_place(tiny, plane, client, stats, wait_for):
+    ep = tiny("tiny.work", idle_s=0.3)
+    assert stats(ep.key)["sandboxes"] == 0
+    plane.update_lambda(ep.key, provisioned=1)
+    assert stats(ep.key)["sandboxes"] == 1
+    assert client.post(ep.url, json={}).headers["x-mlfn-cold-start"] == "false"
+    plane.update_lambda(ep.key, provisioned=0, reserved=0)
+    assert wait_for(lambda: stats(ep.key)["sandboxes"] == 0)
+    assert client.post(ep.url, json={}).status_code == 429
+    with pytest.raises(ValueError, match="provisioned"):
+        plane.update_lambda(ep.key, provisioned=2)
