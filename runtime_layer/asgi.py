@@ -17,15 +17,16 @@ exception into 500 `{"error": "internal error", "request_id": ...}` with the tra
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
-import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from random import getrandbits
 from typing import Any
 
 import orjson
@@ -46,12 +47,18 @@ log = logging.getLogger("mlfn.runtime")
 JSON = "application/json"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 RETRY_AFTER_S = "1"
+INLINE_BELOW_S = 0.001  # service calls faster than this on average run on the event loop (see ServingCore._run)
+INLINE_MAX_BODY = 64 * 1024
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 DECODERS: dict[str, Callable[[], Any]] = {
     "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
     "x-gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
     "deflate": lambda: zlib.decompressobj(),
 }
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived: nobody is left to answer."""
 
 
 class NotReady(Exception):
@@ -64,6 +71,7 @@ class Call:
 
     scope: Scope
     receive: Receive
+    headers: dict[str, str]
     request_id: str
     params: Mapping[str, str]
 
@@ -93,29 +101,25 @@ def json_reply(status: int, payload: object, headers: Mapping[str, str] | None =
     return Reply(status, orjson.dumps(payload), JSON, headers or {})
 
 
-def header(scope: Scope, name: bytes) -> str | None:
-    """The first value of one (lower-case) request header."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
+def headers_of(scope: Scope) -> dict[str, str]:
+    """Request headers by name (ASGI servers and Mangum give names lower-cased; a repeated header keeps its last)."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-def request_id_of(scope: Scope) -> str:
+def new_request_id() -> str:
+    """A random version-4 UUID as 32 hex digits, like `uuid.uuid4().hex` without its system call per request."""
+    return "%032x" % (getrandbits(128) & ~(0xF000 << 64) & ~(0xC << 60) | (0x4000 << 64) | (0x8 << 60))
+
+
+def request_id_of(scope: Scope, headers: Mapping[str, str]) -> str:
     """The caller's `x-request-id` when it is sane, else Lambda's request id, else a new uuid4."""
-    incoming = header(scope, b"x-request-id")
+    incoming = headers.get("x-request-id")
     if incoming and REQUEST_ID.match(incoming):
         return incoming
-    context = scope.get("aws.context")
-    lambda_id = getattr(context, "aws_request_id", None)
-    if isinstance(lambda_id, str) and lambda_id:
+    lambda_id = getattr(scope.get("aws.context"), "aws_request_id", None)
+    if isinstance(lambda_id, str) and REQUEST_ID.match(lambda_id):
         return lambda_id
-    return uuid.uuid4().hex
-
-
-def headers_of(scope: Scope) -> dict[str, str]:
-    """Request headers as a dict of lower-case names (ASGI servers and Mangum already lower-case them)."""
-    return {bytes(k).decode("latin-1").lower(): bytes(v).decode("latin-1") for k, v in scope["headers"]}
+    return new_request_id()
 
 
 def too_large(limit: int, received: str) -> RequestError:
@@ -125,9 +129,9 @@ def too_large(limit: int, received: str) -> RequestError:
     )
 
 
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes:
     """The whole request body, refused with 413 once it passes `limit` bytes, decompressed if it says so."""
-    length = header(scope, b"content-length")
+    length = headers.get("content-length")
     if length is not None:
         if not length.isdigit():
             raise RequestError("invalid Content-Length header", 400, received=length[:40])
@@ -138,7 +142,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise ConnectionResetError("client disconnected while sending the body")
+            raise ClientGone()
         chunk = message.get("body", b"")
         if chunk:
             size += len(chunk)
@@ -148,9 +152,11 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    encoding = header(scope, b"content-encoding")
-    if encoding and encoding.strip().lower() not in ("identity", ""):
-        body = decompress(body, encoding.strip().lower(), limit)
+    encoding = headers.get("content-encoding")
+    if encoding:
+        encoding = encoding.strip().lower()
+        if encoding != "identity":
+            body = decompress(body, encoding, limit)
     return body
 
 
@@ -201,6 +207,7 @@ class ServingCore:
         self._service: InferenceService | None = None
         self._pending: Future[InferenceService] | None = None
         self._limit = 0
+        self._typical_s = float("inf")  # average service call so far; inf until the first is measured
         self._versions: tuple[str, ...] | None = None
         if isinstance(service, Future):
             self._pending = service
@@ -239,10 +246,26 @@ class ServingCore:
         if self._owns_executor and self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _run(self, fn: Callable[..., Reply], *args: Any) -> Reply:
-        if self._executor is None:
+    async def _run(self, fn: Callable[..., Reply], body: bytes, *args: Any) -> Reply:
+        """Run one blocking service call: on the pool, or inline when it is known to be quick.
+
+        Handing a call to a pool thread and back costs tens of microseconds, and far more on a loaded machine;
+        for a model that answers in well under a millisecond that is most of the request. So a small body goes
+        inline on the event loop once recent calls have taken less than INLINE_BELOW_S on average (no longer
+        than uvicorn itself spends parsing a request); a large body, a slow model, or the first calls (nothing
+        known yet) go to the pool, so the loop never stalls for long.
+        """
+        if self._executor is None or (len(body) <= INLINE_MAX_BODY and self._typical_s < INLINE_BELOW_S):
+            return self._timed(fn, body, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, fn, body, *args)
+
+    def _timed(self, fn: Callable[..., Reply], *args: Any) -> Reply:
+        started = time.perf_counter()
+        try:
             return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        finally:  # a moving average (the first call sets it); a lost update between threads is harmless
+            took, typical = time.perf_counter() - started, self._typical_s
+            self._typical_s = took if typical == float("inf") else typical + (took - typical) * 0.05
 
     # ------------------------------------------------------------------ routing
 
@@ -317,7 +340,8 @@ class ServingCore:
             await self._other(scope, receive, send)
             return
         started = time.perf_counter()
-        rid = request_id_of(scope)
+        headers = headers_of(scope)
+        rid = request_id_of(scope, headers)
         path: str = scope["path"]
         root: str = scope.get("root_path", "")
         if root and path.startswith(root):
@@ -340,7 +364,11 @@ class ServingCore:
                     {"allow": ", ".join(allowed)},
                 )
             else:
-                reply = await self._handle(handler, Call(scope, receive, rid, params), method, path)
+                try:
+                    reply = await self._handle(handler, Call(scope, receive, headers, rid, params), method, path)
+                except ClientGone:
+                    self.metrics.request(template, 499, time.perf_counter() - started)
+                    return
         try:
             await send_reply(send, reply, rid, head=method == "HEAD")
         finally:
@@ -355,6 +383,8 @@ class ServingCore:
         except RequestError as exc:
             extra = {"connection": "close"} if exc.status == 413 else None
             return json_reply(exc.status, exc.to_json(), extra)
+        except ClientGone:
+            raise
         except NotReady:
             return json_reply(503, {"error": "the model is not ready yet", "request_id": call.request_id},
                               {"retry-after": RETRY_AFTER_S})
@@ -446,8 +476,8 @@ class ServingCore:
 
     async def _invocations(self, call: Call) -> Reply:
         service = self._ready_service()
-        body = await read_body(call.scope, call.receive, self._limit)
-        return await self._run(service.invocations, body, headers_of(call.scope))
+        body = await read_body(call.headers, call.receive, self._limit)
+        return await self._run(service.invocations, body, call.headers)
 
     async def _v1_list(self, call: Call) -> Reply:
         return json_reply(200, {"models": [self._ready_service().spec.name]})
@@ -457,8 +487,8 @@ class ServingCore:
 
     async def _v1_predict(self, call: Call) -> Reply:
         service = self._ready_service()
-        body = await read_body(call.scope, call.receive, self._limit)
-        return await self._run(service.v1_predict, call.params["name"], body, headers_of(call.scope))
+        body = await read_body(call.headers, call.receive, self._limit)
+        return await self._run(functools.partial(service.v1_predict, call.params["name"]), body, call.headers)
 
     async def _v2_server(self, call: Call) -> Reply:
         return json_reply(200, self._ready_service().v2_server_metadata())
@@ -493,8 +523,8 @@ class ServingCore:
     async def _v2_infer(self, call: Call) -> Reply:
         service = self._ready_service()
         self._check_version(call.params)
-        body = await read_body(call.scope, call.receive, self._limit)
-        return await self._run(service.v2_infer, call.params["name"], body, headers_of(call.scope))
+        body = await read_body(call.headers, call.receive, self._limit)
+        return await self._run(functools.partial(service.v2_infer, call.params["name"]), body, call.headers)
 
 
 async def send_reply(send: Send, reply: Reply, request_id: str, *, head: bool = False) -> None:

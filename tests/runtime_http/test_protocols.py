@@ -150,20 +150,34 @@ def test_openapi_documents_every_route_with_the_models_example(doubler: httpx.Cl
 
 
 def test_prometheus_metrics_count_requests_by_route_and_status(doubler: httpx.Client) -> None:
-    doubler.post("/v2/models/doubler/infer", json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32",
-                                                               "data": [1, 2, 3, 4]}]})
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        response = doubler.get("/metrics")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/plain; version=")
+        return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+    infer = (("route", "/v2/models/{name}/infer"), ("status", "200"))
+    missing = (("route", "/v2/models/{name}"), ("status", "404"))
+    before = scrape()
+    doubler.post("/v2/models/doubler/infer", json={"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32",
+                                                               "data": list(range(12))}]})
     doubler.get("/v2/models/nope")
-    response = doubler.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain; version=")
-    text = response.text
-    assert 'mlfn_requests_total{route="/v2/models/{name}/infer",status="200"}' in text
-    assert 'mlfn_requests_total{route="/v2/models/{name}",status="404"}' in text
-    assert 'mlfn_request_duration_seconds_bucket{le="0.0005",route="/v2/models/{name}/infer",status="200"}' in text
-    count = next(line for line in text.splitlines() if line.startswith("mlfn_inference_duration_seconds_count"))
-    assert float(count.split()[-1]) >= 1
-    assert 'mlfn_model_info{name="doubler",producer="mlfn-tests"' in text
-    assert "process_resident_memory_bytes" in text
+    after = scrape()
+    assert after[("mlfn_requests_total", infer)] == before.get(("mlfn_requests_total", infer), 0) + 1
+    assert after[("mlfn_requests_total", missing)] == before.get(("mlfn_requests_total", missing), 0) + 1
+    assert after[("mlfn_request_duration_seconds_count", infer)] == after[("mlfn_requests_total", infer)]
+    assert after[("mlfn_request_duration_seconds_bucket", (("le", "+Inf"), *infer))] == after[
+        ("mlfn_requests_total", infer)]
+    assert after[("mlfn_inference_duration_seconds_count", ())] == before[("mlfn_inference_duration_seconds_count",
+                                                                          ())] + 1
+    assert after[("mlfn_batch_rows_sum", ())] == before[("mlfn_batch_rows_sum", ())] + 3
+    info = [labels for name, labels in after if name == "mlfn_model_info"]
+    assert dict(info[0])["name"] == "doubler" and dict(info[0])["producer"] == "mlfn-tests"
+    assert after[("mlfn_model_load_seconds", ())] > 0 and after[("mlfn_cold_start_seconds", ())] > 0
+    assert ("process_resident_memory_bytes", ()) in after
 
 
 def test_gzip_request_bodies_are_accepted(doubler: httpx.Client) -> None:
@@ -181,3 +195,14 @@ def test_binary_header_length_is_checked(doubler: httpx.Client) -> None:
         "content-type": "application/octet-stream", "inference-header-content-length": "999"})
     assert response.status_code == 400
     assert "Inference-Header-Content-Length" in response.json()["error"]
+
+
+def test_a_large_batch_equals_onnxruntime(iris: httpx.Client, models: dict[str, Path]) -> None:
+    """Bodies over 64 KiB run on the thread pool rather than inline: same answer either way."""
+    rows = (np.random.default_rng(7).random((4000, 4), np.float32) * 8).round(2)
+    body = json.dumps({"instances": rows.tolist()})
+    assert len(body) > 64 * 1024
+    response = iris.post("/v1/models/iris:predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text[:300]
+    labels, _ = ort_run(models["iris"], {"input": rows})
+    assert [p["output_label"] for p in response.json()["predictions"]] == list(labels)
