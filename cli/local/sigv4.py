@@ -118,13 +118,17 @@ def verify(*, method: str, raw_path: str, raw_query: str, headers: Sequence[tupl
         raise SignatureError("x-amz-content-sha256 does not match the body")
     payload_hash = declared or (UNSIGNED if not auth else actual_hash)
     canonical_headers = "".join(f"{n}:{','.join(multi[n])}\n" for n in signed_names)
-    canonical = "\n".join([method, quote(raw_path or "/", safe="/~"), canonical_query, canonical_headers, signed,
-                           payload_hash])
     scope = f"{date}/{region}/{service}/aws4_request"
-    to_sign = "\n".join([ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    expected = hmac.new(signing_key(known.secret_key, date, region, service), to_sign.encode(),
-                        hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature):
+    key = signing_key(known.secret_key, date, region, service)
+    # AWS's canonical URI encodes the path as sent once more (`:` -> %3A, `%20` -> %2520). curl's --aws-sigv4
+    # (7.x) signs the path exactly as sent; that form is accepted too, and is the same for plain paths.
+    paths = dict.fromkeys([quote(raw_path or "/", safe="/~"), raw_path or "/"])
+    for path in paths:
+        canonical = "\n".join([method, path, canonical_query, canonical_headers, signed, payload_hash])
+        to_sign = "\n".join([ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+        if hmac.compare_digest(hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest(), signature):
+            break
+    else:
         raise SignatureError("the signature does not match (wrong secret key, or the request changed after signing)")
     arn = f"arn:aws:iam::{known.account_id}:user/{known.user_name}"
     return Caller(access_key=access_key, account_id=known.account_id, user_arn=arn, user_id=access_key)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+import subprocess
 
 import pytest
 from botocore.auth import SigV4Auth
@@ -77,3 +79,15 @@ def test_gateway_enforces_sigv4(tiny, client):
     iam = reply.json()["event"]["requestContext"]["authorizer"]["iam"]
     assert iam["accessKey"] == "mlfn-local" and iam["accountId"] == "123456789012"
     assert reply.json()["event"]["requestContext"]["accountId"] == "123456789012"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_with_aws_sigv4_and_the_local_ca(tiny, plane):
+    ep = tiny("tiny.plain", auth_type="AWS_IAM")
+    base = ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(plane.ca_path),
+            ep.url + "v1/models/iris:predict", "-H", "content-type: application/json", "-d", '{"instances": [[1]]}']
+    sigv4 = ["--aws-sigv4", "aws:amz:us-east-1:lambda", "--user"]
+    signed = subprocess.run([*base, *sigv4, "mlfn-local:mlfn-local-secret"], capture_output=True, text=True, timeout=30)
+    assert signed.stdout == "200", signed.stderr
+    wrong = subprocess.run([*base, *sigv4, "mlfn-local:nope"], capture_output=True, text=True, timeout=30)
+    assert wrong.stdout == "403"
