@@ -7,15 +7,18 @@ at the end (asserting a clean exit).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -190,6 +193,27 @@ def doubler(doubler_server: Server) -> Iterator[httpx.Client]:
 def iris(iris_server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=iris_server.url, timeout=30) as client:
         yield client
+
+
+@contextlib.contextmanager
+def app_in_thread(app: Any) -> Iterator[httpx.Client]:
+    """An ASGI app under a real uvicorn server in a thread on 127.0.0.1 (port 0), and a client for it."""
+    import uvicorn
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
 def ort_run(model_dir: Path, feeds: dict[str, np.ndarray]) -> list[object]:

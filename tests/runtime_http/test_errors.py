@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import gzip
-import socket
+import logging
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
+import pytest
 
-from .conftest import Server
+from .conftest import Server, app_in_thread
 
 X1 = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
 X3 = {"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32", "data": list(range(12))}]}
@@ -89,40 +90,59 @@ def test_a_model_failing_at_run_time_is_500_with_request_id_and_the_server_keeps
     assert "boom-1" in failing_server.log  # the detail is in the server's log
 
 
-def test_not_ready_while_loading_then_ready(tmp_path: Path, models: dict[str, Path]) -> None:
+def test_not_ready_while_loading_then_ready(models: dict[str, Path]) -> None:
     """A Future that is not done yet stands for a model still loading (as in the server's first seconds)."""
-    import threading
     from concurrent.futures import Future
-
-    import uvicorn
 
     from mlfn.runtime.app import create_app
     from mlfn.runtime.service import InferenceService
 
     future: Future[InferenceService] = Future()
-    app = create_app(future)
-    sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=30) as client:
-            for _ in range(200):
-                if server.started:
-                    break
-                threading.Event().wait(0.02)
-            assert client.get("/v2/health/live").status_code == 200
-            assert client.get("/ping").status_code == 503
-            assert client.get("/v2/health/ready").json() == {"ready": False}
-            loading = client.post("/v2/models/doubler/infer", json=X1)
-            assert loading.status_code == 503 and loading.headers["retry-after"] == "1"
-            future.set_result(InferenceService.from_dir(models["doubler"]))
-            assert client.get("/ping").status_code == 200
-            assert client.post("/v2/models/doubler/infer", json=X1).json()["outputs"][0]["data"] == [2, 4, 6, 8]
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with app_in_thread(create_app(future)) as client:
+        assert client.get("/v2/health/live").status_code == 200
+        assert client.get("/ping").status_code == 503
+        assert client.get("/v2/health/ready").json() == {"ready": False}
+        loading = client.post("/v2/models/doubler/infer", json=X1)
+        assert loading.status_code == 503 and loading.headers["retry-after"] == "1"
+        future.set_result(InferenceService.from_dir(models["doubler"]))
+        assert client.get("/ping").status_code == 200
+        assert client.post("/v2/models/doubler/infer", json=X1).json()["outputs"][0]["data"] == [2, 4, 6, 8]
+
+
+def test_an_unexpected_exception_is_500_internal_error_without_details(
+    models: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug is injected on purpose (no real model raises anything but mlfn's own errors)."""
+    from mlfn.runtime.app import create_app
+    from mlfn.runtime.service import InferenceService, Reply
+
+    class Buggy(InferenceService):
+        def invocations(self, body: bytes, headers: Mapping[str, str]) -> Reply:
+            if body == b"bug":
+                raise KeyError("secret-internal-detail")
+            return super().invocations(body, headers)
+
+    service = InferenceService.from_dir(models["doubler"])
+    buggy = Buggy(service.spec, service.model)
+    app = create_app(buggy)
+
+    @app.get("/custom")
+    async def custom() -> dict[str, str]:  # a route a user adds to the FastAPI app
+        raise RuntimeError("another-secret")
+
+    with caplog.at_level(logging.ERROR, logger="mlfn.runtime"), app_in_thread(app) as client:
+        for _ in range(3):
+            response = client.post("/invocations", content=b"bug", headers={"x-request-id": "bug-1"})
+            assert response.status_code == 500
+            assert response.json() == {"error": "internal error", "request_id": "bug-1"}
+        custom_error = client.get("/custom", headers={"x-request-id": "bug-2"})
+        assert custom_error.status_code == 500
+        assert custom_error.json() == {"error": "internal error", "request_id": "bug-2"}
+        assert "secret" not in response.text + custom_error.text
+        assert client.post("/invocations", json=X1).status_code == 200  # still serving
+    logged = caplog.text
+    assert "bug-1" in logged and "secret-internal-detail" in logged and "Traceback" in logged
+    assert "bug-2" in logged and "another-secret" in logged
 
 
 def test_a_model_that_cannot_load_stops_the_server_with_one_line(tmp_path: Path) -> None:
