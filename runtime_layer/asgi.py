@@ -6,12 +6,14 @@ at, the OpenAPI docs: `mlfn.runtime.app` puts this core in front of a FastAPI ap
 loads that FastAPI app only when someone asks for the docs. Anything the core does not route goes to the
 `fallback` ASGI app when one is given.
 
-Per request the core: takes the request id (incoming `x-request-id`, else the Lambda request id, else a
-new uuid4) and returns it as `x-request-id`; refuses a body over `server.max_body_bytes` with 413 (by
-Content-Length before reading, and by counting while reading chunked bodies); runs the blocking model call
-in a thread pool sized to the CPU share (or inline on Lambda, which serves one request at a time); turns
-`RequestError` into its status with a JSON body, `ModelError` into 500 with the request id, and any other
-exception into 500 `{"error": "internal error", "request_id": ...}` with the traceback only in the log.
+Per request the core: takes the request id (incoming `x-request-id` of up to 128 safe characters, else the
+Lambda request id, else a new uuid4) and returns it as `x-request-id`; refuses a body over
+`server.max_body_bytes` with 413 (by Content-Length before reading, by counting while reading chunked
+bodies, and after gzip/deflate decoding); runs the blocking service call in a thread pool sized to the CPU
+share, or inline when recent calls were quick and the body is small (see `ServingCore._run`; always inline
+on Lambda, which serves one request at a time); turns `RequestError` into its status with a JSON body,
+`ModelError` into 500 with its message and the request id, and any other exception into 500
+`{"error": "internal error", "request_id": ...}` with the traceback only in the log.
 """
 
 from __future__ import annotations

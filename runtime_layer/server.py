@@ -98,14 +98,18 @@ def load_in_background(model_dir: str, metrics: Any) -> Future[Any]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Bind, load, serve until SIGTERM/SIGINT; 0 on a clean stop, 1 if the model failed to load."""
+    """Bind, load, serve until SIGTERM/SIGINT; 0 on a clean stop, 1 if the model failed to load.
+
+    A port that cannot be bound raises MlfnError (the CLI prints it as one line)."""
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         sock = bind(args.host, args.port)
     except OSError as exc:
-        log.error("cannot listen on %s:%s: %s", args.host, args.port, exc.strerror or exc)
-        return 1
+        from .errors import MlfnError
+
+        reason = (exc.strerror or str(exc)).split(" (while attempting")[0]
+        raise MlfnError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     log.info("listening on http://%s:%s (model loading from %s)", shown, port, args.model_dir)
@@ -172,7 +176,13 @@ def _record_stop_signals(server: Any) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return serve(parse_args(argv))
+    from .errors import MlfnError
+
+    try:
+        return serve(parse_args(argv))
+    except MlfnError as exc:
+        log.error("%s", exc)
+        return 1
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlfn.runtime.server import main as serve
+    from mlfn.runtime.server import parse_args, serve
     from mlfn.runtime.spec import load_spec
 
     from ..console import CliError
@@ -33,4 +33,4 @@ def run(args: argparse.Namespace) -> int:
             "--log-level", args.log_level]
     if args.access_log:
         argv.append("--access-log")
-    return serve(argv)
+    return serve(parse_args(argv))

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import Server, app_in_thread
+from .conftest import FUNCTIONS, Server, app_in_thread
 
 X1 = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
 X3 = {"inputs": [{"name": "x", "shape": [3, 4], "datatype": "FP32", "data": list(range(12))}]}
@@ -166,3 +166,14 @@ def test_mlfn_serve_refuses_an_invalid_directory_in_one_line(tmp_path: Path) -> 
         f"mlfn serve: error: {tmp_path / 'missing'}: expected a model directory holding model.onnx, "
         "got no such directory"
     ]
+
+
+def test_a_busy_port_is_one_line_from_mlfn_serve() -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "mlfn.cli.main", "serve", str(FUNCTIONS / "iris"),
+                               "--port", str(port)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"mlfn serve: error: cannot listen on 127.0.0.1:{port}: Address already in use"
