@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlfn.runtime.spec import load_spec
+from mlfn.runtime.hooks import load_hooks
+from mlfn.runtime.spec import ModelSpec, load_spec
 
 from ..console import result
 
@@ -14,11 +15,14 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("validate", help="check a model directory and print its signature")
     p.add_argument("model_dir", help="folder holding model.onnx and an optional mlfn.toml")
     p.add_argument("--json", action="store_true", help="print the signature as JSON")
+    p.add_argument("--quick", action="store_true", help="only read the files: skip loading the model in onnxruntime")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.model_dir)
+    load_hooks(spec.hooks_path)  # a hooks module that fails to import is refused here, not at deploy
+    load_ms = None if args.quick else _load_ms(spec)
     s = spec.settings
     lines = [
         f"{spec.name}: valid ({spec.model_path.name}, {spec.model_bytes / 1e6:.2f} MB, target {s.target})",
@@ -29,7 +33,22 @@ def run(args: argparse.Namespace) -> int:
     ]
     if s.hooks:
         lines.append(f"hooks: {s.hooks}")
+    if load_ms is not None:
+        lines.append(f"onnxruntime session: loads in {load_ms:.0f} ms")
     payload = {**spec.signature_json(), "target": s.target, "model_bytes": spec.model_bytes,
-               "batchable": spec.batchable, "hooks": s.hooks or None}
+               "batchable": spec.batchable, "hooks": s.hooks or None, "load_ms": load_ms}
     result(payload, args.json, "\n".join(lines))
     return 0
+
+
+def _load_ms(spec: ModelSpec) -> float:
+    """Create the model's onnxruntime session once, as the runtime will, and time it."""
+    import time
+
+    import onnxruntime  # noqa: F401 - imported first so the figure is the session's own load time
+
+    from mlfn.runtime.model import Model
+
+    started = time.perf_counter()
+    Model(spec)
+    return (time.perf_counter() - started) * 1000
