@@ -21,7 +21,7 @@ _EXPORTS = {
     "MlfnEcsGpuModel": "ecs_model",
     "MlfnModel": "base",
     "ModelStack": "stacks",
-    "stack_name": "stacks",
+    "stack_name": "naming",
     "synth_model": "synth",
     "make_app": "synth",
 }

@@ -14,13 +14,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-from constructs import Construct
+from typing import TYPE_CHECKING
 
 from mlfn.runtime import __version__
 from mlfn.runtime.spec import ModelSpec
 
 from .checks import InfraError
+
+if TYPE_CHECKING:  # constructs starts jsii; EcrImage.parse must stay cheap for the CLI's early checks
+    from constructs import Construct
 
 MODEL_DIR_IN_IMAGE = "/opt/mlfn/model"
 # CDK context keys naming the runtime base image of each flavour (see docs/infra.md).

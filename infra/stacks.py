@@ -13,6 +13,7 @@ from .base import MlfnModel
 from .checks import check_stage, resolve_target
 from .ecs_model import MlfnEcsGpuModel
 from .lambda_model import MlfnLambdaModel
+from .naming import stack_name
 from .sagemaker_model import MlfnSageMakerModel
 
 CONSTRUCTS: dict[str, type[MlfnModel]] = {
@@ -20,10 +21,6 @@ CONSTRUCTS: dict[str, type[MlfnModel]] = {
     "sagemaker": MlfnSageMakerModel,
     "ecs": MlfnEcsGpuModel,
 }
-
-
-def stack_name(spec: ModelSpec, stage: str) -> str:
-    return f"mlfn-{spec.name}-{stage}"
 
 
 class ModelStack(cdk.Stack):
