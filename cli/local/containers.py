@@ -2,9 +2,10 @@
 
 One instance per endpoint, started on the first request after deploy or after scale-to-zero (a cold start: the
 request waits for `GET /ping` to answer 200, as SageMaker waits for a healthy container) and stopped after `idle_s`
-without requests. SageMaker endpoints answer `POST /endpoints/<name>/invocations` (SigV4, service `sagemaker`) like
-InvokeEndpoint: the model's 2xx answer as is, anything else as a 424 ModelError document. ECS services are a plain
-reverse proxy (like the load balancer in front of the service), with auth NONE unless registered otherwise.
+without requests. SageMaker endpoints answer any POST (`/endpoints/<name>/invocations`, `/v1/models/m:predict`,
+...; SigV4 with service `sagemaker` or `execute-api`, as mlfn's API Gateway front does) like InvokeEndpoint: the
+model's 2xx answer as is, anything else as a 424 ModelError document. ECS services are a plain reverse proxy
+(the HTTP API + load balancer in front of the service; SigV4 service `execute-api` when AWS_IAM).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class ContainerEndpoint:
         self.url_id = config.url_id
         self.auth_type = config.auth_type
         self.region = config.region
-        self.signing_service = "sagemaker" if config.kind == "sagemaker" else "execute-api"
+        self.signing_service: str | tuple[str, ...] = (
+            ("execute-api", "sagemaker") if config.kind == "sagemaker" else ("execute-api",))
         self.process: asyncio.subprocess.Process | None = None
         self.guard: MemoryGuard | None = None
         self.port = 0
@@ -156,13 +158,13 @@ class ContainerEndpoint:
     def _upstream_path(self, request: GatewayRequest) -> str | None:
         if self.config.kind == "ecs":
             return request.raw_path + (f"?{request.raw_query}" if request.raw_query else "")
-        if request.raw_path in (f"/endpoints/{self.config.name}/invocations", "/invocations"):
-            return "/invocations"
-        return None
+        # mlfn's REST front sends every POST to /invocations (KServe v1 / OIP v2 / SageMaker bodies alike), and
+        # the SageMaker runtime's own path is /endpoints/<name>/invocations: both end up at the container's.
+        return "/invocations" if request.method == "POST" else None
 
     async def handle(self, request: GatewayRequest, caller: Caller | None) -> HttpReply:
         path = self._upstream_path(request)
-        if path is None or (self.config.kind == "sagemaker" and request.method != "POST"):
+        if path is None:
             return json_reply(404, {"message": f"Use POST /endpoints/{self.config.name}/invocations"})
         self.in_flight += 1
         try:

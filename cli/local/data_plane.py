@@ -57,7 +57,7 @@ class Endpoint:
     port: int
     auth_type: str
     region: str
-    signing_service: str
+    signing_service: str | tuple[str, ...]
     ca_path: str
 
     def to_json(self) -> dict[str, Any]:
@@ -140,6 +140,33 @@ class DataPlane:
         config = ContainerConfig(name=name, model_dir=str(Path(model_dir).resolve()), kind=kind, auth_type=auth_type,
                                  idle_s=idle_s, memory_mb=memory_mb, port=_port_of(url), **extra)
         return self._call(self.aregister(config))
+
+    def register_model(self, model_dir: str | Path, *, name: str | None = None, stage: str = "dev",
+                       url: str | None = None, **overrides: Any) -> Endpoint:
+        """Register a model directory for its `target` with the settings of its mlfn.toml (`load_spec`).
+
+        `name` is the function / endpoint / service name (default `mlfn-<model>-<stage>`); `overrides` win over
+        the spec's settings (e.g. `auth_type="NONE"`, `idle_s=5`).
+        """
+        from mlfn.runtime.spec import load_spec
+
+        spec = load_spec(model_dir)
+        s = spec.settings
+        resource = name or f"mlfn-{spec.name}-{stage}"
+        auth = "AWS_IAM" if s.auth.type == "iam" else "NONE"
+        if spec.target == "lambda":
+            lam = s.lambda_
+            settings: dict[str, Any] = dict(memory_mb=lam.memory_mb, timeout_s=lam.timeout_s,
+                                            reserved=lam.reserved_concurrency, provisioned=lam.provisioned_min,
+                                            auth_type=auth, idle_s=lam.idle_timeout_s)
+            return self.register_lambda(resource, model_dir, url=url, **{**settings, **overrides})
+        if spec.target == "sagemaker":
+            sm = s.sagemaker
+            memory = sm.serverless_memory_mb if sm.serverless else sm.memory_per_copy_mb
+            settings = dict(kind="sagemaker", memory_mb=memory, auth_type=auth)
+        else:
+            settings = dict(kind="ecs", memory_mb=s.ecs.memory_mb, idle_s=s.ecs.idle_minutes * 60, auth_type=auth)
+        return self.register_container(resource, model_dir, url=url, **{**settings, **overrides})
 
     def update_lambda(self, key: str, **changes: Any) -> Endpoint:
         """Change a registered function: `reserved`, `provisioned` and `idle_s` apply in place (warm sandboxes

@@ -21,7 +21,7 @@ from .sandbox import InvokeResult
 class FunctionUrl:
     """The gateway target of one function alias."""
 
-    signing_service = "lambda"
+    signing_service: str | tuple[str, ...] = "lambda"
     max_request_bytes = MAX_REQUEST_BYTES
 
     def __init__(self, config: FunctionConfig, pool: FunctionPool) -> None:

@@ -46,7 +46,7 @@ class Target(Protocol):
     url_id: str
     auth_type: str
     region: str
-    signing_service: str
+    signing_service: str | tuple[str, ...]  # the SigV4 service name(s) the target's signatures may use
     max_request_bytes: int
 
     async def handle(self, request: GatewayRequest, caller: Caller | None) -> HttpReply: ...

@@ -69,9 +69,14 @@ def _headers_multi(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
 
 
 def verify(*, method: str, raw_path: str, raw_query: str, headers: Sequence[tuple[str, str]], body: bytes,
-           region: str, service: str, credentials: Mapping[str, Credential],
+           region: str, service: str | tuple[str, ...], credentials: Mapping[str, Credential],
            now: dt.datetime | None = None) -> Caller:
-    """Return the caller of a correctly signed request, or raise `SignatureError`."""
+    """Return the caller of a correctly signed request, or raise `SignatureError`.
+
+    `service` may name several signing services the target answers to (a SageMaker endpoint: the runtime's
+    `sagemaker`, and `execute-api` for the API Gateway front mlfn deploys in front of it).
+    """
+    services = (service,) if isinstance(service, str) else service
     multi = _headers_multi(headers)
     auth = multi.get("authorization", [""])[0]
     query = dict(p.partition("=")[::2] for p in raw_query.split("&") if p) if raw_query else {}
@@ -101,8 +106,9 @@ def verify(*, method: str, raw_path: str, raw_query: str, headers: Sequence[tupl
         when = dt.datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     except ValueError:
         raise SignatureError("x-amz-date must be a timestamp like 20260101T000000Z") from None
-    if date != amz_date[:8] or scope_region != region or scope_service != service or terminator != "aws4_request":
-        raise SignatureError(f"the credential scope must be {amz_date[:8]}/{region}/{service}/aws4_request, "
+    if date != amz_date[:8] or scope_region != region or scope_service not in services or terminator != "aws4_request":
+        wanted = f"{amz_date[:8]}/{region}/{'|'.join(services)}/aws4_request"
+        raise SignatureError(f"the credential scope must be {wanted}, "
                              f"got {date}/{scope_region}/{scope_service}/{terminator}")
     if abs((now or dt.datetime.now(dt.UTC)) - when) > MAX_SKEW:
         raise SignatureError(f"signature expired: {amz_date} is more than 5 minutes from the emulator's clock")
@@ -118,8 +124,8 @@ def verify(*, method: str, raw_path: str, raw_query: str, headers: Sequence[tupl
         raise SignatureError("x-amz-content-sha256 does not match the body")
     payload_hash = declared or (UNSIGNED if not auth else actual_hash)
     canonical_headers = "".join(f"{n}:{','.join(multi[n])}\n" for n in signed_names)
-    scope = f"{date}/{region}/{service}/aws4_request"
-    key = signing_key(known.secret_key, date, region, service)
+    scope = f"{date}/{region}/{scope_service}/aws4_request"
+    key = signing_key(known.secret_key, date, region, scope_service)
     # AWS's canonical URI encodes the path as sent once more (`:` -> %3A, `%20` -> %2520). curl's --aws-sigv4
     # (7.x) signs the path exactly as sent; that form is accepted too, and is the same for plain paths.
     paths = dict.fromkeys([quote(raw_path or "/", safe="/~"), raw_path or "/"])

@@ -34,6 +34,9 @@ def test_sagemaker_endpoint_invocations_with_iam_and_scale_to_zero(plane, client
         assert first.json()["echo"] == '{"a": 1}' and first.json()["content_type"] == "application/json"
         warm = client.post(url, content=b"{}", headers=_sign(url, b"{}"))
         assert warm.headers["x-mlfn-cold-start"] == "false" and warm.json()["pid"] == first.json()["pid"]
+        front = ep.url + "v1/models/m:predict"  # mlfn's API Gateway front: any POST, signed for execute-api
+        assert client.post(front, content=b"{}", headers=_sign(front, b"{}", "execute-api")).status_code == 200
+        assert client.post(front, content=b"{}", headers=_sign(front, b"{}", "lambda")).status_code == 403
         failed = client.post(url, content=b"fail", headers=_sign(url, b"fail"))
         assert failed.status_code == 424 and failed.json()["OriginalStatusCode"] == 400
         assert failed.json()["ErrorCode"] == "CLIENT_ERROR_FROM_MODEL"

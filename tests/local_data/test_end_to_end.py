@@ -21,7 +21,8 @@ def iris(functions_dir):
 
 
 def test_iris_through_the_function_url_matches_onnxruntime(plane, client, iris):
-    ep = plane.register_lambda("iris-e2e", iris, memory_mb=1024, timeout_s=10, auth_type="AWS_IAM")
+    ep = plane.register_model(iris, name="iris-e2e")  # the settings of functions/iris/mlfn.toml
+    assert ep.kind == "lambda" and ep.auth_type == "AWS_IAM"
     try:
         body = (iris / "example.json").read_bytes()
         url = ep.url + "v1/models/iris:predict"
