@@ -221,6 +221,43 @@ def report_imports(model_dir: Path) -> None:
           f"{without_model * 1000:.0f} ms without it ({with_ort * 1000:.0f} ms with onnxruntime imported too)")
 
 
+def report_server_start(model_dir: Path) -> None:
+    """How soon `python -m mlfn.runtime.server` accepts TCP connections, and answers /ping 200, after spawn."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "mlfn.runtime.server", "serve", "--model-dir", str(model_dir),
+                             "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    accepted = ready = None
+    try:
+        deadline = started + 60
+        while accepted is None and time.perf_counter() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                accepted = time.perf_counter() - started
+            except OSError:
+                time.sleep(0.002)
+        while ready is None and time.perf_counter() < deadline:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            try:
+                conn.request("GET", "/ping")
+                if conn.getresponse().status == 200:
+                    ready = time.perf_counter() - started
+            except OSError:
+                pass
+            finally:
+                conn.close()
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    print(f"server start: accepts TCP connections {accepted * 1000 if accepted else float('nan'):.0f} ms after spawn, "
+          f"/ping 200 after {ready * 1000 if ready else float('nan'):.0f} ms")
+
+
 def measure_requests(model_dir: Path, body: bytes, count: int, warmup: int) -> dict[str, tuple[float, float]]:
     import numpy as np
 
@@ -286,6 +323,7 @@ def main() -> int:
     model_dir = Path(args.model_dir).resolve()
     print(f"model: {model_dir}  body: {args.body}  load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     report_imports(model_dir)
+    report_server_start(model_dir)
     results = measure_requests(model_dir, args.body.encode(), args.requests, args.warmup)
 
     bare = results["bare session.run"][0]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import os
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 from mangum import Mangum
+from mangum.handlers import HTTPGateway
 
 from .asgi import DOCS_PATHS, ASGIApp, Receive, Scope, Send, ServingCore, load_service
 from .metrics.emf import EmfMetrics
@@ -28,6 +30,15 @@ DEFAULT_MODEL_DIR = "/opt/mlfn/model"
 RESPONSE_LIMIT = 6_291_556  # bytes of a synchronous invoke's response, as Lambda counts them
 TEXT_MIME_TYPES = ["text/", "application/json", "application/javascript", "application/xml",
                    "application/vnd.oai.openapi", "application/problem+json"]
+
+
+class HTTPGatewayEvents(HTTPGateway):
+    """Mangum's handler for Function URL and HTTP API events, building the ASGI scope once per event (Mangum's
+    own builds it again, headers and all, when it formats the response)."""
+
+    @functools.cached_property
+    def scope(self) -> Scope:  # type: ignore[override]
+        return super().scope
 
 
 class LazyDocs:
@@ -69,7 +80,8 @@ class LambdaHandler:
         self.init_seconds = init_seconds
         self.core = ServingCore(service, metrics=metrics, inline=True, fallback_paths=DOCS_PATHS)
         self.core.fallback = LazyDocs(self.core)
-        self.adapter = Mangum(self.core, lifespan="off", text_mime_types=TEXT_MIME_TYPES)
+        self.adapter = Mangum(self.core, lifespan="off", text_mime_types=TEXT_MIME_TYPES,
+                              custom_handlers=[HTTPGatewayEvents])
         self._cold = True
 
     def __call__(self, event: Any, context: Any) -> Any:
