@@ -5,7 +5,8 @@
 Reports:
 - cold start: first request after registration / after scale-to-zero (wall time through HTTPS, and the sandbox's init
   duration) against a bare process that imports onnxruntime, loads the same model and runs it once;
-- warm latency through the HTTPS Function URL gateway (keep-alive client) against a direct `session.run`;
+- warm latency through the HTTPS Function URL gateway (keep-alive client) against a direct `session.run`, with the
+  part spent inside the sandbox (`x-mlfn-duration-ms`: Runtime API hand-off, awslambdaric, the handler);
 - requests per second one sandbox sustains (reserved concurrency 1, one client in a closed loop).
 Everything runs on 127.0.0.1; every loop is bounded by a count and a time limit.
 """
@@ -27,7 +28,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 
-from mlfn.cli.local.data_plane import DataPlane
+from mlfn.cli.local.data_plane import DataPlaneClient
 from mlfn.runtime.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,18 @@ def bare_process(model: Path, feed_json: str, runs: int) -> list[float]:
     return out
 
 
+def start_data_plane(state: Path) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen([sys.executable, "-m", "mlfn.cli.local.data_plane", "--state-dir", str(state)],
+                               stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (state / "data-plane" / "admin.json").exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise SystemExit("the data plane process did not start")
+        time.sleep(0.05)
+    return process
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", default=str(ROOT / "functions" / "iris"))
@@ -72,14 +85,15 @@ def main() -> None:
     results: dict[str, Any] = {"model": str(model_dir), "python": sys.version.split()[0],
                                "onnxruntime": ort.__version__}
 
-    plane = DataPlane(tempfile.mkdtemp(prefix="mlfn-bench-"), persist=False)
-    plane.start()
+    state = Path(tempfile.mkdtemp(prefix="mlfn-bench-"))
+    process = start_data_plane(state)  # its own process, so this client does not share its GIL
     try:
-        ep = plane.register_lambda("bench", model_dir, auth_type="NONE", memory_mb=2048, timeout_s=30,
-                                   reserved=1, idle_s=0.3)
-        url = ep.url + path
+        plane = DataPlaneClient(state)
+        settings = dict(auth_type="NONE", memory_mb=2048, timeout_s=30, reserved=1)
+        ep = plane.register_lambda("bench", model_dir, idle_s=0.3, **settings)
+        url = ep["url"] + path
         cold_wall, cold_init = [], []
-        with httpx.Client(verify=ssl.create_default_context(cafile=str(plane.ca_path)), timeout=60) as client:
+        with httpx.Client(verify=ssl.create_default_context(cafile=ep["ca_path"]), timeout=60) as client:
             for _ in range(args.cold):
                 deadline = time.monotonic() + 30
                 while plane.status()["targets"][0]["pool"]["sandboxes"] and time.monotonic() < deadline:
@@ -89,27 +103,31 @@ def main() -> None:
                 cold_wall.append((time.perf_counter() - started) * 1000)
                 assert reply.status_code == 200 and reply.headers["x-mlfn-cold-start"] == "true", reply.text
                 cold_init.append(float(reply.headers["x-mlfn-init-duration-ms"]))
-            plane.unregister(ep.key)
+            plane.unregister(ep["key"])
 
-            ep = plane.register_lambda("bench", model_dir, auth_type="NONE", memory_mb=2048, timeout_s=30,
-                                       reserved=1, idle_s=600)
-            url = ep.url + path
+            ep = plane.register_lambda("bench", model_dir, idle_s=600, **settings)
+            url = ep["url"] + path
             client.post(url, content=body, headers={"content-type": "application/json"})  # cold start, not counted
             warm: list[float] = []
+            inside: list[float] = []
             stop = time.monotonic() + args.seconds
             while len(warm) < args.requests and time.monotonic() < stop:
                 started = time.perf_counter()
                 reply = client.post(url, content=body, headers={"content-type": "application/json"})
                 warm.append((time.perf_counter() - started) * 1000)
                 assert reply.status_code == 200
+                inside.append(float(reply.headers["x-mlfn-duration-ms"]))
             count, started = 0, time.perf_counter()
             stop = time.monotonic() + args.seconds
             while time.monotonic() < stop and count < 100_000:
                 client.post(url, content=body, headers={"content-type": "application/json"})
                 count += 1
             rps = count / (time.perf_counter() - started)
+        plane.shutdown()
+        process.wait(30)
     finally:
-        plane.stop()
+        if process.poll() is None:
+            process.kill()
 
     session = ort.InferenceSession(str(model_dir / "model.onnx"))
     feed = {session.get_inputs()[0].name: np.asarray(instances, dtype=np.float32)}
@@ -126,6 +144,7 @@ def main() -> None:
     results["cold_start_emulator_init"] = summary(cold_init)
     results["cold_start_bare_process"] = summary(bare)
     results["warm_https_gateway"] = summary(warm)
+    results["warm_sandbox_invoke"] = summary(inside)  # Runtime API hand-off + awslambdaric + handler
     results["direct_session_run"] = summary(direct)
     results["one_sandbox_requests_per_s"] = round(rps, 1)
     if args.json:
@@ -133,7 +152,7 @@ def main() -> None:
         return
     print(f"model {model_dir.name}  python {results['python']}  onnxruntime {results['onnxruntime']}")
     for key in ("cold_start_emulator_wall", "cold_start_emulator_init", "cold_start_bare_process",
-                "warm_https_gateway", "direct_session_run"):
+                "warm_https_gateway", "warm_sandbox_invoke", "direct_session_run"):
         s = results[key]
         print(f"{key:28s} n={s['n']:<4d} p50 {s['p50_ms']:9.3f} ms  p90 {s['p90_ms']:9.3f} ms  "
               f"p99 {s['p99_ms']:9.3f} ms")
