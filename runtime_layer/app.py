@@ -28,6 +28,11 @@ from .service import InferenceService
 from .spec import TensorSpec
 
 ServiceSource = InferenceService | Future[InferenceService] | str | Path
+DESCRIPTION = (
+    "One ONNX model served over the KServe v1 protocol, the Open Inference Protocol v2 (JSON and binary tensors) "
+    "and the SageMaker container contract. Errors are JSON `{\"error\": ...}` naming what was wrong and what was "
+    "expected; every response carries an `x-request-id` header (the caller's, when sent)."
+)
 
 
 class MlfnApp(FastAPI):
@@ -57,7 +62,7 @@ def create_app(
 
         metrics = PrometheusMetrics()
     source = load_service(service_or_dir, metrics) if isinstance(service_or_dir, (str, Path)) else service_or_dir
-    app = MlfnApp(title="mlfn model server", version=__version__, description=__doc__)
+    app = MlfnApp(title="mlfn model server", version=__version__, description=DESCRIPTION)
     app.core = ServingCore(
         source, metrics=metrics, executor=executor, inline=inline, access_log=access_log,
         fallback=functools.partial(FastAPI.__call__, app),
@@ -80,7 +85,7 @@ def document(app: FastAPI, core: ServingCore) -> FastAPI:
 
 def docs_app(core: ServingCore) -> FastAPI:
     """A FastAPI app holding only the OpenAPI document and docs pages for `core` (the Lambda handler's)."""
-    return document(FastAPI(title="mlfn model server", version=__version__, description=__doc__), core)
+    return document(FastAPI(title="mlfn model server", version=__version__, description=DESCRIPTION), core)
 
 
 # The core answers these paths before FastAPI; the stubs only give FastAPI the path parameters to document.
@@ -131,7 +136,8 @@ def _openapi(app: FastAPI, core: ServingCore) -> dict[str, Any]:
 
     service = core.service
     title = f"mlfn: {service.spec.name}" if service else app.title
-    description = (service.spec.settings.description if service else "") or (app.description or "")
+    model = service.spec.settings.description if service else ""
+    description = f"{model}\n\n{app.description}" if model else app.description
     schema = get_openapi(title=title, version=app.version, description=description, routes=app.routes)
     if service is not None:
         app.openapi_schema = schema
