@@ -28,6 +28,7 @@ from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import CloudFormationBackend, Event, Stack
 
+from .cfn_deleters import DELETERS
 from .cfn_generic import GenericResource
 
 log = logging.getLogger("mlfn.local")
@@ -184,7 +185,11 @@ def _delete_resource(self: Any, parsed_resource: Any, resource_json: dict[str, A
         add_event(execution.stack, logical_id, resource_type, "DELETE_IN_PROGRESS", physical_id=_physical_id(
             parsed_resource))
     try:
-        _moto_delete_resource(self, parsed_resource, resource_json)
+        deleter = DELETERS.get(resource_type)
+        if deleter is not None:
+            deleter(parsed_resource, self._account_id, self._region_name)
+        else:
+            _moto_delete_resource(self, parsed_resource, resource_json)
     except Exception as exc:
         if execution is not None:
             add_event(execution.stack, logical_id, resource_type, "DELETE_FAILED", reason_of(exc))
@@ -272,6 +277,32 @@ def update(self: Any, template: dict[str, Any], parameters: dict[str, Any] | Non
             self._delete_resource(resource, old_resources[name])
         except Exception as exc:
             log.warning("could not delete %s after the update: %s", name, reason_of(exc))
+
+
+def delete(self: Any) -> None:
+    """ResourceMap.delete in reverse dependency order (dependents first, as CloudFormation deletes), retrying what
+    failed while anything else still goes; DeletionPolicy Retain is left alone."""
+    resources = self._resource_json_map
+    pending = [
+        name for name in reversed(dependency_order(resources))
+        if resources[name].get("DeletionPolicy") != "Retain"
+        and self._parsed_resources.get(name) is not None and not isinstance(self._parsed_resources[name], str)
+    ]
+    last: Exception | None = None
+    while pending:
+        failed = []
+        for name in pending:
+            try:
+                self._delete_resource(self._parsed_resources[name], resources[name])
+            except Exception as exc:
+                failed.append(name)
+                last = exc
+            else:
+                self._parsed_resources.pop(name, None)
+        if len(failed) == len(pending):
+            assert last is not None
+            raise last
+        pending = failed
 
 
 # ---- stack-level operations ------------------------------------------------------------------------------------
@@ -442,6 +473,7 @@ def install() -> None:
     parsing.parse_and_update_resource = parse_and_update_resource
     parsing.ResourceMap._delete_resource = _delete_resource  # type: ignore[method-assign]
     parsing.ResourceMap.update = update  # type: ignore[method-assign]
+    parsing.ResourceMap.delete = delete  # type: ignore[method-assign]
     CloudFormationBackend.execute_change_set = execute_change_set  # type: ignore[method-assign]
     CloudFormationBackend.create_change_set = create_change_set  # type: ignore[method-assign]
     CloudFormationBackend.delete_stack = delete_stack  # type: ignore[method-assign]

@@ -1,7 +1,7 @@
 """The fallback for resource types neither moto nor the emulator implements (AWS::CDK::Metadata, capacity-provider
-associations, ...): the resource is recorded with its properties so the stack deploys whole, `Ref` gives its name and
-`Fn::GetAtt X.Arn` an ARN in the type's service; any other attribute gives the name. Nothing else happens, and the
-stack event for it says so.
+associations, REST API stages, ...): the resource is recorded with its properties so the stack deploys whole. `Ref`
+gives its name (its `<Kind>Name` or `Name` property when it has one, e.g. a Stage's StageName), `Fn::GetAtt X.Arn` an
+ARN in the type's service, any other attribute the name. Nothing else happens, and the stack event for it says so.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 from .cfn_base import EmulatedResource
 
 log = logging.getLogger("mlfn.local")
-NAME_PROPERTIES = ("Name",)
 
 
 class GenericResource(EmulatedResource):
@@ -37,7 +36,10 @@ class GenericResource(EmulatedResource):
     @classmethod
     def create(cls, name: str, properties: dict[str, Any], account: str, region: str) -> GenericResource:
         log.info("emulating %s %s without behaviour", cls.type_name, name)
-        explicit = next((properties[p] for p in NAME_PROPERTIES if isinstance(properties.get(p), str)), None)
+        kind = cls.type_name.rsplit("::", 1)[-1]
+        explicit = next(
+            (properties[p] for p in (f"{kind}Name", "Name") if isinstance(properties.get(p), str)), None
+        )
         return cls(explicit or name, properties, account, region)
 
     def change(self, name: str, properties: dict[str, Any]) -> GenericResource:

@@ -52,6 +52,7 @@ def install_extensions() -> None:
             cfn_apigw,  # noqa: F401 - registers its models
             cfn_base,
             cfn_cloudwatch,  # noqa: F401
+            cfn_elbv2,
             cfn_engine,
             cfn_lambda,  # noqa: F401
             cfn_sagemaker,  # noqa: F401
@@ -63,6 +64,7 @@ def install_extensions() -> None:
         cfn_base.install()
         cfn_engine.install()
         cfn_scaling.install()
+        cfn_elbv2.install()
         lambda_api.install()
         sagemaker_api.install()
         _installed = True

@@ -165,3 +165,9 @@ def install() -> None:
         sm_urls.url_paths[pattern] = MlfnSageMakerResponse.dispatch
     sm_models.FakeEndpointConfig.validate_instance_type = _validate_instance_type  # type: ignore[method-assign]
     sm_models.SageMakerModelBackend.validate_production_variants = _validate_variant_models  # type: ignore[method-assign]
+    # CloudFormation names these from their name properties (moto ignores them and generates names)
+    sm_models.FakeEndpoint.cloudformation_name_type = staticmethod(lambda: "EndpointName")  # type: ignore[method-assign]
+    sm_models.FakeEndpointConfig.cloudformation_name_type = staticmethod(  # type: ignore[method-assign]
+        lambda: "EndpointConfigName"
+    )
+    sm_models.Model.cloudformation_name_type = staticmethod(lambda: "ModelName")  # type: ignore[method-assign]
