@@ -295,9 +295,11 @@ class ServingCore:
         v2 = {
             "": route("/v2/models/{name}", get, self._v2_model),
             "ready": route("/v2/models/{name}/ready", get, self._v2_model_ready),
+            "config": route("/v2/models/{name}/config", get, self._v2_model_config),
             "infer": route("/v2/models/{name}/infer", post, self._v2_infer),
             "v": route("/v2/models/{name}/versions/{version}", get, self._v2_model),
             "v/ready": route("/v2/models/{name}/versions/{version}/ready", get, self._v2_model_ready),
+            "v/config": route("/v2/models/{name}/versions/{version}/config", get, self._v2_model_config),
             "v/infer": route("/v2/models/{name}/versions/{version}/infer", post, self._v2_infer),
         }
         return static, v1, v2
@@ -514,6 +516,23 @@ class ServingCore:
         self._check_version(call.params)
         ready = service.ready()
         return json_reply(200 if ready else 503, {"name": call.params["name"], "ready": ready})
+
+    async def _v2_model_config(self, call: Call) -> Reply:
+        """Triton's model configuration extension, as far as an ONNX signature tells it (perf_analyzer reads it)."""
+        service = self._ready_service()
+        metadata = service.v2_model_metadata(call.params["name"])
+        self._check_version(call.params)
+
+        def tensors(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{"name": t["name"], "dims": t["shape"],
+                     "data_type": "TYPE_STRING" if t["datatype"] == "BYTES" else f"TYPE_{t['datatype']}"}
+                    for t in entries]
+
+        return json_reply(200, {
+            "name": metadata["name"], "platform": metadata.get("platform", "onnxruntime_onnx"),
+            "backend": "onnxruntime", "max_batch_size": 0,
+            "input": tensors(metadata.get("inputs", [])), "output": tensors(metadata.get("outputs", [])),
+        })
 
     async def _v2_index(self, call: Call) -> Reply:
         service = self._ready_service()

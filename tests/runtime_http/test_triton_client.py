@@ -30,6 +30,9 @@ def test_health_and_metadata(client: httpclient.InferenceServerClient) -> None:
     metadata = client.get_model_metadata("doubler")
     assert metadata["inputs"][0]["name"] == "x" and metadata["versions"] == ["1"]
     assert client.get_model_repository_index()[0]["name"] == "doubler"
+    config = client.get_model_config("doubler")
+    assert config["input"] == [{"name": "x", "data_type": "TYPE_FP32", "dims": [-1, 4]}]
+    assert config["output"][0]["name"] == "y" and config["max_batch_size"] == 0
 
 
 @pytest.mark.parametrize("binary_in", [True, False])
