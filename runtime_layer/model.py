@@ -105,6 +105,7 @@ class Model:
         self.ports: dict[str, Port] = {t.name: Port.of(t) for t in spec.inputs}
         self.input_names: tuple[str, ...] = tuple(self.ports)
         self.output_names: tuple[str, ...] = tuple(o.name for o in session.get_outputs())
+        self.all_outputs: list[str] = list(self.output_names)  # session.run takes a list faster than a tuple
         self._input_set = frozenset(self.input_names)
         self._output_set = frozenset(self.output_names)
         self.batched = bool(self.ports) and all(p.batched for p in self.ports.values())
@@ -142,7 +143,7 @@ class Model:
         Tensor outputs are numpy arrays; sequences and maps (skl2onnx's ZipMap) are plain lists and dicts.
         """
         checked = self.check(feeds)
-        names = self.output_names if outputs is None else list(outputs)
+        names = self.all_outputs if outputs is None else list(outputs)
         if outputs is not None:
             self.check_outputs(names)
         return self.run_checked(checked, names)

@@ -112,7 +112,7 @@ class InferenceService:
     def _run(self, feeds: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, Any]:
         checked = self.model.check(feeds)
         start = time.perf_counter()
-        outputs = self.model.run_checked(checked, self.model.output_names if names is None else names)
+        outputs = self.model.run_checked(checked, self.model.all_outputs if names is None else names)
         observer = self.observer
         if observer is not None:
             observer(time.perf_counter() - start, self._rows(checked))
@@ -190,7 +190,7 @@ class InferenceService:
     def _infer_v2(self, request: v2.InferRequest) -> Reply:
         names = request.outputs
         if names is None:
-            names = list(self.model.output_names)
+            names = self.model.all_outputs
         else:
             self.model.check_outputs(names)
         outputs = self._run(request.feeds, names)

@@ -45,7 +45,7 @@ def decode(doc: Any, ports: Mapping[str, Port], batched: bool) -> Batch:
                                expected="a list", received=_kind(instances))
         return decode_instances(instances, ports, batched)
     if "inputs" in doc:
-        return decode_columns(doc["inputs"], ports)
+        return decode_columns(doc["inputs"], ports, batched)
     keys = ", ".join(map(repr, doc)) or "none"
     raise RequestError(f"expected {EXPECTED}, got an object with keys {keys}", expected=EXPECTED, received=keys)
 
@@ -84,20 +84,21 @@ def _keyed(instance: Any, index: int, ports: Mapping[str, Port]) -> dict[str, An
     return instance
 
 
-def decode_columns(columns: Any, ports: Mapping[str, Port]) -> Batch:
-    if isinstance(columns, dict) and (len(ports) != 1 or next(iter(ports)) in columns):
-        feeds: dict[str, Any] = {}
-        for name, values in columns.items():
-            port = ports.get(name)
-            feeds[name] = values if port is None else port.from_json(values)  # unknown names: Model.check says
-        return Batch([feeds], rows_of(feeds), True)
-    if len(ports) == 1:
+def decode_columns(columns: Any, ports: Mapping[str, Port], batched: bool) -> Batch:
+    """Columnar `inputs`: one run over the whole tensors (one prediction when the model has no batch dimension)."""
+    feeds: dict[str, Any]
+    if isinstance(columns, dict):
+        # unknown names pass through as they are: Model.check names them with the model's inputs
+        feeds = {name: values if (port := ports.get(name)) is None else port.from_json(values)
+                 for name, values in columns.items()}
+    elif len(ports) == 1:
         port = next(iter(ports.values()))
         feeds = {port.name: port.from_json(columns)}
-        return Batch([feeds], rows_of(feeds), True)
-    names = ", ".join(ports)
-    raise RequestError(f'"inputs" must be an object keyed by input name ({names}), got {_kind(columns)}',
-                       expected=f"an object with keys {names}", received=_kind(columns))
+    else:
+        names = ", ".join(ports)
+        raise RequestError(f'"inputs" must be an object keyed by input name ({names}), got {_kind(columns)}',
+                           expected=f"an object with keys {names}", received=_kind(columns))
+    return Batch([feeds], rows_of(feeds), True) if batched else Batch([feeds], 1, False)
 
 
 def rows_of(feeds: Mapping[str, Any]) -> int:

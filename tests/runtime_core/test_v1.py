@@ -130,3 +130,10 @@ def test_nan_and_infinity_are_written_as_null(services):
     got = predict(services["pair"], {"instances": [{"a": [2e38, 2e38, 2e38], "b": [10]}]})["predictions"]
     assert got[0]["scaled"] == [None, None, None]  # float32 overflow to inf: JSON has no infinity
     assert got[0]["total"] is None
+
+
+def test_columnar_inputs_of_a_model_without_a_batch_dimension_are_one_prediction(services):
+    assert predict(services["fixed"], {"inputs": [1, 2, 3]})["predictions"] == [[-1.0, -2.0, -3.0]]
+    assert predict(services["fixed"], {"inputs": {"x": [1, 2, 3]}})["predictions"] == [[-1.0, -2.0, -3.0]]
+    with pytest.raises(RequestError, match="unknown input 'y'"):
+        services["fixed"].v1_predict("fixed", b'{"inputs": {"y": [1, 2, 3]}}', JSON)
