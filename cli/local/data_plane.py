@@ -83,6 +83,8 @@ class DataPlane:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._own_loop = False
+        self._watcher: asyncio.Task[None] | None = None
+        self._synced: dict[str, int] = {}  # keys whose provisioned concurrency came from the control plane
 
     @property
     def ca_path(self) -> Path:
@@ -195,8 +197,11 @@ class DataPlane:
             for data in read_json(self.folder / "registrations.json") or []:
                 with contextlib.suppress(Exception):
                     await self.aregister(config_from_json(data), save=False)
+        self._watcher = asyncio.create_task(self._follow_control_plane())
 
     async def astop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
         for key in list(self._targets):
             await self.aunregister(key, save=False)
         await self.gateway.close()
@@ -237,6 +242,37 @@ class DataPlane:
             return self._endpoint(target)
         return await self.aregister(config)
 
+    async def sync_provisioned(self) -> None:
+        """Apply `<state>/provisioned-concurrency.json` (written by the control plane on
+        PutProvisionedConcurrencyConfig, CloudFormation and autoscaling) to the registered functions."""
+        wanted: dict[str, int] = {}
+        for entry in read_json(self.state_dir / "provisioned-concurrency.json") or []:
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                wanted[f"lambda:{entry['function_name']}:{entry['qualifier']}"] = int(entry["requested"])
+        for key in set(wanted) | set(self._synced):
+            target = self._targets.get(key)
+            count = wanted.get(key, 0)
+            if not isinstance(target, FunctionUrl) or target.config.provisioned == count:
+                continue
+            try:
+                await self.aupdate(key, provisioned=count)
+            except ValueError as exc:
+                target.pool.sandbox_log(f"Provisioned concurrency {count} not applied: {exc}")
+                continue
+            target.pool.sandbox_log(f"Provisioned concurrency set to {count} by the control plane")
+        self._synced = wanted
+
+    async def _follow_control_plane(self, interval: float = 1.0) -> None:
+        path = self.state_dir / "provisioned-concurrency.json"
+        seen: float | None = None
+        while True:
+            with contextlib.suppress(OSError):
+                mtime = path.stat().st_mtime
+                if mtime != seen:
+                    seen = mtime
+                    await self.sync_provisioned()
+            await asyncio.sleep(interval)
+
     async def aunregister(self, key: str, *, save: bool = True) -> bool:
         target = self._targets.pop(key, None)
         if target is None:
@@ -253,6 +289,9 @@ class DataPlane:
         for target in self._targets.values():
             entry = self._endpoint(target).to_json()
             if isinstance(target, FunctionUrl):
+                c = target.config
+                entry["settings"] = {"memory_mb": c.memory_mb, "timeout_s": c.timeout_s, "reserved": c.reserved,
+                                     "provisioned": c.provisioned, "idle_s": c.idle_s}
                 entry["pool"] = dataclasses.asdict(target.pool.snapshot())
             else:
                 entry["instance"] = target.describe()

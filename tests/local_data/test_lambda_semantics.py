@@ -193,3 +193,18 @@ def test_provisioned_and_reserved_change_in_place(tiny, plane, client, stats, wa
     assert client.post(ep.url, json={}).status_code == 429
     with pytest.raises(ValueError, match="provisioned"):
         plane.update_lambda(ep.key, provisioned=2)
+
+
+def test_provisioned_concurrency_follows_the_control_plane_file(tiny, plane, stats, wait_for):
+    from mlfn.cli.local.emulator_state import write_json
+
+    ep = tiny("tiny.work", reserved=2)
+    entry = {"account": "123456789012", "region": "us-east-1", "function_name": ep.name, "qualifier": "live"}
+    write_json(plane.state_dir / "provisioned-concurrency.json", [{**entry, "requested": 2}])
+    assert wait_for(lambda: stats(ep.key)["sandboxes"] == 2)
+    write_json(plane.state_dir / "provisioned-concurrency.json", [])
+
+    def provisioned() -> int:
+        return int(next(t for t in plane.status()["targets"] if t["key"] == ep.key)["settings"]["provisioned"])
+
+    assert wait_for(lambda: provisioned() == 0)
