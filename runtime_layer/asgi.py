@@ -93,10 +93,14 @@ def load_service(model_dir: str | Path, metrics: MetricsProvider) -> InferenceSe
     """Build the service for a model directory, reporting model runs and the load time to `metrics`."""
     started = time.perf_counter()
     service = InferenceService.from_dir(model_dir, observer=metrics.inference)
-    spec = service.spec
-    info = {"name": spec.name, "target": spec.target, "producer": spec.producer, "version": __version__}
-    metrics.model_loaded(info, time.perf_counter() - started)
+    metrics.model_loaded(model_info(service), time.perf_counter() - started)
     return service
+
+
+def model_info(service: InferenceService) -> dict[str, str]:
+    """Labels describing the served model, for the metrics' model info."""
+    spec = service.spec
+    return {"name": spec.name, "target": spec.target, "producer": spec.producer, "version": __version__}
 
 
 def json_reply(status: int, payload: object, headers: Mapping[str, str] | None = None) -> Reply:
@@ -225,8 +229,9 @@ class ServingCore:
             self._adopt(future.result())
 
     def _adopt(self, service: InferenceService) -> None:
-        if service.observer is None:  # a service built elsewhere still reports its runs
+        if service.observer is None:  # a service built elsewhere still reports its runs and its model
             service.observer = self.metrics.inference
+            self.metrics.model_loaded(model_info(service), None)
         self._limit = service.spec.settings.server.max_body_bytes
         versions = service.v2_model_metadata(service.spec.name).get("versions")
         self._versions = tuple(str(v) for v in versions) if versions else None

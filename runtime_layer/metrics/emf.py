@@ -73,7 +73,7 @@ class EmfMetrics:
         with self._lock:
             self._cold_pending = seconds
 
-    def model_loaded(self, info: Mapping[str, str], seconds: float) -> None:
+    def model_loaded(self, info: Mapping[str, str], seconds: float | None) -> None:
         self.model = info.get("name", self.model)
 
     def annotate(self, **properties: Any) -> None:

@@ -17,7 +17,7 @@ class NoopMetrics:
     def cold_start(self, seconds: float) -> None:
         pass
 
-    def model_loaded(self, info: Mapping[str, str], seconds: float) -> None:
+    def model_loaded(self, info: Mapping[str, str], seconds: float | None) -> None:
         pass
 
     def flush(self) -> None:

@@ -97,9 +97,10 @@ class PrometheusMetrics:
     def cold_start(self, seconds: float) -> None:
         self._cold.set(seconds)
 
-    def model_loaded(self, info: Mapping[str, str], seconds: float) -> None:
+    def model_loaded(self, info: Mapping[str, str], seconds: float | None) -> None:
         self._info.labels(*(info.get(k, "") for k in INFO_LABELS)).set(1)
-        self._load.set(seconds)
+        if seconds is not None:
+            self._load.set(seconds)
 
     def flush(self) -> None:
         pass

@@ -19,8 +19,9 @@ class MetricsProvider(Protocol):
     def cold_start(self, seconds: float) -> None:
         """The first request of a fresh sandbox; `seconds` is how long the init phase took."""
 
-    def model_loaded(self, info: Mapping[str, str], seconds: float) -> None:
-        """The model is loaded: labels describing it (name, target, ...) and how long loading took."""
+    def model_loaded(self, info: Mapping[str, str], seconds: float | None) -> None:
+        """The model is loaded: labels describing it (name, target, ...) and how long loading took (None: unknown,
+        for a model loaded elsewhere)."""
 
     def flush(self) -> None:
         """Publish what was collected since the last flush (EMF writes its line; others do nothing)."""
