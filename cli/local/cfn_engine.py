@@ -362,8 +362,7 @@ def execute_change_set(self: CloudFormationBackend, change_set_name: str, stack_
     for export in stack.exports:
         self.exports[export.name] = export
     # AWS deletes a stack's other change sets once one is executed
-    for other in [cs for cs in self.change_sets.values() if cs.stack_id == stack.stack_id and cs is not change_set]:
-        self.change_sets.pop(other.change_set_id, None)
+    _drop_change_sets(self, stack.stack_id, keep=change_set)
 
 
 def _roll_back(
@@ -385,14 +384,7 @@ def _roll_back(
     if creating:
         stack.status = "ROLLBACK_IN_PROGRESS"
         stack._add_stack_event(stack.status, resource_status_reason=summary + "Rollback requested by user.")
-        try:
-            _run(stack, "DELETE", stack.resource_map.delete)
-        except Exception as rollback_exc:
-            stack.status = "ROLLBACK_FAILED"
-            stack._add_stack_event(stack.status, resource_status_reason=reason_of(rollback_exc))
-            return
-        stack.status = "ROLLBACK_COMPLETE"
-        stack._add_stack_event(stack.status)
+        _settle(stack, "DELETE", stack.resource_map.delete, "ROLLBACK_COMPLETE", "ROLLBACK_FAILED")
         return
     stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
     stack._add_stack_event(stack.status, resource_status_reason=summary)
@@ -403,14 +395,24 @@ def _roll_back(
         stack.template = template
         _refresh_outputs(stack)
 
+    _settle(stack, "UPDATE", restore, "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED")
+
+
+def _settle(stack: Stack, action: str, work: Any, done: str, failed: str) -> None:
+    """Run a roll-back step and leave the stack in `done`, or in `failed` with the reason."""
     try:
-        _run(stack, "UPDATE", restore)
-    except Exception as rollback_exc:
-        stack.status = "UPDATE_ROLLBACK_FAILED"
-        stack._add_stack_event(stack.status, resource_status_reason=reason_of(rollback_exc))
+        _run(stack, action, work)
+    except Exception as exc:
+        stack.status = failed
+        stack._add_stack_event(failed, resource_status_reason=reason_of(exc))
         return
-    stack.status = "UPDATE_ROLLBACK_COMPLETE"
-    stack._add_stack_event(stack.status)
+    stack.status = done
+    stack._add_stack_event(done)
+
+
+def _drop_change_sets(backend: CloudFormationBackend, stack_id: str, keep: Any = None) -> None:
+    for cs in [c for c in backend.change_sets.values() if c.stack_id == stack_id and c is not keep]:
+        backend.change_sets.pop(cs.change_set_id, None)
 
 
 _moto_create_change_set = CloudFormationBackend.create_change_set
@@ -439,8 +441,7 @@ def create_change_set(self: CloudFormationBackend, stack_name: str, change_set_n
                 f"[{change_set_name}]."
             )
         self.stacks.pop(existing.stack_id)  # moto makes a fresh REVIEW_IN_PROGRESS stack; keep only that one
-        for cs in [c for c in self.change_sets.values() if c.stack_id == existing.stack_id]:
-            self.change_sets.pop(cs.change_set_id, None)
+        _drop_change_sets(self, existing.stack_id)
     if change_set_type == "UPDATE" and existing is not None and existing.status not in UPDATABLE:
         raise ValidationError(
             existing.stack_id,
@@ -463,8 +464,7 @@ def delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
         stack.status = "DELETE_FAILED"
         stack._add_stack_event("DELETE_FAILED", resource_status_reason=reason_of(exc))
         self.stacks[stack.stack_id] = stack
-    for cs in [c for c in self.change_sets.values() if c.stack_id == stack.stack_id]:
-        self.change_sets.pop(cs.change_set_id, None)
+    _drop_change_sets(self, stack.stack_id)
 
 
 def install() -> None:

@@ -70,6 +70,17 @@ def install_extensions() -> None:
         _installed = True
 
 
+def client_environment(url: str) -> dict[str, str]:
+    """The environment that points boto3 (and the AWS CLI) at the emulator listening at `url`."""
+    return {
+        "AWS_ENDPOINT_URL": url,
+        "AWS_ACCESS_KEY_ID": "mlfn-local",
+        "AWS_SECRET_ACCESS_KEY": "mlfn-local-secret",
+        "AWS_DEFAULT_REGION": DEFAULT_REGIONS[0],
+        "AWS_REGION": DEFAULT_REGIONS[0],
+    }
+
+
 class ControlPlane:
     """moto's ThreadedMotoServer with mlfn's extensions, in this process."""
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mlfn.cli.aws.session import local_session
-from mlfn.cli.local.control_plane import ControlPlane
+from mlfn.cli.local.control_plane import ControlPlane, client_environment
 
 _names = itertools.count(1)
 
@@ -25,10 +25,8 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 @pytest.fixture(autouse=True)
 def emulator_env(control_plane: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every boto3 client in these tests goes to the emulator, never to AWS."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", control_plane.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "mlfn-local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "mlfn-local-secret")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name, value in client_environment(control_plane.url).items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture()

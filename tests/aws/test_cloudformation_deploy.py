@@ -193,3 +193,20 @@ def test_destroy_removes_the_stack_and_its_resources(session: Any, stack_name: s
     assert function_url_for(function, "live") is None
     assert {e.logical_id for e in events if e.status == "DELETE_COMPLETE"} >= {"Fn", "Alias", "Url", stack_name}
     assert destroy(stack_name, session=session) is False
+
+
+def test_ctrl_c_while_waiting_leaves_a_stack_the_next_deploy_continues_from(
+        session: Any, stack_name: str, make_lambda_template: Any) -> None:
+    def interrupt(event: StackEvent) -> None:
+        if event.logical_id == "Fn":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        deploy(make_lambda_template(), stack_name, session=session, on_event=interrupt)
+
+    # nothing local to repair: the next deploy finds the stack where CloudFormation left it and carries on
+    result = deploy(make_lambda_template(), stack_name, session=session)
+    assert result.status in ("NO_CHANGES", "CREATED")
+    assert result.outputs["InvokeUrl"].startswith("https://127.0.0.1:")
+    status = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"]
+    assert status == "CREATE_COMPLETE"
