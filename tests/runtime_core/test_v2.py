@@ -244,3 +244,23 @@ def test_wrong_content_type_is_415(services):
     with pytest.raises(RequestError) as caught:
         services["iris"].v2_infer("iris", b"1,2,3,4", {"content-type": "text/csv"})
     assert caught.value.status == 415
+
+
+def test_sequence_of_tensors_output_is_plain_json(tmp_path):
+    from onnx import TensorProto, helper
+
+    from mlfn.runtime.service import InferenceService
+
+    from .conftest import graph_model, save
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n"])
+    seq = helper.make_tensor_sequence_value_info("parts", TensorProto.FLOAT, None)
+    model = graph_model([helper.make_node("SequenceConstruct", ["x", "x"], ["parts"])], [x], [seq])
+    service = InferenceService.from_dir(save(model, tmp_path / "seq"), threads=1)
+    assert service.v2_model_metadata("seq")["outputs"] == [{"name": "parts", "datatype": "BYTES", "shape": [-1]}]
+    doc = {"inputs": [{"name": "x", "shape": [3], "datatype": "FP32", "data": [1, 2, 3]}]}
+    got = orjson.loads(service.v2_infer("seq", orjson.dumps(doc), {}).body)["outputs"][0]
+    assert got["datatype"] == "BYTES" and got["shape"] == [2]
+    assert [orjson.loads(t) for t in got["data"]] == [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+    v1 = orjson.loads(service.v1_predict("seq", b'{"instances": [1, 2, 3]}', {}).body)
+    assert v1 == {"predictions": [[[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]]}
