@@ -254,11 +254,27 @@ _ROUTES = {
 }
 
 
+_moto_delete_function = LambdaBackend.delete_function
+
+
+def _delete_function(self: LambdaBackend, function_name: str, qualifier: str | None = None) -> None:
+    """moto's delete_function, also forgetting the function's URLs and provisioned concurrency (as Lambda does)."""
+    _moto_delete_function(self, function_name, qualifier)
+    name = bare_function_name(function_name)
+    with STORES.lock:
+        for store in (STORES.urls, STORES.provisioned):
+            for key in [k for k in store if k[:3] == (self.account_id, self.region_name, name)
+                        and (qualifier is None or k[3] == qualifier)]:
+                del store[key]  # type: ignore[attr-defined]
+        STORES.save()
+
+
 def install() -> None:
     """Serve moto's Lambda routes with `MlfnLambdaResponse` and add the emulator's. Idempotent."""
     for pattern in list(lambda_urls.url_paths):
         lambda_urls.url_paths[pattern] = MlfnLambdaResponse.dispatch
     lambda_urls.url_paths.update(_ROUTES)
+    LambdaBackend.delete_function = _delete_function  # type: ignore[method-assign]
 
 
 __all__ = ["MlfnLambdaResponse", "UnknownFunctionException", "install", "put_function_url"]

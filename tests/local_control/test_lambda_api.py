@@ -115,3 +115,20 @@ def test_moto_routes_still_work(function: str) -> None:
     lam = boto3.client("lambda")
     assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == "1"
     assert lam.get_function(FunctionName=function)["Configuration"]["PackageType"] == "Image"
+
+
+def test_deleting_the_function_forgets_its_urls_and_provisioned_concurrency(function: str) -> None:
+    lam = boto3.client("lambda")
+    url = lam.create_function_url_config(FunctionName=function, Qualifier="live", AuthType="NONE")["FunctionUrl"]
+    lam.put_provisioned_concurrency_config(FunctionName=function, Qualifier="live", ProvisionedConcurrentExecutions=1)
+    assert function_url_for(function, "live") == url
+
+    lam.delete_function(FunctionName=function)
+
+    assert function_url_for(function, "live") is None
+    role = boto3.client("iam").get_role(RoleName="mlfn-api-test")["Role"]["Arn"]
+    lam.create_function(FunctionName=function, PackageType="Image", Role=role,
+                        Code={"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/iris:2"})
+    with pytest.raises(ClientError) as failure:
+        lam.get_function_url_config(FunctionName=function)
+    assert error_code(failure)[1] == 404
