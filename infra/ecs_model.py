@@ -230,10 +230,10 @@ class MlfnEcsGpuModel(MlfnModel):
     def _metrics(self) -> ModelMetrics:
         dims = {"LoadBalancer": self.alb.load_balancer_full_name}
         return ModelMetrics(
-            invocations=sum_metric("AWS/ApplicationELB", "RequestCount", dims, "Requests"),
-            errors=sum_metric("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", dims, "Model 5XX"),
-            throttles=sum_metric("AWS/ApplicationELB", "HTTPCode_ELB_503_Count", dims, "No task (503)"),
-            latency_p99=p99_metric("AWS/ApplicationELB", "TargetResponseTime", dims, "Response time p99 (s)"),
+            invocations=sum_metric("AWS/ApplicationELB", "RequestCount", dims),
+            errors=sum_metric("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", dims),
+            throttles=sum_metric("AWS/ApplicationELB", "HTTPCode_ELB_503_Count", dims),
+            latency_p99=p99_metric("AWS/ApplicationELB", "TargetResponseTime", dims),
             latency_threshold=LATENCY_ALARM_SECONDS,
         )
 

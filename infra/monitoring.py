@@ -76,14 +76,13 @@ class ModelMonitoring(Construct):
             self.dashboard.add_widgets(widget)
 
 
-def sum_metric(namespace: str, name: str, dims: dict[str, str], label: str | None = None) -> cw.Metric:
-    return cw.Metric(namespace=namespace, metric_name=name, dimensions_map=dims, statistic="Sum", period=PERIOD,
-                     label=label)
+def sum_metric(namespace: str, name: str, dims: dict[str, str]) -> cw.Metric:
+    """A 5-minute sum (no label: a labelled metric would turn an alarm into a metric-math alarm)."""
+    return cw.Metric(namespace=namespace, metric_name=name, dimensions_map=dims, statistic="Sum", period=PERIOD)
 
 
-def p99_metric(namespace: str, name: str, dims: dict[str, str], label: str | None = None) -> cw.Metric:
-    return cw.Metric(namespace=namespace, metric_name=name, dimensions_map=dims, statistic="p99", period=PERIOD,
-                     label=label)
+def p99_metric(namespace: str, name: str, dims: dict[str, str]) -> cw.Metric:
+    return cw.Metric(namespace=namespace, metric_name=name, dimensions_map=dims, statistic="p99", period=PERIOD)
 
 
 def retained_log_group(scope: Construct, id: str, days: int) -> logs.LogGroup:

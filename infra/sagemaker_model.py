@@ -209,15 +209,15 @@ class MlfnSageMakerModel(MlfnModel):
     def _metrics(self) -> ModelMetrics:
         if self.inference_component_name:
             dims = {"InferenceComponentName": self.inference_component_name}
-            throttles = sum_metric("AWS/SageMaker", "NoCapacityInvocationFailures", dims, "No capacity")
+            throttles = sum_metric("AWS/SageMaker", "NoCapacityInvocationFailures", dims)
         else:
             dims = {"EndpointName": self.endpoint_name, "VariantName": VARIANT}
-            throttles = sum_metric("AWS/SageMaker", "Invocation4XXErrors", dims, "4XX (incl. throttling)")
+            throttles = sum_metric("AWS/SageMaker", "Invocation4XXErrors", dims)
         return ModelMetrics(
             invocations=sum_metric("AWS/SageMaker", "Invocations", dims),
             errors=sum_metric("AWS/SageMaker", "Invocation5XXErrors", dims),
             throttles=throttles,
-            latency_p99=p99_metric("AWS/SageMaker", "ModelLatency", dims, "Model latency p99 (µs)"),
+            latency_p99=p99_metric("AWS/SageMaker", "ModelLatency", dims),
             latency_threshold=LATENCY_ALARM_MICROSECONDS,
         )
 
