@@ -42,6 +42,7 @@ class FunctionConfig:
     task_root: str = ""  # LAMBDA_TASK_ROOT and first PYTHONPATH entry; empty: the model directory
     command: list[str] = field(default_factory=list)  # empty: python -m awslambdaric <handler>
     env: dict[str, str] = field(default_factory=dict)
+    cors: dict[str, Any] | None = None  # the Function URL's Cors (AllowOrigins, AllowMethods, AllowHeaders, ...)
     port: int = 0  # the gateway listener of this function's URL; 0 until assigned
 
     def __post_init__(self) -> None:

@@ -162,6 +162,9 @@ class ContainerEndpoint:
         # the SageMaker runtime's own path is /endpoints/<name>/invocations: both end up at the container's.
         return "/invocations" if request.method == "POST" else None
 
+    def preflight(self, request: GatewayRequest) -> HttpReply | None:
+        return None  # CORS is the front's (API Gateway's) business; the emulator passes OPTIONS through
+
     async def handle(self, request: GatewayRequest, caller: Caller | None) -> HttpReply:
         path = self._upstream_path(request)
         if path is None:

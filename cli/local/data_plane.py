@@ -42,6 +42,8 @@ from .sigv4 import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Credential, default_c
 from .tls import ensure_tls, trust_hint
 
 T = TypeVar("T")
+# What MlfnLambdaModel's Function URL CORS allows (mlfn.infra.lambda_model.CORS_HEADERS, not imported: aws_cdk is slow)
+SIGV4_HEADERS = ("content-type", "authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256")
 
 
 @dataclass(frozen=True)
@@ -158,9 +160,11 @@ class DataPlane:
         auth = "AWS_IAM" if s.auth.type == "iam" else "NONE"
         if spec.target == "lambda":
             lam = s.lambda_
+            cors = {"AllowOrigins": list(s.auth.cors_origins), "AllowMethods": ["GET", "POST"],
+                    "AllowHeaders": list(SIGV4_HEADERS), "MaxAge": 3600} if s.auth.cors_origins else None
             settings: dict[str, Any] = dict(memory_mb=lam.memory_mb, timeout_s=lam.timeout_s,
                                             reserved=lam.reserved_concurrency, provisioned=lam.provisioned_min,
-                                            auth_type=auth, idle_s=lam.idle_timeout_s)
+                                            auth_type=auth, idle_s=lam.idle_timeout_s, cors=cors)
             return self.register_lambda(resource, model_dir, url=url, **{**settings, **overrides})
         if spec.target == "sagemaker":
             sm = s.sagemaker

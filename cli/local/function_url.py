@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 from .config import FunctionConfig
+from .cors import decorate, preflight
 from .gateway import MAX_REQUEST_BYTES, GatewayRequest, json_reply, too_large
 from .payload_v2 import Caller, HttpReply, http_response, request_event
 from .pool import FunctionPool
@@ -34,7 +35,16 @@ class FunctionUrl:
     def domain(self, host: str) -> str:
         return host.split(":", 1)[0] if host else f"{self.url_id}.lambda-url.{self.region}.localhost"
 
+    def preflight(self, request: GatewayRequest) -> HttpReply | None:
+        """Lambda answers CORS preflight requests itself, before auth and without invoking the function."""
+        return preflight(self.config.cors, request.method, {k.lower(): v for k, v in request.headers})
+
     async def handle(self, request: GatewayRequest, caller: Caller | None) -> HttpReply:
+        reply = await self._invoke(request, caller)
+        decorate(self.config.cors, {k.lower(): v for k, v in request.headers}, reply)
+        return reply
+
+    async def _invoke(self, request: GatewayRequest, caller: Caller | None) -> HttpReply:
         event = request_event(method=request.method, raw_path=request.raw_path, raw_query=request.raw_query,
                               headers=request.headers, body=request.body, source_ip=request.source_ip,
                               url_id=self.url_id, domain=self.domain(request.host), request_id=request.request_id,

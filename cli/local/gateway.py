@@ -49,6 +49,9 @@ class Target(Protocol):
     signing_service: str | tuple[str, ...]  # the SigV4 service name(s) the target's signatures may use
     max_request_bytes: int
 
+    def preflight(self, request: GatewayRequest) -> HttpReply | None:
+        """The answer to a CORS preflight the target handles itself (before auth), or None."""
+
     async def handle(self, request: GatewayRequest, caller: Caller | None) -> HttpReply: ...
 
 
@@ -181,6 +184,9 @@ class Gateway:
             method=scope["method"], raw_path=scope.get("raw_path", scope["path"].encode()).decode("latin-1"),
             raw_query=scope.get("query_string", b"").decode("latin-1"), headers=headers, body=b"".join(chunks),
             source_ip=(scope.get("client") or ("127.0.0.1", 0))[0], host=host, request_id=request_id)
+        early = target.preflight(request)
+        if early is not None:
+            return early
         caller = None
         if target.auth_type == "AWS_IAM":
             try:

@@ -208,3 +208,19 @@ def test_provisioned_concurrency_follows_the_control_plane_file(tiny, plane, sta
         return int(next(t for t in plane.status()["targets"] if t["key"] == ep.key)["settings"]["provisioned"])
 
     assert wait_for(lambda: provisioned() == 0)
+
+
+def test_cors_preflight_is_answered_before_auth_and_responses_carry_the_headers(tiny, client, stats):
+    cors = {"AllowOrigins": ["https://app.example"], "AllowMethods": ["POST"], "AllowHeaders": ["content-type"],
+            "ExposeHeaders": ["x-request-id"], "MaxAge": 60}
+    ep = tiny("tiny.plain", auth_type="AWS_IAM", cors=cors)
+    pre = client.options(ep.url, headers={"origin": "https://app.example", "access-control-request-method": "POST"})
+    assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == "https://app.example"
+    assert pre.headers["access-control-max-age"] == "60"
+    assert stats(ep.key)["invocations"] == 0  # the function never saw it
+    other = client.options(ep.url, headers={"origin": "https://evil.example", "access-control-request-method": "POST"})
+    assert "access-control-allow-origin" not in other.headers
+    open_ep = tiny("tiny.plain", cors=cors)
+    reply = client.post(open_ep.url, json={}, headers={"origin": "https://app.example"})
+    assert reply.headers["access-control-allow-origin"] == "https://app.example"
+    assert reply.headers["access-control-expose-headers"] == "x-request-id"
