@@ -92,7 +92,19 @@ def from_layout(path: Path, flavour: str, ref: str | None = None) -> Base:
     if missing:
         raise BaseError(f"{path}: layer {missing[0].digest} is missing from the layout")
     name = annotations.get("org.opencontainers.image.ref.name", "")
-    return Base("layout", flavour, f"{path}" + (f":{name}" if name else ""), image, layout)
+    return Base("layout", flavour, f"{path}" + (f":{name}" if name else ""), image, layout,
+                _published_reference(path, image))
+
+
+def _published_reference(path: Path, image: Image) -> str:
+    """Where `mlfn runtime publish` pushed this very base (its descriptor sits next to the layout), if it did."""
+    descriptor = path.parent / f"{path.name}.json"
+    try:
+        doc = json.loads(descriptor.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    reference = str(doc.get("reference", ""))
+    return reference if reference.endswith(f"@{image.digest}") else ""
 
 
 def write_descriptor(path: Path, base_image: Image, reference: str, flavour: str) -> None:

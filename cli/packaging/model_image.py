@@ -14,7 +14,7 @@ from mlfn.runtime.spec import ModelSpec
 
 from .base import DEFAULT_CMD, DEFAULT_ENTRYPOINT, Base, BaseError
 from .layer import MODEL_PREFIX, Layer, model_entries, write_layer
-from .oci import LAYER_GZIP, MANIFEST, PARTIAL, Descriptor, Image, Layout, canonical_json, make_manifest
+from .oci import BASE_REFERENCE, LAYER_GZIP, MANIFEST, PARTIAL, Descriptor, Image, Layout, canonical_json, make_manifest
 
 MODEL_DIR = "/" + MODEL_PREFIX
 EPOCH = "1970-01-01T00:00:00Z"  # a fixed creation time: the digest must not depend on when the build ran
@@ -104,15 +104,17 @@ def build_model_image(spec: ModelSpec, base: Base, out: Path, *, extra_files: Ma
                   layer.entries)
     config_bytes = canonical_json(image_config(spec, base, layer, bool(extra_files)))
     base_layers = base.image.layers if base.image else []
+    # Only the base's digest goes into the manifest, so the image's digest does not depend on where the base was
+    # found (local layout or descriptor); where it was published is kept in the layout's index for pushes.
     annotations = {"org.opencontainers.image.base.digest": base.image.digest} if base.image else {}
-    if base.reference:
-        annotations["org.opencontainers.image.base.name"] = base.reference.split("@", 1)[0]
     model_layer = Descriptor(LAYER_GZIP, layer.digest, layer.size)
     image = Image(make_manifest(config_bytes, [*base_layers, model_layer], annotations), MANIFEST, config_bytes)
     if base.layout is not None:
         for d in base_layers:
             layout.put_file(base.layout.blob_path(d.digest), d.digest)
-    index_notes = {PARTIAL: base.reference or "true"} if base.kind == "descriptor" else {}
+    index_notes = {BASE_REFERENCE: base.reference} if base.reference else {}
+    if base.kind == "descriptor":
+        index_notes[PARTIAL] = "true"
     name = ref or spec.name
     layout.tag(name, image, index_notes)
     layout.collect_garbage()

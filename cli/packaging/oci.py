@@ -28,6 +28,8 @@ MANIFEST_TYPES = (MANIFEST, DOCKER_MANIFEST)
 REF_NAME = "org.opencontainers.image.ref.name"
 # Set on an index entry whose image references layers this layout does not hold (a declared remote base).
 PARTIAL = "dev.mlfn.partial"
+# Set on an index entry whose base was published there (registry reference): pushes mount its layers from it.
+BASE_REFERENCE = "dev.mlfn.base.reference"
 
 
 class LayoutError(Exception):

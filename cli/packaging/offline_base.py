@@ -15,13 +15,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlfn.runtime import __version__
 
-from .layer import Layer, rootfs_entries, write_layer
+from . import digests
+from .layer import Entry, Layer, rootfs_entries, write_layer
 from .oci import LAYER_GZIP, MANIFEST, Descriptor, Image, Layout, canonical_json, make_manifest
 from .progress import Say
 
@@ -91,7 +94,7 @@ def debian_rootfs(cache: Path, mirror: str, say: Say) -> Path:
         if target.is_dir():
             for child in target.iterdir():
                 shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-    done.write_text(json.dumps({"suite": SUITE, "mirror": mirror, "packages": PACKAGES}))
+    done.write_text(json.dumps({"suite": SUITE, "mirror": mirror, "packages": PACKAGES, "made": time.time()}))
     return rootfs
 
 
@@ -104,22 +107,31 @@ def _layer(name: str, entries: list[Any], layout: Layout, say: Say) -> Layer:
                  layer.uncompressed_size, layer.entries)
 
 
-def _os_layer(rootfs: Path, cache: Path, layout: Layout, say: Say) -> Layer:
-    """The OS layer, written once per root filesystem and reused (both flavours share its digest)."""
-    record = cache / f"rootfs-{SUITE}.layer.json"
+def _cached_layer(name: str, key: str, make: Callable[[], list[Entry]], cache: Path, layout: Layout,
+                  say: Say) -> Layer:
+    """A layer kept in `cache` under `key` (what it was made from) and reused while the key is unchanged, so its
+    digest stays the same and a re-publish uploads nothing for it."""
+    record = cache / f"layer-{name}-{digests.hex_of(key)[:16]}.json"
     store = Layout(cache / "layers").init()
     if record.is_file():
         d = json.loads(record.read_text())
         if store.has_blob(d["digest"]):
             layout.put_file(store.blob_path(d["digest"]), d["digest"])
-            say(f"  layer os: reusing {d['digest'][:19]} ({d['size'] / 1e6:.1f} MB)")
+            say(f"  layer {name}: reusing {d['digest'][:19]} ({d['size'] / 1e6:.1f} MB)")
             return Layer(layout.blob_path(d["digest"]), d["digest"], d["size"], d["diff_id"],
                          d["uncompressed_size"], d["entries"])
-    layer = _layer("os", rootfs_entries(rootfs, skip=EMPTY_DIRS), store, say)
+    layer = _layer(name, make(), store, say)
     layout.put_file(layer.path, layer.digest)
     record.write_text(json.dumps({"digest": layer.digest, "size": layer.size, "diff_id": layer.diff_id,
                                   "uncompressed_size": layer.uncompressed_size, "entries": layer.entries}))
-    return layer
+    return Layer(layout.blob_path(layer.digest), layer.digest, layer.size, layer.diff_id, layer.uncompressed_size,
+                 layer.entries)
+
+
+def _python_packages(requirements: list[str], dest: Path, say: Say) -> list[Entry]:
+    run_step("runtime wheels", [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                                *WHEEL_TARGET, "--target", str(dest), *requirements], say)
+    return rootfs_entries(dest, prefix="opt/mlfn/python")
 
 
 WHEEL_SOURCES = ("pyproject.toml", "README.md", "runtime_layer", "infra", "cli")
@@ -151,15 +163,18 @@ def build_offline_base(flavour: str, out: Path, *, repo_root: Path, cache: Path,
     with tempfile.TemporaryDirectory(prefix="mlfn-base-") as tmp_name:
         tmp = Path(tmp_name)
         requirements = repo_root / "runtime_layer" / "requirements.txt"
-        extra = [pinned(repo_root / "cli" / "requirements.txt", "awslambdaric")] if flavour == "lambda" else []
-        run_step("runtime wheels", [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                                *WHEEL_TARGET, "--target", str(tmp / "python"), "-r", str(requirements), *extra], say)
+        pins = [line.strip() for line in requirements.read_text().splitlines() if line.strip()[:1].isalnum()]
+        if flavour == "lambda":
+            pins.append(pinned(repo_root / "cli" / "requirements.txt", "awslambdaric"))
         wheel = build_wheel(repo_root, tmp / "wheels", say)
-        run_step("mlfn", [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-                      "--target", str(tmp / "app"), str(wheel)], say)
+        run_step("mlfn", [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                          "--no-deps", "--target", str(tmp / "app"), str(wheel)], say)
+        os_key = digests.of_bytes((cache / f"rootfs-{SUITE}.complete").read_bytes())
+        py_key = digests.of_bytes(canonical_json([pins, WHEEL_TARGET]))
         layers = [
-            ("os", _os_layer(rootfs, cache, layout, say)),
-            ("python", _layer("python", rootfs_entries(tmp / "python", prefix="opt/mlfn/python"), layout, say)),
+            ("os", _cached_layer("os", os_key, lambda: rootfs_entries(rootfs, skip=EMPTY_DIRS), cache, layout, say)),
+            ("python", _cached_layer("python", py_key, lambda: _python_packages(pins, tmp / "python", say), cache,
+                                     layout, say)),
             ("mlfn", _layer("mlfn", rootfs_entries(tmp / "app", prefix="opt/mlfn/app"), layout, say)),
         ]
     entrypoint, cmd = COMMANDS[flavour]

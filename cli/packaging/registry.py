@@ -189,11 +189,12 @@ def push(source: PushSource, ref: Reference, say: Say) -> PushReport:
     report = PushReport(reference=f"{ref.host}/{ref.repository}@{source.image.digest}", digest=source.image.digest)
     progress = Progress(say, report)
     base_repo = _same_registry_repo(source.base_reference, ref.host)
+    base_layers = {d.digest for d in source.image.layers[:-1]}
     for desc, kind in source.blobs():
         if client.has_blob(ref.repository, desc.digest):
             progress.skip(desc, kind)
             continue
-        if base_repo and not source.has(desc) and client.mount_blob(ref.repository, desc.digest, base_repo):
+        if base_repo and desc.digest in base_layers and client.mount_blob(ref.repository, desc.digest, base_repo):
             progress.mounted(desc, kind, base_repo)
             continue
         if not source.has(desc):

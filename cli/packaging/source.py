@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .oci import PARTIAL, Descriptor, Image, Layout
+from .oci import BASE_REFERENCE, Descriptor, Image, Layout
 
 CHUNK = 8 << 20
 
@@ -20,15 +20,14 @@ class PushSource:
     image: Image
     layout: Layout
     ref: str
-    base_reference: str = ""  # a declared base whose layers the layout does not hold
+    base_reference: str = ""  # where the base was published (its layers can be mounted from there)
 
     @classmethod
     def from_layout(cls, path: Path, ref: str | None = None) -> PushSource:
         layout = Layout(path)
         image, annotations = layout.resolve(ref)
-        partial = annotations.get(PARTIAL, "")
         return cls(image, layout, annotations.get("org.opencontainers.image.ref.name", ref or ""),
-                   partial if partial != "true" else "")
+                   annotations.get(BASE_REFERENCE, ""))
 
     def blobs(self) -> list[tuple[Descriptor, str]]:
         """Layers then config, each with a word for progress lines."""

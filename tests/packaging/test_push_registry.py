@@ -70,12 +70,15 @@ def test_declared_base_is_mounted_or_refused(iris_dir: Path, registry: str, tmp_
     descriptor = tmp_path / "base-lambda.json"
     base_image, _ = Layout(base_dir).resolve()
     write_descriptor(descriptor, base_image, f"{registry}/runtime/base@{base_pushed['digest']}", "lambda")
+    on_local_base = mlfn_json(capsys, "build", str(iris_dir), "--base", str(base_dir), "--out", str(tmp_path / "l"))
     shutil.rmtree(base_dir)
 
     built = mlfn_json(capsys, "build", str(iris_dir), "--base", str(descriptor))
     assert built["base"]["kind"] == "descriptor"
+    assert built["digest"] == on_local_base["digest"]  # where the base was found does not change the image
     image, notes = Layout(Path(built["layout"])).resolve()
-    assert len(image.layers) == 2 and notes["dev.mlfn.partial"].startswith(registry)
+    assert len(image.layers) == 2 and notes["dev.mlfn.partial"] == "true"
+    assert notes["dev.mlfn.base.reference"].startswith(f"{registry}/runtime/base@")
 
     pushed = mlfn_json(capsys, "push", built["layout"], "--to", f"{registry}/models/on-base")
     assert pushed["mounted"] == [image.layers[0].digest] and len(pushed["uploaded"]) == 2
