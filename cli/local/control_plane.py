@@ -15,8 +15,10 @@ Extensions (each module says what it adds and why): `cfn_engine` (resource event
 `seeds` (the CDK bootstrap version and ECS AMI parameters). Function URLs are `https://127.0.0.1:<port>/`
 (see `function_urls`); the records are mirrored to `<state>/function-urls.json` for the data plane.
 
-The process entry point writes `<state>/control-plane.json` (`{"url": "http://127.0.0.1:PORT", "pid": ...}`) once it
-listens, prints the URL on stdout, and removes the file when stopped (SIGTERM or Ctrl-C).
+`start_process(state_dir)` / `running_url(state_dir)` / `stop_process(state_dir)` run it as a background process
+(what `mlfn local start|status|stop` need). The process writes `<state>/control-plane.json`
+(`{"url": "http://127.0.0.1:PORT", "pid": ...}`) once it listens, prints the URL on stdout, and removes the file
+when stopped (SIGTERM or Ctrl-C). `client_environment(url)` is the environment that points boto3 at it.
 """
 
 from __future__ import annotations
@@ -24,10 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
@@ -146,6 +151,85 @@ class ControlPlane:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def running_url(directory: str | Path | None = None) -> str | None:
+    """The URL of a control plane process serving `directory` (None when there is none, or it died)."""
+    from .emulator_state import read_json
+
+    data = read_json(state_dir(directory) / f"{CONTROL_PLANE}.json")
+    if not isinstance(data, dict) or not _alive(int(data.get("pid", 0))):
+        return None
+    url = str(data["url"])
+    host, _, port = url.removeprefix("http://").partition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return url
+    except OSError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:  # reap it if it is our own child that exited (a zombie still answers kill 0)
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start_process(directory: str | Path | None = None, *, port: int = 0, timeout_s: float = 120) -> str:
+    """Start `python -m mlfn.cli.local.control_plane` in the background (unless one serves `directory` already)
+    and return its URL once it listens. Its output goes to `<state>/control-plane.log`."""
+    folder = state_dir(directory)
+    url = running_url(folder)
+    if url:
+        return url
+    folder.mkdir(parents=True, exist_ok=True)
+    log = (folder / "control-plane.log").open("ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlfn.cli.local.control_plane", "--port", str(port), "--state-dir", str(folder)],
+        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        url = running_url(folder)
+        if url:
+            return url
+        if proc.poll() is not None:
+            tail = (folder / "control-plane.log").read_text(errors="replace").strip().splitlines()[-1:]
+            raise RuntimeError(f"the control plane exited ({proc.returncode}): {' '.join(tail)}")
+        time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError(f"the control plane did not start within {timeout_s:.0f}s (see {folder}/control-plane.log)")
+
+
+def stop_process(directory: str | Path | None = None, *, timeout_s: float = 20) -> bool:
+    """Stop the control plane process serving `directory`; False when none was running."""
+    from .emulator_state import read_json
+
+    path = state_dir(directory) / f"{CONTROL_PLANE}.json"
+    data = read_json(path)
+    pid = int(data.get("pid", 0)) if isinstance(data, dict) else 0
+    if not _alive(pid):
+        path.unlink(missing_ok=True)
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    path.unlink(missing_ok=True)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,3 +49,18 @@ def test_taken_port_is_one_line_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]  # one line, no traceback
     assert f"127.0.0.1:{port}" in result.stderr
+
+
+def test_background_process_start_status_stop(tmp_path: Path) -> None:
+    from mlfn.cli.local.control_plane import running_url, start_process, stop_process
+
+    assert running_url(tmp_path) is None
+    url = start_process(tmp_path)
+    try:
+        assert running_url(tmp_path) == url
+        assert start_process(tmp_path) == url  # already running: reused, not a second one
+        assert boto3.client("lambda", endpoint_url=url).list_functions()["Functions"] == []
+    finally:
+        assert stop_process(tmp_path) is True
+    assert running_url(tmp_path) is None
+    assert stop_process(tmp_path) is False
