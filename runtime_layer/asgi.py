@@ -205,18 +205,15 @@ class ServingCore:
         self.fallback = fallback
         self.fallback_paths = fallback_paths
         self.access_log = access_log
-        self._inline = inline
         self._executor = executor if executor is not None or inline else ThreadPoolExecutor(
             max_workers=_pool_size(), thread_name_prefix="mlfn-model"
         )
         self._owns_executor = executor is None and not inline
         self._service: InferenceService | None = None
-        self._pending: Future[InferenceService] | None = None
         self._limit = 0
         self._typical_s = float("inf")  # average service call so far; inf until the first is measured
         self._versions: tuple[str, ...] | None = None
         if isinstance(service, Future):
-            self._pending = service
             service.add_done_callback(self._on_loaded)
         else:
             self._adopt(service)
