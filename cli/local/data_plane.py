@@ -147,32 +147,8 @@ class DataPlane:
 
     def register_model(self, model_dir: str | Path, *, name: str | None = None, stage: str = "dev",
                        url: str | None = None, **overrides: Any) -> Endpoint:
-        """Register a model directory for its `target` with the settings of its mlfn.toml (`load_spec`).
-
-        `name` is the function / endpoint / service name (default `mlfn-<model>-<stage>`); `overrides` win over
-        the spec's settings (e.g. `auth_type="NONE"`, `idle_s=5`).
-        """
-        from mlfn.runtime.spec import load_spec
-
-        spec = load_spec(model_dir)
-        s = spec.settings
-        resource = name or f"mlfn-{spec.name}-{stage}"
-        auth = "AWS_IAM" if s.auth.type == "iam" else "NONE"
-        if spec.target == "lambda":
-            lam = s.lambda_
-            cors = {"AllowOrigins": list(s.auth.cors_origins), "AllowMethods": ["GET", "POST"],
-                    "AllowHeaders": list(SIGV4_HEADERS), "MaxAge": 3600} if s.auth.cors_origins else None
-            settings: dict[str, Any] = dict(memory_mb=lam.memory_mb, timeout_s=lam.timeout_s,
-                                            reserved=lam.reserved_concurrency, provisioned=lam.provisioned_min,
-                                            auth_type=auth, idle_s=lam.idle_timeout_s, cors=cors)
-            return self.register_lambda(resource, model_dir, url=url, **{**settings, **overrides})
-        if spec.target == "sagemaker":
-            sm = s.sagemaker
-            memory = sm.serverless_memory_mb if sm.serverless else sm.memory_per_copy_mb
-            settings = dict(kind="sagemaker", memory_mb=memory, auth_type=auth)
-        else:
-            settings = dict(kind="ecs", memory_mb=s.ecs.memory_mb, idle_s=s.ecs.idle_minutes * 60, auth_type=auth)
-        return self.register_container(resource, model_dir, url=url, **{**settings, **overrides})
+        """Register a model directory for its `target` with the settings of its mlfn.toml (see `config_for_model`)."""
+        return self._call(self.aregister(config_for_model(model_dir, name=name, stage=stage, url=url, **overrides)))
 
     def update_lambda(self, key: str, **changes: Any) -> Endpoint:
         """Change a registered function: `reserved`, `provisioned` and `idle_s` apply in place (warm sandboxes
@@ -316,6 +292,34 @@ class DataPlane:
                         signing_service=target.signing_service, ca_path=str(self.tls.ca))
 
 
+def config_for_model(model_dir: str | Path, *, name: str | None = None, stage: str = "dev", url: str | None = None,
+                     **overrides: Any) -> FunctionConfig | ContainerConfig:
+    """The registration of a model directory for its `target`, from the settings of its mlfn.toml (`load_spec`).
+
+    `name` is the function / endpoint / service name (default `mlfn-<model>-<stage>`); `overrides` win over the
+    spec's settings (e.g. `auth_type="NONE"`, `idle_s=5`); `url` (the control plane's) fixes the port.
+    """
+    from mlfn.runtime.spec import load_spec
+
+    spec = load_spec(model_dir)
+    s = spec.settings
+    common: dict[str, Any] = dict(name=name or f"mlfn-{spec.name}-{stage}", model_dir=str(Path(model_dir).resolve()),
+                                  auth_type="AWS_IAM" if s.auth.type == "iam" else "NONE", port=_port_of(url))
+    if spec.target == "lambda":
+        lam = s.lambda_
+        cors = {"AllowOrigins": list(s.auth.cors_origins), "AllowMethods": ["GET", "POST"],
+                "AllowHeaders": list(SIGV4_HEADERS), "MaxAge": 3600} if s.auth.cors_origins else None
+        settings = dict(memory_mb=lam.memory_mb, timeout_s=lam.timeout_s, reserved=lam.reserved_concurrency,
+                        provisioned=lam.provisioned_min, idle_s=lam.idle_timeout_s, cors=cors, qualifier="live")
+        return FunctionConfig(**{**common, **settings, **overrides})
+    if spec.target == "sagemaker":
+        sm = s.sagemaker
+        settings = dict(kind="sagemaker", memory_mb=sm.serverless_memory_mb if sm.serverless else sm.memory_per_copy_mb)
+    else:
+        settings = dict(kind="ecs", memory_mb=s.ecs.memory_mb, idle_s=s.ecs.idle_minutes * 60)
+    return ContainerConfig(**{**common, **settings, **overrides})
+
+
 def _port_of(url: str | None) -> int:
     return (urlsplit(url).port or 0) if url else 0
 
@@ -425,6 +429,11 @@ class DataPlaneClient:
     def register_container(self, name: str, model_dir: str | Path, *, url: str | None = None,
                            **settings: Any) -> dict[str, Any]:
         config = ContainerConfig(name=name, model_dir=str(Path(model_dir).resolve()), port=_port_of(url), **settings)
+        return dict(self._post("/register", config.to_json()))
+
+    def register_model(self, model_dir: str | Path, *, name: str | None = None, stage: str = "dev",
+                       url: str | None = None, **overrides: Any) -> dict[str, Any]:
+        config = config_for_model(model_dir, name=name, stage=stage, url=url, **overrides)
         return dict(self._post("/register", config.to_json()))
 
     def unregister(self, key: str) -> bool:

@@ -56,6 +56,11 @@ def test_register_over_the_admin_api_and_survive_a_restart(tmp_path, handlers_di
         assert httpx.get(ep["url"], verify=verify).json() == {"answer": 42}
         assert admin.unregister("lambda:proc-echo:live") is True
         assert admin.status()["targets"] == []
+        iris = admin.register_model(handlers_dir.parents[2] / "functions" / "iris", auth_type="NONE")
+        assert iris["key"] == "lambda:mlfn-iris-dev:live"
+        body = (handlers_dir.parents[2] / "functions" / "iris" / "example.json").read_bytes()
+        assert httpx.post(iris["url"] + "v1/models/iris:predict", content=body, verify=verify,
+                          headers={"content-type": "application/json"}, timeout=60).status_code == 200
         _stop(process, admin)
     finally:
         if process.poll() is None:
