@@ -157,7 +157,7 @@ class RegistryClient:
         self.request("PUT", self._with_digest(location, desc.digest), b"", ok=(201,))
 
     def _location(self, resp: Response) -> str:
-        location = resp.headers.get("Location", "")
+        location = str(resp.headers.get("Location", ""))
         if not location:
             raise PushError("registry started an upload without a Location header")
         return location if location.startswith("http") else self.base_url + location
@@ -168,7 +168,7 @@ class RegistryClient:
 
     def manifest_digest(self, repo: str, ref: str) -> str | None:
         resp = self.request("HEAD", f"/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT}, ok=(200, 404))
-        return resp.headers.get("Docker-Content-Digest") if resp.status == 200 else None
+        return str(resp.headers.get("Docker-Content-Digest", "")) if resp.status == 200 else None
 
     def put_manifest(self, repo: str, ref: str, body: bytes, media_type: str) -> str:
         resp = self.request("PUT", f"/v2/{repo}/manifests/{ref}", body, {"Content-Type": media_type}, ok=(201,))

@@ -129,9 +129,10 @@ def test_architecture_mismatch_is_refused(iris_dir: Path, tmp_path: Path, mlfn_h
     assert "amd64" in capsys.readouterr().err
 
 
-def _tiny_base(path: Path) -> Path:
+def _tiny_base(path: Path, ref: str = "tiny", flavour: str = "") -> Path:
     """A small stand-in base image (one layer) written with the same layer writer `mlfn runtime build` uses."""
-    root = path.parent / "rootfs"
+    labels = {"dev.mlfn.flavour": flavour} if flavour else {}
+    root = path.parent / f"rootfs-{path.name}"
     (root / "usr" / "bin").mkdir(parents=True)
     (root / "usr" / "bin" / "hello").write_text("#!/bin/sh\necho hi\n")
     layout = Layout(path).init()
@@ -140,13 +141,13 @@ def _tiny_base(path: Path) -> Path:
     config = canonical_json({
         "architecture": "amd64", "os": "linux", "created": "1970-01-01T00:00:00Z",
         "config": {"Env": ["PATH=/usr/bin", "BASE_VAR=1"], "Entrypoint": ["/usr/bin/python3", "-m", "awslambdaric"],
-                   "Cmd": ["x"], "Labels": {"dev.mlfn.base": "tiny"}},
+                   "Cmd": ["x"], "Labels": {"dev.mlfn.base": "tiny", **labels}},
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
         "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "tiny base"}],
     })
     image = Image(make_manifest(config, [Descriptor(LAYER_GZIP, layer.digest, layer.size)]),
                   "application/vnd.oci.image.manifest.v1+json", config)
-    layout.tag("tiny", image)
+    layout.tag(ref, image)
     assert isinstance(from_layout(path, "lambda"), Base)
     return path
 
@@ -157,3 +158,9 @@ def test_a_stale_optimised_graph_in_the_folder_is_left_out(iris_dir: Path, mlfn_
     (iris_dir / "model.optimized.onnx").write_bytes(b"stale graph from an older model")
     again = mlfn_json(capsys, "build", str(iris_dir))
     assert again["digest"] == clean["digest"]
+
+
+def test_a_base_of_the_other_flavour_is_refused(iris_dir: Path, tmp_path: Path, mlfn_home: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build", str(iris_dir), "--base", str(_tiny_base(tmp_path / "base", flavour="gpu"))]) == 2
+    assert "gpu base but the model needs the lambda flavour" in capsys.readouterr().err

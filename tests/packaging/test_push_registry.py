@@ -89,3 +89,21 @@ def test_declared_base_is_mounted_or_refused(iris_dir: Path, registry: str, tmp_
     assert main(["push", other["layout"], "--to", f"{registry}/models/orphan"]) == 2
     err = capsys.readouterr().err
     assert "neither in the local layout nor in" in err and "mlfn runtime publish" in err
+
+
+def test_runtime_publish_writes_a_descriptor_later_builds_mount_from(iris_dir: Path, registry: str, mlfn_home: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from mlfn.cli.packaging.base import base_ref, local_base_dir
+
+    from .test_build import _tiny_base
+
+    _tiny_base(local_base_dir("lambda"), ref=base_ref("lambda"), flavour="lambda")
+    published = mlfn_json(capsys, "runtime", "publish", "--flavour", "lambda", "--to", f"{registry}/mlfn/runtime")
+    descriptor = json.loads(Path(published["descriptor"]).read_text())
+    assert descriptor["reference"] == published["reference"] and published["reference"].startswith(registry)
+    assert Path(published["descriptor"]) == local_base_dir("lambda").parent / "base-lambda.json"
+
+    built = mlfn_json(capsys, "build", str(iris_dir))
+    assert built["base"]["kind"] == "layout" and built["base"]["reference"] == published["reference"]
+    pushed = mlfn_json(capsys, "push", built["layout"], "--to", f"{registry}/models/iris-on-runtime")
+    assert len(pushed["mounted"]) == 1 and len(pushed["uploaded"]) == 2
