@@ -12,7 +12,7 @@ Port: `--port`, else `MLFN_PORT`, else `SAGEMAKER_BIND_TO_PORT` (multi-container
 Model directory: `--model-dir`, else `MLFN_MODEL_DIR`, else `/opt/mlfn/model`. uvicorn runs one process
 with uvloop and httptools when installed; model runs go to a thread pool sized to the CPU share. SIGTERM
 stops accepting, lets in-flight requests finish (up to 25 s: SageMaker and ECS kill 30 s after SIGTERM)
-and exits 0.
+and exits 0. Idle keep-alive connections are kept 75 s, longer than a load balancer's idle timeout.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ log = logging.getLogger("mlfn.runtime.server")
 DEFAULT_MODEL_DIR = "/opt/mlfn/model"
 DEFAULT_PORT = 8080
 GRACEFUL_SHUTDOWN_S = 25
+# Idle keep-alive connections stay open longer than a load balancer's idle timeout (ALB: 60 s by default), so
+# the balancer, not the server, closes them; otherwise a request can race the close and get a 502.
+KEEP_ALIVE_S = 75
 BACKLOG = 2048
 
 
@@ -126,7 +129,8 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(future, metrics=metrics, access_log=args.access_log)
     config = uvicorn.Config(
         app, loop="auto", http="auto", lifespan="on", log_config=None, log_level=args.log_level,
-        access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, server_header=False,
+        access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S,
+        server_header=False,
     )
     server = uvicorn.Server(config)
     failed: list[BaseException] = []
