@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,34 +153,42 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-def _serve(model_dir: Path) -> Iterator[Server]:
-    server = Server(model_dir)
-    try:
-        server.wait_ready()
-        yield server
-    finally:
-        code = server.stop()
-    assert code == 0, f"server did not stop cleanly on SIGTERM (exit {code}):\n{server.log}"
+@pytest.fixture(scope="session")
+def servers(models: dict[str, Path]) -> Iterator[Callable[[str], Server]]:
+    """Start the server of a model (by its name in `models`) on first use; stop them all at the end."""
+    started: dict[str, Server] = {}
+
+    def server_for(name: str) -> Server:
+        if name not in started:
+            started[name] = Server(models[name])
+            started[name].wait_ready()
+        return started[name]
+
+    yield server_for
+    codes = {name: server.stop() for name, server in started.items()}
+    unclean = {name: code for name, code in codes.items() if code != 0}
+    assert not unclean, f"servers did not stop cleanly on SIGTERM: {unclean}\n" + "\n".join(
+        started[name].log for name in unclean)
 
 
 @pytest.fixture(scope="session")
-def doubler_server(models: dict[str, Path]) -> Iterator[Server]:
-    yield from _serve(models["doubler"])
+def doubler_server(servers: Callable[[str], Server]) -> Server:
+    return servers("doubler")
 
 
 @pytest.fixture(scope="session")
-def failing_server(models: dict[str, Path]) -> Iterator[Server]:
-    yield from _serve(models["failing"])
+def failing_server(servers: Callable[[str], Server]) -> Server:
+    return servers("failing")
 
 
 @pytest.fixture(scope="session")
-def iris_server(models: dict[str, Path]) -> Iterator[Server]:
-    yield from _serve(models["iris"])
+def iris_server(servers: Callable[[str], Server]) -> Server:
+    return servers("iris")
 
 
 @pytest.fixture(scope="session")
-def digits_server(models: dict[str, Path]) -> Iterator[Server]:
-    yield from _serve(models["digits"])
+def digits_server(servers: Callable[[str], Server]) -> Server:
+    return servers("digits")
 
 
 @pytest.fixture()
