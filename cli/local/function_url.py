@@ -10,6 +10,8 @@ base64-encoded if binary) or the response exceeds 6 MB. Emulator-only headers sa
 from __future__ import annotations
 
 import json
+import time
+import uuid
 
 from .config import FunctionConfig
 from .cors import decorate, preflight
@@ -45,8 +47,12 @@ class FunctionUrl:
         return reply
 
     async def _invoke(self, request: GatewayRequest, caller: Caller | None) -> HttpReply:
+        # what the Function URL front adds, as in AWS (the client's own values are replaced)
+        added = {"x-forwarded-for": request.source_ip, "x-forwarded-proto": "https",
+                 "x-forwarded-port": str(self.config.port), "x-amzn-trace-id": f"Root={_trace_root()}"}
+        headers = [(k, v) for k, v in request.headers if k.lower() not in added] + list(added.items())
         event = request_event(method=request.method, raw_path=request.raw_path, raw_query=request.raw_query,
-                              headers=request.headers, body=request.body, source_ip=request.source_ip,
+                              headers=headers, body=request.body, source_ip=request.source_ip,
                               url_id=self.url_id, domain=self.domain(request.host), request_id=request.request_id,
                               caller=caller)
         payload = json.dumps(event, separators=(",", ":")).encode()
@@ -60,6 +66,10 @@ class FunctionUrl:
         if result.duration_ms:
             reply.headers.append(("x-mlfn-duration-ms", f"{result.duration_ms:.1f}"))
         return reply
+
+
+def _trace_root() -> str:
+    return f"1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}"
 
 
 def to_http(result: InvokeResult) -> HttpReply:

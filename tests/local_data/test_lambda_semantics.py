@@ -26,6 +26,7 @@ def test_https_call_gets_a_format_2_event_and_reuses_the_warm_sandbox(tiny, clie
     assert event["queryStringParameters"] == {"a": "1,2", "b": ""}
     assert event["cookies"] == ["k=v", "z=1"]
     assert "cookie" not in event["headers"] and event["headers"]["x-multi"] == "one"
+    assert event["headers"]["x-forwarded-proto"] == "https" and event["headers"]["x-forwarded-for"] == "127.0.0.1"
     assert json.loads(event["body"]) == {"x": 1} and event["isBase64Encoded"] is False
     ctx = event["requestContext"]
     assert ctx["apiId"] == ep.url_id and ctx["stage"] == "$default" and ctx["accountId"] == "anonymous"
