@@ -2,8 +2,8 @@
 
 Lambda's cap is a cgroup on the execution environment, so a function that grows past its memory setting is killed
 (`Runtime.OutOfMemory`) while the virtual reservations of onnxruntime and numpy cost nothing. `RLIMIT_AS` is the wrong
-tool here: a Python process that has imported onnxruntime and loaded a small model maps about 3x its resident memory
-(measured: 571 MB VmSize for 190 MB RSS), so a 256 MB function would fail to start. In order of preference:
+tool here: a process that has imported onnxruntime and loaded a model maps about 3x its resident memory (measured:
+the iris sandbox, 208 MB VmSize for 68 MB RSS), so a 128 MB function would fail to start. In order of preference:
 
 1. a cgroup v2 child with `memory.max` (and `memory.swap.max = 0`) when our cgroup is writable and delegates `memory`;
 2. a cgroup v1 memory child with `memory.limit_in_bytes` (and `memsw` when present) when that hierarchy is writable;
