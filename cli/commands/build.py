@@ -47,16 +47,19 @@ def run(args: argparse.Namespace) -> int:
             built = build_model_image(spec, base, out, extra_files=extra)
         except (LayerError, LayoutError, bases.BaseError) as exc:
             raise CliError(str(exc)) from None
-    layer = built.layer
-    info(f"model layer {layer.digest[:19]}: {layer.size / 1e6:.2f} MB compressed, {layer.uncompressed_size / 1e6:.2f}"
-         f" MB tar, {layer.entries} entries (model file {spec.model_bytes / 1e6:.2f} MB)")
-    info(f"image {built.ref} written to {out}")
+    for role, layer in zip(("model file", "other files"), built.layers, strict=True):
+        info(f"layer {layer.digest[:19]} ({role}): {layer.size / 1e6:.2f} MB compressed, "
+             f"{layer.uncompressed_size / 1e6:.2f} MB tar, {layer.entries} entries")
+    own = sum(layer.size for layer in built.layers)
+    info(f"image {built.ref} written to {out}: model layers {own / 1e6:.2f} MB for a {spec.model_bytes / 1e6:.2f} MB "
+         "model file")
     payload.update({
         "name": spec.name, "digest": built.digest, "layout": str(out), "ref": built.ref, "flavour": flavour,
         "base": {"kind": base.kind, "source": base.source, "digest": base.image.digest if base.image else None,
                  "reference": base.reference or None},
-        "layer": {"digest": layer.digest, "diff_id": layer.diff_id, "size": layer.size,
-                  "uncompressed_size": layer.uncompressed_size, "entries": layer.entries},
+        "layers": [{"role": role, "digest": layer.digest, "diff_id": layer.diff_id, "size": layer.size,
+                    "uncompressed_size": layer.uncompressed_size, "entries": layer.entries}
+                   for role, layer in zip(("model", "files"), built.layers, strict=True)],
         "model_bytes": spec.model_bytes,
     })
     result(payload, args.json, built.digest)

@@ -8,6 +8,7 @@ its files were touched, or who owns them.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import stat
 import tarfile
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from . import digests
 from .digests import HashingWriter
 
 MODEL_PREFIX = "opt/mlfn/model"
@@ -128,6 +130,26 @@ def rootfs_entries(root: Path, skip: Iterable[str] = (), prefix: str = "") -> li
                 first_name.setdefault(key, name)
                 entries.append(Entry(name, "file", mode, source=path, uid=st.st_uid, gid=st.st_gid))
     return entries
+
+
+def split(entries: list[Entry], names: Iterable[str]) -> tuple[list[Entry], list[Entry]]:
+    """Two entry lists: the named files (with the folders above them) and everything else (with all folders)."""
+    chosen = set(names)
+    picked = [e for e in entries if e.name in chosen]
+    above = {str(parent) for e in picked for parent in PurePosixPath(e.name).parents}
+    first = [e for e in entries if e.name in chosen or (e.kind == "dir" and e.name in above)]
+    rest = [e for e in entries if e.name not in chosen]
+    return first, rest
+
+
+def entries_key(entries: Iterable[Entry], level: int = GZIP_LEVEL) -> str:
+    """A digest of exactly what a layer of these entries would hold (names, kinds, modes, links, file contents):
+    equal keys mean byte-identical layers, so a written layer can be reused without writing it again."""
+    h = hashlib.sha256(f"mlfn-layer-v1 gzip={level}\n".encode())
+    for e in entries:
+        content = digests.of_file(e.source) if e.kind == "file" and e.source else ""
+        h.update(f"{e.name}\0{e.kind}\0{e.mode:o}\0{e.uid}\0{e.gid}\0{e.link}\0{content}\n".encode())
+    return "sha256:" + h.hexdigest()
 
 
 def _tarinfo(entry: Entry) -> tarfile.TarInfo:

@@ -1,7 +1,8 @@
-"""Assemble a model's image as OCI data: the base's layers plus one deterministic layer holding the model folder."""
+"""Assemble a model's image as OCI data: the base's layers plus two deterministic layers holding the model folder."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,19 +14,31 @@ from mlfn.runtime.model import optimized_path
 from mlfn.runtime.spec import ModelSpec
 
 from .base import DEFAULT_CMD, DEFAULT_ENTRYPOINT, Base, BaseError
-from .layer import MODEL_PREFIX, Layer, model_entries, write_layer
-from .oci import BASE_REFERENCE, LAYER_GZIP, MANIFEST, PARTIAL, Descriptor, Image, Layout, canonical_json, make_manifest
+from .layer import MODEL_PREFIX, Entry, Layer, entries_key, model_entries, split, write_layer
+from .oci import (
+    BASE_LAYERS,
+    BASE_REFERENCE,
+    LAYER_GZIP,
+    MANIFEST,
+    PARTIAL,
+    Descriptor,
+    Image,
+    Layout,
+    canonical_json,
+    make_manifest,
+)
 
 MODEL_DIR = "/" + MODEL_PREFIX
 EPOCH = "1970-01-01T00:00:00Z"  # a fixed creation time: the digest must not depend on when the build ran
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+LAYER_CACHE = "mlfn-layers.json"  # content key -> written layer, so an unchanged folder is not compressed again
 ARCHITECTURES = {"x86_64": "amd64", "arm64": "arm64"}
 
 
 @dataclass(frozen=True)
 class BuiltImage:
     image: Image
-    layer: Layer
+    layers: list[Layer]  # the model's own: [model file, other files]
     layout: Layout
     ref: str
     base: Base
@@ -56,7 +69,7 @@ def labels_for(spec: ModelSpec, flavour: str, optimized: bool) -> dict[str, str]
     return labels
 
 
-def image_config(spec: ModelSpec, base: Base, layer: Layer, optimized: bool) -> dict[str, Any]:
+def image_config(spec: ModelSpec, base: Base, layers: list[Layer], optimized: bool) -> dict[str, Any]:
     """The base's config extended with the model's environment, command, labels, layer and history entry."""
     base_cfg = base.config
     inner = dict(base_cfg.get("config") or {})
@@ -73,49 +86,79 @@ def image_config(spec: ModelSpec, base: Base, layer: Layer, optimized: bool) -> 
         inner["ExposedPorts"] = {**(inner.get("ExposedPorts") or {}), "8080/tcp": {}}
     rootfs = base_cfg.get("rootfs") or {"type": "layers", "diff_ids": []}
     history = [*(base_cfg.get("history") or []),
-               {"created": EPOCH, "created_by": f"mlfn build {spec.name} (model layer at {MODEL_DIR})",
-                "comment": f"mlfn {__version__}"}]
+               *({"created": EPOCH, "created_by": f"mlfn build {spec.name} ({what} at {MODEL_DIR})",
+                  "comment": f"mlfn {__version__}"} for what in ("model file", "model folder"))]
     return {
         **{k: v for k, v in base_cfg.items() if k not in ("config", "rootfs", "history", "created")},
         "architecture": arch,
         "os": base_cfg.get("os", "linux"),
         "created": EPOCH,
         "config": inner,
-        "rootfs": {"type": "layers", "diff_ids": [*rootfs.get("diff_ids", []), layer.diff_id]},
+        "rootfs": {"type": "layers", "diff_ids": [*rootfs.get("diff_ids", []), *(layer.diff_id for layer in layers)]},
         "history": history,
     }
+
+
+def _cached_layer(entries: list[Entry], layout: Layout) -> Layer:
+    """Write a layer of `entries` into the layout, or reuse the one written before from the same content."""
+    cache_file = layout.root / LAYER_CACHE
+    try:
+        cache: dict[str, dict[str, Any]] = json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    key = entries_key(entries)
+    hit = cache.get(key)
+    if hit and layout.has_blob(hit["digest"]):
+        return Layer(layout.blob_path(hit["digest"]), hit["digest"], hit["size"], hit["diff_id"],
+                     hit["uncompressed_size"], hit["entries"])
+    with tempfile.NamedTemporaryFile(dir=layout.blobs, prefix="layer-", suffix=".tmp", delete=False) as tmp:
+        tmp_path = Path(tmp.name)
+    try:
+        layer = write_layer(entries, tmp_path)
+        layout.put_file(tmp_path, layer.digest, move=True)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+    cache = {k: v for k, v in cache.items() if layout.has_blob(v["digest"])}
+    cache[key] = {"digest": layer.digest, "size": layer.size, "diff_id": layer.diff_id,
+                  "uncompressed_size": layer.uncompressed_size, "entries": layer.entries}
+    cache_file.write_text(json.dumps(cache, indent=1, sort_keys=True))
+    return Layer(layout.blob_path(layer.digest), layer.digest, layer.size, layer.diff_id, layer.uncompressed_size,
+                 layer.entries)
+
+
+def model_layers(spec: ModelSpec, layout: Layout, extra_files: Mapping[str, Path] | None) -> list[Layer]:
+    """Two layers at /opt/mlfn/model: the model file (and its optimised graph), then every other file of the
+    folder (mlfn.toml, hooks, labels). Editing settings or hooks re-uploads only the small second layer."""
+    # A stale optimised graph left in the folder must not ship: the layer's fixed mtimes would make the runtime
+    # take it for current. Only the one `--optimize` writes (in extra_files) goes in.
+    optimized = optimized_path(spec).relative_to(spec.directory).as_posix()
+    entries = model_entries(spec.directory, extra=extra_files, exclude=[optimized])
+    weights = [f"{MODEL_PREFIX}/{spec.settings.model}"] + ([f"{MODEL_PREFIX}/{optimized}"] if extra_files else [])
+    first, rest = split(entries, weights)
+    return [_cached_layer(first, layout), _cached_layer(rest, layout)]
 
 
 def build_model_image(spec: ModelSpec, base: Base, out: Path, *, extra_files: Mapping[str, Path] | None = None,
                       ref: str | None = None) -> BuiltImage:
     """Write the model's image to the OCI layout `out` (created if needed) and name it `ref` (default: its name)."""
     layout = Layout(out).init()
-    with tempfile.NamedTemporaryFile(dir=layout.blobs, prefix="layer-", suffix=".tmp", delete=False) as tmp:
-        tmp_path = Path(tmp.name)
-    try:
-        # A stale optimised graph left in the folder must not ship: the layer's fixed mtimes would make the runtime
-        # take it for current. Only the one `--optimize` writes (in extra_files) goes in.
-        stale = optimized_path(spec).relative_to(spec.directory).as_posix()
-        layer = write_layer(model_entries(spec.directory, extra=extra_files, exclude=[stale]), tmp_path)
-        layout.put_file(tmp_path, layer.digest, move=True)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-    layer = Layer(layout.blob_path(layer.digest), layer.digest, layer.size, layer.diff_id, layer.uncompressed_size,
-                  layer.entries)
-    config_bytes = canonical_json(image_config(spec, base, layer, bool(extra_files)))
+    layers = model_layers(spec, layout, extra_files)
+    config_bytes = canonical_json(image_config(spec, base, layers, bool(extra_files)))
     base_layers = base.image.layers if base.image else []
     # Only the base's digest goes into the manifest, so the image's digest does not depend on where the base was
     # found (local layout or descriptor); where it was published is kept in the layout's index for pushes.
     annotations = {"org.opencontainers.image.base.digest": base.image.digest} if base.image else {}
-    model_layer = Descriptor(LAYER_GZIP, layer.digest, layer.size)
-    image = Image(make_manifest(config_bytes, [*base_layers, model_layer], annotations), MANIFEST, config_bytes)
+    own = [Descriptor(LAYER_GZIP, layer.digest, layer.size) for layer in layers]
+    image = Image(make_manifest(config_bytes, [*base_layers, *own], annotations), MANIFEST, config_bytes)
     if base.layout is not None:
         for d in base_layers:
             layout.put_file(base.layout.blob_path(d.digest), d.digest)
-    index_notes = {BASE_REFERENCE: base.reference} if base.reference else {}
+    index_notes = {BASE_LAYERS: str(len(base_layers))}
+    if base.reference:
+        index_notes[BASE_REFERENCE] = base.reference
     if base.kind == "descriptor":
         index_notes[PARTIAL] = "true"
     name = ref or spec.name
     layout.tag(name, image, index_notes)
     layout.collect_garbage()
-    return BuiltImage(image, layer, layout, name, base)
+    return BuiltImage(image, layers, layout, name, base)

@@ -30,6 +30,7 @@ REF_NAME = "org.opencontainers.image.ref.name"
 PARTIAL = "dev.mlfn.partial"
 # Set on an index entry whose base was published there (registry reference): pushes mount its layers from it.
 BASE_REFERENCE = "dev.mlfn.base.reference"
+BASE_LAYERS = "dev.mlfn.base.layers"  # how many of the image's first layers are the base's
 
 
 class LayoutError(Exception):

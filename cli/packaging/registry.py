@@ -189,7 +189,7 @@ def push(source: PushSource, ref: Reference, say: Say) -> PushReport:
     report = PushReport(reference=f"{ref.host}/{ref.repository}@{source.image.digest}", digest=source.image.digest)
     progress = Progress(say, report)
     base_repo = _same_registry_repo(source.base_reference, ref.host)
-    base_layers = {d.digest for d in source.image.layers[:-1]}
+    base_layers = {d.digest for d in source.image.layers[: source.base_layers]}
     for desc, kind in source.blobs():
         if client.has_blob(ref.repository, desc.digest):
             progress.skip(desc, kind)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .oci import BASE_REFERENCE, Descriptor, Image, Layout
+from .oci import BASE_LAYERS, BASE_REFERENCE, Descriptor, Image, Layout
 
 CHUNK = 8 << 20
 
@@ -21,13 +21,15 @@ class PushSource:
     layout: Layout
     ref: str
     base_reference: str = ""  # where the base was published (its layers can be mounted from there)
+    base_layers: int = 0  # how many of the first layers are the base's
 
     @classmethod
     def from_layout(cls, path: Path, ref: str | None = None) -> PushSource:
         layout = Layout(path)
         image, annotations = layout.resolve(ref)
+        count = annotations.get(BASE_LAYERS, "0")
         return cls(image, layout, annotations.get("org.opencontainers.image.ref.name", ref or ""),
-                   annotations.get(BASE_REFERENCE, ""))
+                   annotations.get(BASE_REFERENCE, ""), int(count) if count.isdigit() else 0)
 
     def blobs(self) -> list[tuple[Descriptor, str]]:
         """Layers then config, each with a word for progress lines."""

@@ -31,7 +31,7 @@ def test_same_input_same_digest_across_paths_and_mtimes(iris_dir: Path, tmp_path
     copy = mlfn_json(capsys, "build", str(elsewhere), "--out", str(tmp_path / "copy"))
     assert first["digest"].startswith("sha256:")
     assert first["digest"] == again["digest"] == copy["digest"]
-    assert first["layer"]["digest"] == copy["layer"]["digest"]
+    assert first["layers"] == copy["layers"]
 
     (elsewhere / "labels.txt").write_text("changed\n")
     changed = mlfn_json(capsys, "build", str(elsewhere), "--out", str(tmp_path / "changed"))
@@ -52,14 +52,16 @@ def test_layer_is_normalised_and_holds_only_the_folder(iris_dir: Path, mlfn_home
     (iris_dir / "sub" / "run.sh").chmod(0o700)
     (iris_dir / "alias.txt").symlink_to("labels.txt")
     built = mlfn_json(capsys, "build", str(iris_dir))
-    blob = Path(built["layout"]) / "blobs" / "sha256" / built["layer"]["digest"].split(":")[1]
-    assert blob.read_bytes()[4:8] == b"\0\0\0\0"  # gzip header mtime
-    members = layer_members(blob)
-    names = [m.name for m in members]
+    blobs = [Path(built["layout"]) / "blobs" / "sha256" / la["digest"].split(":")[1] for la in built["layers"]]
+    assert all(b.read_bytes()[4:8] == b"\0\0\0\0" for b in blobs)  # gzip header mtime
+    weights, files = (layer_members(b) for b in blobs)
+    assert [m.name for m in weights] == ["opt", "opt/mlfn", "opt/mlfn/model", "opt/mlfn/model/model.onnx"]
+    members = weights + files
+    names = [m.name for m in files]
     assert names == sorted(names, key=lambda n: n.split("/"))
     assert names[:3] == ["opt", "opt/mlfn", "opt/mlfn/model"]
     assert set(names[3:]) == {f"opt/mlfn/model/{n}" for n in
-                              ("alias.txt", "labels.txt", "mlfn.toml", "model.onnx", "sub", "sub/run.sh")}
+                              ("alias.txt", "labels.txt", "mlfn.toml", "sub", "sub/run.sh")}
     by_name = {m.name: m for m in members}
     assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and not m.uname for m in members)
     assert by_name["opt/mlfn/model/sub/run.sh"].mode == 0o755
@@ -86,8 +88,9 @@ def test_config_extends_the_base(iris_dir: Path, tmp_path: Path, mlfn_home: Path
     base, _ = Layout(base_dir).resolve()
     cfg = image.config
     assert image.digest == built["digest"]
-    assert image.layers[:-1] == base.layers and image.layers[-1].digest == built["layer"]["digest"]
-    assert cfg["rootfs"]["diff_ids"] == [*base.config["rootfs"]["diff_ids"], built["layer"]["diff_id"]]
+    assert image.layers[:-2] == base.layers and [d.digest for d in image.layers[-2:]] == [
+        la["digest"] for la in built["layers"]]
+    assert cfg["rootfs"]["diff_ids"] == [*base.config["rootfs"]["diff_ids"], *(la["diff_id"] for la in built["layers"])]
     assert layout.missing_blobs(image) == []
     inner = cfg["config"]
     assert "MLFN_MODEL_DIR=/opt/mlfn/model" in inner["Env"] and "BASE_VAR=1" in inner["Env"]
@@ -98,7 +101,7 @@ def test_config_extends_the_base(iris_dir: Path, tmp_path: Path, mlfn_home: Path
     signature = json.loads(labels["dev.mlfn.model.signature"])
     assert signature["inputs"][0]["datatype"] == "FP32" and signature["inputs"][0]["shape"] == [-1, 4]
     assert labels["dev.mlfn.version"]
-    assert len(cfg["history"]) == 2 and cfg["created"] == "1970-01-01T00:00:00Z"
+    assert len(cfg["history"]) == 3 and cfg["created"] == "1970-01-01T00:00:00Z"
     assert image.manifest["annotations"]["org.opencontainers.image.base.digest"] == base.digest
 
 
@@ -115,7 +118,7 @@ def test_container_target_gets_the_serve_command(iris_dir: Path, mlfn_home: Path
 def test_optimize_adds_the_optimised_graph_and_reports_load(iris_dir: Path, mlfn_home: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     built = mlfn_json(capsys, "build", str(iris_dir), "--optimize")
-    blob = Path(built["layout"]) / "blobs" / "sha256" / built["layer"]["digest"].split(":")[1]
+    blob = Path(built["layout"]) / "blobs" / "sha256" / built["layers"][0]["digest"].split(":")[1]
     assert "opt/mlfn/model/model.optimized.onnx" in [m.name for m in layer_members(blob)]
     prof = built["profile"]
     assert prof["optimized"]["peak_rss_mb"] > 10 and prof["original"]["load_s"] > 0
@@ -164,3 +167,11 @@ def test_a_base_of_the_other_flavour_is_refused(iris_dir: Path, tmp_path: Path, 
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["build", str(iris_dir), "--base", str(_tiny_base(tmp_path / "base", flavour="gpu"))]) == 2
     assert "gpu base but the model needs the lambda flavour" in capsys.readouterr().err
+
+
+def test_a_settings_change_keeps_the_model_file_layer(iris_dir: Path, mlfn_home: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    before = mlfn_json(capsys, "build", str(iris_dir))
+    (iris_dir / "mlfn.toml").write_text('description = "iris, renamed"\n')
+    after = mlfn_json(capsys, "build", str(iris_dir))
+    assert after["layers"][0] == before["layers"][0] and after["layers"][1] != before["layers"][1]

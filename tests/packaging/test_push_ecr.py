@@ -20,7 +20,7 @@ def test_push_then_lambda_accepts_the_image(iris_dir: Path, aws: str, mlfn_home:
                                             capsys: pytest.CaptureFixture[str]) -> None:
     pushed = mlfn_json(capsys, "push", str(iris_dir), "--to", "ecr:iris-a", "--tag", "v1")
     ecr = boto3.client("ecr")
-    assert pushed["manifest_put"] and len(pushed["uploaded"]) == 2  # model layer + config (no base here)
+    assert pushed["manifest_put"] and len(pushed["uploaded"]) == 3  # two model layers + config (no base)
     assert pushed["reference"].endswith(f"/iris-a@{pushed['digest']}")
     img = ecr.batch_get_image(repositoryName="iris-a", imageIds=[{"imageTag": "v1"}])["images"][0]
     assert json.loads(img["imageManifest"])["layers"][-1]["digest"] in pushed["uploaded"]
@@ -48,7 +48,7 @@ def test_repush_of_unchanged_dir_uploads_nothing(iris_dir: Path, aws: str, mlfn_
     (iris_dir / "labels.txt").write_text("a\nb\nc\n")
     changed = mlfn_json(capsys, "push", str(iris_dir), "--to", "ecr:iris-b")
     assert changed["digest"] != first["digest"] and changed["manifest_put"]
-    assert len(changed["uploaded"]) == 2  # only the new model layer and the new config
+    assert len(changed["uploaded"]) == 2  # only the new small-files layer and the new config
     tags = boto3.client("ecr").describe_images(repositoryName="iris-b", imageIds=[{"imageTag": "latest"}])
     assert tags["imageDetails"][0]["imageDigest"] == changed["digest"]
 

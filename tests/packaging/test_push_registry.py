@@ -20,11 +20,11 @@ def test_push_and_read_back_with_skopeo_and_umoci(iris_dir: Path, registry: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     built = mlfn_json(capsys, "build", str(iris_dir))
     pushed = mlfn_json(capsys, "push", str(iris_dir), "--to", f"{registry}/models/iris:v1")
-    assert pushed["digest"] == built["digest"] and len(pushed["uploaded"]) == 2
+    assert pushed["digest"] == built["digest"] and len(pushed["uploaded"]) == 3
 
     inspect = json.loads(run(skopeo, "inspect", "--tls-verify=false", f"docker://{registry}/models/iris:v1"))
     assert inspect["Digest"] == built["digest"]
-    assert inspect["Layers"] == [built["layer"]["digest"]]
+    assert inspect["Layers"] == [la["digest"] for la in built["layers"]]
     assert inspect["Labels"]["dev.mlfn.model.name"] == "iris"
     raw = json.loads(run(skopeo, "inspect", "--raw", "--tls-verify=false", f"docker://{registry}/models/iris:v1"))
     local, _ = Layout(Path(built["layout"])).resolve()
@@ -77,11 +77,11 @@ def test_declared_base_is_mounted_or_refused(iris_dir: Path, registry: str, tmp_
     assert built["base"]["kind"] == "descriptor"
     assert built["digest"] == on_local_base["digest"]  # where the base was found does not change the image
     image, notes = Layout(Path(built["layout"])).resolve()
-    assert len(image.layers) == 2 and notes["dev.mlfn.partial"] == "true"
+    assert len(image.layers) == 3 and notes["dev.mlfn.partial"] == "true"
     assert notes["dev.mlfn.base.reference"].startswith(f"{registry}/runtime/base@")
 
     pushed = mlfn_json(capsys, "push", built["layout"], "--to", f"{registry}/models/on-base")
-    assert pushed["mounted"] == [image.layers[0].digest] and len(pushed["uploaded"]) == 2
+    assert pushed["mounted"] == [image.layers[0].digest] and len(pushed["uploaded"]) == 3
 
     elsewhere = tmp_path / "base-elsewhere.json"
     write_descriptor(elsewhere, base_image, f"registry.invalid/runtime/base@{base_pushed['digest']}", "lambda")
@@ -106,4 +106,4 @@ def test_runtime_publish_writes_a_descriptor_later_builds_mount_from(iris_dir: P
     built = mlfn_json(capsys, "build", str(iris_dir))
     assert built["base"]["kind"] == "layout" and built["base"]["reference"] == published["reference"]
     pushed = mlfn_json(capsys, "push", built["layout"], "--to", f"{registry}/models/iris-on-runtime")
-    assert len(pushed["mounted"]) == 1 and len(pushed["uploaded"]) == 2
+    assert len(pushed["mounted"]) == 1 and len(pushed["uploaded"]) == 3
