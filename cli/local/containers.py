@@ -97,9 +97,14 @@ class ContainerEndpoint:
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "en_US.UTF-8", "PYTHONUNBUFFERED": "1",
                    "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "MLFN_MODEL_DIR": self.config.model_dir,
                    "MLFN_PORT": str(self.port), "AWS_REGION": self.config.region, **self.config.env}
-            self.process = await asyncio.create_subprocess_exec(
-                *self._command(), env=env, cwd=self.config.model_dir, start_new_session=True,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            try:
+                self.process = await asyncio.create_subprocess_exec(
+                    *self._command(), env=env, cwd=self.config.model_dir, start_new_session=True,
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            except OSError as exc:
+                self.log(f"Instance could not start: {exc}")
+                return True, 0.0, json_reply(503, {"ErrorCode": "ServiceUnavailable",
+                                                   "Message": f"The model container could not start: {exc}"})
             self.guard = limit_memory(self.process.pid, self.config.memory_mb * 1024 * 1024,
                                       f"mlfn-{self.stream[-12:]}", prefer=self.memory_mode)
             self._pump = asyncio.create_task(self._pump_output(self.process))

@@ -105,6 +105,12 @@ class FunctionPool:
         sandbox = Sandbox(self.config, self.sink, provisioned=provisioned, memory_mode=self.memory_mode)
         try:
             error = await sandbox.start()
+        except OSError as exc:  # the runtime could not be spawned at all (a bad command, no such directory)
+            await sandbox.kill()
+            error = InvokeResult("init_error", json.dumps({"errorType": "Runtime.InvalidEntrypoint",
+                                                           "errorMessage": str(exc)}).encode(),
+                                 error_type="Runtime.InvalidEntrypoint", cold_start=True)
+            self.sandbox_log(f"Sandbox could not start: {exc}")
         except BaseException:
             await sandbox.kill()
             raise

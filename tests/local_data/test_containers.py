@@ -62,6 +62,15 @@ def test_ecs_service_is_a_plain_proxy(plane, client, handlers_dir, stand_in):
         plane.unregister(ep.key)
 
 
+def test_a_container_that_cannot_start_answers_503(plane, client, handlers_dir):
+    ep = plane.register_container("broken", handlers_dir, kind="ecs", auth_type="NONE", command=["/nonexistent/x"])
+    try:
+        reply = client.get(ep.url + "ping")
+        assert reply.status_code == 503 and "could not start" in reply.json()["Message"]
+    finally:
+        plane.unregister(ep.key)
+
+
 def test_real_runtime_server_behind_the_sagemaker_gateway(plane, client, functions_dir):
     model_dir = functions_dir / "iris"
     if not (model_dir / "model.onnx").exists():

@@ -225,3 +225,9 @@ def test_cors_preflight_is_answered_before_auth_and_responses_carry_the_headers(
     reply = client.post(open_ep.url, json={}, headers={"origin": "https://app.example"})
     assert reply.headers["access-control-allow-origin"] == "https://app.example"
     assert reply.headers["access-control-expose-headers"] == "x-request-id"
+
+
+def test_a_runtime_that_cannot_start_answers_502(tiny, client):
+    ep = tiny("tiny.plain", command=["/nonexistent/python", "-m", "awslambdaric", "tiny.plain"])
+    reply = client.get(ep.url)
+    assert reply.status_code == 502 and reply.headers["x-mlfn-error-type"] == "Runtime.InvalidEntrypoint"
