@@ -42,6 +42,11 @@ class MlfnModel(Construct):
         resolve_target(self.spec, self.TARGET)
         uri = image_uri or image
         self.image: EcrImage | None = EcrImage.parse(uri) if uri else None
+        self._build()
+
+    def _build(self) -> None:
+        """Create the target's resources; set `invoke_url` and `auth_type`."""
+        raise NotImplementedError
 
     def outputs(self) -> dict[str, str]:
         """The target's own stack outputs (names a person needs), beyond InvokeUrl, AuthType and Target."""

@@ -13,7 +13,6 @@ after `idle_minutes` without a request, a step policy sets the task count to 0 a
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -24,7 +23,6 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
-from constructs import Construct
 
 from mlfn.runtime.spec import ModelSpec
 
@@ -55,17 +53,7 @@ class MlfnEcsGpuModel(MlfnModel):
 
     TARGET = "ecs"
 
-    def __init__(
-        self,
-        scope: Construct,
-        id: str,
-        *,
-        spec: ModelSpec | None = None,
-        model_dir: str | Path | None = None,
-        image_uri: str | None = None,
-        image: str | None = None,
-    ) -> None:
-        super().__init__(scope, id, spec=spec, model_dir=model_dir, image_uri=image_uri, image=image)
+    def _build(self) -> None:
         s = self.spec.settings
         e = s.ecs
         title = f"mlfn {self.spec.name}"

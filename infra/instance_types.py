@@ -69,6 +69,6 @@ ECS_GPU_TYPES = _table("", include_cpu=False)
 
 
 def families(table: dict[str, InstanceType]) -> str:
-    """`ml.g5.*, ml.m5.*, ...` for error messages."""
-    seen = dict.fromkeys(name.rsplit(".", 1)[0] + ".*" for name in sorted(table))
+    """`ml.g4dn.*, ml.g5.*, ..., ml.m5.*, ...` for error messages."""
+    seen = dict.fromkeys(name.rsplit(".", 1)[0] + ".*" for name in table)  # GPU families first
     return ", ".join(seen)

@@ -10,16 +10,11 @@ raises it; between schedules the function still serves on demand.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from constructs import Construct
-
-from mlfn.runtime.spec import ModelSpec
 
 from .base import MlfnModel
 from .image import MODEL_DIR_IN_IMAGE, asset_options
@@ -35,17 +30,7 @@ class MlfnLambdaModel(MlfnModel):
 
     TARGET = "lambda"
 
-    def __init__(
-        self,
-        scope: Construct,
-        id: str,
-        *,
-        spec: ModelSpec | None = None,
-        model_dir: str | Path | None = None,
-        image_uri: str | None = None,
-        image: str | None = None,
-    ) -> None:
-        super().__init__(scope, id, spec=spec, model_dir=model_dir, image_uri=image_uri, image=image)
+    def _build(self) -> None:
         s = self.spec.settings
         lam = s.lambda_
         arm = lam.architecture == "arm64"

@@ -12,7 +12,6 @@ scales in to `min_copies` once idle.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -20,9 +19,6 @@ from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
-from constructs import Construct
-
-from mlfn.runtime.spec import ModelSpec
 
 from .base import MlfnModel
 from .fronts import SageMakerRestFront
@@ -51,17 +47,7 @@ class MlfnSageMakerModel(MlfnModel):
 
     TARGET = "sagemaker"
 
-    def __init__(
-        self,
-        scope: Construct,
-        id: str,
-        *,
-        spec: ModelSpec | None = None,
-        model_dir: str | Path | None = None,
-        image_uri: str | None = None,
-        image: str | None = None,
-    ) -> None:
-        super().__init__(scope, id, spec=spec, model_dir=model_dir, image_uri=image_uri, image=image)
+    def _build(self) -> None:
         s = self.spec.settings
         sm = s.sagemaker
         stack = cdk.Stack.of(self)
