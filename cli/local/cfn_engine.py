@@ -2,7 +2,9 @@
 and change sets that behave as in AWS.
 
 moto 5.2 executes a change set in the request that asks for it, records only stack-level events and, when a
-resource fails, leaves the stack half-made with a 500. The emulator keeps the synchronous execution but:
+resource fails, leaves the stack half-made with a 500. The emulator:
+- executes change sets and deletions in the background as AWS does (one at a time; `SETTINGS.asynchronous`), so
+  callers poll through *_IN_PROGRESS and see each resource's events as they happen;
 - emits `<RESOURCE>_IN_PROGRESS / _COMPLETE / _FAILED` events with each resource's own reason, and for resource
   types it only records (`cfn_generic`) says so in the reason;
 - on a failed CREATE deletes what was made (ROLLBACK_IN_PROGRESS -> ROLLBACK_COMPLETE; such a stack can only be
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +36,36 @@ from .cfn_generic import GenericResource
 
 log = logging.getLogger("mlfn.local")
 _local = threading.local()
+_work_lock = threading.Lock()  # one stack operation at a time, as moto's backends have no locks of their own
+
+
+@dataclass
+class EngineSettings:
+    """`asynchronous`: execute change sets and deletions after the API call returns, as AWS does (the caller polls
+    and sees *_IN_PROGRESS and each resource's events as they happen); `resource_delay_s`: a pause per resource, so
+    tests and demos can watch or interrupt a deploy in progress."""
+
+    asynchronous: bool = True
+    resource_delay_s: float = 0.0
+
+
+SETTINGS = EngineSettings()
+
+
+def _in_background(work: Any) -> None:
+    def run() -> None:
+        with _work_lock:
+            work()
+
+    if SETTINGS.asynchronous:
+        threading.Thread(target=run, name="mlfn-cloudformation", daemon=True).start()
+    else:
+        run()
+
+
+def _pause() -> None:
+    if SETTINGS.resource_delay_s > 0:
+        time.sleep(SETTINGS.resource_delay_s)
 
 
 @dataclass
@@ -107,6 +140,7 @@ def parse_and_create_resource(
     resource_class, resource_json, physical_name = parsed
     if execution is not None:
         add_event(execution.stack, logical_id, resource_type, "CREATE_IN_PROGRESS")
+        _pause()
     try:
         resource = resource_class.create_from_cloudformation_json(
             physical_name, resource_json, account_id, region_name,
@@ -137,6 +171,7 @@ def parse_and_update_resource(
     if execution is not None and logical_id not in execution.started:
         execution.started.add(logical_id)
         add_event(execution.stack, logical_id, resource_type, "UPDATE_IN_PROGRESS")
+        _pause()
     try:
         parsed = parsing.parse_resource_and_generate_name(logical_id, resource_json, resources_map)
         if not parsed:
@@ -349,20 +384,23 @@ def execute_change_set(self: CloudFormationBackend, change_set_name: str, stack_
         stack.template = change_set.template
         _refresh_outputs(stack)
 
-    execution = Execution(stack, verb.upper())
-    try:
-        _run(stack, verb.upper(), apply, execution)
-    except Exception as exc:
-        _roll_back(self, stack, change_set, execution, exc, creating, previous)
-        return
-    change_set.execution_status = "EXECUTE_COMPLETE"
-    stack.parameters = change_set.parameters
-    stack.status = f"{change_set.change_set_type}_COMPLETE"
-    stack._add_stack_event(stack.status)
-    for export in stack.exports:
-        self.exports[export.name] = export
-    # AWS deletes a stack's other change sets once one is executed
-    _drop_change_sets(self, stack.stack_id, keep=change_set)
+    def execute() -> None:
+        execution = Execution(stack, verb.upper())
+        try:
+            _run(stack, verb.upper(), apply, execution)
+        except Exception as exc:
+            _roll_back(self, stack, change_set, execution, exc, creating, previous)
+            return
+        change_set.execution_status = "EXECUTE_COMPLETE"
+        stack.parameters = change_set.parameters
+        stack.status = f"{change_set.change_set_type}_COMPLETE"
+        stack._add_stack_event(stack.status)
+        for export in stack.exports:
+            self.exports[export.name] = export
+        # AWS deletes a stack's other change sets once one is executed
+        _drop_change_sets(self, stack.stack_id, keep=change_set)
+
+    _in_background(execute)
 
 
 def _roll_back(
@@ -456,15 +494,25 @@ _moto_delete_stack = CloudFormationBackend.delete_stack
 
 def delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
     stack = next((s for s in self.stacks.values() if name_or_stack_id in (s.name, s.stack_id)), None)
-    if stack is None:
-        return  # AWS: deleting a missing stack succeeds
-    try:
-        _run(stack, "DELETE", lambda: _moto_delete_stack(self, stack.stack_id))
-    except Exception as exc:
-        stack.status = "DELETE_FAILED"
-        stack._add_stack_event("DELETE_FAILED", resource_status_reason=reason_of(exc))
-        self.stacks[stack.stack_id] = stack
-    _drop_change_sets(self, stack.stack_id)
+    if stack is None or stack.status == "DELETE_IN_PROGRESS":
+        return  # AWS: deleting a missing stack (or one being deleted) succeeds
+    if stack.status.endswith("_IN_PROGRESS") and stack.status != "REVIEW_IN_PROGRESS":
+        raise ValidationError(stack.stack_id, message=f"Stack {stack.name} is in {stack.status} state and can not "
+                              "be deleted until that operation completes.")
+    stack.status = "DELETE_IN_PROGRESS"
+
+    def remove() -> None:
+        self.deleted_stacks[stack.stack_id] = stack  # moto's delete_stack holds it in neither map meanwhile
+        try:
+            _run(stack, "DELETE", lambda: _moto_delete_stack(self, stack.stack_id))
+        except Exception as exc:
+            stack.status = "DELETE_FAILED"
+            stack._add_stack_event("DELETE_FAILED", resource_status_reason=reason_of(exc))
+            self.stacks[stack.stack_id] = stack
+            self.deleted_stacks.pop(stack.stack_id, None)
+        _drop_change_sets(self, stack.stack_id)
+
+    _in_background(remove)
 
 
 def install() -> None:

@@ -97,11 +97,14 @@ class ControlPlane:
         state_dir: str | Path | None = None,
         url_allocator: UrlAllocator | None = None,
         regions: tuple[str, ...] = DEFAULT_REGIONS,
+        asynchronous: bool = True,
+        resource_delay_s: float = 0.0,
     ) -> None:
         self.host, self.port = host, port
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.url_allocator = url_allocator
         self.regions = regions
+        self.asynchronous, self.resource_delay_s = asynchronous, resource_delay_s
         self._server: object | None = None
         self.url = ""
 
@@ -115,7 +118,9 @@ class ControlPlane:
         from moto.server import ThreadedMotoServer
 
         from . import seeds
+        from .cfn_engine import SETTINGS
 
+        SETTINGS.asynchronous, SETTINGS.resource_delay_s = self.asynchronous, self.resource_delay_s
         set_url_allocator(self.url_allocator)
         STORES.state_dir = self.state_dir
         STORES.save()

@@ -210,3 +210,26 @@ def test_ctrl_c_while_waiting_leaves_a_stack_the_next_deploy_continues_from(
     assert result.outputs["InvokeUrl"].startswith("https://127.0.0.1:")
     status = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"]
     assert status == "CREATE_COMPLETE"
+
+
+def test_next_deploy_waits_for_one_still_in_progress(session: Any, stack_name: str, make_lambda_template: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlfn.cli.local import cfn_engine
+
+    monkeypatch.setattr(cfn_engine.SETTINGS, "resource_delay_s", 0.1)  # slow enough to interrupt mid-way
+
+    def interrupt(event: StackEvent) -> None:
+        if event.resource_type != "AWS::CloudFormation::Stack":
+            raise KeyboardInterrupt  # Ctrl-C at the first resource event
+
+    with pytest.raises(KeyboardInterrupt):
+        deploy(make_lambda_template(), stack_name, session=session, on_event=interrupt)
+    cfn = session.client("cloudformation")
+    assert cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"] == "CREATE_IN_PROGRESS"
+
+    notes: list[str] = []
+    result = deploy(make_lambda_template(), stack_name, session=session, on_note=notes.append)
+
+    assert any("CREATE_IN_PROGRESS" in note and "waiting" in note for note in notes)
+    assert result.status == "NO_CHANGES"  # the interrupted deploy finished what the second one asked for
+    assert result.outputs["InvokeUrl"].startswith("https://127.0.0.1:")
