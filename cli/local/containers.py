@@ -25,6 +25,7 @@ from .config import ContainerConfig
 from .gateway import MAX_REQUEST_BYTES, GatewayRequest, json_reply
 from .logsink import LogSink
 from .memory import MemoryGuard, limit_memory
+from .orphans import ChildRegistry
 from .payload_v2 import Caller, HttpReply
 
 HOP_HEADERS = {"host", "connection", "content-length", "transfer-encoding", "keep-alive", "authorization",
@@ -42,8 +43,10 @@ class ContainerEndpoint:
 
     max_request_bytes = MAX_REQUEST_BYTES
 
-    def __init__(self, config: ContainerConfig, sink: LogSink, *, memory_mode: str = "auto") -> None:
+    def __init__(self, config: ContainerConfig, sink: LogSink, *, memory_mode: str = "auto",
+                 children: ChildRegistry | None = None) -> None:
         self.config = config
+        self.children = children
         self.sink = sink
         self.memory_mode = memory_mode
         self.url_id = config.url_id
@@ -105,6 +108,8 @@ class ContainerEndpoint:
                 self.log(f"Instance could not start: {exc}")
                 return True, 0.0, json_reply(503, {"ErrorCode": "ServiceUnavailable",
                                                    "Message": f"The model container could not start: {exc}"})
+            if self.children is not None:
+                self.children.record(self.process.pid)
             self.guard = limit_memory(self.process.pid, self.config.memory_mb * 1024 * 1024,
                                       f"mlfn-{self.stream[-12:]}", prefer=self.memory_mode)
             self._pump = asyncio.create_task(self._pump_output(self.process))
@@ -141,6 +146,8 @@ class ContainerEndpoint:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(process.pid, signal.SIGKILL)
                 await process.wait()
+        if process is not None and self.children is not None:
+            self.children.forget(process.pid)
         if self._pump is not None:
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(self._pump, 1)

@@ -37,6 +37,7 @@ from .emulator_state import GATEWAY, publish_address, read_json, state_dir, with
 from .function_url import FunctionUrl
 from .gateway import Gateway, QuietServer
 from .logsink import FileLogSink, Forward
+from .orphans import ChildRegistry
 from .pool import DEFAULT_ACCOUNT_CONCURRENCY, FunctionPool
 from .sigv4 import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Credential, default_credentials
 from .tls import ensure_tls, trust_hint
@@ -87,6 +88,7 @@ class DataPlane:
         self._own_loop = False
         self._watcher: asyncio.Task[None] | None = None
         self._synced: dict[str, int] = {}  # keys whose provisioned concurrency came from the control plane
+        self.children = ChildRegistry(self.folder / "children.json")
 
     @property
     def ca_path(self) -> Path:
@@ -168,6 +170,7 @@ class DataPlane:
 
     async def astart(self) -> None:
         self._loop = self._loop or asyncio.get_running_loop()
+        self.children.reap()  # what a data plane that was killed outright left running
         previous = read_json(self.folder / "state.json") or {}
         self.gateway.shared_port = await self.gateway.listen(int(previous.get("shared_port", 0)))
         write_json(self.folder / "state.json", {"shared_port": self.gateway.shared_port})
@@ -200,7 +203,7 @@ class DataPlane:
                                 memory_mode=self.memory_mode)
             target = FunctionUrl(config, pool)
         else:
-            target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode)
+            target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children)
         config.port = await self.gateway.listen(config.port)
         self.gateway.add(target, config.port)
         self._targets[config.key] = target

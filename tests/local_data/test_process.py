@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 import subprocess
 import sys
@@ -62,6 +63,26 @@ def test_register_over_the_admin_api_and_survive_a_restart(tmp_path, handlers_di
         assert httpx.post(iris["url"] + "v1/models/iris:predict", content=body, verify=verify,
                           headers={"content-type": "application/json"}, timeout=60).status_code == 200
         _stop(process, admin)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_a_killed_data_plane_leaves_no_container_running_after_restart(tmp_path, handlers_dir):
+    process = _start(tmp_path)
+    try:
+        admin = DataPlaneClient(tmp_path)
+        ep = admin.register_container("orphan", handlers_dir, kind="ecs", auth_type="NONE",
+                                      command=[sys.executable, str(handlers_dir / "tiny_server.py")])
+        assert httpx.get(ep["url"] + "ping", verify=ssl.create_default_context(cafile=ep["ca_path"])).status_code == 200
+        children = json.loads((tmp_path / "data-plane" / "children.json").read_text())
+        (pid,) = (int(p) for p in children)
+        process.kill()  # no chance to clean up
+        process.wait(10)
+        assert Path(f"/proc/{pid}").exists()
+        process = _start(tmp_path)
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        _stop(process, DataPlaneClient(tmp_path))
     finally:
         if process.poll() is None:
             process.kill()
