@@ -515,8 +515,24 @@ def delete_stack(self: CloudFormationBackend, name_or_stack_id: str) -> None:
     _in_background(remove)
 
 
+def _after_work(method: Any) -> Any:
+    """Wrap a read that walks a stack's resources (moto creates missing ones lazily while walking): wait for the
+    operation in progress instead of racing it."""
+    if getattr(method, "_mlfn_locked", False):
+        return method
+
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with _work_lock:
+            return method(*args, **kwargs)
+
+    locked._mlfn_locked = True  # type: ignore[attr-defined]
+    return locked
+
+
 def install() -> None:
     """Replace the moto functions and methods above. Idempotent."""
+    for name in ("list_stack_resources", "describe_stack_resources", "describe_stack_resource"):
+        setattr(CloudFormationBackend, name, _after_work(getattr(CloudFormationBackend, name)))
     parsing.parse_and_create_resource = parse_and_create_resource
     parsing.parse_and_update_resource = parse_and_update_resource
     parsing.ResourceMap._delete_resource = _delete_resource  # type: ignore[method-assign]
