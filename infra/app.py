@@ -38,11 +38,14 @@ def build(app_context: dict[str, str] | None = None) -> int:
     if image_uri and not only:
         raise MlfnError("mlfn:imageUri needs mlfn:model: one image belongs to one model")
     for directory in dirs:
-        spec = load_spec(directory)
-        if stage not in spec.settings.stages:
-            print(f"mlfn: skipping {spec.name}: stage {stage!r} is not in its stages", file=sys.stderr)
-            continue
-        ModelStack(app, spec=spec, image_uri=image_uri, stage=stage, target=target)
+        try:
+            spec = load_spec(directory)
+            if stage not in spec.settings.stages:
+                print(f"mlfn: skipping {spec.name}: stage {stage!r} is not in its stages", file=sys.stderr)
+                continue
+            ModelStack(app, spec=spec, image_uri=image_uri, stage=stage, target=target)
+        except MlfnError as exc:  # say which of the folders it is
+            raise MlfnError(f"{directory}: {exc}") from None
     synth_app(app)
     return 0
 

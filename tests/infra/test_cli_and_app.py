@@ -69,7 +69,7 @@ def test_app_fails_in_one_line_on_a_bad_model(make_model_dir: MakeDir, tmp_path:
     proc = _run([sys.executable, "-m", "mlfn.infra.app"], tmp_path, {"CDK_OUTDIR": str(tmp_path / "out")})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        "mlfn synth: error: mlfn.toml: lambda.memory_mb: expected a value from 128 to 10240, got 64")
+        "mlfn synth: error: functions/app-bad: mlfn.toml: lambda.memory_mb: expected a value from 128 to 10240, got 64")
 
 
 @pytest.mark.slow

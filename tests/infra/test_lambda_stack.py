@@ -22,6 +22,9 @@ def test_function_url_is_public_only_when_asked(synthesized: Synthesized) -> Non
     })
     t.has_resource_properties("AWS::Lambda::Permission", {"Action": "lambda:InvokeFunctionUrl", "Principal": "*",
                                                           "FunctionUrlAuthType": "NONE"})
+    # Since October 2025 a public URL also needs lambda:InvokeFunction, limited to calls through the URL.
+    t.has_resource_properties("AWS::Lambda::Permission", {"Action": "lambda:InvokeFunction", "Principal": "*",
+                                                          "InvokedViaFunctionUrl": True})
     assert synthesized.templates["lam-public"]["Outputs"]["AuthType"]["Value"] == "NONE"
 
 
