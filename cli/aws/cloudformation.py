@@ -53,6 +53,11 @@ class StackEvent:
     def failed(self) -> bool:
         return self.status.endswith("_FAILED")
 
+    def line(self) -> str:
+        """One progress line for a person: `  CREATE_COMPLETE      Fn (AWS::Lambda::Function)  reason`."""
+        text = f"  {self.status:<20} {self.logical_id} ({self.resource_type})"
+        return f"{text}  {self.reason}" if self.reason and self.reason != "User Initiated" else text
+
 
 @dataclass
 class DeployResult:
@@ -125,6 +130,22 @@ def describe_stack(cfn: Any, stack_name: str) -> dict[str, Any] | None:
 
 def outputs_of(stack: Mapping[str, Any]) -> dict[str, str]:
     return {o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs") or []}
+
+
+def list_stacks(session: Any, prefix: str = "mlfn-") -> list[dict[str, Any]]:
+    """Live stacks whose name starts with `prefix`: name, status, last change and outputs (for `mlfn list`)."""
+    cfn = session.client("cloudformation")
+    found = []
+    for page in cfn.get_paginator("describe_stacks").paginate():
+        for stack in page.get("Stacks", []):
+            if stack["StackName"].startswith(prefix):
+                found.append({
+                    "name": stack["StackName"],
+                    "status": stack["StackStatus"],
+                    "updated": stack.get("LastUpdatedTime") or stack.get("CreationTime"),
+                    "outputs": outputs_of(stack),
+                })
+    return sorted(found, key=lambda s: s["name"])
 
 
 def stack_outputs(session: Any, stack_name: str) -> dict[str, str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from mlfn.cli.aws.cloudformation import DeployError, StackEvent, deploy, destroy, stack_outputs
+from mlfn.cli.aws.cloudformation import DeployError, StackEvent, deploy, destroy, list_stacks, stack_outputs
 from mlfn.cli.local.function_urls import function_url_for
 
 
@@ -41,6 +42,11 @@ def test_first_deploy_creates_everything_and_outputs_resolve(session: Any, stack
             if e.status == "CREATE_COMPLETE" and e.resource_type != "AWS::CloudFormation::Stack"]
     assert sorted(done) == sorted(make_lambda_template()["Resources"])
     assert (events[-1].logical_id, events[-1].status) == (stack_name, "CREATE_COMPLETE")
+    assert next(e for e in events if e.logical_id == "Fn").line().split() == [
+        "CREATE_IN_PROGRESS", "Fn", "(AWS::Lambda::Function)"]
+    listed = {s["name"]: s for s in list_stacks(session)}
+    assert listed[stack_name]["status"] == "CREATE_COMPLETE"
+    assert listed[stack_name]["outputs"] == result.outputs
 
 
 def test_sagemaker_target_with_inference_component_and_http_api(session: Any, stack_name: str,
@@ -161,12 +167,15 @@ def test_deploy_continues_after_an_interrupted_one(session: Any, stack_name: str
             if s["StackName"] == stack_name and s["ChangeSetName"] == "mlfn-interrupted"] == []
 
 
-def test_template_over_51200_bytes_goes_through_s3(session: Any, stack_name: str, make_lambda_template: Any) -> None:
+def test_template_over_51200_bytes_goes_through_s3(session: Any, stack_name: str, make_lambda_template: Any,
+                                                   tmp_path: Path) -> None:
     template = make_lambda_template()
     template["Metadata"] = {"Padding": "x" * 60_000}
+    path = tmp_path / "template.json"
+    path.write_text(json.dumps(template))
     notes: list[str] = []
 
-    result = deploy(template, stack_name, session=session, on_note=notes.append)
+    result = deploy(path, stack_name, session=session, on_note=notes.append)
 
     assert result.status == "CREATED"
     buckets = [b["Name"] for b in session.client("s3").list_buckets()["Buckets"]]
