@@ -212,6 +212,7 @@ class ServingCore:
         self._service: InferenceService | None = None
         self._limit = 0
         self._typical_s = float("inf")  # average service call so far; inf until the first is measured
+        self._calls = 0
         self._versions: tuple[str, ...] | None = None
         if isinstance(service, Future):
             service.add_done_callback(self._on_loaded)
@@ -267,9 +268,14 @@ class ServingCore:
         started = time.perf_counter()
         try:
             return fn(*args)
-        finally:  # a moving average (the first call sets it); a lost update between threads is harmless
-            took, typical = time.perf_counter() - started, self._typical_s
-            self._typical_s = took if typical == float("inf") else typical + (took - typical) * 0.05
+        finally:
+            # The mean of the first 20 calls, then a moving average, of durations capped at 4x the threshold, so
+            # that one call preempted by another process cannot send the next many to the pool. A lost update
+            # between threads is harmless.
+            took = min(time.perf_counter() - started, 4 * INLINE_BELOW_S)
+            self._calls += 1
+            typical = self._typical_s if self._calls > 1 else took
+            self._typical_s = typical + (took - typical) * max(0.05, 1 / self._calls)
 
     # ------------------------------------------------------------------ routing
 
