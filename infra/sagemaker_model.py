@@ -12,6 +12,7 @@ scales in to `min_copies` once idle.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
@@ -51,8 +52,9 @@ class MlfnSageMakerModel(MlfnModel):
         s = self.spec.settings
         sm = s.sagemaker
         stack = cdk.Stack.of(self)
-        self.endpoint_name = physical_name(stack.stack_name if self.node.scope is stack else
-                                           f"{stack.stack_name}-{self.node.id}".lower())
+        # ModelStack holds one model: the endpoint takes the stack's name. In a user's stack, add the construct id.
+        base = stack.stack_name if self.node.scope is stack else f"{stack.stack_name}-{self.node.id}"
+        self.endpoint_name = physical_name(re.sub(r"[^a-zA-Z0-9]+", "-", base).strip("-"))
         self.serverless = sm.serverless
         self.inference_component_name = None if sm.serverless else physical_name(self.endpoint_name, "-ic")
 
