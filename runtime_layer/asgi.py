@@ -67,7 +67,7 @@ class NotReady(Exception):
     """The model is still loading (or failed to load): 503 with Retry-After."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Call:
     """One request as the route handlers see it."""
 

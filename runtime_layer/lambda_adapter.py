@@ -19,7 +19,17 @@ import orjson
 from mangum import Mangum
 from mangum.handlers import HTTPGateway
 
-from .asgi import DOCS_PATHS, ASGIApp, Receive, Scope, Send, ServingCore, load_service
+from .asgi import (
+    DOCS_PATHS,
+    ASGIApp,
+    Receive,
+    Scope,
+    Send,
+    ServingCore,
+    load_service,
+    new_request_id,
+    request_id_of,
+)
 from .metrics.emf import EmfMetrics
 from .service import InferenceService
 
@@ -108,8 +118,10 @@ class LambdaHandler:
                 base64.b64decode(event["body"], validate=True)
             except (binascii.Error, ValueError):
                 self.metrics.request("unmatched", 400, 0.0)
-                return _error_response(400, {"error": "the event's body is marked base64 but is not valid base64"},
-                                       lambda_id)
+                headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+                request_id = request_id_of({"aws.context": context}, headers)
+                return _error_response(400, {"error": "the event's body is marked base64 but is not valid base64",
+                                             "request_id": request_id}, request_id)
         response: dict[str, Any] = self.adapter(event, context)
         body = response.get("body") or ""
         if len(body) > RESPONSE_LIMIT - 65536 and len(orjson.dumps(response)) > RESPONSE_LIMIT:
@@ -125,7 +137,7 @@ class LambdaHandler:
         """A plain JSON payload: served like `POST /invocations` with `Content-Type: application/json`."""
         wrapped = {
             "version": "2.0", "rawPath": "/invocations", "rawQueryString": "",
-            "headers": {"content-type": "application/json", "x-request-id": lambda_id},
+            "headers": {"content-type": "application/json", "x-request-id": lambda_id or new_request_id()},
             "requestContext": {"http": {"method": "POST", "path": "/invocations", "sourceIp": ""}},
             "body": orjson.dumps(event).decode(), "isBase64Encoded": False,
         }
