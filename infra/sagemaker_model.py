@@ -52,8 +52,9 @@ class MlfnSageMakerModel(MlfnModel):
         s = self.spec.settings
         sm = s.sagemaker
         stack = cdk.Stack.of(self)
-        # ModelStack holds one model: the endpoint takes the stack's name. In a user's stack, add the construct id.
-        base = stack.stack_name if self.node.scope is stack else f"{stack.stack_name}-{self.node.id}"
+        # A ModelStack holds one model: the endpoint takes the stack's name. In a user's stack, add the construct id.
+        single = getattr(stack, "holds_one_model", False)
+        base = stack.stack_name if single else f"{stack.stack_name}-{self.node.id}"
         self.endpoint_name = physical_name(re.sub(r"[^a-zA-Z0-9]+", "-", base).strip("-"))
         self.serverless = sm.serverless
         self.inference_component_name = None if sm.serverless else physical_name(self.endpoint_name, "-ic")

@@ -52,6 +52,7 @@ class ModelStack(cdk.Stack):
         cdk.Tags.of(self).add("mlfn:model", spec.name)
         cdk.Tags.of(self).add("mlfn:stage", stage)
         self.target = chosen
+        self.holds_one_model = True  # physical names (the SageMaker endpoint) may be the stack's own
         self.stage = stage
         self.model = CONSTRUCTS[chosen](self, "Model", spec=spec, image_uri=image_uri)
         cdk.CfnOutput(self, "InvokeUrl", value=self.model.invoke_url, description="HTTPS URL of the model")

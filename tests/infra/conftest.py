@@ -129,6 +129,15 @@ def synthesized(make_model_dir: Callable[[str, str], Path], tmp_path_factory: py
     # The same models from an ECR image (what `mlfn deploy` passes) instead of an image asset.
     for name in ("lam-default", "sm-gpu", "ecs-gpu"):
         stacks[f"{name}+uri"] = ModelStack(app, spec=specs[name], image_uri=IMAGE_URI, stage="prod")
+    # A user's own stack holding two models through the constructs (no ModelStack, no outputs of ours).
+    import aws_cdk as cdk
+
+    from mlfn.infra import MlfnLambdaModel, MlfnSageMakerModel
+
+    user = cdk.Stack(app, "UserModels")
+    MlfnLambdaModel(user, "Iris", model_dir=specs["lam-default"].directory, image=IMAGE_URI)
+    MlfnSageMakerModel(user, "Small_One", spec=specs["sm-serverless"])
+    stacks["user"] = user
     assembly = synth_app(app)
     templates = {key: assembly.get_stack_by_name(stack.stack_name).template for key, stack in stacks.items()}
     return Synthesized(templates, outdir)
