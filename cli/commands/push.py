@@ -93,10 +93,14 @@ def push_image(args: argparse.Namespace, source: Any, name: str, ecr: Any, regis
             region = None
         if not repo:
             raise CliError(f"--to {to}: no repository name")
+        from botocore.exceptions import BotoCoreError, ClientError
+
         tag = args.tag or tag or "latest"
-        client = boto3.client("ecr", region_name=region)
         info(f"pushing to ECR repository {repo} (tag {tag})")
-        return ecr.push(source, client, repo, tag, info)
+        try:
+            return ecr.push(source, boto3.client("ecr", region_name=region), repo, tag, info)
+        except (BotoCoreError, ClientError) as exc:
+            raise CliError(f"ECR push to {repo} failed: {exc}") from None
     ref = registry.Reference.parse(to, plain_http=args.plain_http)
     if args.tag:
         ref = registry.Reference(ref.scheme, ref.host, ref.repository, args.tag)
