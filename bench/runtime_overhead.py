@@ -3,11 +3,13 @@
     .venv/bin/python bench/runtime_overhead.py [--model-dir functions/iris] [--requests 2000]
 
 Prints, for one model and one input (a single-row KServe v1 request by default):
-- import time of `mlfn.runtime.lambda_handler` in a fresh interpreter with bytecode cached (as in an image):
+- import time of `mlfn.runtime.lambda_handler` in fresh interpreters with bytecode cached (as in an image):
   with the model load (what Lambda's init phase pays), and without it (`mlfn.runtime.lambda_adapter`: the
-  same imports, onnxruntime not yet imported), median of 5;
+  same imports, onnxruntime not yet imported), median of 9;
+- how soon the server accepts TCP connections and answers /ping 200 after it is spawned;
 - per-request latency of a bare `session.run` on the same input, of `InferenceService` called directly
-  (decode + run + encode), of the Lambda handler called in-process with a Function URL event, and over HTTP
+  (decode + run + encode), of the Lambda handler called in-process with a Function URL event, of an ASGI call
+  in-process (no HTTP) into mlfn's app and into a plain FastAPI app serving the same service, and over HTTP
   with a keep-alive client against: mlfn's server (`python -m mlfn.runtime.server`), a plain FastAPI app
   serving the same InferenceService (`await request.body()`, `run_in_threadpool`, `Response`), and a bare
   uvicorn ASGI app answering without any model (the floor every uvicorn server pays);
@@ -71,18 +73,19 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered) * 1e6, ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6
 
 
-def import_seconds(modules: str, model_dir: Path, cache: Path, repeats: int = 5) -> float:
-    """Median wall time of `import modules` in fresh interpreters (timed inside them), bytecode cached under
-    `cache` by a first, untimed run, as an image ships it."""
-    code = f"import time; t = time.perf_counter(); import {modules}; print(time.perf_counter() - t)"
+def import_seconds(variants: dict[str, str], model_dir: Path, cache: Path, repeats: int = 9) -> dict[str, float]:
+    """Median wall time of each `import ...` in fresh interpreters (timed inside them), the variants taking turns;
+    bytecode is cached under `cache` by a first, untimed round, as an image ships it."""
     env = {**os.environ, "MLFN_MODEL_DIR": str(model_dir), "PYTHONPYCACHEPREFIX": str(cache)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    runs = []
+    runs: dict[str, list[float]] = {label: [] for label in variants}
     for _ in range(repeats + 1):
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
-                              check=True)
-        runs.append(float(done.stdout.strip().splitlines()[-1]))
-    return statistics.median(runs[1:])
+        for label, modules in variants.items():
+            code = f"import time; t = time.perf_counter(); import {modules}; print(time.perf_counter() - t)"
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                  timeout=120, check=True)
+            runs[label].append(float(done.stdout.strip().splitlines()[-1]))
+    return {label: statistics.median(values[1:]) for label, values in runs.items()}
 
 
 # ----------------------------------------------------------------------------------- servers
@@ -151,6 +154,26 @@ def http_post(conn: http.client.HTTPConnection, path: str, body: bytes) -> Calla
     return call
 
 
+def fastapi_baseline(service: Any) -> Any:
+    """The least a plain FastAPI app does to serve the same InferenceService."""
+    from fastapi import FastAPI, Request, Response
+    from starlette.concurrency import run_in_threadpool
+
+    app = FastAPI()
+
+    @app.post("/v1/models/{name}:predict")
+    async def predict(name: str, request: Request) -> Response:
+        body = await request.body()
+        reply = await run_in_threadpool(service.v1_predict, name, body, dict(request.headers))
+        return Response(reply.body, reply.status, dict(reply.headers), media_type=reply.content_type)
+
+    @app.get("/ping")
+    async def ping() -> Response:
+        return Response(b"")
+
+    return app
+
+
 def serve_baseline(kind: str, model_dir: str) -> None:
     """Run one baseline server (a subprocess of the benchmark): `fastapi` or `floor`."""
     import socket
@@ -161,23 +184,9 @@ def serve_baseline(kind: str, model_dir: str) -> None:
     print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", file=sys.stderr, flush=True)
     app: Any
     if kind == "fastapi":
-        from fastapi import FastAPI, Request, Response
-        from starlette.concurrency import run_in_threadpool
-
         from mlfn.runtime.service import InferenceService
 
-        service = InferenceService.from_dir(model_dir)
-        app = FastAPI()
-
-        @app.post("/v1/models/{name}:predict")
-        async def predict(name: str, request: Request) -> Response:
-            body = await request.body()
-            reply = await run_in_threadpool(service.v1_predict, name, body, dict(request.headers))
-            return Response(reply.body, reply.status, dict(reply.headers), media_type=reply.content_type)
-
-        @app.get("/ping")
-        async def ping() -> Response:
-            return Response(b"")
+        app = fastapi_baseline(InferenceService.from_dir(model_dir))
     else:
         async def app(scope: Any, receive: Any, send: Any) -> None:
             if scope["type"] != "http":
@@ -190,6 +199,30 @@ def serve_baseline(kind: str, model_dir: str) -> None:
 
     config = uvicorn.Config(app, loop="auto", http="auto", lifespan="off", access_log=False, log_level="warning")
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def asgi_call(app: Any, path: str, body: bytes) -> Callable[[], None]:
+    """One request through an ASGI app in this process, on an event loop of its own: no HTTP, no client."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    headers = [(b"host", b"127.0.0.1:8080"), (b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode()), (b"user-agent", b"bench"), (b"accept", b"*/*")]
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise RuntimeError(f"{path}: {message['status']}")
+
+    def call() -> None:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+                 "headers": headers, "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080), "state": {}}
+        loop.run_until_complete(app(scope, receive, send))
+
+    return call
 
 
 # ----------------------------------------------------------------------------------- the run
@@ -214,11 +247,14 @@ class Context:
 
 def report_imports(model_dir: Path) -> None:
     with tempfile.TemporaryDirectory() as cache:
-        with_model = import_seconds("mlfn.runtime.lambda_handler", model_dir, Path(cache))
-        without_model = import_seconds("mlfn.runtime.lambda_adapter", model_dir, Path(cache))
-        with_ort = import_seconds("mlfn.runtime.lambda_adapter, onnxruntime", model_dir, Path(cache))
-    print(f"lambda handler import, median of 5 fresh interpreters: {with_model * 1000:.0f} ms with the model load; "
-          f"{without_model * 1000:.0f} ms without it ({with_ort * 1000:.0f} ms with onnxruntime imported too)")
+        times = import_seconds({
+            "with": "mlfn.runtime.lambda_handler",
+            "without": "mlfn.runtime.lambda_adapter",
+            "ort": "mlfn.runtime.lambda_adapter, onnxruntime",
+        }, model_dir, Path(cache))
+    print(f"lambda handler import, median of 9 fresh interpreters: {times['with'] * 1000:.0f} ms with the model "
+          f"load; {times['without'] * 1000:.0f} ms without it ({times['ort'] * 1000:.0f} ms with onnxruntime "
+          "imported too)")
 
 
 def report_server_start(model_dir: Path) -> None:
@@ -261,6 +297,7 @@ def report_server_start(model_dir: Path) -> None:
 def measure_requests(model_dir: Path, body: bytes, count: int, warmup: int) -> dict[str, tuple[float, float]]:
     import numpy as np
 
+    from mlfn.runtime.app import create_app
     from mlfn.runtime.lambda_adapter import build
     from mlfn.runtime.service import InferenceService
 
@@ -277,6 +314,8 @@ def measure_requests(model_dir: Path, body: bytes, count: int, warmup: int) -> d
         "bare session.run": lambda: session.run(None, feeds),
         "InferenceService.v1_predict": lambda: service.v1_predict(name, body, headers),
         "Lambda handler in-process": lambda: handler(event, Context()),
+        "ASGI in-process: mlfn app": asgi_call(create_app(service), path, body),
+        "ASGI in-process: plain FastAPI": asgi_call(fastapi_baseline(service), path, body),
     }
     servers = {
         "HTTP: mlfn server": ["-m", "mlfn.runtime.server", "serve", "--model-dir", str(model_dir),
@@ -336,7 +375,10 @@ def main() -> int:
     floor = results["HTTP: bare uvicorn, no model"][0]
     codec = results["InferenceService.v1_predict"][0] - bare
     lambda_overhead = results["Lambda handler in-process"][0] - bare
-    print(f"\nplain FastAPI overhead / mlfn overhead over HTTP: {fastapi_http / mlfn_http:.2f}x")
+    mlfn_asgi = results["ASGI in-process: mlfn app"][0] - bare
+    fastapi_asgi = results["ASGI in-process: plain FastAPI"][0] - bare
+    print(f"\nplain FastAPI overhead / mlfn overhead: over HTTP {fastapi_http / mlfn_http:.2f}x, "
+          f"in-process ASGI {fastapi_asgi / mlfn_asgi:.2f}x")
     print(f"serving layer alone (HTTP overhead minus the uvicorn floor and the codec): mlfn "
           f"{mlfn_http - floor - codec:.0f} us, plain FastAPI {fastapi_http - floor - codec:.0f} us")
     print(f"Lambda handler overhead over session.run: {lambda_overhead:.0f} us "
