@@ -127,8 +127,10 @@ def serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     app = create_app(future, metrics=metrics, access_log=args.access_log)
+    loop, http = _fastest("uvloop", "asyncio"), _fastest("httptools", "h11")
+    log.debug("event loop %s, HTTP parser %s", loop, http)
     config = uvicorn.Config(
-        app, loop="auto", http="auto", lifespan="on", log_config=None, log_level=args.log_level,
+        app, loop=loop, http=http, lifespan="on", log_config=None, log_level=args.log_level,
         access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S,
         server_header=False,
     )
@@ -162,6 +164,13 @@ def serve(args: argparse.Namespace) -> int:
             log.error("model failed to load", exc_info=error)
         return 1
     return 130 if signal.SIGINT in stopped_by else 0
+
+
+def _fastest(preferred: str, fallback: str) -> str:
+    """uvloop and httptools when installed (uvicorn[standard] brings both), else the pure-Python ones."""
+    import importlib.util
+
+    return preferred if importlib.util.find_spec(preferred) is not None else fallback
 
 
 def _record_stop_signals(server: Any) -> list[int]:
