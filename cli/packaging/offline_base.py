@@ -89,6 +89,9 @@ def debian_rootfs(cache: Path, mirror: str, say: Say) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     run_step("debootstrap", ["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
                          str(rootfs), mirror], say)
+    for mount_point in ("dev/pts", "dev", "sys", "proc"):  # debootstrap can leave its mounts behind
+        if os.path.ismount(rootfs / mount_point):
+            subprocess.run(["umount", str(rootfs / mount_point)], check=False)
     for rel in PRUNE:
         target = rootfs / rel
         if target.is_dir():

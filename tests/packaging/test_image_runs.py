@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import time
 import urllib.error
@@ -54,19 +55,22 @@ def _image_env(config: dict[str, Any], **extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+DEVICES = {"null": (1, 3), "zero": (1, 5), "random": (1, 8), "urandom": (1, 9)}
+
+
 @contextmanager
 def _unpacked(layout: str, ref: str, bundle: Path) -> Iterator[Path]:
+    """The image's root filesystem with /proc mounted and a few device nodes made in /dev (never a bind mount
+    of the host's /dev: a cleanup that deleted the tree would then delete the host's devices)."""
     run("umoci", "unpack", "--image", f"{layout}:{ref}", str(bundle))
     rootfs = bundle / "rootfs"
+    for name, (major, minor) in DEVICES.items():
+        os.mknod(rootfs / "dev" / name, 0o666 | stat.S_IFCHR, os.makedev(major, minor))
     run("mount", "-t", "proc", "proc", str(rootfs / "proc"))
     try:
-        run("mount", "--bind", "/dev", str(rootfs / "dev"))
-        try:
-            yield rootfs
-        finally:
-            subprocess.run(["umount", "-l", str(rootfs / "dev")], check=False)
+        yield rootfs
     finally:
-        subprocess.run(["umount", "-l", str(rootfs / "proc")], check=False)
+        subprocess.run(["umount", str(rootfs / "proc")], check=False)
 
 
 @contextmanager
