@@ -44,8 +44,8 @@ LATENCY_ALARM_SECONDS = 10.0
 def tasks_per_instance(spec: ModelSpec) -> int:
     e = spec.settings.ecs
     itype = ECS_GPU_TYPES[e.instance_type]
-    return max(1, min(itype.gpus // e.gpus, itype.vcpus * 1024 // e.cpu,
-                      (itype.memory_mib - ECS_RESERVED_MIB) // e.memory_mb))
+    return int(max(1, min(itype.gpus // e.gpus, itype.vcpus * 1024 // e.cpu,
+                          (itype.memory_mib - ECS_RESERVED_MIB) // e.memory_mb)))
 
 
 class MlfnEcsGpuModel(MlfnModel):

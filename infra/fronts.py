@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_apigateway as apigw
@@ -91,7 +93,7 @@ class SageMakerRestFront(Construct):
             })
             for status in ["200", *(s for _, s in _SAGEMAKER_STATUS)]
         ]
-        method_options = {
+        method_options: dict[str, Any] = {
             "request_parameters": {"method.request.header.Content-Type": False, "method.request.header.Accept": False},
             "method_responses": method_responses,
             "request_validator": validator,

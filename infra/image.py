@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlfn.runtime import __version__
 from mlfn.runtime.spec import ModelSpec
@@ -107,7 +107,7 @@ def stage_build_context(spec: ModelSpec, base: str) -> Path:
     return context
 
 
-def asset_options(scope: Construct, spec: ModelSpec, target: str, platform: object) -> dict[str, object]:
+def asset_options(scope: Construct, spec: ModelSpec, target: str, platform: Any) -> dict[str, Any]:
     """Keyword arguments for an image asset (Lambda's `from_image_asset` or `DockerImageAsset`) of this model."""
     from aws_cdk import IgnoreMode, SymlinkFollowMode
 

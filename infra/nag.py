@@ -7,7 +7,7 @@ unacknowledged finding fails `app.synth()` (a `ValidationFailed` error, report i
 from __future__ import annotations
 
 import aws_cdk as cdk
-from constructs import Construct
+from constructs import IConstruct
 
 REPORT_FILE = "validation-report.json"
 
@@ -19,7 +19,7 @@ def enable_nag(app: cdk.App) -> None:
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 
 
-def acknowledge(scope: Construct, reasons: dict[str, str]) -> None:
+def acknowledge(scope: IConstruct, reasons: dict[str, str]) -> None:
     """Acknowledge AwsSolutions findings on `scope` and below: {"APIG3": "why", "IAM5[Resource::*]": "why"}.
 
     A finding with evidence (`IAM5[Action::s3:*]`) must be acknowledged by its full id, one at a time.
