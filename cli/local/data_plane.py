@@ -371,11 +371,17 @@ class _Admin:
         return 404, {"error": f"{method} {path} is not an admin operation"}
 
 
-async def serve(state: str | Path | None, *, echo_logs: bool) -> None:
-    """Run the data plane in this process until SIGINT/SIGTERM or POST /shutdown."""
+async def serve(state: str | Path | None, *, echo_logs: bool, cloudwatch_logs: str | None = None) -> None:
+    """Run the data plane in this process until SIGINT/SIGTERM or POST /shutdown. With `cloudwatch_logs` (the
+    control plane's URL) sandbox logs also go to its CloudWatch Logs."""
     import uvicorn
 
-    plane = DataPlane(state, echo_logs=echo_logs)
+    forward = None
+    if cloudwatch_logs:
+        from .cloudwatch_logs import CloudWatchLogsForwarder
+
+        forward = CloudWatchLogsForwarder(cloudwatch_logs)
+    plane = DataPlane(state, echo_logs=echo_logs, log_forward=forward)
     await plane.astart()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -402,6 +408,8 @@ async def serve(state: str | Path | None, *, echo_logs: bool) -> None:
     await task
     await plane.astop()
     admin_file.unlink(missing_ok=True)
+    if forward is not None:
+        forward.close()
 
 
 class DataPlaneClient:
@@ -454,8 +462,10 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Run the local emulator's data plane (sandboxes + HTTPS gateway).")
     parser.add_argument("--state-dir", help="emulator state directory (default: $MLFN_HOME/local or ./.mlfn/local)")
     parser.add_argument("--echo-logs", action="store_true", help="also print sandbox logs to stderr")
+    parser.add_argument("--cloudwatch-logs", metavar="URL",
+                        help="also send sandbox logs to the CloudWatch Logs of the control plane at URL")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.state_dir, echo_logs=args.echo_logs))
+    asyncio.run(serve(args.state_dir, echo_logs=args.echo_logs, cloudwatch_logs=args.cloudwatch_logs))
 
 
 DEFAULT_CREDENTIALS = (DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)

@@ -1,0 +1,44 @@
+"""`mlfn deploy MODEL_DIR`: validate, build and push the image, synthesize the stack, roll it out through a change
+set, and print the HTTPS URL and how to call it. `--local` does it against the local emulator (started if needed)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..console import info, result
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("deploy", help="deploy a model directory to an HTTPS endpoint (AWS, or --local)")
+    p.add_argument("model_dir", help="folder holding model.onnx and an optional mlfn.toml")
+    p.add_argument("--target", choices=("lambda", "sagemaker", "ecs"), help="override the model's own target")
+    p.add_argument("--stage", help="stage to deploy (one of the model's `stages`; default: the first, dev)")
+    p.add_argument("--region", help="AWS region (default: AWS_REGION or your profile's)")
+    p.add_argument("--profile", help="AWS profile (default: AWS_PROFILE or default)")
+    p.add_argument("--local", action="store_true", help="deploy to the local emulator (no AWS account needed)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..deploy_flow import DeployRequest, deploy
+    from ..endpoints import how_to_call
+
+    request = DeployRequest(Path(args.model_dir), args.target, args.stage, args.local, args.region, args.profile)
+    outcome = deploy(request, say=info, on_event=lambda event: info(event.line()))
+    ep = outcome.endpoint
+    verb = {"CREATED": "deployed", "UPDATED": "updated", "NO_CHANGES": "no changes"}[outcome.status]
+    info(f"{outcome.stack_name}: {verb} in {outcome.seconds['total']:.1f}s ({outcome.target}, image "
+         f"{outcome.digest[:19]}, auth {ep.auth_type})")
+    example = Path(args.model_dir) / "example.json"
+    info("call it:")
+    for line in how_to_call(ep, str(example) if example.is_file() else None, outcome.local):
+        info(line)
+    if outcome.local and ep.ca_path:
+        from ..local.tls import trust_hint
+
+        info(trust_hint(Path(ep.ca_path)))
+    result(outcome.to_json(), args.json, ep.url)
+    return 0

@@ -1,0 +1,274 @@
+"""`mlfn deploy` as one flow of plain steps: validate, build, push, synth, probe, roll out, (locally) serve.
+
+    request = DeployRequest(Path("functions/iris"), local=True)
+    spec, target = validate(request)             # every check that needs no AWS call: nothing is created
+    outcome = deploy(request, say=info, on_event=lambda e: info(e.line()))
+
+Safety, in order: the model directory, target and stage are checked before anything is created; the region and
+credentials (or the emulator) before the image is pushed; the image's own model contents must answer a health probe
+before the stack changes; CloudFormation's change set rolls the stack back when a resource fails (the previous
+version keeps serving); locally, the data plane moves to the new contents only after the stack update completed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlfn.runtime.spec import ModelSpec
+
+from .console import CliError
+from .endpoints import Endpoint, endpoint_for, open_session
+
+Say = Callable[[str], None]
+ALIAS = "live"
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    model_dir: Path
+    target: str | None = None
+    stage: str | None = None
+    local: bool = False
+    region: str | None = None
+    profile: str | None = None
+
+
+@dataclass
+class DeployOutcome:
+    """What a deploy did and where the model now answers."""
+
+    name: str
+    stage: str
+    target: str
+    stack_name: str
+    status: str  # CREATED | UPDATED | NO_CHANGES
+    digest: str
+    image_uri: str
+    endpoint: Endpoint
+    local: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+    changes: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "stage": self.stage, "target": self.target, "stack": self.stack_name,
+                "status": self.status, "digest": self.digest, "image": self.image_uri, "local": self.local,
+                "url": self.endpoint.url, "auth_type": self.endpoint.auth_type, "region": self.endpoint.region,
+                "ca": self.endpoint.ca_path, "outputs": self.endpoint.outputs, "changes": self.changes,
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+
+
+def validate(request: DeployRequest) -> tuple[ModelSpec, str, str]:
+    """The spec (with the chosen target in force), the target and the stage, or the first reason not to deploy."""
+    from mlfn.infra.checks import check_stage, resolve_target
+    from mlfn.runtime.spec import load_spec
+
+    if not request.model_dir.is_dir():
+        raise CliError(f"{request.model_dir}: not a directory (expected a model folder with model.onnx)")
+    spec = load_spec(request.model_dir)
+    target = resolve_target(spec, request.target)
+    stage = request.stage or spec.settings.stages[0]
+    check_stage(spec, stage)
+    if target != spec.target:
+        spec = dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, target=target))
+    return spec, target, stage
+
+
+def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None]) -> DeployOutcome:
+    from mlfn.infra.naming import stack_name as name_of_stack
+
+    from .aws import cloudformation
+
+    spec, target, stage = validate(request)
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+    session, emulator = open_session(local=request.local, region=request.region, profile=request.profile,
+                                     start=True, say=say)
+    seconds["session"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    built = _build(spec, say)
+    seconds["build"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    image_uri = _push(built, spec, session, say)
+    seconds["push"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    template = synthesized_template(spec, image_uri, stage, target, say)
+    seconds["synth"] = time.perf_counter() - clock
+
+    from .health_probe import probe
+    from .image_contents import unpack_model
+    from .packaging.base import mlfn_home
+
+    clock = time.perf_counter()
+    contents_root = (emulator.state_dir if emulator else mlfn_home()) / "models"
+    contents = unpack_model(built, contents_root)
+    stack = name_of_stack(spec, stage)
+    if not _already_serving(session, emulator, stack, contents):
+        say(f"- health probe of {built.digest[:19]} (the image's model contents, a throwaway sandbox) ...")
+        probe(contents, target)
+        say("  healthy")
+    seconds["probe"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    say(f"- deploying stack {stack} (change set) ...")
+    result = cloudformation.deploy(template, stack, session=session, on_event=on_event, on_note=say,
+                                   description=f"mlfn deploy {spec.name} ({target}, {stage})",
+                                   tags={"mlfn:model": spec.name, "mlfn:stage": stage})
+    seconds["stack"] = time.perf_counter() - clock
+    if result.status == "NO_CHANGES":
+        say(f"  no changes: {stack} already runs {built.digest[:19]}")
+
+    endpoint = endpoint_for(session, stack, result.outputs, emulator)
+    if emulator is not None:
+        clock = time.perf_counter()
+        _serve_locally(emulator, endpoint, contents, stage, say)
+        seconds["serve"] = time.perf_counter() - clock
+    seconds["total"] = sum(seconds.values())
+    return DeployOutcome(spec.name, stage, target, stack, result.status, built.digest, image_uri, endpoint,
+                         emulator is not None, seconds, result.changes)
+
+
+def _build(spec: ModelSpec, say: Say) -> Any:
+    from .packaging import base as bases
+    from .packaging.layer import LayerError
+    from .packaging.model_image import build_model_image
+    from .packaging.oci import LayoutError
+
+    try:
+        base = bases.resolve_base(bases.flavour_for(spec))
+        say(f"- building image (base {base.flavour}: {base.describe()})")
+        built = build_model_image(spec, base, bases.images_home() / spec.name)
+    except (bases.BaseError, LayerError, LayoutError) as exc:
+        raise CliError(str(exc)) from None
+    say(f"  image {built.digest}")
+    return built
+
+
+def _push(built: Any, spec: ModelSpec, session: Any, say: Say) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from .packaging import ecr
+    from .packaging.source import PushError, PushSource
+
+    repository = f"mlfn-{spec.name}"  # one path segment: moto's ECR keeps only the last one
+    say(f"- pushing to ECR repository {repository}")
+    try:
+        source = PushSource.from_layout(built.layout.root, built.ref)
+        report = ecr.push(source, session.client("ecr"), repository, "latest", lambda line: say(f"  {line.strip()}"))
+    except PushError as exc:
+        raise CliError(str(exc)) from None
+    except (BotoCoreError, ClientError) as exc:
+        raise CliError(f"ECR push to {repository} failed: {exc}") from None
+    return str(report.reference)
+
+
+def _infra_fingerprint() -> str:
+    """What the synthesized template depends on besides its inputs: mlfn.infra's code and aws-cdk-lib's version."""
+    from importlib import metadata
+
+    import mlfn.infra
+
+    digest = hashlib.sha256()
+    root = Path(mlfn.infra.__file__).parent
+    for path in sorted(root.glob("*")):
+        if path.suffix in (".py", ".json"):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    digest.update(metadata.version("aws-cdk-lib").encode())
+    return digest.hexdigest()
+
+
+def synthesized_template(spec: ModelSpec, image_uri: str, stage: str, target: str, say: Say) -> Path:
+    """The stack's template, synthesized once per (image digest, stage, target, infra code): the digest covers every
+    file of the model folder, so an unchanged folder reuses it and a no-op redeploy never starts jsii."""
+    from .packaging.base import mlfn_home
+
+    key = hashlib.sha256(json.dumps([image_uri, stage, target, _infra_fingerprint()]).encode()).hexdigest()[:32]
+    folder = mlfn_home() / "synth" / f"{spec.name}-{stage}"
+    cached = folder / f"{key}.template.json"
+    if cached.is_file():
+        say("- template: unchanged inputs, synthesized before")
+        return cached
+    from mlfn.infra.synth import synth_model
+
+    say("- synthesizing the stack (CDK, cdk-nag) ...")
+    started = time.perf_counter()
+    outdir = folder / "cdk.out"
+    template = synth_model(spec.directory, image_uri=image_uri, stage=stage, outdir=outdir, target=target)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.template.json"):
+        old.unlink()
+    tmp = cached.with_suffix(".tmp")
+    tmp.write_text(template.read_text())
+    tmp.replace(cached)
+    say(f"  synthesized in {time.perf_counter() - started:.1f}s")
+    return cached
+
+
+def _registration(state_dir: Path, key: str) -> dict[str, Any] | None:
+    from .local.emulator_state import read_json
+
+    for entry in read_json(state_dir / "data-plane" / "registrations.json") or []:
+        if isinstance(entry, dict) and _key_of(entry) == key:
+            return entry
+    return None
+
+
+def _key_of(entry: dict[str, Any]) -> str:
+    if "qualifier" in entry:
+        return f"lambda:{entry.get('name')}:{entry.get('qualifier')}"
+    return f"{entry.get('kind')}:{entry.get('name')}"
+
+
+def _already_serving(session: Any, emulator: Any, stack: str, contents: Path) -> bool:
+    """Locally: the data plane already runs exactly these contents for this stack (a no-op redeploy)."""
+    if emulator is None:
+        return False
+    from .aws.cloudformation import stack_outputs
+
+    outputs = stack_outputs(session, stack)
+    if not outputs:
+        return False
+    key = data_plane_key(outputs)
+    entry = _registration(emulator.state_dir, key) if key else None
+    return bool(entry and Path(entry.get("model_dir", "")) == contents.resolve())
+
+
+def data_plane_key(outputs: dict[str, str]) -> str:
+    """The data plane's key for a stack's model (from its outputs)."""
+    target = outputs.get("Target", "")
+    if target == "lambda":
+        return f"lambda:{outputs.get('FunctionName')}:{outputs.get('AliasName', ALIAS)}"
+    if target == "sagemaker":
+        return f"sagemaker:{outputs.get('EndpointName')}"
+    if target == "ecs":
+        return f"ecs:{outputs.get('ServiceName')}"
+    return ""
+
+
+def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str, say: Say) -> None:
+    """Point the emulator's data plane at the new contents on the control plane's URL (same port, same URL)."""
+    from .emulator import data_plane_client
+
+    outputs = endpoint.outputs
+    key = data_plane_key(outputs)
+    entry = _registration(emulator.state_dir, key)
+    if entry and Path(entry.get("model_dir", "")) == contents.resolve():
+        return
+    client = data_plane_client(emulator)
+    target = outputs["Target"]
+    name = {"lambda": "FunctionName", "sagemaker": "EndpointName", "ecs": "ServiceName"}[target]
+    extra = {"qualifier": outputs.get("AliasName", ALIAS)} if target == "lambda" else {}
+    try:
+        client.register_model(contents, name=outputs[name], stage=stage, url=endpoint.bind_url, **extra)
+    except ValueError as exc:
+        raise CliError(f"the local data plane refused {key}: {exc}") from None
+    say(f"- local data plane now serves {key} from {contents.name[:12]}")

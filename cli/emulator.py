@@ -1,0 +1,153 @@
+"""The local cloud as two background processes: the control plane (moto with mlfn's extensions) and the data plane
+(sandboxes, container instances and the HTTPS gateway), both on 127.0.0.1, state under `<MLFN_HOME>/local` or
+`.mlfn/local`.
+
+    info = ensure_running()        # idempotent: starts what is not running, returns the addresses
+    stop()                         # data plane first (it ends its sandboxes), then the control plane
+
+The data plane forwards sandbox logs to the control plane's CloudWatch Logs, so `mlfn logs --local` reads them
+through the same API as in AWS.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .console import CliError
+from .local.emulator_state import read_json, state_dir
+
+DATA_PLANE_LOG = "data-plane.log"
+
+
+@dataclass(frozen=True)
+class EmulatorInfo:
+    """Where the running emulator listens."""
+
+    state_dir: Path
+    control_url: str  # http://127.0.0.1:PORT, what AWS_ENDPOINT_URL must be
+    gateway_url: str  # https://127.0.0.1:PORT/, the data plane's shared HTTPS port
+    ca_path: Path
+    control_pid: int
+    data_pid: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state_dir": str(self.state_dir), "control_plane": self.control_url, "gateway": self.gateway_url,
+                "ca": str(self.ca_path), "pids": {"control_plane": self.control_pid, "data_plane": self.data_pid}}
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that already exited
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _data_plane_admin(folder: Path) -> dict[str, Any] | None:
+    admin = read_json(folder / "data-plane" / "admin.json")
+    if isinstance(admin, dict) and _alive(int(admin.get("pid", 0))):
+        return admin
+    return None
+
+
+def _control_pid(folder: Path) -> int:
+    data = read_json(folder / "control-plane.json")
+    return int(data.get("pid", 0)) if isinstance(data, dict) else 0
+
+
+def running(directory: str | Path | None = None) -> EmulatorInfo | None:
+    """The running emulator's addresses, or None unless both planes are up."""
+    from .local.control_plane import running_url
+
+    folder = state_dir(directory)
+    url = running_url(folder)
+    admin = _data_plane_admin(folder)
+    gateway = read_json(folder / "gateway.json")
+    if not url or admin is None or not isinstance(gateway, dict):
+        return None
+    return EmulatorInfo(folder.resolve(), url, str(gateway["url"]), Path(str(gateway.get("ca", ""))),
+                        _control_pid(folder), int(admin["pid"]))
+
+
+def ensure_running(directory: str | Path | None = None, *, timeout_s: float = 120) -> EmulatorInfo:
+    """Start whichever plane is not running (nothing when both are) and return the addresses."""
+    from .local.control_plane import start_process
+
+    folder = state_dir(directory)
+    info = running(folder)
+    if info is not None:
+        return info
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        url = start_process(folder, timeout_s=timeout_s)
+    except RuntimeError as exc:
+        raise CliError(f"the local emulator's control plane did not start: {exc}") from None
+    if _data_plane_admin(folder) is None:
+        _start_data_plane(folder, url, timeout_s)
+    info = running(folder)
+    if info is None:
+        raise CliError(f"the local emulator did not come up (see {folder}/control-plane.log and {DATA_PLANE_LOG})")
+    return info
+
+
+def _start_data_plane(folder: Path, control_url: str, timeout_s: float) -> None:
+    (folder / "data-plane" / "admin.json").unlink(missing_ok=True)
+    log_path = folder / DATA_PLANE_LOG
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlfn.cli.local.data_plane", "--state-dir", str(folder),
+             "--cloudwatch-logs", control_url],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _data_plane_admin(folder) is not None and read_json(folder / "gateway.json"):
+            return
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
+            raise CliError(f"the local emulator's data plane exited ({proc.returncode}): {' '.join(tail)}")
+        time.sleep(0.1)
+    proc.terminate()
+    raise CliError(f"the local emulator's data plane did not start within {timeout_s:.0f}s (see {log_path})")
+
+
+def stop(directory: str | Path | None = None, *, timeout_s: float = 30) -> bool:
+    """Stop both planes (data plane first, so its sandboxes end with it); False when nothing was running."""
+    from .local.control_plane import stop_process
+
+    folder = state_dir(directory)
+    stopped = False
+    admin = _data_plane_admin(folder)
+    if admin is not None:
+        pid = int(admin["pid"])
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)  # the data plane leads its own session: its sandboxes go too
+        stopped = True
+    stopped = stop_process(folder) or stopped
+    return stopped
+
+
+def data_plane_client(info: EmulatorInfo) -> Any:
+    from .local.data_plane import DataPlaneClient
+
+    return DataPlaneClient(info.state_dir)
