@@ -36,7 +36,7 @@ from .cfn_generic import GenericResource
 
 log = logging.getLogger("mlfn.local")
 _local = threading.local()
-_work_lock = threading.Lock()  # one stack operation at a time, as moto's backends have no locks of their own
+_work_lock = threading.RLock()  # one stack operation at a time, as moto's backends have no locks of their own
 
 
 @dataclass
