@@ -41,6 +41,7 @@ class Port:
     fixed: tuple[tuple[int, int], ...]  # (axis, size) of every fixed dimension
     described: str  # e.g. "float32[?, 4]"
     batched: bool  # the first dimension is dynamic
+    rank: int | None  # None: unknown
 
     @classmethod
     def of(cls, spec: TensorSpec) -> Port:
@@ -48,11 +49,8 @@ class Port:
             raise ValueError(f"input {spec.name!r} is not a tensor")
         shape = spec.shape
         fixed = tuple((axis, d) for axis, d in enumerate(shape or ()) if isinstance(d, int))
-        return cls(spec.name, spec.dtype, spec.dtype.numpy, shape, fixed, spec.describe(), spec.has_batch_dim)
-
-    @property
-    def rank(self) -> int | None:
-        return None if self.shape is None else len(self.shape)
+        return cls(spec.name, spec.dtype, spec.dtype.numpy, shape, fixed, spec.describe(), spec.has_batch_dim,
+                   None if shape is None else len(shape))
 
     def error(self, problem: str, received: str, **details: object) -> RequestError:
         """A 400 naming this input, what was received and what was expected."""
@@ -139,15 +137,18 @@ class Port:
     def check(self, value: Any) -> np.ndarray:
         """An array that fits this input (dtype cast as `cast` allows, rank, fixed dimensions)."""
         array: np.ndarray = value if isinstance(value, np.ndarray) else np.asarray(value)
-        if array.dtype != self.numpy or array.dtype.kind == "O":
+        dtype = array.dtype
+        # `is` first: numpy's built-in dtypes are singletons. Strings (object arrays) are always looked at.
+        if (dtype is not self.numpy and dtype != self.numpy) or dtype.kind == "O":
             array = self.cast(array)
-        shape = self.shape
-        if shape is not None:
-            if array.ndim != len(shape):
-                raise self.error(f"wrong rank {array.ndim}", f"shape {list(array.shape)}")
+        rank = self.rank
+        if rank is not None:
+            shape = array.shape
+            if len(shape) != rank:
+                raise self.error(f"wrong rank {array.ndim}", f"shape {list(shape)}")
             for axis, size in self.fixed:
-                if array.shape[axis] != size:
-                    raise self.error(f"dimension {axis} must be {size}", f"shape {list(array.shape)}")
+                if shape[axis] != size:
+                    raise self.error(f"dimension {axis} must be {size}", f"shape {list(shape)}")
         return array
 
 

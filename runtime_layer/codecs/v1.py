@@ -119,8 +119,16 @@ def predictions(results: Sequence[dict[str, Any]], batch: Batch, names: Sequence
     if len(names) == 1:
         value = outputs[names[0]]
         return value if _splits(value, rows) else [value]
-    columns = [(n, list(v) if _splits(v := outputs[n], rows) else None, v) for n in names]
+    columns = [(n, _split(v) if _splits(v := outputs[n], rows) else None, v) for n in names]
     return [{n: (col[i] if col is not None else whole) for n, col, whole in columns} for i in range(rows)]
+
+
+def _split(value: Any) -> Sequence[Any]:
+    """A value's rows: integers and booleans as Python values (exact, and fast to make), else array rows."""
+    if isinstance(value, np.ndarray):
+        rows: list[Any] = value.tolist() if value.ndim == 1 and value.dtype.kind in "biu" else list(value)
+        return rows
+    return list(value)  # a list (ZipMap): already one entry per row
 
 
 def _splits(value: Any, rows: int) -> bool:
