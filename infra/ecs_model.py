@@ -3,7 +3,8 @@
 A VPC with public subnets only (no NAT gateway: instances pull images and reach ECS through the internet gateway
 with public addresses, and accept traffic only from the load balancer), a cluster whose capacity provider is an
 Auto Scaling group of GPU instances on the ECS GPU-optimized AMI (minimum 0), an EC2 task definition requesting
-GPUs, a service starting at `min_tasks`, an internal ALB, and an HTTP API with IAM auth in front (VPC link).
+GPUs, a service under task autoscaling (`min_tasks`..`max_tasks`), an internal ALB, and an HTTP API with IAM
+auth in front (VPC link).
 
 Scaling: target tracking on ALB requests per task; from zero, a step policy on the ALB's own 503s (which it
 answers only while no task is registered) adds a task, and the capacity provider starts an instance for it;
@@ -108,7 +109,10 @@ class MlfnEcsGpuModel(MlfnModel):
             self, "Service",
             cluster=self.cluster,
             task_definition=self.task_definition,
-            desired_count=e.min_tasks,
+            # No DesiredCount in the template: CloudFormation would reset the running count to it on every
+            # update (an outage while scaled out). A new service starts one task (proving the image serves on
+            # the GPU instance), autoscaling then holds min_tasks..max_tasks and the idle policy takes it to 0.
+            desired_count=None,
             capacity_provider_strategies=[ecs.CapacityProviderStrategy(
                 capacity_provider=self.capacity.capacity_provider_name, weight=1)],
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
