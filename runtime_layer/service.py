@@ -177,7 +177,7 @@ class InferenceService:
 
     def v2_model_metadata(self, name: str) -> dict[str, Any]:
         self._check_name(name)
-        return self._v2_metadata
+        return dict(self._v2_metadata)
 
     def v2_infer(self, name: str, body: bytes, headers: Mapping[str, str]) -> Reply:
         self._check_name(name)
