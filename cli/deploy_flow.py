@@ -131,6 +131,7 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None])
     if emulator is not None:
         clock = time.perf_counter()
         _serve_locally(emulator, endpoint, contents, stage, say)
+        endpoint = endpoint_for(session, stack, result.outputs, emulator)  # a port the data plane chose
         seconds["serve"] = time.perf_counter() - clock
     seconds["total"] = sum(seconds.values())
     return DeployOutcome(spec.name, stage, target, stack, result.status, built.digest, image_uri, endpoint,
@@ -213,7 +214,7 @@ def synthesized_template(spec: ModelSpec, image_uri: str, stage: str, target: st
     return cached
 
 
-def _registration(state_dir: Path, key: str) -> dict[str, Any] | None:
+def registration(state_dir: Path, key: str) -> dict[str, Any] | None:
     from .local.emulator_state import read_json
 
     for entry in read_json(state_dir / "data-plane" / "registrations.json") or []:
@@ -238,7 +239,7 @@ def _already_serving(session: Any, emulator: Any, stack: str, contents: Path) ->
     if not outputs:
         return False
     key = data_plane_key(outputs)
-    entry = _registration(emulator.state_dir, key) if key else None
+    entry = registration(emulator.state_dir, key) if key else None
     return bool(entry and Path(entry.get("model_dir", "")) == contents.resolve())
 
 
@@ -260,7 +261,7 @@ def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str
 
     outputs = endpoint.outputs
     key = data_plane_key(outputs)
-    entry = _registration(emulator.state_dir, key)
+    entry = registration(emulator.state_dir, key)
     if entry and Path(entry.get("model_dir", "")) == contents.resolve():
         return
     client = data_plane_client(emulator)

@@ -90,10 +90,19 @@ def endpoint_for(session: Any, stack_name: str, outputs: dict[str, str], emulato
     if emulator is not None:
         bind_url = url
         if target != "lambda":
-            bind_url = _local_api_endpoint(session, stack_name) or url
-            url = bind_url.rstrip("/") + (urlsplit(url).path or "/")
+            # the HTTP API's own 127.0.0.1 endpoint, else (a REST API front) the port the data plane chose
+            bind_url = _local_api_endpoint(session, stack_name) or _registered_url(emulator, outputs)
+            url = (bind_url or "https://127.0.0.1:0/").rstrip("/") + (urlsplit(url).path or "/")
     return Endpoint(stack_name, url, outputs.get("AuthType", "NONE"), target, session.region_name, outputs,
                     str(emulator.ca_path) if emulator else None, bind_url)
+
+
+def _registered_url(emulator: Any, outputs: dict[str, str]) -> str | None:
+    """Where the data plane serves this model (from its saved registrations), or None before it is registered."""
+    from .deploy_flow import data_plane_key, registration
+
+    entry = registration(emulator.state_dir, data_plane_key(outputs))
+    return f"https://127.0.0.1:{entry['port']}/" if entry and entry.get("port") else None
 
 
 def _local_api_endpoint(session: Any, stack_name: str) -> str | None:
@@ -102,7 +111,8 @@ def _local_api_endpoint(session: Any, stack_name: str) -> str | None:
     for resource in cfn.describe_stack_resources(StackName=stack_name).get("StackResources", []):
         if resource["ResourceType"] == "AWS::ApiGatewayV2::Api" and resource.get("PhysicalResourceId"):
             api = session.client("apigatewayv2").get_api(ApiId=resource["PhysicalResourceId"])
-            return str(api.get("ApiEndpoint") or "") or None
+            endpoint = str(api.get("ApiEndpoint") or "")
+            return endpoint if urlsplit(endpoint).hostname == "127.0.0.1" else None
     return None
 
 

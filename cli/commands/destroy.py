@@ -1,0 +1,50 @@
+"""`mlfn destroy NAME [--stage S] [--yes]`: delete a model's stack (asks first unless --yes)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..console import CliError, info, result
+from ._common import add_location
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("destroy", help="delete a deployed model's stack and everything in it")
+    p.add_argument("name", help="the model's name")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    add_location(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..aws.cloudformation import describe_stack, destroy, outputs_of
+    from ..deploy_flow import data_plane_key
+    from ..endpoints import open_session, stack_name_for
+
+    session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
+    stack_name = stack_name_for(args.name, args.stage)
+    stack = describe_stack(session.client("cloudformation"), stack_name)
+    if stack is None:
+        where = "the local emulator" if emulator else f"region {session.region_name}"
+        raise CliError(f"no stack {stack_name} in {where}: nothing to destroy")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError(f"refusing to destroy {stack_name} without confirmation: no terminal to ask on; "
+                           "pass --yes")
+        answer = input(f"Destroy {stack_name} ({stack['StackStatus']}) and everything in it? Type the name to "
+                       f"confirm [{stack_name}]: ")
+        if answer.strip() not in (stack_name, args.name):
+            raise CliError("not confirmed: nothing was destroyed", exit_code=1)
+    outputs = outputs_of(stack)
+    info(f"- deleting stack {stack_name} ...")
+    destroy(stack_name, session=session, on_event=lambda event: info(event.line()))
+    if emulator is not None:
+        from ..emulator import data_plane_client
+
+        key = data_plane_key(outputs)
+        if key:
+            data_plane_client(emulator).unregister(key)
+    result({"stack": stack_name, "destroyed": True}, args.json, f"{stack_name}: destroyed")
+    return 0

@@ -1,0 +1,48 @@
+"""`mlfn invoke NAME --data JSON|@file`: call a deployed model the way a client would (SigV4 when IAM guards it)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..console import result
+from ._common import add_location
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("invoke", help="call a deployed model and print its answer")
+    p.add_argument("name", help="the model's name (mlfn.toml `name`, default the folder's name)")
+    p.add_argument("--data", required=True, help="request body: inline JSON, or @FILE (JSON, PNG, CSV, ...)")
+    p.add_argument("--content-type", help="content type of a non-JSON body (default: JSON, else octet-stream)")
+    add_location(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..client import build_payload, read_data, send
+    from ..endpoints import lookup, open_session
+
+    raw = read_data(args.data)
+    session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
+    endpoint = lookup(session, args.name, args.stage, emulator)
+    payload = build_payload(raw, args.name, endpoint.target, args.content_type)
+    credentials = session.get_credentials() if endpoint.auth_type == "AWS_IAM" else None
+    answer = send(endpoint.url, payload, auth_type=endpoint.auth_type, target=endpoint.target,
+                  region=endpoint.region, credentials=credentials, ca_bundle=endpoint.ca_path)
+    if args.json:
+        import json
+
+        try:
+            body: Any = json.loads(answer.body)
+        except ValueError:
+            body = answer.body.decode("utf-8", errors="replace")
+        result({"status": answer.status, "url": endpoint.url.rstrip("/") + payload.path, "protocol": payload.protocol,
+                "headers": answer.headers, "body": body}, True)
+        return 0 if answer.status < 300 else 1
+    if answer.status >= 300:
+        print(f"mlfn invoke: HTTP {answer.status} from {endpoint.url.rstrip('/')}{payload.path}", file=sys.stderr)
+        print(answer.text(), file=sys.stderr)
+        return 1
+    print(answer.text())
+    return 0

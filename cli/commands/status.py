@@ -1,0 +1,89 @@
+"""`mlfn status [NAME]`: a model's stack status, URL, image and (locally) what the emulator runs for it; without
+NAME, every mlfn stack."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..console import result
+from ._common import add_location
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("status", help="show a deployed model's status (or all of them)")
+    p.add_argument("name", nargs="?", help="the model's name (default: all)")
+    add_location(p)
+    p.set_defaults(handler=run)
+
+
+def summaries(session: Any, emulator: Any) -> list[dict[str, Any]]:
+    from ..aws.cloudformation import list_stacks
+    from ..endpoints import endpoint_for
+
+    rows = []
+    for stack in list_stacks(session):
+        outputs = stack["outputs"]
+        url = endpoint_for(session, stack["name"], outputs, emulator).url if "InvokeUrl" in outputs else ""
+        rows.append({"stack": stack["name"], "status": stack["status"], "target": outputs.get("Target", ""),
+                     "url": url, "auth_type": outputs.get("AuthType", ""), "updated": stack["updated"]})
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..aws.cloudformation import describe_stack, outputs_of
+    from ..endpoints import endpoint_for, open_session, stack_name_for
+
+    session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
+    if not args.name:
+        rows = summaries(session, emulator)
+        text = "\n".join(f"{r['stack']:<28} {r['status']:<20} {r['url'] or '-'}" for r in rows) or "no mlfn stacks"
+        result(rows, args.json, text)
+        return 0
+    from ..console import CliError
+
+    stack_name = stack_name_for(args.name, args.stage)
+    stack = describe_stack(session.client("cloudformation"), stack_name)
+    if stack is None:
+        raise CliError(f"no stack {stack_name}" + (" in the local emulator" if emulator else
+                                                  f" in region {session.region_name}"))
+    outputs = outputs_of(stack)
+    doc: dict[str, Any] = {"stack": stack_name, "status": stack["StackStatus"],
+                           "reason": stack.get("StackStatusReason", ""),
+                           "updated": stack.get("LastUpdatedTime") or stack.get("CreationTime"), "outputs": outputs}
+    if "InvokeUrl" in outputs:
+        endpoint = endpoint_for(session, stack_name, outputs, emulator)
+        doc.update(url=endpoint.url, auth_type=endpoint.auth_type, target=endpoint.target)
+        doc.update(_version(session, outputs))
+    if emulator is not None:
+        doc["local"] = _local(emulator, outputs)
+    lines = [f"{k}: {v}" for k, v in doc.items() if k not in ("outputs", "local") and v not in ("", None)]
+    if "local" in doc:
+        lines.append(f"local: {doc['local']}")
+    result(doc, args.json, "\n".join(lines))
+    return 0
+
+
+def _version(session: Any, outputs: dict[str, str]) -> dict[str, Any]:
+    """For Lambda: the version the alias points at and its image."""
+    if outputs.get("Target") != "lambda" or not outputs.get("FunctionName"):
+        return {}
+    lam = session.client("lambda")
+    try:
+        alias = lam.get_alias(FunctionName=outputs["FunctionName"], Name=outputs.get("AliasName", "live"))
+        version = alias["FunctionVersion"]
+        code = lam.get_function(FunctionName=outputs["FunctionName"], Qualifier=version).get("Code", {})
+    except Exception:  # an alias the account hides from us: the stack's status is still worth showing
+        return {}
+    return {"version": version, "image": code.get("ImageUri", "")}
+
+
+def _local(emulator: Any, outputs: dict[str, str]) -> dict[str, Any]:
+    from ..deploy_flow import data_plane_key
+    from ..emulator import data_plane_client
+
+    key = data_plane_key(outputs)
+    for target in data_plane_client(emulator).status().get("targets", []):
+        if target.get("key") == key:
+            return {k: target[k] for k in ("key", "pool", "instance", "settings") if k in target}
+    return {"key": key, "serving": False}
