@@ -162,3 +162,18 @@ def test_npy_refuses_pickles_and_garbage(services):
     with pytest.raises(RequestError) as caught:
         services["pair"].invocations(npy_bytes(np.ones((1, 3))), {"content-type": "application/x-npy"})
     assert caught.value.status == 415 and "exactly one input" in caught.value.message
+
+
+def test_small_and_large_csv_bodies_parse_alike(services):
+    from mlfn.runtime.codecs import csv
+
+    port = services["iris"].model.ports["X"]
+    rows = np.random.default_rng(7).normal(size=(2000, 4)).astype(np.float32)
+    text = "\n".join(",".join(repr(float(v)) for v in row) for row in rows) + "\n"
+    assert len(text) > csv.SMALL_BODY
+    large = csv.decode(text.encode(), port)
+    small = np.concatenate([csv.decode(chunk.encode(), port) for chunk in text.splitlines()])
+    np.testing.assert_array_equal(large, rows)
+    np.testing.assert_array_equal(small, rows)
+    with pytest.raises(RequestError, match=r"'x' on line 1201, column 2"):
+        csv.decode(text.replace(text.splitlines()[1200], "1,x,3,4").encode(), port)

@@ -137,3 +137,18 @@ def test_columnar_inputs_of_a_model_without_a_batch_dimension_are_one_prediction
     assert predict(services["fixed"], {"inputs": {"x": [1, 2, 3]}})["predictions"] == [[-1.0, -2.0, -3.0]]
     with pytest.raises(RequestError, match="unknown input 'y'"):
         services["fixed"].v1_predict("fixed", b'{"inputs": {"y": [1, 2, 3]}}', JSON)
+
+
+def test_concurrent_requests_get_their_own_answers(services, direct, iris_features):
+    from concurrent.futures import ThreadPoolExecutor
+
+    service = services["iris"]
+    want = direct("iris", {"X": iris_features})["output_label"].tolist()
+
+    def one(i: int) -> int:
+        body = orjson.dumps({"instances": iris_features[i : i + 1].tolist()})
+        return predict(service, body)["predictions"][0]["output_label"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(one, range(len(iris_features))))
+    assert got == want
