@@ -120,6 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="spawns per server and round for a cold start alone, besides the one under load")
     parser.add_argument("--cache", type=Path, default=bench_models.DEFAULT_CACHE, help="model cache folder")
     parser.add_argument("--out", type=Path, default=BENCH_HOME, help="folder for results-<timestamp>.json")
+    parser.add_argument("--report", type=Path, metavar="RESULTS_JSON",
+                        help="print the tables of an earlier run's results file and exit (measures nothing)")
     parser.add_argument("--no-wrk", dest="wrk", action="store_false", default=None,
                         help="use the built-in keep-alive client even if wrk is installed")
     args = parser.parse_args(argv)
@@ -133,6 +135,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
+    if cfg.report:
+        earlier = json.loads(cfg.report.read_text())
+        print_report(earlier, {model: report.summarise(data) for model, data in earlier["models"].items()})
+        return 0
     os.sched_setaffinity(0, {HARNESS_CORE})
     cfg.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -148,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         elif cfg.smoke and label != "fastapi":
             skipped[label] = "not part of the smoke run"
         else:
-            note(f"venv for {label}: {BENCH_HOME / 'venvs' / kind.venv} (installing on first use)")
+            if not venvs.is_installed(BENCH_HOME / "venvs", kind.venv):
+                note(f"installing {label} into {BENCH_HOME / 'venvs' / kind.venv} (first use; pinned versions)")
             pythons[label] = venvs.ensure(BENCH_HOME / "venvs", kind.venv, log=cfg.out / f"install-{kind.venv}.log")
     for label, why in skipped.items():
         note(f"skipping {label}: {why}")
@@ -168,15 +175,25 @@ def main(argv: list[str] | None = None) -> int:
     results["summary"] = summaries
     path = cfg.out / f"results-{stamp}.json"
     path.write_text(json.dumps(results, indent=2))
-    print(f"mlfn benchmark {stamp} (commit {results['commit']}), {os.cpu_count()} CPUs, load generator "
-          f"{results['load_generator']} on core 0, servers on core 1, onnxruntime 1 intra-op thread")
-    print("load average (1/5/15 min) before: " + " ".join(f"{v:.2f}" for v in load_before)
-          + "  after: " + " ".join(f"{v:.2f}" for v in results["load_average_after"]))
-    for label, why in skipped.items():
-        print(f"skipped {label}: {why}")
-    print(report.tables(summaries))
+    print_report(results, summaries)
     print(f"\nresults: {path}")
     return 0
+
+
+def print_report(results: dict[str, Any], summaries: dict[str, Any]) -> None:
+    print(f"mlfn benchmark {results['started']} (commit {results['commit']}), {results['cpus']} CPUs, load generator "
+          f"{results['load_generator']} on core 0, servers on core 1, onnxruntime 1 intra-op thread, "
+          f"{results['seconds']:.0f} s")
+    print("load average (1/5/15 min) before: " + " ".join(f"{v:.2f}" for v in results["load_average_before"])
+          + "  after: " + " ".join(f"{v:.2f}" for v in results["load_average_after"]))
+    for label, why in results["skipped"].items():
+        print(f"skipped {label}: {why}")
+    for model, data in results["models"].items():
+        for label, rounds in data["servers"].items():
+            for measured in rounds:
+                if "error" in measured:
+                    print(f"error: {model}/{label}: {measured['error']}")
+    print(report.tables(summaries))
 
 
 def _git_commit() -> str:

@@ -1,7 +1,7 @@
 """The load generator: Debian's `wrk` pinned to core 0, or, where wrk is missing, a bounded keep-alive client.
 
 Both send the same POST body over keep-alive connections to 127.0.0.1 for a fixed time and report
-requests/s, p50 and p99 latency and the count of failed or non-2xx requests.
+successful requests/s, p50 and p99 latency (of all responses) and the count of failed or non-2xx requests.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class LoadResult:
 
     @property
     def per_second(self) -> float:
-        return self.requests / self.seconds if self.seconds else 0.0
+        """Successful (2xx) responses per second."""
+        return (self.requests - self.non_2xx) / self.seconds if self.seconds else 0.0
 
     def as_dict(self) -> dict[str, float]:
         return {**asdict(self), "requests_per_s": self.per_second}

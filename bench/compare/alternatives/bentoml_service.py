@@ -4,7 +4,8 @@
 
 BentoML's route is the API's name: POST /predict {"instances": [...]} (the parameter's name as the JSON key,
 as KServe v1's body has it), answered with a bare JSON array of rows (no "predictions" wrapper). Requests are
-batched adaptively along the first dimension (up to 32 rows, 10 ms latency budget). A model with several
+batched adaptively along the first dimension (up to 32 rows; a 5 s latency budget, past which BentoML
+answers 503 "process is overloaded"). A model with several
 outputs answers its last output (for the forest: the class probabilities).
 """
 
@@ -31,6 +32,6 @@ class OnnxService:
         self.first = self.session.get_inputs()[0]
         self.dtype = np.int64 if self.first.type == "tensor(int64)" else np.float32
 
-    @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=10)
+    @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=5000)
     def predict(self, instances: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.first.name: instances.astype(self.dtype, copy=False)})[-1]

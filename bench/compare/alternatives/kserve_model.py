@@ -3,11 +3,13 @@
     python kserve_model.py MODEL_DIR PORT
 
 KServe's v1 route: POST /v1/models/{name}:predict {"instances": [...]} -> {"predictions": [...]}; one worker,
-no gRPC.
+no gRPC. As for every server in the benchmark, access and per-request latency logs are off. KServe binds
+0.0.0.0 unconditionally; here uvicorn's Config is narrowed to 127.0.0.1 (the benchmark stays on loopback).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import tomllib
 from pathlib import Path
@@ -16,6 +18,16 @@ from typing import Any
 import kserve
 import numpy as np
 import onnxruntime as ort
+import uvicorn
+
+
+class LoopbackConfig(uvicorn.Config):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["host"] = "127.0.0.1"
+        super().__init__(*args, **kwargs)
+
+
+uvicorn.Config = LoopbackConfig  # type: ignore[misc]
 
 
 class OnnxModel(kserve.Model):
@@ -48,5 +60,8 @@ class OnnxModel(kserve.Model):
 if __name__ == "__main__":
     directory = Path(sys.argv[1])
     model_name = tomllib.loads((directory / "mlfn.toml").read_text())["name"]
-    server = kserve.ModelServer(http_port=int(sys.argv[2]), workers=1, enable_grpc=False, enable_docs_url=False)
+    server = kserve.ModelServer(http_port=int(sys.argv[2]), workers=1, enable_grpc=False, enable_docs_url=False,
+                                enable_latency_logging=False)
+    for noisy in ("uvicorn.access", "kserve.trace"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     server.start([OnnxModel(model_name, directory)])
