@@ -96,14 +96,6 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None])
     built = _build(spec, say)
     seconds["build"] = time.perf_counter() - clock
 
-    clock = time.perf_counter()
-    image_uri = _push(built, spec, session, say)
-    seconds["push"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    template = synthesized_template(spec, image_uri, stage, target, say)
-    seconds["synth"] = time.perf_counter() - clock
-
     from .health_probe import probe
     from .image_contents import unpack_model
     from .packaging.base import mlfn_home
@@ -117,6 +109,14 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None])
         probe(contents, target)
         say("  healthy")
     seconds["probe"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    image_uri = _push(built, spec, session, say)
+    seconds["push"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    template = synthesized_template(spec, image_uri, stage, target, say)
+    seconds["synth"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     say(f"- deploying stack {stack} (change set) ...")
