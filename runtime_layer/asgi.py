@@ -29,7 +29,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from random import getrandbits
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -37,6 +37,9 @@ from . import __version__
 from .errors import ModelError, RequestError
 from .metrics import MetricsProvider, NoopMetrics
 from .service import InferenceService, Reply
+
+if TYPE_CHECKING:
+    from .batching import Batcher
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -214,6 +217,7 @@ class ServingCore:
         self._typical_s = float("inf")  # average service call so far; inf until the first is measured
         self._calls = 0
         self._versions: tuple[str, ...] | None = None
+        self._batcher: Batcher | None = None
         if isinstance(service, Future):
             service.add_done_callback(self._on_loaded)
         else:
@@ -227,9 +231,20 @@ class ServingCore:
             self._adopt(future.result())
 
     def _adopt(self, service: InferenceService) -> None:
-        if service.observer is None:  # a service built elsewhere still reports its runs and its model
+        from .batching import batcher_of
+
+        batcher = batcher_of(service)
+        if service.observer is None and batcher is None:  # a service built elsewhere still reports its runs
             service.observer = self.metrics.inference
             self.metrics.model_loaded(model_info(service), None)
+        if batcher is not None and self._executor is not None:
+            # Batches form from requests waiting in pool threads at once: enough threads for a full batch.
+            if self._owns_executor:
+                old = self._executor
+                self._executor = ThreadPoolExecutor(max_workers=max(_pool_size(), min(batcher.max_rows, 64)),
+                                                    thread_name_prefix="mlfn-model")
+                old.shutdown(wait=False)
+            self._batcher = batcher
         self._limit = service.spec.settings.server.max_body_bytes
         versions = service.v2_model_metadata(service.spec.name).get("versions")
         self._versions = tuple(str(v) for v in versions) if versions else None
@@ -260,6 +275,11 @@ class ServingCore:
         than uvicorn itself spends parsing a request); a large body, a slow model, or the first calls (nothing
         known yet) go to the pool, so the loop never stalls for long.
         """
+        batcher = self._batcher
+        if batcher is not None:  # batching: always on the pool, where calls wait for their batch
+            batcher.expect()
+            return await asyncio.get_running_loop().run_in_executor(  # type: ignore[no-any-return]
+                self._executor, batcher.call, self._timed, fn, body, *args)
         if self._executor is None or (len(body) <= INLINE_MAX_BODY and self._typical_s < INLINE_BELOW_S):
             return self._timed(fn, body, *args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, fn, body, *args)

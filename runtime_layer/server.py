@@ -91,8 +91,14 @@ def load_in_background(model_dir: str, metrics: Any) -> Future[Any]:
     def load() -> None:
         try:
             from .asgi import load_service
+            from .batching import install
 
-            future.set_result(load_service(model_dir, metrics))
+            service = load_service(model_dir, metrics)
+            batcher = install(service, on_batch=getattr(metrics, "batch", None))
+            if batcher is not None:
+                log.info("dynamic batching: up to %d rows per run, waiting at most %.1f ms for company",
+                         batcher.max_rows, batcher.max_wait_s * 1000)
+            future.set_result(service)
         except BaseException as exc:  # handed to the main thread through the Future
             future.set_exception(exc)
 

@@ -76,7 +76,9 @@ class PrometheusMetrics:
             "mlfn_inference_duration_seconds", "Time one model run took in onnxruntime.", (), LATENCY_BUCKETS
         )
         self._rows = Histograms("mlfn_batch_rows", "Rows in each model run.", (), ROW_BUCKETS)
-        for collector in (self._requests, self._inference, self._rows):
+        self._batches = Histograms("mlfn_batch_requests", "Requests served by each model run (dynamic batching).",
+                                   (), ROW_BUCKETS)
+        for collector in (self._requests, self._inference, self._rows, self._batches):
             r.register(collector)
         self._info = Gauge("mlfn_model_info", "The loaded model (always 1).", INFO_LABELS, registry=r)
         self._load = Gauge("mlfn_model_load_seconds", "How long loading the model took.", registry=r)
@@ -93,6 +95,10 @@ class PrometheusMetrics:
     def inference(self, seconds: float, rows: int) -> None:
         self._inference.observe(seconds)
         self._rows.observe(rows)
+
+    def batch(self, requests: int) -> None:
+        """One batched model run served this many requests (only when dynamic batching is on)."""
+        self._batches.observe(requests)
 
     def cold_start(self, seconds: float) -> None:
         self._cold.set(seconds)
