@@ -1,0 +1,35 @@
+"""Each target's real stack through `mlfn deploy --local`: it reaches CREATE_COMPLETE, the emulator serves the image's
+model behind the stack's front, `mlfn invoke` (SigV4 for execute-api) gets onnxruntime's answers, destroy removes it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow  # one stack synthesis per target (jsii + node)
+IRIS = Path(__file__).resolve().parents[2] / "functions" / "iris"
+ROWS = json.loads((IRIS / "example.json").read_text())["instances"]
+PER_TARGET = {"sagemaker": ("EndpointName", "InferenceComponentName"), "ecs": ("ClusterName", "ServiceName")}
+
+
+@pytest.mark.parametrize("target", ["sagemaker", "ecs"])
+def test_target_stack_completes_and_answers(cli: Any, h: Any, tmp_path: Path, target: str) -> None:
+    name = f"iris-{target}"
+    model = h.copy_model(IRIS, tmp_path / name, name=name, target=target)
+    deployed = cli("deploy", str(model), "--local", "--json").json()
+    assert deployed["status"] == "CREATED" and deployed["target"] == target
+    assert deployed["url"].startswith("https://127.0.0.1:")
+    status = cli("status", name, "--local", "--json").json()
+    assert status["status"] == "CREATE_COMPLETE" and status["target"] == target
+    for key in PER_TARGET[target]:
+        assert status["outputs"][key]
+    assert status["local"]["key"].startswith(f"{target}:")
+    run = cli("invoke", name, "--local", "--data", json.dumps({"instances": ROWS}), "--json").json()
+    assert run["status"] == 200
+    assert h.same_predictions(run["body"]["predictions"], h.onnxruntime_answer(model, ROWS))
+    assert cli("deploy", str(model), "--local", "--json").json()["status"] == "NO_CHANGES"
+    cli("destroy", name, "--local", "--yes")
+    assert name not in {r["stack"] for r in cli("list", "--local", "--json").json()}
