@@ -250,6 +250,14 @@ class ServingCore:
         self._versions = tuple(str(v) for v in versions) if versions else None
         self._service = service
 
+    def body_limit(self) -> int:
+        """The largest request body read (`server.max_body_bytes`; its default while the model loads)."""
+        if self._limit:
+            return self._limit
+        from .settings import ServerSettings
+
+        return ServerSettings().max_body_bytes
+
     @property
     def service(self) -> InferenceService | None:
         """The loaded service, or None while it loads."""

@@ -128,35 +128,28 @@ def serve(args: argparse.Namespace) -> int:
     metrics = PrometheusMetrics()
     future = load_in_background(args.model_dir, metrics)
 
-    import uvicorn
-
     from .app import create_app
 
     app = create_app(future, metrics=metrics, access_log=args.access_log)
-    loop, http = _fastest("uvloop", "asyncio"), _fastest("httptools", "h11")
-    log.debug("event loop %s, HTTP parser %s", loop, http)
-    config = uvicorn.Config(
-        app, loop=loop, http=http, lifespan="on", log_config=None, log_level=args.log_level,
-        access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S,
-        server_header=False,
-    )
-    server = uvicorn.Server(config)
     failed: list[BaseException] = []
+    stop_hooks: list[Any] = []
 
     def loaded(done: Future[Any]) -> None:
         error = done.exception()
         if error is not None:
             failed.append(error)
-            server.should_exit = True
+            for stop in stop_hooks:
+                stop()
             return
         ready = time.perf_counter() - STARTED
         metrics.cold_start(ready)
         log.info("model %s ready in %.0f ms after start", done.result().spec.name, ready * 1000)
 
-    future.add_done_callback(loaded)
-    stopped_by = _record_stop_signals(server)
     try:
-        server.run(sockets=[sock])
+        if os.environ.get("MLFN_HTTP", "").strip().lower() == "uvicorn":
+            stopped_by = _run_uvicorn(app, sock, args, future, loaded, stop_hooks)
+        else:
+            stopped_by = _run_lean(app, sock, future, loaded, stop_hooks)
     finally:
         app.core.shutdown()  # type: ignore[attr-defined]
         sock.close()
@@ -170,6 +163,66 @@ def serve(args: argparse.Namespace) -> int:
             log.error("model failed to load", exc_info=error)
         return 1
     return 130 if signal.SIGINT in stopped_by else 0
+
+
+def _run_lean(app: Any, sock: socket.socket, future: Future[Any], loaded: Any, stop_hooks: list[Any]) -> list[int]:
+    """Serve with mlfn's own HTTP/1.1 server (`mlfn.runtime.http11`) on uvloop when installed; the signals
+    that stopped it."""
+    import asyncio
+
+    from .http11 import Server
+
+    core = app.core
+    server = Server(core, body_limit=core.body_limit, keep_alive_s=KEEP_ALIVE_S, graceful_s=GRACEFUL_SHUTDOWN_S,
+                    refuses_large=lambda path: core.match(path) is not None)
+    received: list[int] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def stop(sig: int | None = None) -> None:
+            if sig is not None:
+                received.append(sig)
+            server.shutdown()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop, sig)
+        stop_hooks.append(lambda: loop.call_soon_threadsafe(stop))
+        future.add_done_callback(loaded)
+        await server.serve([sock])
+
+    factory = None
+    if _fastest("uvloop", "asyncio") == "uvloop":
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
+    return received
+
+
+def _run_uvicorn(app: Any, sock: socket.socket, args: argparse.Namespace, future: Future[Any], loaded: Any,
+                 stop_hooks: list[Any]) -> list[int]:
+    """Serve with uvicorn (MLFN_HTTP=uvicorn): the same app, uvicorn's HTTP layer."""
+    import uvicorn
+
+    loop, http = _fastest("uvloop", "asyncio"), _fastest("httptools", "h11")
+    log.debug("event loop %s, HTTP parser %s", loop, http)
+    config = uvicorn.Config(
+        app, loop=loop, http=http, lifespan="on", log_config=None, log_level=args.log_level,
+        access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+
+    def stop() -> None:
+        server.should_exit = True
+
+    stop_hooks.append(stop)
+    future.add_done_callback(loaded)
+    stopped_by = _record_stop_signals(server)
+    server.run(sockets=[sock])
+    return stopped_by
 
 
 def _fastest(preferred: str, fallback: str) -> str:
