@@ -1,6 +1,7 @@
 """Per-request latency over HTTP with a minimal client: mlfn's server (lean HTTP/1.1 and uvicorn) vs plain FastAPI.
 
-    .venv/bin/python bench/http_latency.py [--model-dir functions/iris] [--requests 4000] [--server-cpu 1 --client-cpu 0]
+    .venv/bin/python bench/http_latency.py [--model-dir functions/iris] [--requests 4000]
+                                           [--server-cpu 1 --client-cpu 0]
 
 The client is a raw keep-alive socket sending one pre-built request and reading the response by its
 Content-Length, so almost all of the measured time is the server's (http.client costs more than a lean
@@ -24,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runtime_overhead import Subprocess  # noqa: E402 - the sibling benchmark's server runner
+from runtime_overhead import Subprocess  # the sibling benchmark's server runner
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERHEAD = Path(__file__).resolve().parent / "runtime_overhead.py"

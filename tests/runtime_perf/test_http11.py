@@ -158,7 +158,7 @@ def test_expect_100_continue_over_the_limit_is_refused_at_once(server: Any) -> N
         reader = Reader(sock)
         sock.sendall(b"POST /v1/models/doubler:predict HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
                      b"expect: 100-continue\r\ncontent-length: 100000\r\n\r\n")
-        status, headers, body = reader.response()
+        status, _, body = reader.response()
         assert status == 413
         assert "Content-Length 100000" in json.loads(body)["received"]
 
@@ -182,7 +182,8 @@ def test_http_10_closes_unless_keep_alive(server: Any) -> None:
 def test_head_has_headers_only(server: Any) -> None:
     with connect(server) as sock:
         reader = Reader(sock)
-        sock.sendall(b"HEAD /v2/health/ready HTTP/1.1\r\nhost: t\r\n\r\nGET /v2/health/live HTTP/1.1\r\nhost: t\r\n\r\n")
+        sock.sendall(b"HEAD /v2/health/ready HTTP/1.1\r\nhost: t\r\n\r\n"
+                     b"GET /v2/health/live HTTP/1.1\r\nhost: t\r\n\r\n")
         status, headers, _ = reader.response(head_only=True)
         assert status == 200 and int(headers["content-length"]) > 0
         assert reader.response()[2] == b'{"live":true}'  # nothing of HEAD's body came in between
