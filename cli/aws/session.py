@@ -25,6 +25,8 @@ def aws_session(region: str | None = None, profile: str | None = None) -> Any:
     import botocore.exceptions
 
     try:
+        # botocore reads AWS_DEFAULT_REGION only; AWS_REGION is what the AWS CLI v2 and the SDKs also honour
+        region = region or os.environ.get("AWS_REGION")
         session = boto3.Session(profile_name=profile or None, region_name=region or None)
     except botocore.exceptions.ProfileNotFound:
         raise CliError(

@@ -33,3 +33,23 @@ def test_target_stack_completes_and_answers(cli: Any, h: Any, tmp_path: Path, ta
     assert cli("deploy", str(model), "--local", "--json").json()["status"] == "NO_CHANGES"
     cli("destroy", name, "--local", "--yes")
     assert name not in {r["stack"] for r in cli("list", "--local", "--json").json()}
+
+
+def test_aws_code_path_through_aws_endpoint_url(cli: Any, h: Any, tmp_path: Path) -> None:
+    """Without --local: the AWS session (region and credentials from the environment), ECR, CloudFormation, all
+    reached through AWS_ENDPOINT_URL, exactly as `mlfn deploy` runs against AWS."""
+    control = cli("local", "start", "--json").json()["control_plane"]
+    aws = {"AWS_ENDPOINT_URL": control, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+           "AWS_SECRET_ACCESS_KEY": "secret"}
+    model = h.copy_model(IRIS, tmp_path / "cloud-iris", name="cloud-iris")
+    run = cli("deploy", str(model), "--json", env=aws)
+    result = run.json()
+    assert result["status"] == "CREATED" and result["local"] is False and result["ca"] is None
+    assert result["image"].startswith("123456789012.dkr.ecr.us-east-1.amazonaws.com/mlfn-cloud-iris@sha256:")
+    assert '--aws-sigv4 "aws:amz:us-east-1:lambda" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"' in run.stderr
+    assert "--cacert" not in run.stderr
+    listed = cli("list", "--json", env=aws).json()
+    assert {"stack": "mlfn-cloud-iris-dev", "status": "CREATE_COMPLETE"}.items() <= next(
+        r for r in listed if r["stack"] == "mlfn-cloud-iris-dev").items()
+    assert cli("deploy", str(model), "--json", env=aws).json()["status"] == "NO_CHANGES"
+    cli("destroy", "cloud-iris", "--yes", env=aws)
