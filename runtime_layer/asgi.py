@@ -18,7 +18,6 @@ on Lambda, which serves one request at a time); turns `RequestError` into its st
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import re
@@ -231,9 +230,7 @@ class ServingCore:
             self._adopt(future.result())
 
     def _adopt(self, service: InferenceService) -> None:
-        from .batching import batcher_of
-
-        batcher = batcher_of(service)
+        batcher: Batcher | None = getattr(service.model, "batcher", None)  # see batching.install
         if service.observer is None and batcher is None:  # a service built elsewhere still reports its runs
             service.observer = self.metrics.inference
             self.metrics.model_loaded(model_info(service), None)
@@ -284,12 +281,15 @@ class ServingCore:
         known yet) go to the pool, so the loop never stalls for long.
         """
         batcher = self._batcher
+        if batcher is None and (
+                self._executor is None or (len(body) <= INLINE_MAX_BODY and self._typical_s < INLINE_BELOW_S)):
+            return self._timed(fn, body, *args)
+        import asyncio  # here, not at the top: the Lambda handler runs inline and never imports it
+
         if batcher is not None:  # batching: always on the pool, where calls wait for their batch
             batcher.expect()
             return await asyncio.get_running_loop().run_in_executor(  # type: ignore[no-any-return]
                 self._executor, batcher.call, self._timed, fn, body, *args)
-        if self._executor is None or (len(body) <= INLINE_MAX_BODY and self._typical_s < INLINE_BELOW_S):
-            return self._timed(fn, body, *args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, fn, body, *args)
 
     def _timed(self, fn: Callable[..., Reply], *args: Any) -> Reply:
@@ -582,6 +582,21 @@ class ServingCore:
         self._check_version(call.params)
         body = await read_body(call.headers, call.receive, self._limit)
         return await self._run(functools.partial(service.v2_infer, call.params["name"]), body, call.headers)
+
+
+class LazyDocs:
+    """The FastAPI docs app for a core, built on the first request for a docs page."""
+
+    def __init__(self, core: ServingCore) -> None:
+        self._core = core
+        self._app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            from .app import docs_app
+
+            self._app = docs_app(self._core)
+        await self._app(scope, receive, send)
 
 
 async def send_reply(send: Send, reply: Reply, request_id: str, *, head: bool = False) -> None:

@@ -16,20 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from mangum import Mangum
-from mangum.handlers import HTTPGateway
 
 from .asgi import (
     DOCS_PATHS,
     ASGIApp,
-    Receive,
+    LazyDocs,
     Scope,
-    Send,
     ServingCore,
     load_service,
     new_request_id,
     request_id_of,
 )
+from .lambda_http import is_payload_v2, serve_v2
 from .metrics.emf import EmfMetrics
 from .service import InferenceService
 
@@ -42,28 +40,21 @@ TEXT_MIME_TYPES = ["text/", "application/json", "application/javascript", "appli
                    "application/vnd.oai.openapi", "application/problem+json"]
 
 
-class HTTPGatewayEvents(HTTPGateway):
-    """Mangum's handler for Function URL and HTTP API events, building the ASGI scope once per event (Mangum's
-    own builds it again, headers and all, when it formats the response)."""
+def mangum_for(app: ASGIApp) -> Any:
+    """Mangum around the core, for the events `lambda_http` does not serve itself (imported on first use)."""
+    from mangum import Mangum
+    from mangum.handlers import HTTPGateway
 
-    @functools.cached_property
-    def scope(self) -> Scope:  # type: ignore[override]
-        return super().scope
+    class HTTPGatewayEvents(HTTPGateway):
+        """Mangum's handler for HTTP API events, building the ASGI scope once per event (Mangum's own builds it
+        again, headers and all, when it formats the response)."""
 
+        @functools.cached_property
+        def scope(self) -> Scope:  # type: ignore[override]
+            return super().scope
 
-class LazyDocs:
-    """The FastAPI docs app for a core, built on the first request for a docs page."""
-
-    def __init__(self, core: ServingCore) -> None:
-        self._core = core
-        self._app: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._app is None:
-            from .app import docs_app
-
-            self._app = docs_app(self._core)
-        await self._app(scope, receive, send)
+    asgi: Any = app
+    return Mangum(asgi, lifespan="off", text_mime_types=TEXT_MIME_TYPES, custom_handlers=[HTTPGatewayEvents])
 
 
 def is_http_event(event: Any) -> bool:
@@ -90,9 +81,17 @@ class LambdaHandler:
         self.init_seconds = init_seconds
         self.core = ServingCore(service, metrics=metrics, inline=True, fallback_paths=DOCS_PATHS)
         self.core.fallback = LazyDocs(self.core)
-        self.adapter = Mangum(self.core, lifespan="off", text_mime_types=TEXT_MIME_TYPES,
-                              custom_handlers=[HTTPGatewayEvents])
+        self._mangum: Any = None
         self._cold = True
+
+    def adapter(self, event: Any, context: Any) -> dict[str, Any]:
+        """The ASGI core on one HTTP event: payload 2.0 directly (`lambda_http`), others through Mangum."""
+        if is_payload_v2(event) and event["requestContext"]["http"].get("path") not in DOCS_PATHS:
+            return serve_v2(self.core, event, context, TEXT_MIME_TYPES)
+        if self._mangum is None:
+            self._mangum = mangum_for(self.core)
+        response: dict[str, Any] = self._mangum(event, context)
+        return response
 
     def __call__(self, event: Any, context: Any) -> Any:
         if self._cold:

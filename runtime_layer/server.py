@@ -128,9 +128,18 @@ def serve(args: argparse.Namespace) -> int:
     metrics = PrometheusMetrics()
     future = load_in_background(args.model_dir, metrics)
 
-    from .app import create_app
+    lean = os.environ.get("MLFN_HTTP", "").strip().lower() != "uvicorn"
+    if lean:  # FastAPI (the docs pages) is imported on the first request for them, not at start
+        from .asgi import DOCS_PATHS, LazyDocs, ServingCore
 
-    app = create_app(future, metrics=metrics, access_log=args.access_log)
+        core = ServingCore(future, metrics=metrics, access_log=args.access_log, fallback_paths=DOCS_PATHS)
+        core.fallback = LazyDocs(core)
+        app: Any = core
+    else:
+        from .app import create_app
+
+        app = create_app(future, metrics=metrics, access_log=args.access_log)
+        core = app.core
     failed: list[BaseException] = []
     stop_hooks: list[Any] = []
 
@@ -146,12 +155,12 @@ def serve(args: argparse.Namespace) -> int:
         log.info("model %s ready in %.0f ms after start", done.result().spec.name, ready * 1000)
 
     try:
-        if os.environ.get("MLFN_HTTP", "").strip().lower() == "uvicorn":
-            stopped_by = _run_uvicorn(app, sock, args, future, loaded, stop_hooks)
+        if lean:
+            stopped_by = _run_lean(core, sock, future, loaded, stop_hooks)
         else:
-            stopped_by = _run_lean(app, sock, future, loaded, stop_hooks)
+            stopped_by = _run_uvicorn(app, sock, args, future, loaded, stop_hooks)
     finally:
-        app.core.shutdown()  # type: ignore[attr-defined]
+        core.shutdown()
         sock.close()
     if failed:
         from .errors import MlfnError
@@ -165,14 +174,13 @@ def serve(args: argparse.Namespace) -> int:
     return 130 if signal.SIGINT in stopped_by else 0
 
 
-def _run_lean(app: Any, sock: socket.socket, future: Future[Any], loaded: Any, stop_hooks: list[Any]) -> list[int]:
-    """Serve with mlfn's own HTTP/1.1 server (`mlfn.runtime.http11`) on uvloop when installed; the signals
-    that stopped it."""
+def _run_lean(core: Any, sock: socket.socket, future: Future[Any], loaded: Any, stop_hooks: list[Any]) -> list[int]:
+    """Serve the core with mlfn's own HTTP/1.1 server (`mlfn.runtime.http11`) on uvloop when installed; the
+    signals that stopped it. No lifespan: the core needs none, and the docs app loads on first use."""
     import asyncio
 
     from .http11 import Server
 
-    core = app.core
     server = Server(core, body_limit=core.body_limit, keep_alive_s=KEEP_ALIVE_S, graceful_s=GRACEFUL_SHUTDOWN_S,
                     refuses_large=lambda path: core.match(path) is not None)
     received: list[int] = []
@@ -189,7 +197,7 @@ def _run_lean(app: Any, sock: socket.socket, future: Future[Any], loaded: Any, s
             loop.add_signal_handler(sig, stop, sig)
         stop_hooks.append(lambda: loop.call_soon_threadsafe(stop))
         future.add_done_callback(loaded)
-        await server.serve([sock])
+        await server.serve([sock], lifespan=False)
 
     factory = None
     if _fastest("uvloop", "asyncio") == "uvloop":
