@@ -4,10 +4,12 @@
     .venv/bin/python -m bench.compare --smoke    # seconds: MLP only, mlfn + bare (+ FastAPI if its venv exists)
 
 The harness pins itself and the load generator to core 0 and every server to core 1. For each model it measures
-bare onnxruntime and the Lambda handler in one process on core 1, times fresh-interpreter init, then runs the
-servers in interleaved rounds (round r starts at server r mod n: A B C D, B C D A, ...): each round spawns a server
-once for a cold start alone and once more for the load (cold start, warm-up, concurrency 1, concurrency 32,
-peak RSS), and stops it. Results: a table per figure on stdout, JSON in .mlfn/bench/results-<timestamp>.json.
+fresh-interpreter init (bare onnxruntime vs the Lambda handler), then runs interleaved rounds (round r starts at
+entry r mod n: A B C D, B C D A, ...) over the in-process probe (bare onnxruntime and the Lambda handler in one
+process on core 1) and the servers: each round spawns a server once for a cold start alone and once more for the
+load (cold start, warm-up, concurrency 1, concurrency 32, peak RSS), and stops it.
+Figures are medians over rounds. Results: a table per figure on stdout, JSON in
+.mlfn/bench/results-<timestamp>.json.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +33,7 @@ from . import inprocess, loadgen, report, venvs
 from .servers import KINDS, ROOT, RunningServer
 
 BENCH_HOME = ROOT / ".mlfn" / "bench"
+INPROCESS = "in-process (bare onnxruntime, Lambda handler)"
 HARNESS_CORE = 0
 
 
@@ -79,20 +83,17 @@ def run_model(model: str, cfg: argparse.Namespace, pythons: dict[str, Path], log
 
     name = load_spec(model_dir).name
     result: dict[str, Any] = {"model_dir": str(model_dir), "body_bytes": len(body), "servers": {}}
-    note(f"[{model}] in-process: bare onnxruntime and the Lambda handler ({cfg.inproc_seconds:.0f} s)")
-    with tempfile.TemporaryDirectory() as tmp:
-        body_file, out_file = Path(tmp) / "body.json", Path(tmp) / "out.json"
-        body_file.write_bytes(body)
-        subprocess.run(["taskset", "-c", "1", sys.executable, "-m", "bench.compare.inprocess", str(model_dir),
-                        str(body_file), str(out_file), str(cfg.inproc_seconds)], check=True, cwd=ROOT, timeout=600)
-        result["inprocess"] = json.loads(out_file.read_text())
     note(f"[{model}] fresh-interpreter init x{cfg.init_repeats}")
     result["init"] = inprocess.init_seconds(Path(sys.executable), model_dir, cfg.init_repeats)
-    order = list(pythons)
+    order = [INPROCESS, *pythons]
+    inproc_rounds: list[dict[str, float]] = []
     for round_no in range(cfg.rounds):
         shift = round_no % len(order)
         for label in order[shift:] + order[:shift]:
             note(f"[{model}] round {round_no + 1}/{cfg.rounds}: {label}")
+            if label == INPROCESS:
+                inproc_rounds.append(measure_inprocess(model_dir, body, cfg.inproc_seconds))
+                continue
             try:
                 measured = measure_server(label, pythons[label], model_dir, name, body, cfg, log)
             except Exception as exc:  # one failing server must not lose the others' figures
@@ -100,7 +101,20 @@ def run_model(model: str, cfg: argparse.Namespace, pythons: dict[str, Path], log
                 measured = {"error": f"{type(exc).__name__}: {exc}"}
                 note(f"  {label} failed: {measured['error']}")
             result["servers"].setdefault(label, []).append(measured)
+    result["inprocess_rounds"] = inproc_rounds
+    result["inprocess"] = {key: statistics.median(r[key] for r in inproc_rounds) for key in inproc_rounds[0]}
     return result
+
+
+def measure_inprocess(model_dir: Path, body: bytes, seconds: float) -> dict[str, float]:
+    """Bare onnxruntime and the Lambda handler, in one process on the server core (bench.compare.inprocess)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        body_file, out_file = Path(tmp) / "body.json", Path(tmp) / "out.json"
+        body_file.write_bytes(body)
+        subprocess.run(["taskset", "-c", "1", sys.executable, "-m", "bench.compare.inprocess", str(model_dir),
+                        str(body_file), str(out_file), str(seconds)], check=True, cwd=ROOT, timeout=600)
+        result: dict[str, float] = json.loads(out_file.read_text())
+        return result
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

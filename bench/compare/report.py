@@ -120,8 +120,8 @@ def tables(summaries: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def _ratio(summary: dict[str, dict[str, float]], a: str, b: str, key: str) -> float:
     x, y = summary.get(a, {}).get(key), summary.get(b, {}).get(key)
-    if x is None or y is None or math.isnan(x) or math.isnan(y) or y == 0:
-        return math.nan
+    if x is None or y is None or math.isnan(x) or math.isnan(y) or y <= 0 or x < 0:
+        return math.nan  # a negative overhead is noise (the bare run measured slower than a served one)
     return x / y
 
 
