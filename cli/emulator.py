@@ -94,6 +94,13 @@ def ensure_running(directory: str | Path | None = None, *, timeout_s: float = 12
     if info is not None:
         return info
     folder.mkdir(parents=True, exist_ok=True)
+    from .local.control_plane import running_url
+
+    if running_url(folder) is None:
+        # moto keeps its state in memory: a new control plane starts empty, so the data plane must too (its saved
+        # registrations would serve models no stack describes any more)
+        stop(folder, timeout_s=timeout_s)
+        (folder / "data-plane" / "registrations.json").unlink(missing_ok=True)
     try:
         url = start_process(folder, timeout_s=timeout_s)
     except RuntimeError as exc:
