@@ -38,6 +38,7 @@ class DeployRequest:
     local: bool = False
     region: str | None = None
     profile: str | None = None
+    base: str | None = None  # as `mlfn build --base`; None: the local base, else the shipped descriptor
 
 
 @dataclass
@@ -91,9 +92,10 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None])
     session, emulator = open_session(local=request.local, region=request.region, profile=request.profile,
                                      start=True, say=say)
     seconds["session"] = time.perf_counter() - clock
+    base = _base(spec, request)  # before anything is built or pushed
 
     clock = time.perf_counter()
-    built = _build(spec, say)
+    built = _build(spec, base, say)
     seconds["build"] = time.perf_counter() - clock
 
     from .health_probe import probe
@@ -138,15 +140,31 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None])
                          emulator is not None, seconds, result.changes)
 
 
-def _build(spec: ModelSpec, say: Say) -> Any:
+def _base(spec: ModelSpec, request: DeployRequest) -> Any:
+    """The runtime base to build on. AWS cannot run a model-only image: without a base, only --local (whose
+    sandboxes run the image's model layers on mlfn's local runtime) or an explicit `--base none` go ahead."""
+    from .packaging import base as bases
+
+    try:
+        base = bases.resolve_base(bases.flavour_for(spec), request.base)
+    except bases.BaseError as exc:
+        raise CliError(str(exc)) from None
+    if base.kind == "none" and not request.local and request.base != "none":
+        raise CliError(f"no runtime base for the {base.flavour} flavour, so the image could not run on AWS: build "
+                       f"one with `mlfn runtime build --flavour {base.flavour}` (and `mlfn runtime publish`), pass "
+                       "--base, or try it with --local")
+    return base
+
+
+def _build(spec: ModelSpec, base: Any, say: Say) -> Any:
     from .packaging import base as bases
     from .packaging.layer import LayerError
     from .packaging.model_image import build_model_image
     from .packaging.oci import LayoutError
 
     try:
-        base = bases.resolve_base(bases.flavour_for(spec))
-        say(f"- building image (base {base.flavour}: {base.describe()})")
+        where = " (the local emulator runs its model layers on mlfn's local runtime)" if base.kind == "none" else ""
+        say(f"- building image (base {base.flavour}: {base.kind} {base.source}){where}")
         built = build_model_image(spec, base, bases.images_home() / spec.name)
     except (bases.BaseError, LayerError, LayoutError) as exc:
         raise CliError(str(exc)) from None

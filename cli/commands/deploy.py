@@ -18,6 +18,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--region", help="AWS region (default: AWS_REGION or your profile's)")
     p.add_argument("--profile", help="AWS profile (default: AWS_PROFILE or default)")
     p.add_argument("--local", action="store_true", help="deploy to the local emulator (no AWS account needed)")
+    p.add_argument("--base", help="runtime base image, as for `mlfn build --base` (default: the local base from "
+                                  "`mlfn runtime build`, else the shipped descriptor)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
 
@@ -26,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from ..deploy_flow import DeployRequest, deploy
     from ..endpoints import how_to_call
 
-    request = DeployRequest(Path(args.model_dir), args.target, args.stage, args.local, args.region, args.profile)
+    request = DeployRequest(Path(args.model_dir), args.target, args.stage, args.local, args.region, args.profile,
+                            args.base)
     outcome = deploy(request, say=info, on_event=lambda event: info(event.line()))
     ep = outcome.endpoint
     verb = {"CREATED": "deployed", "UPDATED": "updated", "NO_CHANGES": "no changes"}[outcome.status]

@@ -93,3 +93,12 @@ def test_local_status_when_stopped(fresh_cli: Any) -> None:
 def test_no_aws_environment_leaks_into_these_runs(fresh_cli: Any) -> None:
     assert not any(k.startswith("AWS_ACCESS") for k in fresh_cli.env)
     assert os.environ.get("MLFN_HOME") != fresh_cli.env["MLFN_HOME"]
+
+
+def test_model_only_image_is_refused_for_aws(fresh_cli: Any) -> None:
+    """No runtime base here (no `mlfn runtime build`, no descriptor): AWS could not run the image."""
+    env = {"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # never reached: nothing may be called
+    run = fresh_cli("deploy", str(IRIS), env=env, check=False)
+    assert_one_line_refusal(run, "no runtime base", "mlfn runtime build --flavour lambda", "--local")
+    assert_nothing_created(fresh_cli.home)

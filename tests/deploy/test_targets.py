@@ -42,7 +42,9 @@ def test_aws_code_path_through_aws_endpoint_url(cli: Any, h: Any, tmp_path: Path
     aws = {"AWS_ENDPOINT_URL": control, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
            "AWS_SECRET_ACCESS_KEY": "secret"}
     model = h.copy_model(IRIS, tmp_path / "cloud-iris", name="cloud-iris")
-    run = cli("deploy", str(model), "--json", env=aws)
+    refused = cli("deploy", str(model), env=aws, check=False)  # a model-only image could not run on AWS
+    assert refused.code == 2 and "no runtime base" in refused.stderr and "mlfn runtime build" in refused.stderr
+    run = cli("deploy", str(model), "--base", "none", "--json", env=aws)
     result = run.json()
     assert result["status"] == "CREATED" and result["local"] is False and result["ca"] is None
     assert result["image"].startswith("123456789012.dkr.ecr.us-east-1.amazonaws.com/mlfn-cloud-iris@sha256:")
@@ -51,5 +53,5 @@ def test_aws_code_path_through_aws_endpoint_url(cli: Any, h: Any, tmp_path: Path
     listed = cli("list", "--json", env=aws).json()
     assert {"stack": "mlfn-cloud-iris-dev", "status": "CREATE_COMPLETE"}.items() <= next(
         r for r in listed if r["stack"] == "mlfn-cloud-iris-dev").items()
-    assert cli("deploy", str(model), "--json", env=aws).json()["status"] == "NO_CHANGES"
+    assert cli("deploy", str(model), "--base", "none", "--json", env=aws).json()["status"] == "NO_CHANGES"
     cli("destroy", "cloud-iris", "--yes", env=aws)
