@@ -9,9 +9,12 @@ background thread while the web stack imports, and serves at once: until the mod
 that fails to load stops the server with exit code 1 and the reason on stderr.
 
 Port: `--port`, else `MLFN_PORT`, else `SAGEMAKER_BIND_TO_PORT` (multi-container endpoints), else 8080.
-Model directory: `--model-dir`, else `MLFN_MODEL_DIR`, else `/opt/mlfn/model`. uvicorn runs one process
-with uvloop and httptools when installed; model runs go to a thread pool sized to the CPU share. SIGTERM
-stops accepting, lets in-flight requests finish (up to 25 s: SageMaker and ECS kill 30 s after SIGTERM)
+Model directory: `--model-dir`, else `MLFN_MODEL_DIR`, else `/opt/mlfn/model`. One process serves HTTP/1.1
+with mlfn's own lean server (`mlfn.runtime.http11`: httptools' parser on uvloop, the serving core called
+directly) and builds the FastAPI docs app only when a docs page is first asked for; `MLFN_HTTP=uvicorn` runs
+the full FastAPI app under uvicorn instead. Quick model runs go inline, slower ones to a thread pool sized to
+the CPU share; with `[batching] max_batch_size > 1` concurrent requests run as batches (`mlfn.runtime.batching`).
+SIGTERM stops accepting, lets in-flight requests finish (up to 25 s: SageMaker and ECS kill 30 s after SIGTERM)
 and exits 0. Idle keep-alive connections are kept 75 s, longer than a load balancer's idle timeout.
 """
 
