@@ -182,6 +182,7 @@ class HttpProtocol(asyncio.Protocol):
         self.writable: asyncio.Future[None] | None = None
         self.lost: asyncio.Future[None] | None = None
         self.idle: asyncio.TimerHandle | None = None
+        self.last_active = 0.0
         self.server_addr: tuple[str, int] | None = None
         self.client_addr: tuple[str, int] | None = None
 
@@ -215,13 +216,21 @@ class HttpProtocol(asyncio.Protocol):
             self.writable.set_result(None)
 
     def _arm_idle(self) -> None:
-        if self.idle is not None:
-            self.idle.cancel()
-        self.idle = self.loop.call_later(self.server.keep_alive_s, self._idle_timeout)
+        """Note activity; one timer per connection checks it (no timer is made and cancelled per request)."""
+        self.last_active = self.loop.time()
+        if self.idle is None:
+            self.idle = self.loop.call_later(self.server.keep_alive_s, self._idle_timeout)
 
     def _idle_timeout(self) -> None:
-        if self.active is None and not self.queue and self.current is None:
+        self.idle = None
+        if self.closing:
+            return
+        quiet_for = self.loop.time() - self.last_active
+        if quiet_for >= self.server.keep_alive_s and self.active is None and not self.queue and self.current is None:
             self._close()
+            return
+        wait = max(self.server.keep_alive_s - quiet_for, 0.5)
+        self.idle = self.loop.call_later(wait, self._idle_timeout)
 
     def close_when_idle(self) -> None:
         """Shutdown: close now if nothing is in progress, else after the response in progress."""
