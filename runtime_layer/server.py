@@ -131,7 +131,7 @@ def serve(args: argparse.Namespace) -> int:
     metrics = PrometheusMetrics()
     future = load_in_background(args.model_dir, metrics)
 
-    lean = os.environ.get("MLFN_HTTP", "").strip().lower() != "uvicorn"
+    lean = os.environ.get("MLFN_HTTP", "").strip().lower() != "uvicorn" and _fastest("httptools", "") == "httptools"
     if lean:  # FastAPI (the docs pages) is imported on the first request for them, not at start
         from .asgi import DOCS_PATHS, LazyDocs, ServingCore
 
