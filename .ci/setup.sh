@@ -11,5 +11,5 @@ fi
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 extras=""
 [ "${1:-}" = "--dev" ] && extras="[dev]"
-.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24" "setuptools>=68" wheel
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24" "setuptools>=77" wheel
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
