@@ -59,9 +59,19 @@ def run(args: argparse.Namespace) -> int:
         doc["local"] = _local(emulator, outputs)
     lines = [f"{k}: {v}" for k, v in doc.items() if k not in ("outputs", "local") and v not in ("", None)]
     if "local" in doc:
-        lines.append(f"local: {doc['local']}")
+        lines.append(f"local: {_describe_local(doc['local'])}")
     result(doc, args.json, "\n".join(lines))
     return 0
+
+
+def _describe_local(local: dict[str, Any]) -> str:
+    if local.get("serving") is False:
+        return f"{local['key']} is not served by the data plane (deploy again to register it)"
+    pool = local.get("pool")
+    if pool:
+        return (f"{local['key']}: {pool['sandboxes']} sandbox(es), {pool['idle']} idle, {pool['invocations']} "
+                f"invocation(s), {pool['cold_starts']} cold start(s), {pool['throttles']} throttled")
+    return f"{local['key']}: {local.get('instance')}"
 
 
 def _version(session: Any, outputs: dict[str, str]) -> dict[str, Any]:
