@@ -13,8 +13,9 @@ HTTP/1.1 as clients use it: keep-alive (closed after `keep_alive_s` idle), pipel
 order, Content-Length and chunked request bodies, `Expect: 100-continue`, bodies over `body_limit()` refused
 with the app's own 413 before they are read (by Content-Length) or once they pass it (chunked), HTTP/1.0
 with and without keep-alive, HEAD, chunked responses when the app gives no Content-Length, a `date` header,
-400 and a close on a malformed request. On `shutdown()` it stops accepting, closes idle connections, lets
-requests in progress finish (up to `graceful_s`), then runs the ASGI lifespan shutdown.
+400 and a close on a malformed request, 431 and a close on a head over 64 KiB or 256 headers. On
+`shutdown()` it stops accepting, closes idle connections, lets requests in progress finish (up to
+`graceful_s`), then runs the ASGI lifespan shutdown.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ MAX_PIPELINED = 32  # complete requests queued on one connection before it stops
 ASGI_INFO = {"version": "3.0", "spec_version": "2.3"}
 _STATUS_LINES: dict[int, bytes] = {}
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+MAX_HEAD_BYTES = 64 * 1024  # request line and headers; more gets 431 and a close
+MAX_HEADERS = 256
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback: the request's head passed MAX_HEAD_BYTES or MAX_HEADERS."""
 
 
 def status_line(status: int) -> bytes:
@@ -177,6 +184,7 @@ class HttpProtocol(asyncio.Protocol):
         self.active: _Request | None = None  # being answered
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.head_size = 0
         self.closing = False
         self.reading_paused = False
         self.writable: asyncio.Future[None] | None = None
@@ -253,7 +261,11 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._reject(400, b'{"error":"protocol upgrades are not supported"}')
         except httptools.HttpParserError as exc:
-            self._reject(400, b'{"error":"malformed HTTP request: ' + _quote(str(exc)) + b'"}')
+            if isinstance(exc.__context__, _HeadTooLarge):  # httptools wraps what a callback raises
+                self._reject(431, b'{"error":"request line and headers too large: the limit is %d bytes and %d '
+                             b'headers"}' % (MAX_HEAD_BYTES, MAX_HEADERS))
+            else:
+                self._reject(400, b'{"error":"malformed HTTP request: ' + _quote(str(exc)) + b'"}')
 
     def _reject(self, status: int, body: bytes) -> None:
         """Answer a request the parser refused, and close (what follows on the connection cannot be trusted)."""
@@ -273,12 +285,19 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
+        self.head_size = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self.head_size += len(url)
+        if self.head_size > MAX_HEAD_BYTES:
+            raise _HeadTooLarge()
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
+        self.head_size += len(name) + len(value)
+        if self.head_size > MAX_HEAD_BYTES or len(self.headers) > MAX_HEADERS:
+            raise _HeadTooLarge()
 
     def on_headers_complete(self) -> None:
         url = self.url

@@ -80,3 +80,12 @@ def test_a_crashing_app_gets_500_and_the_connection_closes(running: tuple[Server
         get(sock, "/crash")
         assert reader.response()[0] == 500
         assert reader.closed()
+
+
+def test_a_huge_request_head_is_431_and_closes(running: tuple[Server, int, Any]) -> None:
+    _, port, _ = running
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        reader = Reader(sock)
+        sock.sendall(b"GET /a HTTP/1.1\r\nhost: t\r\n" + b"x-filler: " + b"y" * 70_000 + b"\r\n\r\n")
+        assert reader.response()[0] == 431
+        assert reader.closed()
