@@ -53,6 +53,7 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 RETRY_AFTER_S = "1"
 INLINE_BELOW_S = 0.001  # service calls faster than this on average run on the event loop (see ServingCore._run)
 INLINE_MAX_BODY = 64 * 1024
+CONCURRENT_HOLD_S = 0.05  # with batching: how long concurrent arrivals keep calls on the pool
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 DECODERS: dict[str, Callable[[], Any]] = {
     "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
@@ -217,6 +218,9 @@ class ServingCore:
         self._calls = 0
         self._versions: tuple[str, ...] | None = None
         self._batcher: Batcher | None = None
+        self._pooled = 0  # batched calls handed to the pool and not yet back
+        self._same_turn = False  # a request already started in this turn of the event loop
+        self._busy_until = 0.0  # until then, requests are taken to be concurrent (see _concurrent)
         if isinstance(service, Future):
             service.add_done_callback(self._on_loaded)
         else:
@@ -281,16 +285,39 @@ class ServingCore:
         known yet) go to the pool, so the loop never stalls for long.
         """
         batcher = self._batcher
-        if batcher is None and (
-                self._executor is None or (len(body) <= INLINE_MAX_BODY and self._typical_s < INLINE_BELOW_S)):
+        quick = self._executor is None or (len(body) <= INLINE_MAX_BODY and self._typical_s < INLINE_BELOW_S)
+        if batcher is None and quick:
             return self._timed(fn, body, *args)
         import asyncio  # here, not at the top: the Lambda handler runs inline and never imports it
 
-        if batcher is not None:  # batching: always on the pool, where calls wait for their batch
+        loop = asyncio.get_running_loop()
+        if batcher is not None:
+            # Batches form from calls waiting on the pool together. A lone request (nothing on the pool, no other
+            # request this turn or lately) runs inline instead: it would be a batch of one after a hand-off.
+            if quick and self._pooled == 0 and not self._concurrent(loop):
+                return self._timed(fn, body, *args)
             batcher.expect()
-            return await asyncio.get_running_loop().run_in_executor(  # type: ignore[no-any-return]
-                self._executor, batcher.call, self._timed, fn, body, *args)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, fn, body, *args)
+            self._pooled += 1
+            try:
+                return await loop.run_in_executor(  # type: ignore[no-any-return]
+                    self._executor, batcher.call, self._timed, fn, body, *args)
+            finally:
+                self._pooled -= 1
+        return await loop.run_in_executor(self._executor, self._timed, fn, body, *args)
+
+    def _concurrent(self, loop: Any) -> bool:
+        """Requests are arriving together: two started in one turn of the event loop (as when many connections
+        are ready at once) now or in the last CONCURRENT_HOLD_S seconds."""
+        now = time.perf_counter()
+        if self._same_turn:
+            self._busy_until = now + CONCURRENT_HOLD_S
+        else:
+            self._same_turn = True
+            loop.call_soon(self._next_turn)
+        return now < self._busy_until
+
+    def _next_turn(self) -> None:
+        self._same_turn = False
 
     def _timed(self, fn: Callable[..., Reply], *args: Any) -> Reply:
         started = time.perf_counter()
