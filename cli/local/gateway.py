@@ -156,7 +156,9 @@ class Gateway:
             reply = json_reply(404, {"Message": f"No function URL or endpoint is registered for {host}"})
         else:
             reply = await self._handle(target, scope, receive, headers, host, request_id)
-        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers]
+        # The gateway frames the body itself: a length (or encoding) the function declared would be a second one.
+        out = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers
+               if k.lower() not in ("content-length", "transfer-encoding")]
         out += [(b"x-amzn-requestid", request_id.encode()), (b"content-length", str(len(reply.body)).encode())]
         await send({"type": "http.response.start", "status": reply.status, "headers": out})
         await send({"type": "http.response.body", "body": reply.body})

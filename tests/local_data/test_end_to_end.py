@@ -28,6 +28,7 @@ def test_iris_through_the_function_url_matches_onnxruntime(plane, client, iris):
         url = ep.url + "v1/models/iris:predict"
         reply = client.post(url, content=body, headers=_sign(url, body))
         assert reply.status_code == 200, reply.text
+        assert reply.headers.get_list("content-length") == [str(len(reply.content))]  # framed once, by the gateway
         assert reply.headers["x-mlfn-cold-start"] == "true"
         predictions = reply.json()["predictions"]
 
