@@ -19,17 +19,15 @@ import os
 import socket
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runtime_overhead import Subprocess  # the sibling benchmark's server runner
+from runtime_overhead import Subprocess, interleaved  # the sibling benchmark's server runner and loop
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERHEAD = Path(__file__).resolve().parent / "runtime_overhead.py"
-TIME_BUDGET_S = 120.0
 
 
 def raw_client(port: int, request: bytes) -> tuple[Callable[[], bytes], socket.socket]:
@@ -113,21 +111,7 @@ def main() -> int:
             socks.append(sock)
             calls[label] = call
         os.sched_setaffinity(0, {args.client_cpu})
-        samples: dict[str, list[float]] = {label: [] for label in calls}
-        for fn in calls.values():
-            for _ in range(200):
-                fn()
-        rounds, batch = 20, max(1, args.requests // 20)
-        deadline = time.monotonic() + TIME_BUDGET_S
-        for _ in range(rounds):
-            for label, fn in calls.items():
-                out = samples[label]
-                for _ in range(batch):
-                    started = time.perf_counter()
-                    fn()
-                    out.append(time.perf_counter() - started)
-            if time.monotonic() > deadline:
-                break
+        samples = interleaved(calls, args.requests, warmup=200)
     finally:
         for sock in socks:
             sock.close()

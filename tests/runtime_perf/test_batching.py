@@ -43,6 +43,16 @@ def _concurrently(fn: Callable[[int], Any], count: int = CONCURRENCY) -> list[An
         return list(pool.map(task, range(count)))
 
 
+def _posted(url: str, request: Callable[[httpx.Client, int], httpx.Response]) -> list[httpx.Response]:
+    """`request(client, i)` for i in range(CONCURRENCY), each on its own connection, all at once."""
+    clients = [httpx.Client(base_url=url, timeout=30) for _ in range(CONCURRENCY)]
+    try:
+        return _concurrently(lambda i: request(clients[i], i))
+    finally:
+        for client in clients:
+            client.close()
+
+
 def _rows(i: int) -> list[list[float]]:
     """Request i's rows: 1 to 3 rows of distinct values, so a mix-up between requests shows."""
     return [[i * 10.0 + r + c / 10 for c in range(4)] for r in range(1 + i % 3)]
@@ -76,12 +86,8 @@ def test_zipmap_outputs_split_per_request(perf_server: Callable[[str], Any], per
     direct = InferenceService.from_dir(perf_models["iris"])
     rng = np.random.default_rng(7)
     features = [rng.uniform(0.5, 7.5, size=(1 + i % 2, 4)).astype(np.float32) for i in range(CONCURRENCY)]
-    clients = [httpx.Client(base_url=server.url, timeout=30) for _ in range(CONCURRENCY)]
-    try:
-        replies = _concurrently(lambda i: clients[i].post("/invocations", json={"instances": features[i].tolist()}))
-    finally:
-        for client in clients:
-            client.close()
+    replies = _posted(server.url, lambda client, i: client.post("/invocations",
+                                                               json={"instances": features[i].tolist()}))
     assert batching_enabled(direct)
     for i, reply in enumerate(replies):
         assert reply.status_code == 200, reply.text
@@ -95,18 +101,13 @@ def test_zipmap_outputs_split_per_request(perf_server: Callable[[str], Any], per
 
 def test_bad_input_in_a_batch_gets_its_own_error(perf_server: Callable[[str], Any]) -> None:
     server = perf_server("doubler")
-    clients = [httpx.Client(base_url=server.url, timeout=30) for _ in range(CONCURRENCY)]
     bad = {3, 11}
 
-    def call(i: int) -> httpx.Response:
+    def call(client: httpx.Client, i: int) -> httpx.Response:
         rows = [[1.0, 2.0, 3.0]] if i in bad else _rows(i)  # three columns where the model takes four
-        return clients[i].post("/v1/models/doubler:predict", json={"instances": rows})
+        return client.post("/v1/models/doubler:predict", json={"instances": rows})
 
-    try:
-        replies = _concurrently(call)
-    finally:
-        for client in clients:
-            client.close()
+    replies = _posted(server.url, call)
     for i, reply in enumerate(replies):
         if i in bad:
             assert reply.status_code == 400
@@ -119,19 +120,14 @@ def test_bad_input_in_a_batch_gets_its_own_error(perf_server: Callable[[str], An
 def test_model_error_in_a_batch_fails_only_its_request(perf_server: Callable[[str], Any]) -> None:
     """An index out of range fails inside onnxruntime; the batch is rerun member by member."""
     server = perf_server("gather")
-    clients = [httpx.Client(base_url=server.url, timeout=30) for _ in range(CONCURRENCY)]
     bad = {5}
 
-    def call(i: int) -> httpx.Response:
+    def call(client: httpx.Client, i: int) -> httpx.Response:
         idx = 9 if i in bad else i % 4
-        return clients[i].post("/v1/models/gather:predict", json={"inputs": {
+        return client.post("/v1/models/gather:predict", json={"inputs": {
             "x": [[i + 0.0, i + 0.25, i + 0.5, i + 0.75]], "idx": [[idx]]}})
 
-    try:
-        replies = _concurrently(call)
-    finally:
-        for client in clients:
-            client.close()
+    replies = _posted(server.url, call)
     for i, reply in enumerate(replies):
         if i in bad:
             assert reply.status_code in (400, 500), reply.text
