@@ -11,17 +11,14 @@ through the same API as in AWS.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .console import CliError
 from .local.emulator_state import read_json, state_dir
+from .local.processes import StartError, alive, spawn_until_ready, terminate
 
 DATA_PLANE_LOG = "data-plane.log"
 
@@ -42,26 +39,9 @@ class EmulatorInfo:
                 "ca": str(self.ca_path), "pids": {"control_plane": self.control_pid, "data_plane": self.data_pid}}
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child that already exited
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _data_plane_admin(folder: Path) -> dict[str, Any] | None:
     admin = read_json(folder / "data-plane" / "admin.json")
-    if isinstance(admin, dict) and _alive(int(admin.get("pid", 0))):
+    if isinstance(admin, dict) and alive(int(admin.get("pid", 0))):
         return admin
     return None
 
@@ -87,15 +67,13 @@ def running(directory: str | Path | None = None) -> EmulatorInfo | None:
 
 def ensure_running(directory: str | Path | None = None, *, timeout_s: float = 120) -> EmulatorInfo:
     """Start whichever plane is not running (nothing when both are) and return the addresses."""
-    from .local.control_plane import start_process
+    from .local.control_plane import running_url, start_process
 
     folder = state_dir(directory)
     info = running(folder)
     if info is not None:
         return info
     folder.mkdir(parents=True, exist_ok=True)
-    from .local.control_plane import running_url
-
     if running_url(folder) is None:
         # moto keeps its state in memory: a new control plane starts empty, so the data plane must too (its saved
         # registrations would serve models no stack describes any more)
@@ -115,23 +93,18 @@ def ensure_running(directory: str | Path | None = None, *, timeout_s: float = 12
 
 def _start_data_plane(folder: Path, control_url: str, timeout_s: float) -> None:
     (folder / "data-plane" / "admin.json").unlink(missing_ok=True)
-    log_path = folder / DATA_PLANE_LOG
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
+
+    def ready() -> bool | None:
+        return True if _data_plane_admin(folder) is not None and read_json(folder / "gateway.json") else None
+
+    try:
+        spawn_until_ready(
             [sys.executable, "-m", "mlfn.cli.local.data_plane", "--state-dir", str(folder),
              "--cloudwatch-logs", control_url],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+            folder / DATA_PLANE_LOG, ready, what="the local emulator's data plane", timeout_s=timeout_s,
         )
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if _data_plane_admin(folder) is not None and read_json(folder / "gateway.json"):
-            return
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
-            raise CliError(f"the local emulator's data plane exited ({proc.returncode}): {' '.join(tail)}")
-        time.sleep(0.1)
-    proc.terminate()
-    raise CliError(f"the local emulator's data plane did not start within {timeout_s:.0f}s (see {log_path})")
+    except StartError as exc:
+        raise CliError(str(exc)) from None
 
 
 def stop(directory: str | Path | None = None, *, timeout_s: float = 30) -> bool:
@@ -142,13 +115,8 @@ def stop(directory: str | Path | None = None, *, timeout_s: float = 30) -> bool:
     stopped = False
     admin = _data_plane_admin(folder)
     if admin is not None:
-        pid = int(admin["pid"])
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.killpg(pid, signal.SIGKILL)  # the data plane leads its own session: its sandboxes go too
+        # the data plane leads its own session: a SIGKILL to its group ends its sandboxes too
+        terminate(int(admin["pid"]), timeout_s=timeout_s, group=True)
         stopped = True
     stopped = stop_process(folder) or stopped
     return stopped

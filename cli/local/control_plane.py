@@ -26,13 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +37,7 @@ from types import TracebackType
 from .emulated_stores import STORES
 from .emulator_state import CONTROL_PLANE, publish_address, state_dir, withdraw_address
 from .function_urls import UrlAllocator, set_url_allocator
+from .processes import alive, spawn_until_ready, terminate
 
 DEFAULT_ACCOUNT = "123456789012"
 DEFAULT_REGIONS = ("us-east-1",)
@@ -163,7 +161,7 @@ def running_url(directory: str | Path | None = None) -> str | None:
     from .emulator_state import read_json
 
     data = read_json(state_dir(directory) / f"{CONTROL_PLANE}.json")
-    if not isinstance(data, dict) or not _alive(int(data.get("pid", 0))):
+    if not isinstance(data, dict) or not alive(int(data.get("pid", 0))):
         return None
     url = str(data["url"])
     host, _, port = url.removeprefix("http://").partition(":")
@@ -174,47 +172,19 @@ def running_url(directory: str | Path | None = None) -> str | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:  # reap it if it is our own child that exited (a zombie still answers kill 0)
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def start_process(directory: str | Path | None = None, *, port: int = 0, timeout_s: float = 120) -> str:
     """Start `python -m mlfn.cli.local.control_plane` in the background (unless one serves `directory` already)
-    and return its URL once it listens. Its output goes to `<state>/control-plane.log`."""
+    and return its URL once it listens. Its output goes to `<state>/control-plane.log`; raises `StartError`
+    (a RuntimeError) when it exits early or does not listen within `timeout_s`."""
     folder = state_dir(directory)
     url = running_url(folder)
     if url:
         return url
     folder.mkdir(parents=True, exist_ok=True)
-    log = (folder / "control-plane.log").open("ab")
-    proc = subprocess.Popen(
+    return spawn_until_ready(
         [sys.executable, "-m", "mlfn.cli.local.control_plane", "--port", str(port), "--state-dir", str(folder)],
-        stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+        folder / "control-plane.log", lambda: running_url(folder), what="the control plane", timeout_s=timeout_s,
     )
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        url = running_url(folder)
-        if url:
-            return url
-        if proc.poll() is not None:
-            tail = (folder / "control-plane.log").read_text(errors="replace").strip().splitlines()[-1:]
-            raise RuntimeError(f"the control plane exited ({proc.returncode}): {' '.join(tail)}")
-        time.sleep(0.1)
-    proc.terminate()
-    raise RuntimeError(f"the control plane did not start within {timeout_s:.0f}s (see {folder}/control-plane.log)")
 
 
 def stop_process(directory: str | Path | None = None, *, timeout_s: float = 20) -> bool:
@@ -224,15 +194,10 @@ def stop_process(directory: str | Path | None = None, *, timeout_s: float = 20) 
     path = state_dir(directory) / f"{CONTROL_PLANE}.json"
     data = read_json(path)
     pid = int(data.get("pid", 0)) if isinstance(data, dict) else 0
-    if not _alive(pid):
+    if not alive(pid):
         path.unlink(missing_ok=True)
         return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
+    terminate(pid, timeout_s=timeout_s)
     path.unlink(missing_ok=True)
     return True
 
