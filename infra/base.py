@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
 from mlfn.runtime.spec import ModelSpec, load_spec
@@ -43,6 +44,13 @@ class MlfnModel(Construct):
         uri = image_uri or image
         self.image: EcrImage | None = EcrImage.parse(uri) if uri else None
         self._build()
+
+    def _repository(self) -> ecr.IRepository:
+        """The ECR repository of the image given by URI (construct id "Repository")."""
+        assert self.image is not None
+        return ecr.Repository.from_repository_attributes(
+            self, "Repository", repository_arn=self.image.repository_arn, repository_name=self.image.repository
+        )
 
     def _build(self) -> None:
         """Create the target's resources; set `invoke_url` and `auth_type`."""

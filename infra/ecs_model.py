@@ -20,7 +20,6 @@ from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_ec2 as ec2
-from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
@@ -176,9 +175,7 @@ class MlfnEcsGpuModel(MlfnModel):
 
     def _image(self) -> ecs.ContainerImage:
         if self.image is not None:
-            repository = ecr.Repository.from_repository_attributes(
-                self, "Repository", repository_arn=self.image.repository_arn, repository_name=self.image.repository
-            )
+            repository = self._repository()
             return ecs.ContainerImage.from_ecr_repository(repository, self.image.reference)
         from aws_cdk.aws_ecr_assets import DockerImageAsset, Platform
 

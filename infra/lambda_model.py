@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
-from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 
@@ -85,9 +84,7 @@ class MlfnLambdaModel(MlfnModel):
 
     def _code(self, arm: bool) -> lambda_.DockerImageCode:
         if self.image is not None:
-            repository = ecr.Repository.from_repository_attributes(
-                self, "Repository", repository_arn=self.image.repository_arn, repository_name=self.image.repository
-            )
+            repository = self._repository()
             return lambda_.DockerImageCode.from_ecr(repository, tag_or_digest=self.image.reference)
         from aws_cdk.aws_ecr_assets import Platform
 

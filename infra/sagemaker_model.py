@@ -17,7 +17,6 @@ import re
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cw
-from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 
@@ -110,9 +109,7 @@ class MlfnSageMakerModel(MlfnModel):
 
     def _image_uri(self) -> str:
         if self.image is not None:
-            repository = ecr.Repository.from_repository_attributes(
-                self, "Repository", repository_arn=self.image.repository_arn, repository_name=self.image.repository
-            )
+            repository = self._repository()
             repository.grant_pull(self.role)
             self._acknowledge_ecr_token()
             return self.image.uri

@@ -25,6 +25,15 @@ ECR_TOKEN_REASON = ("ecr:GetAuthorizationToken has no resource scope (AWS accept
                     "limited to the model's own repository.")
 
 
+def _step_action(scope: Construct, id: str, target: appscaling.IScalableTarget,
+                 adjustment_type: appscaling.AdjustmentType) -> appscaling.StepScalingAction:
+    """A step policy on `target` (its alarm's metric aggregated by maximum, one minute of cooldown)."""
+    return appscaling.StepScalingAction(
+        scope, id, scaling_target=target, adjustment_type=adjustment_type,
+        metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM, cooldown=cdk.Duration.minutes(1),
+    )
+
+
 def scale_out_from_zero(scope: Construct, target: appscaling.IScalableTarget, metric: cw.IMetric,
                         description: str) -> cw.Alarm:
     """Add one unit of capacity whenever `metric` (which only counts while nothing serves) reaches 1.
@@ -32,12 +41,7 @@ def scale_out_from_zero(scope: Construct, target: appscaling.IScalableTarget, me
     Target tracking cannot start from zero (its per-unit metric is undefined without capacity), so a step
     policy on a "request found no capacity" alarm does it; target tracking takes over from one unit.
     """
-    action = appscaling.StepScalingAction(
-        scope, "ScaleOutFromZero", scaling_target=target,
-        adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-        metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
-        cooldown=cdk.Duration.minutes(1),
-    )
+    action = _step_action(scope, "ScaleOutFromZero", target, appscaling.AdjustmentType.CHANGE_IN_CAPACITY)
     action.add_adjustment(adjustment=1, lower_bound=0)
     alarm = cw.Alarm(
         scope, "ScaleOutFromZeroAlarm", metric=metric, threshold=1, evaluation_periods=1, datapoints_to_alarm=1,
@@ -51,12 +55,7 @@ def scale_out_from_zero(scope: Construct, target: appscaling.IScalableTarget, me
 def scale_in_when_idle(scope: Construct, target: appscaling.IScalableTarget, requests: cw.IMetric, minutes: int,
                        description: str) -> cw.Alarm:
     """Set capacity to 0 after `minutes` one-minute periods without a request (missing data counts as none)."""
-    action = appscaling.StepScalingAction(
-        scope, "ScaleInWhenIdle", scaling_target=target,
-        adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,
-        metric_aggregation_type=appscaling.MetricAggregationType.MAXIMUM,
-        cooldown=cdk.Duration.minutes(1),
-    )
+    action = _step_action(scope, "ScaleInWhenIdle", target, appscaling.AdjustmentType.EXACT_CAPACITY)
     action.add_adjustment(adjustment=0, upper_bound=0)
     filled = cw.MathExpression(expression="FILL(requests, 0)", using_metrics={"requests": requests},
                                period=cdk.Duration.minutes(1), label="Requests (0 when none)")
