@@ -8,19 +8,17 @@ from pathlib import Path
 from typing import Any
 
 from ..console import info, result
+from ._common import add_location
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("deploy", help="deploy a model directory to an HTTPS endpoint (AWS, or --local)")
     p.add_argument("model_dir", help="folder holding model.onnx and an optional mlfn.toml")
     p.add_argument("--target", choices=("lambda", "sagemaker", "ecs"), help="override the model's own target")
-    p.add_argument("--stage", help="stage to deploy (one of the model's `stages`; default: the first, dev)")
-    p.add_argument("--region", help="AWS region (default: AWS_REGION or your profile's)")
-    p.add_argument("--profile", help="AWS profile (default: AWS_PROFILE or default)")
-    p.add_argument("--local", action="store_true", help="deploy to the local emulator (no AWS account needed)")
     p.add_argument("--base", help="runtime base image, as for `mlfn build --base` (default: the local base from "
                                   "`mlfn runtime build`, else the shipped descriptor)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_location(p, stage_help="stage to deploy (one of the model's `stages`; default: the first, dev)",
+                 local_help="deploy to the local emulator (no AWS account needed)")
     p.set_defaults(handler=run)
 
 
