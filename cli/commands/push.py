@@ -79,13 +79,12 @@ def _build(args: argparse.Namespace, model_dir: Path) -> Any:
 
 def push_image(args: argparse.Namespace, source: Any, name: str, ecr: Any, registry: Any) -> Any:
     to: str = args.to
-    host = to.split("://", 1)[-1].split("/", 1)[0]
+    host, _, rest = to.split("://", 1)[-1].partition("/")
     ecr_host = ecr.ECR_HOST.match(host)
     if to == "ecr" or to.startswith("ecr:") or ecr_host:
-        import boto3
+        from ..aws.session import aws_session
 
         if ecr_host:
-            rest = to.split("://", 1)[-1].split("/", 1)[1] if "/" in to.split("://", 1)[-1] else ""
             repo, _, tag = rest.partition(":")
             region = ecr_host["region"]
         else:
@@ -98,7 +97,8 @@ def push_image(args: argparse.Namespace, source: Any, name: str, ecr: Any, regis
         tag = args.tag or tag or "latest"
         info(f"pushing to ECR repository {repo} (tag {tag})")
         try:
-            return ecr.push(source, boto3.client("ecr", region_name=region), repo, tag, info)
+            # the session resolves the region as every command does (AWS_REGION too) and checks credentials first
+            return ecr.push(source, aws_session(region).client("ecr"), repo, tag, info)
         except (BotoCoreError, ClientError) as exc:
             raise CliError(f"ECR push to {repo} failed: {exc}") from None
     ref = registry.Reference.parse(to, plain_http=args.plain_http)

@@ -59,3 +59,12 @@ def test_push_of_layout_folder_and_default_repository(iris_dir: Path, aws: str, 
     pushed = mlfn_json(capsys, "push", built["layout"])
     assert pushed["digest"] == built["digest"]
     assert "/mlfn-iris@" in pushed["reference"]
+
+
+def test_push_honours_aws_region_alone(iris_dir: Path, aws: str, mlfn_home: Path,
+                                       capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore reads only AWS_DEFAULT_REGION; mlfn push resolves the region like every other command
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    pushed = mlfn_json(capsys, "push", str(iris_dir), "--to", "ecr:iris-region")
+    assert ".dkr.ecr.us-east-1.amazonaws.com/iris-region@" in pushed["reference"]
