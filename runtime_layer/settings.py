@@ -93,7 +93,10 @@ class EcsSettings:
 class BatchingSettings:
     """`[batching]`: dynamic batching in container targets (never on Lambda)."""
 
-    max_batch_size: int = setting(1, "Most requests run as one batch; 1 turns batching off.", min=1, max=4096)
+    max_batch_size: int = setting(
+        32, "Most rows one batched run may stack (server targets only); 1 turns batching off. A lone request never "
+        "waits: only requests that arrive together are combined.", min=1, max=4096
+    )
     max_wait_ms: float = setting(2.0, "Longest a request waits for others to join its batch.", min=0, max=1000)
 
 
