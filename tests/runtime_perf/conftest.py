@@ -64,7 +64,9 @@ def perf_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "doubler": write_model(root / "doubler", doubler_graph(), 'name = "doubler"\n' + BATCHING),
         "gather": write_model(root / "gather", gather_graph(), 'name = "gather"\n' + BATCHING),
         "fixed": write_model(root / "fixed", fixed_graph(), 'name = "fixed"\n' + BATCHING),
-        "unbatched": write_model(root / "unbatched", doubler_graph(), 'name = "unbatched"\n[batching]\nmax_batch_size = 1\n'),
+        "unbatched": write_model(
+            root / "unbatched", doubler_graph(), 'name = "unbatched"\n[batching]\nmax_batch_size = 1\n'
+        ),
         "iris": iris,
     }
 
