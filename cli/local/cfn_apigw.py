@@ -18,6 +18,21 @@ def backend(account: str, region: str) -> Any:
     return apigatewayv2_backends[account][region]
 
 
+def _api_settings(properties: dict[str, Any], name: str) -> dict[str, Any]:
+    """The Api properties that both creating and updating an API take (moto's keyword names)."""
+    p = properties
+    return {
+        "api_key_selection_expression": p.get("ApiKeySelectionExpression"),
+        "cors_configuration": p.get("CorsConfiguration"),
+        "description": p.get("Description"),
+        "disable_schema_validation": p.get("DisableSchemaValidation"),
+        "disable_execute_api_endpoint": p.get("DisableExecuteApiEndpoint"),
+        "name": p.get("Name") or name,
+        "route_selection_expression": p.get("RouteSelectionExpression"),
+        "version": p.get("Version"),
+    }
+
+
 @register
 class Api(EmulatedResource):
     type_name = "AWS::ApiGatewayV2::Api"
@@ -25,18 +40,9 @@ class Api(EmulatedResource):
 
     @classmethod
     def create(cls, name: str, properties: dict[str, Any], account: str, region: str) -> Api:
-        p = properties
         api = backend(account, region).create_api(
-            api_key_selection_expression=p.get("ApiKeySelectionExpression"),
-            cors_configuration=p.get("CorsConfiguration"),
-            description=p.get("Description"),
-            disable_schema_validation=p.get("DisableSchemaValidation"),
-            disable_execute_api_endpoint=p.get("DisableExecuteApiEndpoint"),
-            name=p.get("Name") or name,
-            protocol_type=p.get("ProtocolType", "HTTP"),
-            route_selection_expression=p.get("RouteSelectionExpression"),
-            tags=tags_dict(p.get("Tags")),
-            version=p.get("Version"),
+            **_api_settings(properties, name), protocol_type=properties.get("ProtocolType", "HTTP"),
+            tags=tags_dict(properties.get("Tags")),
         )
         api.api_endpoint = f"https://127.0.0.1:{free_port()}"
         self = cls(name, properties, account, region)
@@ -45,16 +51,7 @@ class Api(EmulatedResource):
         return self
 
     def change(self, name: str, properties: dict[str, Any]) -> Api:
-        self.api.update(
-            api_key_selection_expression=properties.get("ApiKeySelectionExpression"),
-            cors_configuration=properties.get("CorsConfiguration"),
-            description=properties.get("Description"),
-            disable_schema_validation=properties.get("DisableSchemaValidation"),
-            disable_execute_api_endpoint=properties.get("DisableExecuteApiEndpoint"),
-            name=properties.get("Name") or self.name,
-            route_selection_expression=properties.get("RouteSelectionExpression"),
-            version=properties.get("Version"),
-        )
+        self.api.update(**_api_settings(properties, self.name))
         self.properties = properties
         return self
 
