@@ -118,6 +118,7 @@ def _local_api_endpoint(session: Any, stack_name: str) -> str | None:
 
 def how_to_call(endpoint: Endpoint, example: str | None, local: bool) -> list[str]:
     """Lines telling a person how to call the endpoint: a curl line and an `mlfn invoke` line."""
+    from .aws.session import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
     from .client import SIGNING_SERVICE, build_payload
 
     name = endpoint.model_name
@@ -128,7 +129,7 @@ def how_to_call(endpoint: Endpoint, example: str | None, local: bool) -> list[st
         curl.append(f"--cacert {endpoint.ca_path}")
     if endpoint.auth_type == "AWS_IAM":
         service = SIGNING_SERVICE.get(endpoint.target, "lambda")
-        user = "mlfn-local:mlfn-local-secret" if local else '"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"'
+        user = f"{LOCAL_ACCESS_KEY}:{LOCAL_SECRET_KEY}" if local else '"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"'
         curl.append(f'--aws-sigv4 "aws:amz:{endpoint.region}:{service}" --user {user}')
     curl.append(f"-H 'content-type: application/json' -d {data} {endpoint.url.rstrip('/')}{path}")
     stage = endpoint.stack_name.rsplit("-", 1)[1]

@@ -34,13 +34,14 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from ..aws.session import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY
 from .emulated_stores import STORES
 from .emulator_state import CONTROL_PLANE, publish_address, state_dir, withdraw_address
 from .function_urls import UrlAllocator, set_url_allocator
 from .processes import alive, spawn_until_ready, terminate
 
 DEFAULT_ACCOUNT = "123456789012"
-DEFAULT_REGIONS = ("us-east-1",)
+DEFAULT_REGIONS = (LOCAL_REGION,)
 _installed = False
 _install_lock = threading.Lock()
 
@@ -77,8 +78,8 @@ def client_environment(url: str) -> dict[str, str]:
     """The environment that points boto3 (and the AWS CLI) at the emulator listening at `url`."""
     return {
         "AWS_ENDPOINT_URL": url,
-        "AWS_ACCESS_KEY_ID": "mlfn-local",
-        "AWS_SECRET_ACCESS_KEY": "mlfn-local-secret",
+        "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_KEY,
         "AWS_DEFAULT_REGION": DEFAULT_REGIONS[0],
         "AWS_REGION": DEFAULT_REGIONS[0],
     }

@@ -39,7 +39,7 @@ from .gateway import Gateway, QuietServer
 from .logsink import FileLogSink, Forward
 from .orphans import ChildRegistry
 from .pool import DEFAULT_ACCOUNT_CONCURRENCY, FunctionPool
-from .sigv4 import DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY, Credential, default_credentials
+from .sigv4 import Credential, default_credentials
 from .tls import ensure_tls, trust_hint
 
 T = TypeVar("T")
@@ -467,8 +467,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     asyncio.run(serve(args.state_dir, echo_logs=args.echo_logs, cloudwatch_logs=args.cloudwatch_logs))
 
-
-DEFAULT_CREDENTIALS = (DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY)
 
 if __name__ == "__main__":
     main()

@@ -17,11 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
+from ..aws.session import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
 from .payload_v2 import Caller
 
 ALGORITHM = "AWS4-HMAC-SHA256"
-DEFAULT_ACCESS_KEY = "mlfn-local"
-DEFAULT_SECRET_KEY = "mlfn-local-secret"
+DEFAULT_ACCESS_KEY = LOCAL_ACCESS_KEY
+DEFAULT_SECRET_KEY = LOCAL_SECRET_KEY
 MAX_SKEW = dt.timedelta(minutes=5)
 UNSIGNED = "UNSIGNED-PAYLOAD"
 _AUTH = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]+)\s*$")
