@@ -46,6 +46,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `mlfn ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:
+        if not _is_aws_error(exc):
+            raise
+        # AWS refused a call or could not be reached (credentials expired, access denied, no network): one line
+        print(f"mlfn {args.command}: error: AWS: {exc}", file=sys.stderr)
+        return 2
+
+
+def _is_aws_error(exc: BaseException) -> bool:
+    """botocore's ClientError / BotoCoreError (checked by module, so the CLI never imports botocore for this)."""
+    return type(exc).__module__.startswith("botocore.")
 
 
 if __name__ == "__main__":
