@@ -89,10 +89,14 @@ class Gateway:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.bind(("127.0.0.1", 0))
+            sock.listen(128)
         except OSError:
-            sock.bind(("127.0.0.1", 0))
-        sock.listen(128)
+            sock.close()
+            raise
         sock.setblocking(False)
         actual = int(sock.getsockname()[1])
         config = uvicorn.Config(self, lifespan="off", access_log=False, log_level="warning", http="httptools",
