@@ -117,4 +117,6 @@ def send(
         response = pool.request("POST", full, body=payload.body, headers=headers, timeout=timeout, retries=False)
     except urllib3.exceptions.HTTPError as exc:
         raise CliError(f"could not reach {full}: {exc}") from None
+    finally:
+        pool.clear()  # the body is read already (preload_content): close the connection
     return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.data)
