@@ -64,12 +64,10 @@ class SageMakerRestFront(Construct):
                    "integration.request.header.Accept": "method.request.header.Accept"}
         if inference_component:
             headers["integration.request.header.X-Amzn-SageMaker-Inference-Component"] = f"'{inference_component}'"
-        responses = [apigw.IntegrationResponse(
-            status_code="200",
-            response_parameters={"method.response.header.Content-Type": "integration.response.header.Content-Type"},
-        )]
+        content_type = {"method.response.header.Content-Type": "integration.response.header.Content-Type"}
+        responses = [apigw.IntegrationResponse(status_code="200", response_parameters=content_type)]
         for pattern, status in _SAGEMAKER_STATUS:
-            params = {"method.response.header.Content-Type": "integration.response.header.Content-Type"}
+            params = dict(content_type)
             if status == "503":
                 params["method.response.header.Retry-After"] = f"'{RETRY_AFTER_SECONDS}'"
             responses.append(apigw.IntegrationResponse(selection_pattern=pattern, status_code=status,
