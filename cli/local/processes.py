@@ -62,9 +62,13 @@ def spawn_until_ready(argv: Sequence[str], log_path: Path, ready: Callable[[], T
 
 def terminate(pid: int, *, timeout_s: float, group: bool = False) -> None:
     """SIGTERM `pid`, wait up to `timeout_s` for it to exit, then SIGKILL it (its whole process group if `group`)."""
-    os.kill(pid, signal.SIGTERM)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:  # it exited since the caller looked
+        return
     deadline = time.monotonic() + timeout_s
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     if alive(pid):
-        (os.killpg if group else os.kill)(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            (os.killpg if group else os.kill)(pid, signal.SIGKILL)
