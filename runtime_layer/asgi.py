@@ -293,8 +293,10 @@ class ServingCore:
         loop = asyncio.get_running_loop()
         if batcher is not None:
             # Batches form from calls waiting on the pool together. A lone request (nothing on the pool, no other
-            # request this turn or lately) runs inline instead: it would be a batch of one after a hand-off.
-            if quick and self._pooled == 0 and not self._concurrent(loop):
+            # request this turn or lately) runs inline instead: it would be a batch of one after a hand-off. Only
+            # while the batcher is idle, so the event loop never waits on a batch run by a pool thread (a call
+            # whose await was cancelled leaves the pool count while its thread still runs).
+            if quick and self._pooled == 0 and not self._concurrent(loop) and batcher.idle:
                 return self._timed(fn, body, *args)
             batcher.expect()
             self._pooled += 1

@@ -141,6 +141,11 @@ class Batcher:
                     self._expected -= 1
                     self._arrived.notify()
 
+    @property
+    def idle(self) -> bool:
+        """No batch is running or queued: a call now would lead at once, never wait for another thread."""
+        return not self._busy
+
     # ------------------------------------------------------------------ running
 
     def run(self, feeds: Feeds, names: Sequence[str]) -> Outputs:

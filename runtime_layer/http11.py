@@ -21,6 +21,7 @@ with and without keep-alive, HEAD, chunked responses when the app gives no Conte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -414,6 +415,12 @@ class HttpProtocol(asyncio.Protocol):
                 yielded = coro.send(None)
         except StopIteration:
             pass
+        except asyncio.CancelledError:  # the server is stopping with this request unanswered (its client left)
+            exchange.request.keep_alive = False
+            self._finished(exchange)
+            with contextlib.suppress(RuntimeError):
+                coro.close()  # the app's own cleanup (finally blocks) runs; not logged as a crash
+            raise
         except BaseException as exc:
             self._crashed(exchange, exc)
         self._finished(exchange)

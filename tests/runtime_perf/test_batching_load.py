@@ -9,18 +9,24 @@ bounded time; a stall (a lost wake-up, a leader nobody hands over to, a pool too
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+from mlfn.runtime.asgi import CONCURRENT_HOLD_S, ServingCore
+from mlfn.runtime.batching import Batcher
+from mlfn.runtime.service import InferenceService
 
 from .conftest import Server, write_model
 
@@ -148,3 +154,66 @@ def test_batches_formed_under_load(slow_server: Server) -> None:
     assert counts, text[:500]
     assert counts["+Inf"] > counts.get("1.0", 0.0), counts  # some runs served more than one request
 
+
+
+def test_a_lone_request_never_runs_inline_while_a_batch_is_running(perf_models: dict[str, Path]) -> None:
+    """The lone-request shortcut (run inline on the event loop) must not be taken while the batcher is busy,
+    even when no call is counted on the pool (an await that was cancelled): the loop would block as a
+    follower until the batch ends. Here a pool thread leads a batch held open by a gate; a quick request
+    arriving meanwhile must leave the loop free and be answered once the gate opens."""
+    service = InferenceService.from_dir(perf_models["doubler"])
+    model = service.model
+    plain = model.run_checked
+    gate = threading.Event()
+    holding = [False]
+
+    def gated(feeds: dict[str, np.ndarray], names: Any) -> dict[str, Any]:
+        if holding[0]:
+            gate.wait(5)  # bounded: a failing test ends, it does not hang
+        return plain(feeds, names)
+
+    batcher = Batcher(gated, max_rows=32, max_wait_s=0.005)
+    model.run_checked = batcher.run  # type: ignore[method-assign]  # what batching.install does
+    model.batcher = batcher  # type: ignore[attr-defined]
+    with ThreadPoolExecutor(4) as pool:
+        core = ServingCore(service, executor=pool)
+
+        async def post(x: float) -> tuple[int, Any]:
+            body = json.dumps({"instances": [[x] * 4]}).encode()
+            scope = {"type": "http", "method": "POST", "path": "/v1/models/doubler:predict", "root_path": "",
+                     "query_string": b"", "headers": [(b"content-type", b"application/json")]}
+            sent: list[dict[str, Any]] = []
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                sent.append(message)
+
+            await core(scope, receive, send)
+            return sent[0]["status"], json.loads(sent[1]["body"])
+
+        async def scenario() -> None:
+            for i in range(30):  # quick calls: the core learns to run lone requests inline
+                assert (await post(i))[0] == 200
+                await asyncio.sleep(0)  # one request per turn of the loop: lone, not concurrent
+            await asyncio.sleep(CONCURRENT_HOLD_S * 2)
+            holding[0] = True
+            leader = pool.submit(batcher.run, {"x": np.ones((1, 4), np.float32)}, model.all_outputs)
+            while batcher.idle:
+                await asyncio.sleep(0.001)
+            request = asyncio.ensure_future(post(7.0))
+            await asyncio.sleep(0.05)  # returns only if the request did not block the loop
+            assert not gate.is_set() and not request.done()
+            gate.set()
+            status, answer = await asyncio.wait_for(request, 10)
+            assert status == 200 and answer["predictions"] == [[14.0] * 4]
+            np.testing.assert_array_equal(leader.result(10)["y"], np.full((1, 4), 2.0, np.float32))
+
+        safety = threading.Timer(5, gate.set)
+        safety.start()
+        try:
+            asyncio.run(scenario())
+        finally:
+            safety.cancel()
+            gate.set()
