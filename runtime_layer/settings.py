@@ -94,8 +94,9 @@ class BatchingSettings:
     """`[batching]`: dynamic batching in container targets (never on Lambda)."""
 
     max_batch_size: int = setting(
-        32, "Most rows one batched run may stack (server targets only); 1 turns batching off. A lone request never "
-        "waits: only requests that arrive together are combined.", min=1, max=4096
+        1, "Most rows one batched run may stack (server targets only); 1 (off) suits light models, whose cost is "
+        "JSON, not compute. A lone request never waits: only requests that arrive together are combined.",
+        min=1, max=4096
     )
     max_wait_ms: float = setting(2.0, "Longest a request waits for others to join its batch.", min=0, max=1000)
 
