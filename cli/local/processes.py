@@ -10,7 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -54,10 +54,18 @@ def spawn_until_ready(argv: Sequence[str], log_path: Path, ready: Callable[[], T
             tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
             raise StartError(f"{what} exited ({proc.returncode}): {' '.join(tail)}")
         time.sleep(0.1)
-    proc.terminate()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
+    stop(proc, timeout_s=5)
     raise StartError(f"{what} did not start within {timeout_s:.0f}s (see {log_path})")
+
+
+def stop(proc: subprocess.Popen[Any], *, timeout_s: float) -> int:
+    """SIGTERM a child, wait up to `timeout_s` for it to exit, else SIGKILL it; reap it and return its exit code."""
+    proc.terminate()
+    try:
+        return proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(timeout=10)
 
 
 def terminate(pid: int, *, timeout_s: float, group: bool = False) -> None:

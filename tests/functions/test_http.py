@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from mlfn.cli.local.processes import stop
+
 from .conftest import FUNCTIONS
 
 START_TIMEOUT_S = 60
@@ -55,12 +57,7 @@ def serving(name: str) -> Iterator[str]:
         _wait_ready(url)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop(process, timeout_s=30)
 
 
 def test_iris_v1_example_over_http() -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlfn.cli.local.processes import stop
+
 
 @pytest.fixture(scope="session")
 def iris_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -113,11 +115,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout_s=10)
         log.close()
 
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from mlfn.cli.local.processes import stop
+
 from .helpers import mlfn_json, run
 from .lambda_runtime_stub import REQUEST_ID, RuntimeApiStub
 
@@ -80,12 +82,7 @@ def _started(rootfs: Path, argv: list[str], env: dict[str, str], log: Path) -> I
         try:
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop(proc, timeout_s=15)
 
 
 def _build(capsys: Any, smoke_home: Path, monkeypatch: pytest.MonkeyPatch, model: Path, flavour: str) -> dict[str, Any]:
