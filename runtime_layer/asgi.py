@@ -298,13 +298,14 @@ class ServingCore:
             # whose await was cancelled leaves the pool count while its thread still runs).
             if quick and self._pooled == 0 and not self._concurrent(loop) and batcher.idle:
                 return self._timed(fn, body, *args)
-            batcher.expect()
+            ticket = batcher.expect()
             self._pooled += 1
             try:
                 return await loop.run_in_executor(  # type: ignore[no-any-return]
-                    self._executor, batcher.call, self._timed, fn, body, *args)
+                    self._executor, batcher.call, ticket, self._timed, fn, body, *args)
             finally:
                 self._pooled -= 1
+                batcher.withdraw(ticket)  # a call cancelled before its thread started must not be waited for
         return await loop.run_in_executor(self._executor, self._timed, fn, body, *args)
 
     def _concurrent(self, loop: Any) -> bool:

@@ -43,6 +43,15 @@ class _Unsplittable(Exception):
     """An output whose first dimension is not the batch's rows: the batch must run member by member."""
 
 
+class Ticket:
+    """One request announced to a Batcher by `expect`, counted as coming until it reaches `run` or is withdrawn."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = True
+
+
 class _Item:
     """One caller's feeds, and where its answer (or error) lands."""
 
@@ -124,22 +133,38 @@ class Batcher:
 
     # ------------------------------------------------------------------ announcing callers
 
-    def expect(self) -> None:
-        """A request is on its way (called before it is handed to a pool thread): a leader may wait for it."""
+    def expect(self) -> Ticket:
+        """A request is on its way (called before it is handed to a pool thread): a leader may wait for it.
+
+        The ticket goes to `call`; whoever handed the request on calls `withdraw(ticket)` when the hand-off
+        ends, so a call cancelled before it started no longer counts as coming.
+        """
         with self._lock:
             self._expected += 1
+        return Ticket()
 
-    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def withdraw(self, ticket: Ticket) -> None:
+        """The request behind `ticket` will not (or will no longer) reach `run`; a no-op once it has."""
+        with self._lock:
+            if self._settle(ticket):
+                self._arrived.notify()
+
+    def _settle(self, ticket: Ticket) -> bool:
+        """Stop counting `ticket` as coming (call with the lock held); False when it already was."""
+        if not ticket.open:
+            return False
+        ticket.open = False
+        self._expected -= 1
+        return True
+
+    def call(self, ticket: Ticket, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` for a request announced by `expect`, in the thread that will call `run`."""
-        self._local.pending = True
+        self._local.ticket = ticket
         try:
             return fn(*args)
         finally:
-            if self._local.pending:  # it never reached `run` (bad input, hooks, a non-batched path)
-                self._local.pending = False
-                with self._lock:
-                    self._expected -= 1
-                    self._arrived.notify()
+            self._local.ticket = None
+            self.withdraw(ticket)  # it never reached `run` (bad input, hooks, a non-batched path)
 
     @property
     def idle(self) -> bool:
@@ -151,19 +176,16 @@ class Batcher:
     def run(self, feeds: Feeds, names: Sequence[str]) -> Outputs:
         """What `Model.run_checked` does, for checked feeds, batched with concurrent callers."""
         sig = signature(feeds, names)
-        announced = getattr(self._local, "pending", False)
-        if announced:
-            self._local.pending = False
+        ticket: Ticket | None = getattr(self._local, "ticket", None)
+        self._local.ticket = None
         if sig is None:
-            if announced:
-                with self._lock:
-                    self._expected -= 1
-                    self._arrived.notify()
+            if ticket is not None:
+                self.withdraw(ticket)
             return self._measured(feeds, names, 1)
         item = _Item(feeds, names, sig[0], sig[1])
         with self._lock:
-            if announced:
-                self._expected -= 1
+            if ticket is not None:
+                self._settle(ticket)
             self._queue.append(item)
             self._queued_rows += item.rows
             if self._busy:

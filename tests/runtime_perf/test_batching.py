@@ -161,12 +161,11 @@ def test_install_only_where_batching_applies(perf_models: dict[str, Path]) -> No
 def _threaded_runs(batcher: Batcher, feeds: list[dict[str, np.ndarray]], names: list[str]) -> list[Any]:
     def one(i: int) -> Any:
         try:
-            return batcher.call(batcher.run, feeds[i], names)
+            return batcher.call(tickets[i], batcher.run, feeds[i], names)
         except Exception as exc:  # returned for the assertions
             return exc
 
-    for _ in feeds:
-        batcher.expect()
+    tickets = [batcher.expect() for _ in feeds]
     return _concurrently(one, len(feeds))
 
 
@@ -218,13 +217,13 @@ def test_batch_failure_reruns_members_one_by_one() -> None:
 
 def test_wait_is_bounded_when_an_announced_request_never_comes() -> None:
     batcher = Batcher(lambda feeds, names: {"y": feeds["x"]}, max_rows=8, max_wait_s=0.05)
-    batcher.expect()
+    ticket = batcher.expect()
     batcher.expect()  # announced, never arrives: the leader must give up after max_wait
     done = threading.Event()
     result: list[Any] = []
 
     def one() -> None:
-        result.append(batcher.call(batcher.run, {"x": np.ones((1, 2), np.float32)}, ["y"]))
+        result.append(batcher.call(ticket, batcher.run, {"x": np.ones((1, 2), np.float32)}, ["y"]))
         done.set()
 
     threading.Thread(target=one, daemon=True).start()

@@ -10,10 +10,12 @@ bounded time; a stall (a lost wake-up, a leader nobody hands over to, a pool too
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -217,3 +219,51 @@ def test_a_lone_request_never_runs_inline_while_a_batch_is_running(perf_models: 
         finally:
             safety.cancel()
             gate.set()
+
+
+def test_a_request_cancelled_before_its_thread_starts_is_not_waited_for(perf_models: dict[str, Path]) -> None:
+    """A request handed to the pool is announced to the batcher, so a leader waits (up to max_wait) for it.
+    If the client goes away while the request still queues for a pool thread, its call never starts; the
+    announcement must be withdrawn, or every later batch waits the full max_wait for a request that never
+    comes. Here the only pool thread is held by a gate while a request queues behind it and is cancelled;
+    afterwards a lone run must answer well inside max_wait (2 s)."""
+    service = InferenceService.from_dir(perf_models["doubler"])
+    model = service.model
+    batcher = Batcher(model.run_checked, max_rows=32, max_wait_s=2.0)
+    model.run_checked = batcher.run  # type: ignore[method-assign]  # what batching.install does
+    model.batcher = batcher  # type: ignore[attr-defined]
+    gate = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        core = ServingCore(service, executor=pool)
+        pool.submit(gate.wait, 10)  # the only thread is busy: the request below queues behind it
+
+        async def post() -> None:
+            body = json.dumps({"instances": [[1.0] * 4]}).encode()
+            scope = {"type": "http", "method": "POST", "path": "/v1/models/doubler:predict", "root_path": "",
+                     "query_string": b"", "headers": [(b"content-type", b"application/json")]}
+
+            async def receive() -> dict[str, Any]:
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            async def send(message: dict[str, Any]) -> None:
+                pass
+
+            await core(scope, receive, send)
+
+        async def scenario() -> None:
+            request = asyncio.ensure_future(post())
+            await asyncio.sleep(0.05)
+            assert not request.done()  # queued behind the gate
+            request.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await request
+
+        try:
+            asyncio.run(scenario())
+        finally:
+            gate.set()
+        started = time.perf_counter()
+        answer = pool.submit(batcher.run, {"x": np.full((1, 4), 3.0, np.float32)}, model.all_outputs).result(10)
+        took = time.perf_counter() - started
+    np.testing.assert_array_equal(answer["y"], np.full((1, 4), 6.0, np.float32))
+    assert took < 1.0, f"a lone run waited {took:.2f} s for a cancelled request"
