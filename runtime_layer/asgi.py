@@ -19,25 +19,25 @@ on Lambda, which serves one request at a time); turns `RequestError` into its st
 from __future__ import annotations
 
 import functools
-import logging
 import re
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from random import getrandbits
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from . import __version__
 from .errors import ModelError, RequestError
+from .logs import logger
 from .metrics import MetricsProvider, NoopMetrics
+from .record import record
 from .service import InferenceService, Reply
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future
+
     from .batching import Batcher
 
 Scope = MutableMapping[str, Any]
@@ -46,7 +46,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-log = logging.getLogger("mlfn.runtime")
+log = logger("mlfn.runtime")
 
 JSON = "application/json"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
@@ -70,7 +70,7 @@ class NotReady(Exception):
     """The model is still loading (or failed to load): 503 with Retry-After."""
 
 
-@dataclass(slots=True)
+@record(frozen=False, slots=True)
 class Call:
     """One request as the route handlers see it."""
 
@@ -84,7 +84,7 @@ class Call:
 Handler = Callable[[Call], Awaitable[Reply]]
 
 
-@dataclass(frozen=True)
+@record
 class Route:
     """A route template (the metrics label) and its handler per HTTP method."""
 
@@ -117,6 +117,8 @@ def headers_of(scope: Scope) -> dict[str, str]:
 
 def new_request_id() -> str:
     """A random version-4 UUID as 32 hex digits, like `uuid.uuid4().hex` without its system call per request."""
+    from random import getrandbits  # here: the Lambda handler's init never needs it (Lambda gives request ids)
+
     return "%032x" % (getrandbits(128) & ~(0xF000 << 64) & ~(0xC << 60) | (0x4000 << 64) | (0x8 << 60))
 
 
@@ -208,9 +210,7 @@ class ServingCore:
         self.fallback = fallback
         self.fallback_paths = fallback_paths
         self.access_log = access_log
-        self._executor = executor if executor is not None or inline else ThreadPoolExecutor(
-            max_workers=_pool_size(), thread_name_prefix="mlfn-model"
-        )
+        self._executor = executor if executor is not None or inline else _model_pool(_pool_size())
         self._owns_executor = executor is None and not inline
         self._service: InferenceService | None = None
         self._limit = 0
@@ -221,7 +221,7 @@ class ServingCore:
         self._pooled = 0  # batched calls handed to the pool and not yet back
         self._same_turn = False  # a request already started in this turn of the event loop
         self._busy_until = 0.0  # until then, requests are taken to be concurrent (see _concurrent)
-        if isinstance(service, Future):
+        if not isinstance(service, InferenceService):  # a concurrent.futures.Future of one
             service.add_done_callback(self._on_loaded)
         else:
             self._adopt(service)
@@ -242,8 +242,7 @@ class ServingCore:
             # Batches form from requests waiting in pool threads at once: enough threads for a full batch.
             if self._owns_executor:
                 old = self._executor
-                self._executor = ThreadPoolExecutor(max_workers=max(_pool_size(), min(batcher.max_rows, 64)),
-                                                    thread_name_prefix="mlfn-model")
+                self._executor = _model_pool(max(_pool_size(), min(batcher.max_rows, 64)))
                 old.shutdown(wait=False)
             self._batcher = batcher
         self._limit = service.spec.settings.server.max_body_bytes
@@ -640,6 +639,13 @@ async def send_reply(send: Send, reply: Reply, request_id: str, *, head: bool = 
         headers.append((key.lower().encode("latin-1"), str(value).encode("latin-1")))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else reply.body})
+
+
+def _model_pool(workers: int) -> Executor:
+    """The threads model calls run on (imported here: the Lambda handler runs inline and never needs them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlfn-model")
 
 
 def _pool_size() -> int:

@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+from .record import record
 from .settings import Settings
 
 MB_PER_LAMBDA_VCPU = 1769
@@ -25,7 +25,7 @@ LAMBDA_MAX_VCPUS = 6.0
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-@dataclass(frozen=True)
+@record
 class CpuShare:
     """A CPU share in vCPUs and where it was read from."""
 

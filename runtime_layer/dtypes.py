@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .record import record
 
-@dataclass(frozen=True)
+
+@record
 class DType:
     """One ONNX element type under all the names the wire protocols use for it."""
 

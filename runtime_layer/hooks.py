@@ -17,20 +17,20 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ModelError, RequestError, SpecError
+from .record import record
 
 Preprocess = Callable[[bytes, str], "Mapping[str, np.ndarray] | None"]
 Postprocess = Callable[[dict[str, Any]], Any]
 _ARITY = {"preprocess": 2, "postprocess": 1}
 
 
-@dataclass(frozen=True)
+@record
 class Hooks:
     """The callables a hooks module defines (either may be None)."""
 

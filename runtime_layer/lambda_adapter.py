@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import logging
 import os
 import time
 from pathlib import Path
@@ -28,10 +27,11 @@ from .asgi import (
     request_id_of,
 )
 from .lambda_http import is_payload_v2, serve_v2
+from .logs import logger
 from .metrics.emf import EmfMetrics
 from .service import InferenceService
 
-log = logging.getLogger("mlfn.runtime.lambda")
+log = logger("mlfn.runtime.lambda")
 
 MODEL_DIR_ENV = "MLFN_MODEL_DIR"
 DEFAULT_MODEL_DIR = "/opt/mlfn/model"
@@ -160,7 +160,5 @@ def build(model_dir: str | Path | None = None, *, init_started: float | None = N
     metrics = EmfMetrics()
     started = time.perf_counter()
     service = load_service(directory, metrics)
-    loaded = time.perf_counter()
-    init_seconds = loaded - (init_started if init_started is not None else started)
-    log.info("model %s loaded in %.0f ms", service.spec.name, (loaded - started) * 1000)
+    init_seconds = time.perf_counter() - (init_started if init_started is not None else started)
     return LambdaHandler(service, metrics=metrics, init_seconds=init_seconds)

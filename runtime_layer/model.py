@@ -19,7 +19,6 @@ onnxruntime is imported here only, and only when a `Model` is built, so importin
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,10 @@ import numpy as np
 from .codecs.tensors import Port
 from .cpu_share import CpuShare, cpu_share, intra_op_threads
 from .errors import ModelError, RequestError
+from .logs import logger
 from .spec import ModelSpec
 
-log = logging.getLogger("mlfn.runtime.model")
+log = logger("mlfn.runtime.model")
 
 OPTIMIZED_SUFFIX = ".optimized.onnx"
 _LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -109,8 +109,11 @@ class Model:
         self._input_set = frozenset(self.input_names)
         self._output_set = frozenset(self.output_names)
         self.batched = bool(self.ports) and all(p.batched for p in self.ports.values())
-        log.info("loaded %s with %s, %d intra-op thread(s) (cpu share %.2f from %s)", self.path.name,
-                 ", ".join(session.get_providers()), self.threads, self.share.vcpus, self.share.source)
+
+    def describe(self) -> str:
+        """What was loaded, how: file, providers, threads and the CPU share they came from (for logs)."""
+        return (f"{self.path.name} with {', '.join(self.session.get_providers())}, {self.threads} intra-op "
+                f"thread(s) (cpu share {self.share.vcpus:.2f} from {self.share.source})")
 
     def check(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Feeds that fit the model's inputs: names, dtypes, ranks, fixed dimensions."""

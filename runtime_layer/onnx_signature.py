@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-from dataclasses import dataclass
 from pathlib import Path
+
+from .record import record
 
 Dim = int | str | None
 """One dimension: a fixed size, a symbolic name (dynamic), or None (unknown)."""
@@ -20,7 +21,7 @@ class OnnxFormatError(ValueError):
     """The bytes are not a well-formed ONNX model."""
 
 
-@dataclass(frozen=True)
+@record
 class OnnxType:
     """An ONNX value type: a tensor, or a sequence/map/optional of other types."""
 
@@ -30,13 +31,13 @@ class OnnxType:
     inner: OnnxType | None = None  # sequence/optional element, map value
 
 
-@dataclass(frozen=True)
+@record
 class OnnxValue:
     name: str
     type: OnnxType
 
 
-@dataclass(frozen=True)
+@record
 class OnnxSignature:
     inputs: tuple[OnnxValue, ...]
     outputs: tuple[OnnxValue, ...]

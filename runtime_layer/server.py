@@ -155,7 +155,8 @@ def serve(args: argparse.Namespace) -> int:
             return
         ready = time.perf_counter() - STARTED
         metrics.cold_start(ready)
-        log.info("model %s ready in %.0f ms after start", done.result().spec.name, ready * 1000)
+        service = done.result()
+        log.info("model %s ready in %.0f ms after start: %s", service.spec.name, ready * 1000, service.model.describe())
 
     try:
         if lean:

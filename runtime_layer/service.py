@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from .codecs.tensors import JSON_CONTENT_TYPE, Port, dumps, loads
 from .errors import ModelError, RequestError
 from .hooks import NO_HOOKS, Hooks, load_hooks
 from .model import Model
+from .record import field, record
 from .spec import ModelSpec, load_spec
 
 Observer = Callable[[float, int], None]
@@ -41,7 +41,7 @@ _PASS = object()  # preprocess declined: decode the body ourselves
 _ANSWER_TYPES = frozenset({"application/json", "text/csv", "application/x-npy"})
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class Reply:
     """What the app sends back: status, body bytes, content type and any extra headers."""
 

@@ -1,25 +1,26 @@
 """The settings a model directory's `mlfn.toml` may give, with their types, defaults, limits and docs.
 
-Each section is a frozen dataclass. A field's metadata carries its documentation (`doc`) and its
+Each section is a frozen record (`mlfn.runtime.record`). A field's metadata carries its documentation (`doc`) and its
 allowed values (`choices`) or range (`min`, `max`), which `mlfn.runtime.spec` enforces and
 `docs/model-directory.md` lists. Nothing here reads files.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+from .record import field, record
 
 
 def setting(default: Any, doc: str, **limits: Any) -> Any:
-    """A dataclass field with documentation and limits (`choices`, `min`, `max`)."""
+    """A record field with documentation and limits (`choices`, `min`, `max`)."""
     return field(default=default, metadata={"doc": doc, **limits})
 
 
 TARGETS = ("lambda", "sagemaker", "ecs")
 
 
-@dataclass(frozen=True)
+@record
 class Schedule:
     """A scheduled change of provisioned capacity (Lambda provisioned concurrency, SageMaker copies)."""
 
@@ -29,7 +30,7 @@ class Schedule:
     max: int = setting(1, "Maximum capacity from then on.", min=0)
 
 
-@dataclass(frozen=True)
+@record
 class LambdaSettings:
     """`[lambda]`: the function when `target = "lambda"`."""
 
@@ -53,7 +54,7 @@ class LambdaSettings:
     )
 
 
-@dataclass(frozen=True)
+@record
 class SageMakerSettings:
     """`[sagemaker]`: the endpoint when `target = "sagemaker"`."""
 
@@ -75,7 +76,7 @@ class SageMakerSettings:
     gpus_per_copy: int = setting(0, "Accelerators reserved for each copy.", min=0, max=8)
 
 
-@dataclass(frozen=True)
+@record
 class EcsSettings:
     """`[ecs]`: the GPU service when `target = "ecs"`."""
 
@@ -89,7 +90,7 @@ class EcsSettings:
     idle_minutes: int = setting(15, "Minutes without requests before the service scales to zero.", min=1)
 
 
-@dataclass(frozen=True)
+@record
 class BatchingSettings:
     """`[batching]`: dynamic batching in container targets (never on Lambda)."""
 
@@ -101,7 +102,7 @@ class BatchingSettings:
     max_wait_ms: float = setting(2.0, "Longest a request waits for others to join its batch.", min=0, max=1000)
 
 
-@dataclass(frozen=True)
+@record
 class AuthSettings:
     """`[auth]`: who may call the endpoint."""
 
@@ -111,7 +112,7 @@ class AuthSettings:
     cors_origins: tuple[str, ...] = setting((), "Origins browsers may call from; empty turns CORS off.")
 
 
-@dataclass(frozen=True)
+@record
 class ServerSettings:
     """`[server]`: the runtime inside the image."""
 
@@ -129,7 +130,7 @@ class ServerSettings:
     )
 
 
-@dataclass(frozen=True)
+@record
 class LogSettings:
     """`[logs]`: where the function's logs go."""
 
@@ -141,7 +142,7 @@ class LogSettings:
     )
 
 
-@dataclass(frozen=True)
+@record
 class Settings:
     """The top level of `mlfn.toml`."""
 

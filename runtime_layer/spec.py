@@ -7,12 +7,10 @@ message naming the file, the field and what was expected.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import tomllib
 import types
 import typing
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 from .dtypes import DType, from_onnx
 from .errors import SpecError
 from .onnx_signature import Dim, OnnxFormatError, OnnxType, OnnxValue, read_signature
+from .record import fields, is_record, record, replace
 from .settings import Settings
 
 CONFIG_FILE = "mlfn.toml"
@@ -27,7 +26,7 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,46}[a-z0-9]$")
 STAGE_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
-@dataclass(frozen=True)
+@record
 class TensorSpec:
     """One input or output of the model."""
 
@@ -64,7 +63,7 @@ class TensorSpec:
         }
 
 
-@dataclass(frozen=True)
+@record
 class ModelSpec:
     """Everything mlfn knows about one model directory."""
 
@@ -130,7 +129,7 @@ def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is tuple:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if dataclasses.is_dataclass(tp):
+    if is_record(tp):
         return "a table"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
@@ -146,7 +145,7 @@ def _convert(value: Any, tp: Any, where: str, meta: Any) -> Any:
             raise SpecError(CONFIG_FILE, where, _type_name(tp), repr(value))
         inner = typing.get_args(tp)[0]
         return tuple(_convert(v, inner, f"{where}[{i}]", {}) for i, v in enumerate(value))
-    if dataclasses.is_dataclass(tp):
+    if is_record(tp):
         if not isinstance(value, dict):
             raise SpecError(CONFIG_FILE, where, "a table", repr(value))
         return _build(tp, value, where)  # type: ignore[arg-type]
@@ -170,15 +169,15 @@ def _convert(value: Any, tp: Any, where: str, meta: Any) -> Any:
 
 
 def _build(cls: type[Any], table: dict[str, Any], prefix: str = "") -> Any:
-    fields = {f.metadata.get("toml", f.name): f for f in dataclasses.fields(cls)}
+    by_key = {f.metadata.get("toml", f.name): f for f in fields(cls)}
     hints = typing.get_type_hints(cls)
-    unknown = sorted(set(table) - set(fields))
+    unknown = sorted(set(table) - set(by_key))
     if unknown:
         where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
-        raise SpecError(CONFIG_FILE, where, "one of the known keys: " + ", ".join(sorted(fields)), "unknown key")
+        raise SpecError(CONFIG_FILE, where, "one of the known keys: " + ", ".join(sorted(by_key)), "unknown key")
     kwargs = {}
     for key, value in table.items():
-        f = fields[key]
+        f = by_key[key]
         where = f"{prefix}.{key}" if prefix else key
         kwargs[f.name] = _convert(value, hints[f.name], where, f.metadata)
     return cls(**kwargs)
@@ -249,7 +248,7 @@ def load_settings(directory: Path) -> Settings:
             raise SpecError(CONFIG_FILE, "-", "valid TOML", str(exc)) from None
     settings: Settings = _build(Settings, table)
     if not settings.name:
-        settings = dataclasses.replace(settings, name=_default_name(directory))
+        settings = replace(settings, name=_default_name(directory))
     elif not NAME_PATTERN.match(settings.name):
         raise SpecError(CONFIG_FILE, "name", "2 to 48 lowercase letters, digits and dashes, starting with a letter",
                         repr(settings.name))

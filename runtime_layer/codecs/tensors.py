@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ import orjson
 from ..dtypes import DTYPES, DType
 from ..errors import RequestError
 from ..onnx_signature import Dim
+from ..record import record
 from ..spec import TensorSpec
 
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -30,7 +30,7 @@ _V2_BY_NUMPY: dict[np.dtype[Any], str] = {d.numpy: d.v2 for d in DTYPES if d.num
 _V2_BY_NUMPY.update({np.dtype(np.str_): "BYTES", np.dtype(np.bytes_): "BYTES"})
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class Port:
     """One model input with everything a request is checked against, precomputed."""
 

@@ -12,18 +12,18 @@ When the model's inputs have no dynamic batch dimension, each instance runs on i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import RequestError
+from ..record import record
 from .tensors import Port
 
 EXPECTED = 'a JSON object with "instances" (a list of rows) or "inputs"'
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class Batch:
     """Decoded feeds: one run over `rows` stacked instances, or (not batched) one run per instance."""
 

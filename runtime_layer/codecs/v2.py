@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..errors import RequestError
+from ..record import record
 from ..spec import ModelSpec
 from . import v2_binary
 from .tensors import JSON_CONTENT_TYPE, Port, dumps, v2_datatype
@@ -27,7 +27,7 @@ PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("binary_tensor_data",)
 
 
-@dataclass(frozen=True, slots=True)
+@record(slots=True)
 class InferRequest:
     id: str | None
     feeds: dict[str, np.ndarray]
