@@ -218,6 +218,7 @@ class ServingCore:
         self._calls = 0
         self._versions: tuple[str, ...] | None = None
         self._batcher: Batcher | None = None
+        self._quick: dict[str, tuple[str, Callable[[bytes, Mapping[str, str]], Reply]]] = {}  # see quick_reply
         self._pooled = 0  # batched calls handed to the pool and not yet back
         self._same_turn = False  # a request already started in this turn of the event loop
         self._busy_until = 0.0  # until then, requests are taken to be concurrent (see _concurrent)
@@ -246,6 +247,12 @@ class ServingCore:
                 old.shutdown(wait=False)
             self._batcher = batcher
         self._limit = service.spec.settings.server.max_body_bytes
+        name = service.spec.name
+        self._quick = {
+            f"/v1/models/{name}:predict": ("/v1/models/{name}:predict", functools.partial(service.v1_predict, name)),
+            f"/v2/models/{name}/infer": ("/v2/models/{name}/infer", functools.partial(service.v2_infer, name)),
+            "/invocations": ("/invocations", service.invocations),
+        }
         versions = service.v2_model_metadata(service.spec.name).get("versions")
         self._versions = tuple(str(v) for v in versions) if versions else None
         self._service = service
@@ -449,20 +456,52 @@ class ServingCore:
     async def _handle(self, handler: Handler, call: Call, method: str, path: str) -> Reply:
         try:
             return await handler(call)
-        except RequestError as exc:
-            extra = {"connection": "close"} if exc.status == 413 else None
-            return json_reply(exc.status, exc.to_json(), extra)
         except ClientGone:
             raise
-        except NotReady:
-            return json_reply(503, {"error": "the model is not ready yet", "request_id": call.request_id},
+        except Exception as exc:
+            return self._failure(exc, call.request_id, method, path)
+
+    def _failure(self, exc: Exception, rid: str, method: str, path: str) -> Reply:
+        """The reply for a request whose handler raised: 4xx for the caller's mistakes, 503 while loading, 500."""
+        if isinstance(exc, RequestError):
+            extra = {"connection": "close"} if exc.status == 413 else None
+            return json_reply(exc.status, exc.to_json(), extra)
+        if isinstance(exc, NotReady):
+            return json_reply(503, {"error": "the model is not ready yet", "request_id": rid},
                               {"retry-after": RETRY_AFTER_S})
-        except ModelError as exc:
-            log.error("request %s: %s %s: model error: %s", call.request_id, method, path, exc.message)
-            return json_reply(500, {**exc.to_json(), "request_id": call.request_id})
-        except Exception:
-            log.exception("request %s: %s %s failed", call.request_id, method, path)
-            return json_reply(500, {"error": "internal error", "request_id": call.request_id})
+        if isinstance(exc, ModelError):
+            log.error("request %s: %s %s: model error: %s", rid, method, path, exc.message)
+            return json_reply(500, {**exc.to_json(), "request_id": rid})
+        log.error("request %s: %s %s failed", rid, method, path, exc_info=exc)
+        return json_reply(500, {"error": "internal error", "request_id": rid})
+
+    def quick_reply(self, method: str, path: str, headers: list[tuple[bytes, bytes]],
+                    body: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
+        """Answer a model call at once, without the ASGI exchange; None: serve it through `__call__` as usual.
+
+        For an HTTP server that can use it (`mlfn.runtime.http11`): a POST to the loaded model's predict, infer
+        or invocations path, with a plain body under the limit, when the call would run inline on the event
+        loop anyway (see `_run`: calls are quick, nothing batches) and no access log is kept. The status,
+        headers and body are what `__call__` would send; metrics count it the same way.
+        """
+        quick = self._quick.get(path)
+        if quick is None or method != "POST" or self.access_log or self._batcher is not None:
+            return None
+        if self._executor is not None and (len(body) > INLINE_MAX_BODY or self._typical_s >= INLINE_BELOW_S):
+            return None
+        started = time.perf_counter()
+        named = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
+        if "content-encoding" in named or len(body) > self._limit:
+            return None  # decompression and the 413 answer stay on the general path
+        incoming = named.get("x-request-id")
+        rid = incoming if incoming and REQUEST_ID.match(incoming) else new_request_id()
+        template, call = quick
+        try:
+            reply = self._timed(call, body, named)
+        except Exception as exc:
+            reply = self._failure(exc, rid, method, path)
+        self.metrics.request(template, reply.status, time.perf_counter() - started)
+        return reply.status, reply_headers(reply, rid), reply.body
 
     async def _delegate(self, scope: Scope, receive: Receive, send: Send, rid: str, started: float) -> None:
         """Hand a request the core does not route (docs, routes users added) to the fallback app."""
@@ -628,8 +667,8 @@ class LazyDocs:
         await self._app(scope, receive, send)
 
 
-async def send_reply(send: Send, reply: Reply, request_id: str, *, head: bool = False) -> None:
-    """Send a Reply with its length, content type, extra headers and the request id."""
+def reply_headers(reply: Reply, request_id: str) -> list[tuple[bytes, bytes]]:
+    """A Reply's response headers: content type and length, the request id, then its own."""
     headers = [
         (b"content-type", reply.content_type.encode("latin-1")),
         (b"content-length", str(len(reply.body)).encode("latin-1")),
@@ -637,7 +676,12 @@ async def send_reply(send: Send, reply: Reply, request_id: str, *, head: bool = 
     ]
     for key, value in reply.headers.items():
         headers.append((key.lower().encode("latin-1"), str(value).encode("latin-1")))
-    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    return headers
+
+
+async def send_reply(send: Send, reply: Reply, request_id: str, *, head: bool = False) -> None:
+    """Send a Reply with its length, content type, extra headers and the request id."""
+    await send({"type": "http.response.start", "status": reply.status, "headers": reply_headers(reply, request_id)})
     await send({"type": "http.response.body", "body": b"" if head else reply.body})
 
 

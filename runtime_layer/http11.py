@@ -6,7 +6,9 @@ server is an asyncio `Protocol` around httptools' parser (the one uvicorn uses) 
 scope and calls the app's coroutine directly: when the coroutine finishes without waiting for anything (a
 quick model run inline, a health check) the response is written in the same turn of the event loop, with
 no task, no scheduling and one `write` call. A coroutine that does wait (a model run on the thread pool, a
-batch) is resumed by a small task of its own. Every route still goes through the same ASGI app, so
+batch) is resumed by a small task of its own. An app that offers `quick_reply` (mlfn's ServingCore, for model
+calls that run inline) answers those synchronously, with no ASGI scope messages at all, and gives back the
+same status, headers and body its ASGI path would; every other request goes through the ASGI app, so
 responses, errors, metrics and docs are the same as under uvicorn (`MLFN_HTTP=uvicorn` switches back).
 
 HTTP/1.1 as clients use it: keep-alive (closed after `keep_alive_s` idle), pipelined requests answered in
@@ -25,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
@@ -36,6 +38,9 @@ import httptools
 log = logging.getLogger("mlfn.runtime.http")
 
 ASGIApp = Callable[..., Coroutine[Any, Any, None]]  # (scope, receive, send): an ASGI 3 app
+# An app may also offer `quick_reply(method, path, headers, body) -> (status, headers, body) | None`: a request it
+# can answer synchronously skips the ASGI exchange (mlfn's ServingCore does, for model calls that run inline).
+QuickReply = Callable[[str, str, list[tuple[bytes, bytes]], bytes], tuple[int, list[tuple[bytes, bytes]], bytes] | None]
 HIGH_WATER = 64 * 1024
 MAX_PIPELINED = 32  # complete requests queued on one connection before it stops reading
 ASGI_INFO = {"version": "3.0", "spec_version": "2.3"}
@@ -177,6 +182,7 @@ class HttpProtocol(asyncio.Protocol):
     def __init__(self, server: Server) -> None:
         self.server = server
         self.app = server.app
+        self.quick: QuickReply | None = getattr(server.app, "quick_reply", None)
         self.loop = asyncio.get_running_loop()
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
@@ -390,6 +396,8 @@ class HttpProtocol(asyncio.Protocol):
                 self.reading_paused = False
                 self.transport.resume_reading()
             self.active = request
+            if self.quick is not None and not request.too_large and self._answered_quickly(request):
+                continue
             exchange = _Exchange(self, request)
             coro = self.app(request.scope, exchange.receive, exchange.send)
             try:
@@ -426,6 +434,21 @@ class HttpProtocol(asyncio.Protocol):
         self._finished(exchange)
         self._next()
 
+    def _answered_quickly(self, request: _Request) -> bool:
+        """Let the app answer at once through its `quick_reply` (see `ServingCore.quick_reply`); False when it
+        declines and the request goes through the ASGI exchange."""
+        scope = request.scope
+        assert self.quick is not None
+        answer = self.quick(scope["method"], scope["path"], scope["headers"], request.body)
+        if answer is None:
+            return False
+        status, headers, body = answer
+        head, _ = response_head(request, status, headers, False, self.server.date)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(head + body)
+        self._settle(request)
+        return True
+
     def _crashed(self, exchange: _Exchange, exc: BaseException) -> None:
         log.error("the app raised while answering %s %s", exchange.request.scope["method"],
                   exchange.request.scope["path"], exc_info=exc)
@@ -439,11 +462,47 @@ class HttpProtocol(asyncio.Protocol):
         exchange.done = True
         if exchange.started and not exchange.complete:
             exchange.request.keep_alive = False  # the app stopped mid-response: the framing is lost
+        self._settle(exchange.request)
+
+    def _settle(self, request: _Request) -> None:
+        """The response to `request` is out: close the connection, or wait for the next request."""
         self.active = None
-        if not exchange.request.keep_alive or (self.closing and not self.queue):
+        if not request.keep_alive or (self.closing and not self.queue):
             self._close()
         else:
             self._arm_idle()
+
+
+def response_head(request: _Request, status: int, headers: Iterable[tuple[bytes, bytes]], head: bool,
+                  date: DateHeader) -> tuple[bytes, bool]:
+    """The status line and headers for `request`'s response, and whether its body goes chunked.
+
+    Adds what HTTP/1.1 framing needs: chunked encoding when no content-length is given, `connection: close`
+    when the connection ends after this response (and marks the request so), keep-alive for HTTP/1.0.
+    """
+    parts = [status_line(status)]
+    has_length = said_close = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"content-length":
+            has_length = True
+        elif lowered == b"connection" and value.lower() == b"close":
+            request.keep_alive = False
+            said_close = True
+        parts += (name, b": ", value, b"\r\n")
+    chunked = False
+    if not has_length and not head and status >= 200 and status not in (204, 304):
+        if request.scope["http_version"] == "1.1":
+            chunked = True
+            parts.append(b"transfer-encoding: chunked\r\n")
+        else:
+            request.keep_alive = False
+    if not request.keep_alive and not said_close:
+        parts.append(b"connection: close\r\n")
+    elif request.scope["http_version"] == "1.0":
+        parts.append(b"connection: keep-alive\r\n")
+    parts += (date.line(), b"\r\n")
+    return b"".join(parts), chunked
 
 
 class _Exchange:
@@ -480,29 +539,8 @@ class _Exchange:
             if self.started:
                 raise RuntimeError("http.response.start sent twice")
             self.started = True
-            status = message["status"]
-            parts = [status_line(status)]
-            has_length = said_close = False
-            for name, value in message.get("headers", ()):
-                lowered = name.lower()
-                if lowered == b"content-length":
-                    has_length = True
-                elif lowered == b"connection" and value.lower() == b"close":
-                    self.request.keep_alive = False
-                    said_close = True
-                parts += (name, b": ", value, b"\r\n")
-            if not has_length and not self.head and status >= 200 and status not in (204, 304):
-                if self.request.scope["http_version"] == "1.1":
-                    self.chunked = True
-                    parts.append(b"transfer-encoding: chunked\r\n")
-                else:
-                    self.request.keep_alive = False
-            if not self.request.keep_alive and not said_close:
-                parts.append(b"connection: close\r\n")
-            elif self.request.scope["http_version"] == "1.0":
-                parts.append(b"connection: keep-alive\r\n")
-            parts += (self.conn.server.date.line(), b"\r\n")
-            self.pending = b"".join(parts)
+            self.pending, self.chunked = response_head(
+                self.request, message["status"], message.get("headers", ()), self.head, self.conn.server.date)
             return
         if kind != "http.response.body":
             return

@@ -19,7 +19,7 @@ onnxruntime is imported here only, and only when a `Model` is built, so importin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,13 @@ class Model:
             self.path = spec.model_path
             session = ort.InferenceSession(str(self.path), sess_options=options, providers=self.providers)
         self.session = session
+        # onnxruntime's Python `run` validates names and, for GPU providers, retries on the CPU after an EP
+        # failure; on the CPU alone, with names already checked here, its binding does the same work ~4 us sooner.
+        binding = getattr(session, "_sess", None)
+        self._session_run: Callable[[Sequence[str], dict[str, np.ndarray]], list[Any]] = session.run
+        if binding is not None and self.providers == [CPU]:
+            bound_run = binding.run
+            self._session_run = lambda names, feeds: bound_run(names, feeds, None)  # type: ignore[no-any-return]
         self._invalid_argument: type[Exception] = ort.capi.onnxruntime_pybind11_state.InvalidArgument
 
         self.ports: dict[str, Port] = {t.name: Port.of(t) for t in spec.inputs}
@@ -154,7 +161,7 @@ class Model:
     def run_checked(self, feeds: dict[str, np.ndarray], names: Sequence[str]) -> dict[str, Any]:
         """Run feeds already passed through `check` (no second check on the hot path)."""
         try:
-            values = self.session.run(names, feeds)
+            values = self._session_run(names, feeds)
         except self._invalid_argument as exc:
             raise RequestError(f"the model refused the input: {_ort_message(exc)}",
                                expected=self._signature_text()) from None

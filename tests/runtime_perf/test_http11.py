@@ -206,3 +206,23 @@ def test_fastapi_routes_are_served(server: Any) -> None:
         assert "x-request-id" in headers
         status, _, body = reader.response()
         assert status == 404 and "no route" in json.loads(body)["error"]
+
+
+def test_model_calls_honour_connection_close_and_http_10(server: Any) -> None:
+    """Model calls answered on the quick path (after the first few, once the core knows the model is quick)
+    frame their responses as every other: `connection: close` is echoed and closes, HTTP/1.0 closes unless
+    asked to keep alive."""
+    for _ in range(4):
+        with connect(server) as sock:
+            reader = Reader(sock)
+            sock.sendall(predict([[1, 2, 3, 4]], "connection: close\r\n"))
+            status, headers, body = reader.response()
+            assert (status, json.loads(body)) == (200, {"predictions": [[2, 4, 6, 8]]})
+            assert headers["connection"] == "close"
+            assert reader.closed()
+    with connect(server) as sock:
+        reader = Reader(sock)
+        sock.sendall(predict([[1, 1, 1, 1]]).replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+        status, _, body = reader.response()
+        assert (status, json.loads(body)) == (200, {"predictions": [[2, 2, 2, 2]]})
+        assert reader.closed()
