@@ -115,11 +115,19 @@ def headers_of(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC << 60))  # the version and variant bits of a 128-bit number
+_UUID4_SET = (0x4000 << 64) | (0x8 << 60)  # version 4, RFC 4122 variant
+_random_bits: Callable[[int], int] | None = None
+
+
 def new_request_id() -> str:
     """A random version-4 UUID as 32 hex digits, like `uuid.uuid4().hex` without its system call per request."""
-    from random import getrandbits  # here: the Lambda handler's init never needs it (Lambda gives request ids)
+    global _random_bits
+    if _random_bits is None:  # `random` on first use: the Lambda handler's init never needs it (Lambda gives ids)
+        from random import getrandbits
 
-    return "%032x" % (getrandbits(128) & ~(0xF000 << 64) & ~(0xC << 60) | (0x4000 << 64) | (0x8 << 60))
+        _random_bits = getrandbits
+    return "%032x" % (_random_bits(128) & _UUID4_CLEAR | _UUID4_SET)
 
 
 def request_id_of(scope: Scope, headers: Mapping[str, str]) -> str:
