@@ -406,7 +406,7 @@ class HttpProtocol(asyncio.Protocol):
                 self._finished(exchange)
                 continue
             except BaseException as exc:
-                self._crashed(exchange, exc)
+                self._crashed(exchange.request, exchange.started, exc)
                 self._finished(exchange)
                 continue
             self.loop.create_task(self._resume(coro, yielded, exchange))
@@ -430,7 +430,7 @@ class HttpProtocol(asyncio.Protocol):
                 coro.close()  # the app's own cleanup (finally blocks) runs; not logged as a crash
             raise
         except BaseException as exc:
-            self._crashed(exchange, exc)
+            self._crashed(exchange.request, exchange.started, exc)
         self._finished(exchange)
         self._next()
 
@@ -439,7 +439,12 @@ class HttpProtocol(asyncio.Protocol):
         declines and the request goes through the ASGI exchange."""
         scope = request.scope
         assert self.quick is not None
-        answer = self.quick(scope["method"], scope["path"], scope["headers"], request.body)
+        try:
+            answer = self.quick(scope["method"], scope["path"], scope["headers"], request.body)
+        except Exception as exc:  # the app's own fault: a 500, as for an ASGI app that raises
+            self._crashed(request, False, exc)
+            self._settle(request)
+            return True
         if answer is None:
             return False
         status, headers, body = answer
@@ -449,14 +454,15 @@ class HttpProtocol(asyncio.Protocol):
         self._settle(request)
         return True
 
-    def _crashed(self, exchange: _Exchange, exc: BaseException) -> None:
-        log.error("the app raised while answering %s %s", exchange.request.scope["method"],
-                  exchange.request.scope["path"], exc_info=exc)
-        if not exchange.started and self.transport is not None and not self.transport.is_closing():
+    def _crashed(self, request: _Request, started: bool, exc: BaseException) -> None:
+        """The app raised: log it, answer 500 unless a response has begun, and close after this request."""
+        log.error("the app raised while answering %s %s", request.scope["method"], request.scope["path"],
+                  exc_info=exc)
+        if not started and self.transport is not None and not self.transport.is_closing():
             body = b'{"error":"internal error"}'
             self.transport.write(status_line(500) + b"content-type: application/json\r\ncontent-length: "
                                  + str(len(body)).encode() + b"\r\n" + self.server.date.line() + b"\r\n" + body)
-        exchange.request.keep_alive = False
+        request.keep_alive = False
 
     def _finished(self, exchange: _Exchange) -> None:
         exchange.done = True
