@@ -130,6 +130,9 @@ def new_request_id() -> str:
     return "%032x" % (_random_bits(128) & _UUID4_CLEAR | _UUID4_SET)
 
 
+_NO_SCOPE: Scope = {}  # for a request served without an ASGI scope (`ServingCore.quick_reply`)
+
+
 def request_id_of(scope: Scope, headers: Mapping[str, str]) -> str:
     """The caller's `x-request-id` when it is sane, else Lambda's request id, else a new uuid4."""
     incoming = headers.get("x-request-id")
@@ -501,8 +504,7 @@ class ServingCore:
         named = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
         if "content-encoding" in named or len(body) > self._limit:
             return None  # decompression and the 413 answer stay on the general path
-        incoming = named.get("x-request-id")
-        rid = incoming if incoming and REQUEST_ID.match(incoming) else new_request_id()
+        rid = request_id_of(_NO_SCOPE, named)
         template, call = quick
         try:
             reply = self._timed(call, body, named)
