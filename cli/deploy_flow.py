@@ -132,7 +132,7 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None])
     endpoint = endpoint_for(session, stack, result.outputs, emulator)
     if emulator is not None:
         clock = time.perf_counter()
-        _serve_locally(emulator, endpoint, contents, stage, say)
+        _serve_locally(emulator, endpoint, contents, stage, say, template)
         endpoint = endpoint_for(session, stack, result.outputs, emulator)  # a port the data plane chose
         seconds["serve"] = time.perf_counter() - clock
     seconds["total"] = sum(seconds.values())
@@ -273,19 +273,27 @@ def data_plane_key(outputs: dict[str, str]) -> str:
     return ""
 
 
-def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str, say: Say) -> None:
-    """Point the emulator's data plane at the new contents on the control plane's URL (same port, same URL)."""
+def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str, say: Say, template: Path) -> None:
+    """Point the emulator's data plane at the new contents on the control plane's URL (same port, same URL); a
+    SageMaker endpoint also gets its REST front as the template defines it (status mapping, templates)."""
     from .emulator import data_plane_client
+    from .local.rest_front import UnsupportedFront, front_of_template
 
     outputs = endpoint.outputs
     key = data_plane_key(outputs)
+    target = outputs["Target"]
+    extra: dict[str, Any] = {"qualifier": outputs.get("AliasName", ALIAS)} if target == "lambda" else {}
+    if target == "sagemaker":
+        try:
+            extra["front"] = front_of_template(json.loads(template.read_text()))
+        except UnsupportedFront as exc:
+            raise CliError(f"the local emulator cannot serve {key}'s API Gateway front: {exc}") from None
     entry = registration(emulator.state_dir, key)
-    if entry and Path(entry.get("model_dir", "")) == contents.resolve():
+    same_front = ((entry or {}).get("front") or {}) == (extra.get("front") or {})
+    if entry and Path(entry.get("model_dir", "")) == contents.resolve() and same_front:
         return
     client = data_plane_client(emulator)
-    target = outputs["Target"]
     name = {"lambda": "FunctionName", "sagemaker": "EndpointName", "ecs": "ServiceName"}[target]
-    extra = {"qualifier": outputs.get("AliasName", ALIAS)} if target == "lambda" else {}
     try:
         client.register_model(contents, name=outputs[name], stage=stage, url=endpoint.bind_url, **extra)
     except ValueError as exc:

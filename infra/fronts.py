@@ -36,6 +36,20 @@ _SAGEMAKER_STATUS = (
     ("5(?!03)\\d{2}", "502"),
 )
 RETRY_AFTER_SECONDS = 60
+# An inference component at zero copies makes InvokeEndpoint answer 400 ValidationError "Inference Component has no
+# capacity to process this request. ..." (not 503). A status pattern cannot see the body, so the 4xx response's mapping
+# template does: the binary body (every type is binary here) is converted to base64 text, decoded, and when it is that
+# message the status is overridden to 503 with Retry-After (API Gateway's `$context.responseOverride`). The emulator
+# evaluates this template too (mlfn.cli.local.rest_front).
+NO_CAPACITY_MESSAGE = "Inference Component has no capacity to process this request"
+NO_CAPACITY_TEMPLATE = "\n".join([
+    "#set($body = $util.base64Decode($input.body))",
+    f'#if($body.contains("{NO_CAPACITY_MESSAGE}"))',
+    "#set($context.responseOverride.status = 503)",
+    f'#set($context.responseOverride.header.Retry-After = "{RETRY_AFTER_SECONDS}")',
+    "#end",
+    "$body",
+])
 
 
 class SageMakerRestFront(Construct):
@@ -70,6 +84,12 @@ class SageMakerRestFront(Construct):
             params = dict(content_type)
             if status == "503":
                 params["method.response.header.Retry-After"] = f"'{RETRY_AFTER_SECONDS}'"
+            if status == "400" and inference_component:  # zero copies: 400 ValidationError -> 503 (see above)
+                responses.append(apigw.IntegrationResponse(
+                    selection_pattern=pattern, status_code=status, response_parameters=params,
+                    content_handling=apigw.ContentHandling.CONVERT_TO_TEXT,
+                    response_templates={"application/json": NO_CAPACITY_TEMPLATE}))
+                continue
             responses.append(apigw.IntegrationResponse(selection_pattern=pattern, status_code=status,
                                                        response_parameters=params))
         integration = apigw.AwsIntegration(
@@ -87,7 +107,7 @@ class SageMakerRestFront(Construct):
         method_responses = [
             apigw.MethodResponse(status_code=status, response_parameters={
                 "method.response.header.Content-Type": True,
-                **({"method.response.header.Retry-After": True} if status == "503" else {}),
+                **({"method.response.header.Retry-After": True} if status in ("400", "503") else {}),
             })
             for status in ["200", *(s for _, s in _SAGEMAKER_STATUS)]
         ]

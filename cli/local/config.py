@@ -92,6 +92,9 @@ class ContainerConfig:
     env: dict[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 180.0  # SageMaker allows 3 minutes for a healthy /ping
     request_timeout_s: float = 60.0  # SageMaker's /invocations limit
+    # SageMaker: the stack's REST front (`rest_front.front_of_template`) that non-runtime paths go through; empty:
+    # every POST answers as InvokeEndpoint does
+    front: dict[str, Any] = field(default_factory=dict)
     port: int = 0
 
     def __post_init__(self) -> None:

@@ -4,7 +4,11 @@ One instance per endpoint, started on the first request after deploy or after sc
 request waits for `GET /ping` to answer 200, as SageMaker waits for a healthy container) and stopped after `idle_s`
 without requests. SageMaker endpoints answer any POST (`/endpoints/<name>/invocations`, `/v1/models/m:predict`,
 ...; SigV4 with service `sagemaker` or `execute-api`, as mlfn's API Gateway front does) like InvokeEndpoint: the
-model's 2xx answer as is, anything else as a 424 ModelError document. ECS services are a plain reverse proxy
+model's 2xx answer as is, anything else as a 424 ModelError document. An inference component at zero copies (the
+copy count the control plane records in `<state>/inference-components.json`) answers 400 ValidationError, as
+InvokeEndpoint does, and starts nothing. Paths other than the runtime's go through the stack's REST front when the
+registration carries it (`rest_front`: integration responses and mapping templates read from the template).
+ECS services are a plain reverse proxy
 (the HTTP API + load balancer in front of the service; SigV4 service `execute-api` when AWS_IAM).
 """
 
@@ -18,10 +22,13 @@ import socket
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 
+from . import rest_front
 from .config import ContainerConfig
+from .emulator_state import inference_component_copies
 from .gateway import MAX_REQUEST_BYTES, GatewayRequest, json_reply
 from .logsink import LogSink
 from .memory import MemoryGuard, limit_memory
@@ -30,6 +37,12 @@ from .payload_v2 import Caller, HttpReply
 
 HOP_HEADERS = {"host", "connection", "content-length", "transfer-encoding", "keep-alive", "authorization",
                "x-amz-date", "x-amz-content-sha256", "x-amz-security-token"}
+COMPONENT_HEADER = "x-amzn-sagemaker-inference-component"
+# InvokeEndpoint on an inference component with no copies (AWS ML blog "Unlock cost savings with the new scale down
+# to zero feature in SageMaker Inference"; docs: "Scale an endpoint to zero instances")
+NO_CAPACITY = ("Inference Component has no capacity to process this request. ApplicationAutoScaling may be "
+               "in-progress (if configured) or try to increase the capacity by invoking "
+               "UpdateInferenceComponentRuntimeConfig API.")
 
 
 def _free_port() -> int:
@@ -44,8 +57,9 @@ class ContainerEndpoint:
     max_request_bytes = MAX_REQUEST_BYTES
 
     def __init__(self, config: ContainerConfig, sink: LogSink, *, memory_mode: str = "auto",
-                 children: ChildRegistry | None = None) -> None:
+                 children: ChildRegistry | None = None, state: Path | None = None) -> None:
         self.config = config
+        self.state = state  # the emulator's state directory, where the control plane records inference components
         self.children = children
         self.sink = sink
         self.memory_mode = memory_mode
@@ -99,7 +113,9 @@ class ContainerEndpoint:
                            else f"mlfn/{self.config.name}/{uuid.uuid4().hex}")
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "en_US.UTF-8", "PYTHONUNBUFFERED": "1",
                    "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "MLFN_MODEL_DIR": self.config.model_dir,
-                   "MLFN_PORT": str(self.port), "AWS_REGION": self.config.region, **self.config.env}
+                   "MLFN_PORT": str(self.port), "AWS_REGION": self.config.region,
+                   "MLFN_ALLOW_CPU_FOR_GPU": "1",  # the emulator has no GPU: a gpu = true model runs on the CPU
+                   **self.config.env}
             try:
                 self.process = await asyncio.create_subprocess_exec(
                     *self._command(), env=env, cwd=self.config.model_dir, start_new_session=True,
@@ -181,12 +197,34 @@ class ContainerEndpoint:
         path = self._upstream_path(request)
         if path is None:
             return json_reply(404, {"message": f"Use POST /endpoints/{self.config.name}/invocations"})
+        front = self.config.front if request.raw_path != f"/endpoints/{self.config.name}/invocations" else {}
+        headers = [(k, v) for k, v in request.headers if k.lower() not in HOP_HEADERS]
+        if front:  # the integration request's fixed headers (the inference component) replace the caller's
+            fixed = rest_front.static_request_headers(front)
+            headers = [(k, v) for k, v in headers if k.lower() not in {f.lower() for f in fixed}] + list(fixed.items())
+        reply = self._no_capacity(headers) or await self._invoke(path, request, headers)
+        if not front:
+            return reply
+        accept = next((v for k, v in request.headers if k.lower() == "accept"), "")
+        status, mapped, body = rest_front.respond(front, reply.status, reply.headers, reply.body, accept)
+        return HttpReply(status, mapped + [(k, v) for k, v in reply.headers if k.startswith("x-mlfn-")], body)
+
+    def _no_capacity(self, headers: list[tuple[str, str]]) -> HttpReply | None:
+        """InvokeEndpoint's 400 ValidationError for an inference component the control plane has at zero copies."""
+        component = next((v for k, v in headers if k.lower() == COMPONENT_HEADER), None)
+        if self.config.kind != "sagemaker" or not component or self.state is None:
+            return None
+        if inference_component_copies(self.state, self.config.account, self.config.region, component) != 0:
+            return None
+        self.log(f"Inference component {component} has no copies: answered 400 ValidationError")
+        return json_reply(400, {"Message": NO_CAPACITY}, ("x-amzn-errortype", "ValidationError"))
+
+    async def _invoke(self, path: str, request: GatewayRequest, headers: list[tuple[str, str]]) -> HttpReply:
         self.in_flight += 1
         try:
             cold, start_ms, error = await self._ensure_instance()
             if error is not None:
                 return error
-            headers = [(k, v) for k, v in request.headers if k.lower() not in HOP_HEADERS]
             try:
                 upstream = await self._client.request(request.method, f"http://127.0.0.1:{self.port}{path}",
                                                       headers=headers, content=request.body)

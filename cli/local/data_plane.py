@@ -203,7 +203,8 @@ class DataPlane:
                                 memory_mode=self.memory_mode)
             target = FunctionUrl(config, pool)
         else:
-            target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children)
+            target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
+                                       state=self.state_dir)
         config.port = await self.gateway.listen(config.port)
         self.gateway.add(target, config.port)
         self._targets[config.key] = target

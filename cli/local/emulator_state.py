@@ -66,3 +66,13 @@ def withdraw_address(directory: Path, component: str) -> None:
     data = read_json(path)
     if isinstance(data, dict) and data.get("pid") == os.getpid():
         path.unlink(missing_ok=True)
+
+
+def inference_component_copies(directory: Path, account: str, region: str, name: str) -> int | None:
+    """The copy count the control plane recorded for inference component `name` (its `inference-components.json`),
+    or None when it records no such component (or no control plane shares this state directory)."""
+    for entry in read_json(directory / "inference-components.json") or []:
+        if isinstance(entry, dict) and (entry.get("account"), entry.get("region"), entry.get("name")) == (
+                account, region, name):
+            return int(entry.get("copy_count", 0))
+    return None

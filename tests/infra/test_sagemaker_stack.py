@@ -115,6 +115,25 @@ def test_no_capacity_answers_503_with_retry_after(synthesized: Synthesized) -> N
     assert {r.get("SelectionPattern") for r in responses} >= {"424", "429", "503"}
 
 
+def test_zero_copies_400_becomes_503_with_retry_after(synthesized: Synthesized) -> None:
+    """At zero copies InvokeEndpoint answers 400 ValidationError; only the body tells, so the 4xx response's template
+    reads it (as text: every type is binary on this API) and overrides the status to 503 with Retry-After."""
+    method = next(iter(_resources(synthesized.templates["sm-gpu"], "AWS::ApiGateway::Method").values()))
+    responses = method["Properties"]["Integration"]["IntegrationResponses"]
+    client_error = next(r for r in responses if r["StatusCode"] == "400")
+    assert client_error["ContentHandling"] == "CONVERT_TO_TEXT"
+    template = client_error["ResponseTemplates"]["application/json"]
+    assert "$util.base64Decode($input.body)" in template
+    assert 'contains("Inference Component has no capacity to process this request")' in template
+    assert "#set($context.responseOverride.status = 503)" in template
+    assert '#set($context.responseOverride.header.Retry-After = "60")' in template
+    declared = {r["StatusCode"]: r.get("ResponseParameters", {}) for r in method["Properties"]["MethodResponses"]}
+    assert declared["400"]["method.response.header.Retry-After"] is True
+    serverless = _resources(synthesized.templates["sm-serverless"], "AWS::ApiGateway::Method")
+    for resource in serverless.values():  # no component, no zero copies: the 4xx answer passes through untouched
+        assert all("ResponseTemplates" not in r for r in resource["Properties"]["Integration"]["IntegrationResponses"])
+
+
 def test_serverless_endpoint_has_no_component_or_scaling(synthesized: Synthesized) -> None:
     t = synthesized.template("sm-serverless")
     t.has_resource_properties("AWS::SageMaker::EndpointConfig", {"ProductionVariants": [{
