@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +15,11 @@ from .console import CliError
 
 # The AWS service name SigV4 signs for, by the front that serves the URL.
 SIGNING_SERVICE = {"lambda": "lambda", "sagemaker": "execute-api", "ecs": "execute-api"}
+# Targets that scale to zero behind a front answering 503 while capacity starts (SageMaker: the REST front maps a
+# component's zero copies to 503 + Retry-After; ECS: the ALB answers 503 while no task is registered).
+WAKING_TARGETS = ("sagemaker", "ecs")
+DEFAULT_WAIT_S = 300.0
+MAX_PAUSE_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -120,3 +128,28 @@ def send(
     finally:
         pool.clear()  # the body is read already (preload_content): close the connection
     return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.data)
+
+
+def send_until_awake(url: str, payload: Payload, *, wait_s: float, say: Callable[[str], None],
+                     sleep: Callable[[float], None] = time.sleep, **options: Any) -> Answer:
+    """`send`, retrying while a scale-to-zero target answers 503 (its model is waking), for at most `wait_s`
+    seconds: pauses of 1, 2, 4, ... up to 15 s (never longer than the answer's Retry-After), each announced with
+    `say`. Returns the first other answer, or the last 503 once the time is up."""
+    deadline = time.monotonic() + wait_s
+    pause = 1.0
+    while True:
+        answer = send(url, payload, **options)
+        left = deadline - time.monotonic()
+        if answer.status != 503 or options.get("target") not in WAKING_TARGETS or left <= 0:
+            return answer
+        delay = min(pause, _retry_after(answer) or MAX_PAUSE_S, left)
+        say(f"model is scaling from zero, retrying in {math.ceil(delay)}s ...")
+        sleep(delay)
+        pause = min(pause * 2, MAX_PAUSE_S)
+
+
+def _retry_after(answer: Answer) -> float | None:
+    try:
+        return max(0.0, float(answer.headers.get("retry-after", "")))
+    except ValueError:
+        return None

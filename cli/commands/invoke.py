@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..console import result
+from ..console import CliError, result
 from ._common import add_location
 
 
@@ -15,21 +15,32 @@ def register(subparsers: Any) -> None:
     p.add_argument("name", help="the model's name (mlfn.toml `name`, default the folder's name)")
     p.add_argument("--data", required=True, help="request body: inline JSON, or @FILE (JSON, PNG, CSV, ...)")
     p.add_argument("--content-type", help="content type of a non-JSON body (default: JSON, else octet-stream)")
+    p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
+                   help="how long to keep retrying while a SageMaker or ECS model scales from zero (HTTP 503); "
+                        "default 300, 0: do not retry")
     add_location(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..client import build_payload, read_data, send
+    from ..client import DEFAULT_WAIT_S, WAKING_TARGETS, build_payload, read_data, send_until_awake
     from ..endpoints import lookup, open_session
 
+    wait_s = DEFAULT_WAIT_S if args.wait is None else args.wait
+    if not 0 <= wait_s <= 3600:
+        raise CliError(f"--wait {args.wait:g}: expected seconds from 0 to 3600")
     raw = read_data(args.data)
     session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
     endpoint = lookup(session, args.name, args.stage, emulator)
     payload = build_payload(raw, args.name, endpoint.target, args.content_type)
     credentials = session.get_credentials() if endpoint.auth_type == "AWS_IAM" else None
-    answer = send(endpoint.url, payload, auth_type=endpoint.auth_type, target=endpoint.target,
-                  region=endpoint.region, credentials=credentials, ca_bundle=endpoint.ca_path)
+    answer = send_until_awake(endpoint.url, payload, wait_s=wait_s,
+                              say=lambda line: print(f"mlfn invoke: {line}", file=sys.stderr),
+                              auth_type=endpoint.auth_type, target=endpoint.target, region=endpoint.region,
+                              credentials=credentials, ca_bundle=endpoint.ca_path)
+    if answer.status == 503 and endpoint.target in WAKING_TARGETS:
+        print(f"mlfn invoke: {args.name} is still scaling from zero after {wait_s:g}s (HTTP 503); try again "
+              "later, or wait longer with --wait SECONDS", file=sys.stderr)
     if args.json:
         import json
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.credentials import Credentials
 
-from mlfn.cli.client import build_payload, detect_protocol, read_data, send
+from mlfn.cli.client import build_payload, detect_protocol, read_data, send, send_until_awake
 from mlfn.cli.console import CliError
 
 V2_BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}
@@ -100,3 +100,59 @@ def test_unreachable_endpoint_is_a_clear_error() -> None:
     payload = build_payload(b'{"instances": [[1]]}', "iris", "lambda")
     with pytest.raises(CliError, match="could not reach"):
         send("http://127.0.0.1:9", payload, auth_type="NONE", target="lambda", region="us-east-1", timeout=2)
+
+
+class Waking(BaseHTTPRequestHandler):
+    """Answers 503 + Retry-After (a model scaling from zero) `busy` times, then 200."""
+
+    busy = 0
+    seen = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        Waking.seen += 1
+        waking = Waking.seen <= Waking.busy
+        self.send_response(503 if waking else 200)
+        self.send_header("Content-Type", "application/json")
+        if waking:
+            self.send_header("Retry-After", "60")
+        self.end_headers()
+        self.wfile.write(b'{"message": "waking"}' if waking else b'{"predictions": [0]}')
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def waking() -> Iterator[str]:
+    Waking.seen = 0
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Waking)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_model_scaling_from_zero_is_retried_with_growing_pauses(waking: str) -> None:
+    Waking.busy = 5
+    said: list[str] = []
+    slept: list[float] = []
+    payload = build_payload(b'{"instances": [[1]]}', "iris", "sagemaker")
+    answer = send_until_awake(waking, payload, wait_s=120, say=said.append, sleep=slept.append, auth_type="NONE",
+                              target="sagemaker", region="us-east-1")
+    assert answer.status == 200 and Waking.seen == 6
+    assert slept == [1, 2, 4, 8, 15]  # capped at 15 s (Retry-After says 60)
+    assert said[0] == "model is scaling from zero, retrying in 1s ..."
+
+
+def test_waiting_for_a_model_is_bounded(waking: str) -> None:
+    Waking.busy = 1000
+    said: list[str] = []
+    payload = build_payload(b'{"instances": [[1]]}', "iris", "ecs")
+    answer = send_until_awake(waking, payload, wait_s=1.5, say=said.append, auth_type="NONE", target="ecs",
+                              region="us-east-1")
+    assert answer.status == 503 and 2 <= Waking.seen <= 4 and said
+    Waking.seen = 0
+    lam = send_until_awake(waking, build_payload(b'{"instances": [[1]]}', "iris", "lambda"), wait_s=60,
+                           say=said.append, auth_type="NONE", target="lambda", region="us-east-1")
+    assert lam.status == 503 and Waking.seen == 1  # Lambda does not scale from zero behind a 503: no retry
