@@ -35,7 +35,8 @@ class HealthError(MlfnError):
 def probe(model_dir: str | Path, target: str, *, timeout_s: float = 120) -> float:
     """Run the probe process; returns its wall time, or raises HealthError with the reason it gave."""
     started = time.perf_counter()
-    env = {**os.environ, "MLFN_MODEL_DIR": str(Path(model_dir).resolve()), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "MLFN_MODEL_DIR": str(Path(model_dir).resolve()), "PYTHONUNBUFFERED": "1",
+           "MLFN_ALLOW_CPU_FOR_GPU": "1"}  # this machine may have no GPU: the probe checks the model, not CUDA
     env.pop("AWS_ENDPOINT_URL", None)
     try:
         done = subprocess.run(

@@ -8,7 +8,9 @@ Session options:
   would burn the share the next request needs;
 - graph optimization level from `server.graph_optimization`;
 - providers from `server.providers` (those this onnxruntime build has, CPU always last as a fallback), by
-  default CUDA when present, then CPU.
+  default CUDA when present, then CPU. A `gpu = true` model never falls back: without CUDAExecutionProvider in
+  the build, or in the session once created (no GPU or driver), loading fails with one line, unless
+  `MLFN_ALLOW_CPU_FOR_GPU=1` (the local emulator, which has no GPU) turns that into a warning.
 
 A model optimised at build time is used when the directory holds one next to the model file, named
 `<model stem>.optimized.onnx` (`model.optimized.onnx` for the default `model.onnx`) and not older than
@@ -19,6 +21,7 @@ onnxruntime is imported here only, and only when a `Model` is built, so importin
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +73,17 @@ def choose_providers(wanted: Sequence[str], available: Sequence[str]) -> list[st
     return [*chosen, CPU]
 
 
+def require_gpu(spec: ModelSpec, providers: Sequence[str], problem: str) -> None:
+    """Fail loading a `gpu = true` model that would run without CUDA (see the module docstring)."""
+    if not spec.settings.gpu or CUDA in providers:
+        return
+    message = f"{spec.settings.model}: the model has gpu = true but {problem}"
+    if os.environ.get("MLFN_ALLOW_CPU_FOR_GPU") == "1":
+        log.warning("%s; running on the CPU (MLFN_ALLOW_CPU_FOR_GPU=1)", message)
+        return
+    raise ModelError(message)
+
+
 class Model:
     """One ONNX model ready to run: `run(feeds)` checks feeds, runs the session, names the outputs."""
 
@@ -89,7 +103,10 @@ class Model:
         options.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _LEVELS[server.graph_optimization])
         if self.share.metered:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.providers = choose_providers(server.providers, ort.get_available_providers())
+        available = ort.get_available_providers()
+        require_gpu(spec, available, f"this onnxruntime {ort.__version__} build has no {CUDA} (it has "
+                                     f"{', '.join(available)}): the image's base is CPU-only")
+        self.providers = choose_providers(server.providers, available)
         self.path = choose_model_file(spec)
         try:
             session = ort.InferenceSession(str(self.path), sess_options=options, providers=self.providers)
@@ -100,6 +117,8 @@ class Model:
             self.path = spec.model_path
             session = ort.InferenceSession(str(self.path), sess_options=options, providers=self.providers)
         self.session = session
+        require_gpu(spec, session.get_providers(), f"{CUDA} did not start (no GPU or driver?), the session has "
+                                                   f"only {', '.join(session.get_providers())}")
         # onnxruntime's Python `run` validates names and, for GPU providers, retries on the CPU after an EP
         # failure; on the CPU alone, with names already checked here, its binding does the same work sooner
         # (forest benchmark model, in process: 9.2 us a run against 11.1 us through `run`).

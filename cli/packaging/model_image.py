@@ -69,6 +69,18 @@ def labels_for(spec: ModelSpec, flavour: str, optimized: bool) -> dict[str, str]
     return labels
 
 
+def check_accelerator(spec: ModelSpec, base: Base) -> None:
+    """Refuse a `gpu = true` model on a base labelled `dev.mlfn.accelerator=cpu` (the offline gpu flavour: CPU
+    onnxruntime, no CUDAExecutionProvider), which would run on the CPU of a GPU instance."""
+    labels = (base.config.get("config") or {}).get("Labels") or {}
+    if spec.settings.gpu and labels.get("dev.mlfn.accelerator") == "cpu":
+        raise BaseError(
+            f"{spec.name} has gpu = true but base {base.source} is CPU-only (label dev.mlfn.accelerator=cpu: its "
+            "onnxruntime has no CUDAExecutionProvider), so the model would run on the CPU of a GPU instance; "
+            "it needs a CUDA base: `mlfn runtime build --flavour gpu --builder docker` or `--builder buildah` "
+            "(Dockerfile.gpu: a CUDA image with onnxruntime-gpu), or pass one with --base")
+
+
 def image_config(spec: ModelSpec, base: Base, layers: list[Layer], optimized: bool) -> dict[str, Any]:
     """The base's config extended with the model's environment, command, labels, layer and history entry."""
     base_cfg = base.config
@@ -78,6 +90,7 @@ def image_config(spec: ModelSpec, base: Base, layers: list[Layer], optimized: bo
     arch = base_cfg.get("architecture", wanted_arch)
     if arch != wanted_arch:
         raise BaseError(f"the base is {arch} but the model needs {wanted_arch} (lambda.architecture)")
+    check_accelerator(spec, base)
     inner["Env"] = _merge_env(list(inner.get("Env") or [DEFAULT_PATH]), {"MLFN_MODEL_DIR": MODEL_DIR})
     inner["Entrypoint"] = inner.get("Entrypoint") or DEFAULT_ENTRYPOINT[flavour]
     inner["Cmd"] = DEFAULT_CMD[flavour]

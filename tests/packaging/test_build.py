@@ -132,9 +132,11 @@ def test_architecture_mismatch_is_refused(iris_dir: Path, tmp_path: Path, mlfn_h
     assert "amd64" in capsys.readouterr().err
 
 
-def _tiny_base(path: Path, ref: str = "tiny", flavour: str = "") -> Path:
+def _tiny_base(path: Path, ref: str = "tiny", flavour: str = "", accelerator: str = "") -> Path:
     """A small stand-in base image (one layer) written with the same layer writer `mlfn runtime build` uses."""
     labels = {"dev.mlfn.flavour": flavour} if flavour else {}
+    if accelerator:
+        labels["dev.mlfn.accelerator"] = accelerator
     root = path.parent / f"rootfs-{path.name}"
     (root / "usr" / "bin").mkdir(parents=True)
     (root / "usr" / "bin" / "hello").write_text("#!/bin/sh\necho hi\n")
@@ -175,3 +177,22 @@ def test_a_settings_change_keeps_the_model_file_layer(iris_dir: Path, mlfn_home:
     (iris_dir / "mlfn.toml").write_text('description = "iris, renamed"\n')
     after = mlfn_json(capsys, "build", str(iris_dir))
     assert after["layers"][0] == before["layers"][0] and after["layers"][1] != before["layers"][1]
+
+
+@pytest.mark.parametrize(("gpu", "accelerator", "refused"),
+                         [(True, "cpu", True), (True, "cuda", False), (False, "cpu", False)])
+def test_a_gpu_model_needs_a_cuda_base(iris_dir: Path, tmp_path: Path, mlfn_home: Path,
+                                       capsys: pytest.CaptureFixture[str], gpu: bool, accelerator: str,
+                                       refused: bool) -> None:
+    """The offline gpu flavour is labelled dev.mlfn.accelerator=cpu (no CUDA): a gpu = true model on it would run
+    on the CPU of a GPU instance, so the build (and push and deploy, which build the same way) refuses it."""
+    (iris_dir / "mlfn.toml").write_text(f'target = "sagemaker"\ngpu = {str(gpu).lower()}\n')
+    base = _tiny_base(tmp_path / "base", flavour="gpu", accelerator=accelerator)
+    code = main(["build", str(iris_dir), "--base", str(base)])
+    err = capsys.readouterr().err
+    if not refused:
+        assert code == 0, err
+        return
+    assert code == 2 and len(err.strip().splitlines()) == 2  # the base line, then the one-line refusal
+    assert f"iris has gpu = true but base {base}" in err and "CPU-only" in err and "CUDAExecutionProvider" in err
+    assert "mlfn runtime build --flavour gpu --builder docker" in err and "Traceback" not in err

@@ -175,3 +175,39 @@ def test_ports_are_precomputed(services):
 def test_model_file_path_is_inside_the_directory(model_dirs):
     spec = load_spec(model_dirs["pair"])
     assert Path(Model(spec, threads=1).path).parent == spec.directory
+
+
+@pytest.fixture
+def gpu_iris(model_dirs: dict[str, Path], tmp_path: Path) -> Path:
+    """The iris model with `gpu = true` (a SageMaker model), on this machine's CPU-only onnxruntime."""
+    folder = tmp_path / "gpu-iris"
+    shutil.copytree(model_dirs["iris"], folder)
+    (folder / "mlfn.toml").write_text('name = "gpu-iris"\ntarget = "sagemaker"\ngpu = true\n')
+    return folder
+
+
+def test_a_gpu_model_without_cuda_fails_to_load_instead_of_running_on_the_cpu(gpu_iris, monkeypatch):
+    assert CUDA not in ort.get_available_providers()  # this machine's onnxruntime is the CPU build
+    monkeypatch.delenv("MLFN_ALLOW_CPU_FOR_GPU", raising=False)
+    with pytest.raises(ModelError) as failed:
+        Model(load_spec(gpu_iris), threads=1)
+    message = str(failed.value)
+    assert message.startswith("model.onnx: the model has gpu = true but this onnxruntime ")
+    assert f"has no {CUDA} (it has " in message and "the image's base is CPU-only" in message
+    assert "\n" not in message
+    monkeypatch.setenv("MLFN_ALLOW_CPU_FOR_GPU", "1")  # the local emulator and the health probe: no GPU there
+    assert Model(load_spec(gpu_iris), threads=1).providers == [CPU]
+
+
+def test_the_server_of_a_gpu_model_without_cuda_exits_with_one_line(gpu_iris):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFN_ALLOW_CPU_FOR_GPU"}
+    done = subprocess.run([sys.executable, "-m", "mlfn.runtime.server", "serve", "--host", "127.0.0.1", "--port", "0"],
+                          env={**env, "MLFN_MODEL_DIR": str(gpu_iris)}, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "model failed to load: model.onnx: the model has gpu = true" in errors[0]
+    assert "Traceback" not in done.stderr
