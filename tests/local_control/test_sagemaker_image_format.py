@@ -1,0 +1,58 @@
+"""SageMaker's CreateModel refuses an image whose manifest is OCI (aws/amazon-sagemaker-feedback#180): the emulator
+does too, reading the manifest media type its ECR stored; an image `mlfn push` sent (Docker v2s2) is accepted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from mlfn.cli.main import main
+
+ROLE = "arn:aws:iam::123456789012:role/mlfn-sagemaker"
+IRIS = Path(__file__).resolve().parents[2] / "functions" / "iris"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+def _upload(ecr: object, repo: str, blob: bytes) -> dict[str, object]:
+    upload = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]  # type: ignore[attr-defined]
+    ecr.upload_layer_part(repositoryName=repo, uploadId=upload, partFirstByte=0,  # type: ignore[attr-defined]
+                          partLastByte=len(blob) - 1, layerPartBlob=blob)
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    ecr.complete_layer_upload(repositoryName=repo, uploadId=upload, layerDigests=[digest])  # type: ignore[attr-defined]
+    return {"digest": digest, "size": len(blob)}
+
+
+def test_create_model_refuses_an_oci_manifest_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ecr, sm = boto3.client("ecr"), boto3.client("sagemaker")
+    repo = ecr.create_repository(repositoryName="oci-made")["repository"]
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [],
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      **_upload(ecr, "oci-made", config.encode())}})
+    ecr.put_image(repositoryName="oci-made", imageManifest=manifest, imageManifestMediaType=OCI_MANIFEST,
+                  imageTag="v1")
+    image = f"{repo['repositoryUri']}:v1"
+    with pytest.raises(ClientError) as refused:
+        sm.create_model(ModelName="oci-model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": image})
+    error = refused.value.response["Error"]
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert error["Code"] == "ValidationException"
+    assert error["Message"] == (f"Unsupported manifest media type {OCI_MANIFEST} for image {image}. "
+                                "Ensure that valid manifest media type is used for specified image.")
+    with pytest.raises(ClientError, match="Could not find model"):
+        sm.describe_model(ModelName="oci-model")
+
+    model_dir = tmp_path / "iris"
+    shutil.copytree(IRIS, model_dir)
+    monkeypatch.setenv("MLFN_HOME", str(tmp_path / "home"))
+    assert main(["push", str(model_dir), "--to", "ecr:docker-made", "--tag", "v1"]) == 0
+    uri = ecr.describe_repositories(repositoryNames=["docker-made"])["repositories"][0]["repositoryUri"]
+    arn = sm.create_model(ModelName="docker-model", ExecutionRoleArn=ROLE,
+                          PrimaryContainer={"Image": f"{uri}:v1"})["ModelArn"]
+    assert arn.endswith(":model/docker-model")
