@@ -92,3 +92,15 @@ def test_model_that_is_not_a_file_says_what_it_is(kind: str, command: list[str],
         os.mkfifo(directory / "model.onnx")
     done = mlfn(command[0], str(directory), *command[1:], home=tmp_path / "home")
     assert_one_line_refusal(done, command[0], f"model.onnx: expected an ONNX model file, got {kind}")
+
+
+def test_deploy_health_probe_refuses_hooks_that_exit_at_import(tmp_path: Path) -> None:
+    """The deploy flow loads hooks in its health probe's process (bounded by its own timeout): an `os._exit(0)` at
+    import must not pass for healthy."""
+    from mlfn.cli.health_probe import HealthError, probe
+
+    directory = iris(tmp_path, BAD_HOOKS["os._exit(0) at import"][0])
+    with pytest.raises(HealthError, match="ended \\(exit status 0\\) before answering /ping"):
+        probe(directory, "lambda", timeout_s=60)
+    (directory / "hooks.py").write_text("def postprocess(outputs):\n    return outputs\n")
+    assert probe(directory, "lambda", timeout_s=60) > 0
