@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 
 import boto3
@@ -56,3 +57,34 @@ def test_create_model_refuses_an_oci_manifest_image(tmp_path: Path, monkeypatch:
     arn = sm.create_model(ModelName="docker-model", ExecutionRoleArn=ROLE,
                           PrimaryContainer={"Image": f"{uri}:v1"})["ModelArn"]
     assert arn.endswith(":model/docker-model")
+
+
+def test_a_stack_model_on_an_oci_image_fails_with_the_reason() -> None:
+    """`AWS::SageMaker::Model` goes through the same CreateModel: the stack (a change set, as `mlfn deploy` makes
+    it) fails, rolls back, and its event names the media type."""
+    ecr, cfn = boto3.client("ecr"), boto3.client("cloudformation")
+    repo = ecr.create_repository(repositoryName="oci-stack")["repository"]
+    config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [],
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      **_upload(ecr, "oci-stack", config)}})
+    ecr.put_image(repositoryName="oci-stack", imageManifest=manifest, imageManifestMediaType=OCI_MANIFEST,
+                  imageTag="v1")
+    template = {"Resources": {"Model": {"Type": "AWS::SageMaker::Model", "Properties": {
+        "ModelName": "oci-stack-model", "ExecutionRoleArn": ROLE,
+        "PrimaryContainer": {"Image": f"{repo['repositoryUri']}:v1"}}}}}
+    cfn.create_change_set(StackName="oci-stack", ChangeSetName="create", ChangeSetType="CREATE",
+                          TemplateBody=json.dumps(template))
+    cfn.get_waiter("change_set_create_complete").wait(StackName="oci-stack", ChangeSetName="create",
+                                                       WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    cfn.execute_change_set(StackName="oci-stack", ChangeSetName="create")
+    status = "CREATE_IN_PROGRESS"
+    for _ in range(100):
+        status = cfn.describe_stacks(StackName="oci-stack")["Stacks"][0]["StackStatus"]
+        if not status.endswith("IN_PROGRESS"):
+            break
+        time.sleep(0.1)
+    assert status == "ROLLBACK_COMPLETE"
+    events = cfn.describe_stack_events(StackName="oci-stack")["StackEvents"]
+    reasons = [e.get("ResourceStatusReason", "") for e in events]
+    assert any(f"Unsupported manifest media type {OCI_MANIFEST}" in r for r in reasons), reasons
