@@ -26,6 +26,7 @@ from typing import Any
 from mlfn.runtime.errors import MlfnError
 
 EXAMPLE = "example.json"
+HEALTHY = json.dumps({"healthy": True})  # the probe process's last line when every request answered
 
 
 class HealthError(MlfnError):
@@ -45,6 +46,9 @@ def probe(model_dir: str | Path, target: str, *, timeout_s: float = 120) -> floa
         )
     except subprocess.TimeoutExpired:
         raise HealthError(f"the new version did not answer /ping within {timeout_s:.0f}s") from None
+    if done.returncode == 0 and HEALTHY not in done.stdout.splitlines():  # os._exit(0) in the model's hooks
+        raise HealthError("the new version is unhealthy, nothing was rolled out: the probe process ended (exit "
+                          "status 0) before answering /ping; does the model's hooks module exit at import?")
     if done.returncode != 0:
         lines = [line for line in (done.stdout + "\n" + done.stderr).splitlines() if line.strip()]
         reason = next((line for line in reversed(lines) if line.startswith("unhealthy: ")), lines[-1] if lines else "")
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:  # whatever the model or its hooks raised at load: the reason to show
         print(f"unhealthy: {type(exc).__name__}: {exc}".splitlines()[0][:400], file=sys.stderr)
         return 1
-    print(json.dumps({"healthy": True}))
+    print(HEALTHY)
     return 0
 
 

@@ -7,7 +7,10 @@ message naming the file, the field and what was expected.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
+import stat
 import tomllib
 import types
 import typing
@@ -227,21 +230,49 @@ def _inside(directory: Path, relative: str, field_name: str) -> Path:
     return target
 
 
+def kind_of(path: Path) -> str:
+    """What is at `path`, in words, for a message saying it is not the file expected there."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return "a symlink loop" if exc.errno == errno.ELOOP else f"unreadable ({exc.strerror})"
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISREG, "a file")]
+    return next((word for test, word in kinds if test(mode)), "not a regular file")
+
+
+def _link_target(path: Path, rel: Path) -> Path:
+    """Where a symlink in the folder leads; a loop (or a link through one) is refused, a dangling link is judged
+    by where it points."""
+    try:
+        target = path.resolve()
+    except RuntimeError:  # Python 3.11's resolve() on a loop
+        target = None
+    if target is None or kind_of(path) == "a symlink loop":
+        raise SpecError(str(rel), "-", "a file inside the model directory", "a symlink loop")
+    return target
+
+
 def check_files(directory: Path) -> None:
-    """Refuse symlinks that point out of the folder: the image must hold exactly the folder."""
+    """Refuse symlinks that point out of the folder or loop: the image must hold exactly the folder."""
     root = directory.resolve()
     for path in sorted(directory.rglob("*")):
-        if path.is_symlink() and not path.resolve().is_relative_to(root):
+        if path.is_symlink():
             rel = path.relative_to(directory)
-            raise SpecError(str(rel), "-", "a file inside the model directory",
-                            f"a symlink to {path.resolve()}")
+            target = _link_target(path, rel)
+            if not target.is_relative_to(root):
+                raise SpecError(str(rel), "-", "a file inside the model directory", f"a symlink to {target}")
 
 
 def load_settings(directory: Path) -> Settings:
     """Read and validate `mlfn.toml` (defaults when absent)."""
     config = directory / CONFIG_FILE
     table: dict[str, Any] = {}
-    if config.exists():
+    if config.exists() or config.is_symlink():
+        if not config.is_file():  # a FIFO would block the read
+            raise SpecError(CONFIG_FILE, "-", "a TOML file", kind_of(config))
         try:
             table = tomllib.loads(config.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -268,7 +299,7 @@ def load_spec(model_dir: str | Path) -> ModelSpec:
     settings = load_settings(directory)
     model_path = _inside(directory, settings.model, "model")
     if not model_path.is_file():
-        raise SpecError(settings.model, "-", "an ONNX model file", "no such file")
+        raise SpecError(settings.model, "-", "an ONNX model file", kind_of(model_path))
     try:
         signature = read_signature(model_path)
     except (OnnxFormatError, OSError) as exc:
@@ -276,7 +307,8 @@ def load_spec(model_dir: str | Path) -> ModelSpec:
     if settings.hooks:
         hooks = _inside(directory, settings.hooks, "hooks")
         if not hooks.is_file() or hooks.suffix != ".py":
-            raise SpecError(CONFIG_FILE, "hooks", "a .py file in the model directory", repr(settings.hooks))
+            found = repr(settings.hooks) + ("" if hooks.is_file() else f" ({kind_of(hooks)})")
+            raise SpecError(CONFIG_FILE, "hooks", "a .py file in the model directory", found)
     inputs = tuple(_tensor_spec(v, settings.model) for v in signature.inputs)
     outputs = tuple(_tensor_spec(v, settings.model) for v in signature.outputs)
     for t in inputs:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..console import CliError, info, result
+from ..hooks_check import check_hooks
 
 
 def register(subparsers: Any) -> None:
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from ..packaging.oci import LayoutError
 
     spec = load_spec(args.model_dir)
+    check_hooks(spec.hooks_path)  # an image whose hooks cannot load would only fail at deploy's health probe
     flavour = bases.flavour_for(spec)
     try:
         base = bases.resolve_base(flavour, args.base)

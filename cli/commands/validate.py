@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mlfn.runtime.hooks import load_hooks
 from mlfn.runtime.spec import ModelSpec, load_spec
 
 from ..console import result
+from ..hooks_check import check_hooks
 
 
 def register(subparsers: Any) -> None:
@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.model_dir)
-    load_hooks(spec.hooks_path)  # a hooks module that fails to import is refused here, not at deploy
+    check_hooks(spec.hooks_path)  # a hooks module that fails to import is refused here, not at deploy
     load_ms = None if args.quick else _load_ms(spec)
     s = spec.settings
     lines = [

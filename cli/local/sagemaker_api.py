@@ -4,10 +4,13 @@
   update_inference_component_runtime_config, stored in `STORES`; each is InService at once.
 - Endpoint configs hosting inference components have no `ModelName` in their variants; moto insists on one.
 - moto checks instance types against an old list (no g5, g6, p4d, p5): the emulator accepts any well-formed `ml.*` type.
+- CreateModel (API and `AWS::SageMaker::Model`) refuses an image whose manifest in the emulator's ECR is an OCI
+  manifest or index, as SageMaker does (aws/amazon-sagemaker-feedback#180); moto accepts any image.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -19,6 +22,9 @@ from moto.sagemaker.responses import SageMakerResponse
 
 from .emulated_stores import STORES, InferenceComponent, now_iso
 
+OCI_MANIFESTS = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json")
+ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+                       r"(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(\d*x?large|medium|small|micro|nano|\d+xlarge|metal(-\d+xl)?)$")
 
 
@@ -159,12 +165,51 @@ def _validate_variant_models(self: Any, production_variants: list[dict[str, Any]
             raise ValidationError(message=f"Could not find model '{arn}'.")
 
 
+def stored_manifest_media_type(image_uri: str) -> str | None:
+    """The manifest media type of `image_uri` as the emulator's ECR stores it; None when it is not stored there."""
+    from moto.ecr.models import ecr_backends
+
+    match = ECR_IMAGE.match(image_uri or "")
+    if not match:
+        return None
+    repository = ecr_backends[match["account"]][match["region"]].repositories.get(match["repo"])
+    tag = match["tag"] or (None if match["digest"] else "latest")
+    try:
+        image = repository._get_image(tag, match["digest"]) if repository else None
+    except Exception:  # moto's ImageNotFoundException: SageMaker's own check for that is not emulated here
+        return None
+    if image is None:
+        return None
+    return str(image.image_manifest_media_type or json.loads(image.image_manifest).get("mediaType") or "")
+
+
+def refuse_oci_images(containers: list[dict[str, Any]]) -> None:
+    """SageMaker's CreateModel answers 400 for an image with an OCI manifest (aws/amazon-sagemaker-feedback#180)."""
+    for container in containers:
+        image = str(container.get("Image") or "")
+        media_type = stored_manifest_media_type(image)
+        if media_type in OCI_MANIFESTS:
+            raise ValidationError(message=f"Unsupported manifest media type {media_type} for image {image}. "
+                                          "Ensure that valid manifest media type is used for specified image.")
+
+
+_moto_create_model = sm_models.SageMakerModelBackend.create_model
+
+
+def _create_model(self: Any, model_name: str, execution_role_arn: str, primary_container: dict[str, Any] | None,
+                  vpc_config: dict[str, Any] | None, containers: list[dict[str, Any]] | None,
+                  tags: list[dict[str, str]] | None) -> Any:
+    refuse_oci_images([primary_container or {}, *(containers or [])])
+    return _moto_create_model(self, model_name, execution_role_arn, primary_container, vpc_config, containers, tags)
+
+
 def install() -> None:
     """Serve SageMaker with `MlfnSageMakerResponse` and relax moto's outdated checks. Idempotent."""
     for pattern in list(sm_urls.url_paths):
         sm_urls.url_paths[pattern] = MlfnSageMakerResponse.dispatch
     sm_models.FakeEndpointConfig.validate_instance_type = _validate_instance_type  # type: ignore[method-assign]
     sm_models.SageMakerModelBackend.validate_production_variants = _validate_variant_models  # type: ignore[method-assign]
+    sm_models.SageMakerModelBackend.create_model = _create_model  # type: ignore[method-assign]
     # CloudFormation names these from their name properties (moto ignores them and generates names)
     sm_models.FakeEndpoint.cloudformation_name_type = staticmethod(lambda: "EndpointName")  # type: ignore[method-assign]
     sm_models.FakeEndpointConfig.cloudformation_name_type = staticmethod(  # type: ignore[method-assign]

@@ -18,8 +18,8 @@ from .layer import MODEL_PREFIX, Entry, Layer, entries_key, model_entries, split
 from .oci import (
     BASE_LAYERS,
     BASE_REFERENCE,
-    LAYER_GZIP,
-    MANIFEST,
+    DOCKER_LAYER,
+    DOCKER_MANIFEST,
     PARTIAL,
     Descriptor,
     Image,
@@ -53,7 +53,7 @@ def _merge_env(base_env: list[str], extra: Mapping[str, str]) -> list[str]:
     return kept + [f"{k}={v}" for k, v in extra.items()]
 
 
-def labels_for(spec: ModelSpec, flavour: str, optimized: bool) -> dict[str, str]:
+def labels_for(spec: ModelSpec, flavour: str, optimized: bool, base_digest: str = "") -> dict[str, str]:
     labels = {
         "org.opencontainers.image.title": spec.name,
         "dev.mlfn.version": __version__,
@@ -64,6 +64,8 @@ def labels_for(spec: ModelSpec, flavour: str, optimized: bool) -> dict[str, str]
     }
     if spec.settings.description:
         labels["org.opencontainers.image.description"] = spec.settings.description
+    if base_digest:  # a label, not a manifest annotation: Docker v2s2 manifests have no annotations
+        labels["org.opencontainers.image.base.digest"] = base_digest
     if optimized:
         labels["dev.mlfn.model.optimized"] = optimized_path(spec).relative_to(spec.directory).as_posix()
     return labels
@@ -94,7 +96,8 @@ def image_config(spec: ModelSpec, base: Base, layers: list[Layer], optimized: bo
     inner["Env"] = _merge_env(list(inner.get("Env") or [DEFAULT_PATH]), {"MLFN_MODEL_DIR": MODEL_DIR})
     inner["Entrypoint"] = inner.get("Entrypoint") or DEFAULT_ENTRYPOINT[flavour]
     inner["Cmd"] = DEFAULT_CMD[flavour]
-    inner["Labels"] = {**(inner.get("Labels") or {}), **labels_for(spec, flavour, optimized)}
+    base_digest = base.image.digest if base.image else ""
+    inner["Labels"] = {**(inner.get("Labels") or {}), **labels_for(spec, flavour, optimized, base_digest)}
     if flavour == "gpu":
         inner["ExposedPorts"] = {**(inner.get("ExposedPorts") or {}), "8080/tcp": {}}
     rootfs = base_cfg.get("rootfs") or {"type": "layers", "diff_ids": []}
@@ -158,11 +161,10 @@ def build_model_image(spec: ModelSpec, base: Base, out: Path, *, extra_files: Ma
     layers = model_layers(spec, layout, extra_files)
     config_bytes = canonical_json(image_config(spec, base, layers, bool(extra_files)))
     base_layers = base.image.layers if base.image else []
-    # Only the base's digest goes into the manifest, so the image's digest does not depend on where the base was
-    # found (local layout or descriptor); where it was published is kept in the layout's index for pushes.
-    annotations = {"org.opencontainers.image.base.digest": base.image.digest} if base.image else {}
-    own = [Descriptor(LAYER_GZIP, layer.digest, layer.size) for layer in layers]
-    image = Image(make_manifest(config_bytes, [*base_layers, *own], annotations), MANIFEST, config_bytes)
+    # Only the base's digest goes into the image (a config label), so the image's digest does not depend on where
+    # the base was found (local layout or descriptor); where it was published is kept in the layout's index.
+    own = [Descriptor(DOCKER_LAYER, layer.digest, layer.size) for layer in layers]
+    image = Image(make_manifest(config_bytes, [*base_layers, *own]), DOCKER_MANIFEST, config_bytes)
     if base.layout is not None:
         for d in base_layers:
             layout.put_file(base.layout.blob_path(d.digest), d.digest)

@@ -1,8 +1,15 @@
-"""OCI image data: media types, descriptors, canonical JSON, and the image layout directory on disk.
+"""Image data: media types, descriptors, canonical JSON, and the OCI image layout directory on disk.
+
+Every image mlfn writes and pushes uses Docker image manifest v2 schema 2 media types (manifest, config, layers):
+SageMaker's CreateModel refuses OCI image manifests ("Unsupported manifest media type
+application/vnd.oci.image.manifest.v1+json"), while Lambda, ECS and ECR take both. An OCI image read from another
+tool's layout is converted (same config and layers, so only the manifest's digest changes).
 
 An image layout (https://github.com/opencontainers/image-spec/blob/main/image-layout.md) is a folder holding
-`oci-layout`, `index.json` and `blobs/sha256/<hex>`. Every JSON document mlfn writes is canonical (sorted keys,
-no spaces), so the same content always gives the same digest.
+`oci-layout`, `index.json` and `blobs/sha256/<hex>`. skopeo 1.9 and umoci 0.4 only read index entries that are OCI
+manifests, so each image is named in index.json by an OCI twin of its manifest (same config and layers) that
+records the Docker manifest's digest (`DOCKER_IMAGE`); mlfn reads and pushes the Docker manifest. Every JSON
+document mlfn writes is canonical (sorted keys, no spaces), so the same content always gives the same digest.
 """
 
 from __future__ import annotations
@@ -24,13 +31,20 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
+DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 MANIFEST_TYPES = (MANIFEST, DOCKER_MANIFEST)
+# OCI -> Docker v2s2 media types of what a manifest references (and back for the layout's OCI twin)
+TO_DOCKER = {CONFIG: DOCKER_CONFIG, LAYER_GZIP: DOCKER_LAYER, LAYER_TAR: DOCKER_LAYER_TAR}
+TO_OCI = {docker: oci for oci, docker in TO_DOCKER.items()}
 REF_NAME = "org.opencontainers.image.ref.name"
 # Set on an index entry whose image references layers this layout does not hold (a declared remote base).
 PARTIAL = "dev.mlfn.partial"
 # Set on an index entry whose base was published there (registry reference): pushes mount its layers from it.
 BASE_REFERENCE = "dev.mlfn.base.reference"
 BASE_LAYERS = "dev.mlfn.base.layers"  # how many of the image's first layers are the base's
+# Set on an index entry (an OCI twin for skopeo and umoci): the digest of the image's Docker v2s2 manifest.
+DOCKER_IMAGE = "dev.mlfn.docker.manifest"
 
 
 class LayoutError(Exception):
@@ -90,16 +104,34 @@ class Image:
         return [Descriptor.from_json(d) for d in self.manifest["layers"]]
 
 
-def make_manifest(config_bytes: bytes, layers: list[Descriptor], annotations: dict[str, str] | None = None) -> bytes:
+def make_manifest(config_bytes: bytes, layers: list[Descriptor], media_type: str = DOCKER_MANIFEST) -> bytes:
+    """A canonical image manifest of `media_type` (Docker v2s2 unless asked for the OCI twin); the config's and
+    layers' media types follow it."""
+    types = TO_DOCKER if media_type == DOCKER_MANIFEST else TO_OCI
+    config_type = DOCKER_CONFIG if media_type == DOCKER_MANIFEST else CONFIG
     manifest: dict[str, Any] = {
         "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": Descriptor(CONFIG, digests.of_bytes(config_bytes), len(config_bytes)).to_json(),
-        "layers": [d.to_json() for d in layers],
+        "mediaType": media_type,
+        "config": Descriptor(config_type, digests.of_bytes(config_bytes), len(config_bytes)).to_json(),
+        "layers": [Descriptor(types.get(d.media_type, d.media_type), d.digest, d.size).to_json() for d in layers],
     }
-    if annotations:
-        manifest["annotations"] = annotations
     return canonical_json(manifest)
+
+
+def as_docker(image: Image) -> Image:
+    """The image with a Docker v2s2 manifest: itself when it has one, else the same config and layers re-described."""
+    if image.manifest_media_type == DOCKER_MANIFEST:
+        return image
+    for d in image.layers:
+        if d.media_type not in TO_DOCKER and d.media_type not in TO_OCI:
+            raise LayoutError(f"layer {d.digest} is {d.media_type}, which a Docker image manifest v2 schema 2 cannot "
+                              "describe (SageMaker needs one): rebuild the image with gzip layers")
+    return Image(make_manifest(image.config_bytes, image.layers), DOCKER_MANIFEST, image.config_bytes)
+
+
+def oci_twin(image: Image) -> Image:
+    """The OCI manifest of the same config and layers, which skopeo and umoci read from a layout."""
+    return Image(make_manifest(image.config_bytes, image.layers, MANIFEST), MANIFEST, image.config_bytes)
 
 
 class Layout:
@@ -180,17 +212,22 @@ class Layout:
         manifests: list[dict[str, Any]] = self._read_index().get("manifests", [])
         return manifests
 
-    def tag(self, ref: str, image: Image, annotations: dict[str, str] | None = None) -> None:
-        """Store the image's manifest and config and name it `ref` in index.json (replacing an older `ref`)."""
+    def tag(self, ref: str, image: Image, annotations: dict[str, str] | None = None) -> Image:
+        """Store the image (as Docker v2s2) and its OCI twin and name it `ref` in index.json (replacing an older
+        `ref`); return the stored image."""
+        image = as_docker(image)
+        twin = oci_twin(image)
         self.put_bytes(image.config_bytes)
         self.put_bytes(image.manifest_bytes)
-        entry = Descriptor(image.manifest_media_type, image.digest, len(image.manifest_bytes)).to_json()
-        entry["annotations"] = {REF_NAME: ref, **(annotations or {})}
+        self.put_bytes(twin.manifest_bytes)
+        entry = Descriptor(MANIFEST, twin.digest, len(twin.manifest_bytes)).to_json()
+        entry["annotations"] = {REF_NAME: ref, DOCKER_IMAGE: image.digest, **(annotations or {})}
         kept = [m for m in self.entries() if (m.get("annotations") or {}).get(REF_NAME) != ref]
         self._write_index(sorted([*kept, entry], key=lambda m: m["annotations"].get(REF_NAME, "")))
+        return image
 
     def resolve(self, ref: str | None = None) -> tuple[Image, dict[str, str]]:
-        """The image named `ref` (or the only one), with its index annotations."""
+        """The image named `ref` (or the only one) as Docker v2s2, with its index annotations."""
         entries = self.entries()
         if ref is not None:
             entries = [m for m in entries if (m.get("annotations") or {}).get(REF_NAME) == ref]
@@ -200,21 +237,26 @@ class Layout:
             names = ", ".join(sorted((m.get("annotations") or {}).get(REF_NAME, "?") for m in entries))
             raise LayoutError(f"{self.root}: holds several images ({names}); name one")
         entry = entries[0]
+        annotations = dict(entry.get("annotations") or {})
         if entry["mediaType"] not in MANIFEST_TYPES:
             raise LayoutError(f"{self.root}: {entry['mediaType']} is not a single-platform image manifest")
-        manifest_bytes = self.read_blob(entry["digest"])
+        digest = annotations.get(DOCKER_IMAGE) or entry["digest"]
+        manifest_bytes = self.read_blob(digest)
         manifest = json.loads(manifest_bytes)
-        image = Image(manifest_bytes, entry["mediaType"], self.read_blob(manifest["config"]["digest"]))
-        return image, dict(entry.get("annotations") or {})
+        media_type = DOCKER_MANIFEST if DOCKER_IMAGE in annotations else entry["mediaType"]
+        image = Image(manifest_bytes, media_type, self.read_blob(manifest["config"]["digest"]))
+        return as_docker(image), annotations
 
     def collect_garbage(self) -> int:
         """Delete blobs no image in the index refers to (older model layers); return how many."""
         keep: set[str] = set()
         for entry in self.entries():
-            keep.add(entry["digest"])
-            manifest = json.loads(self.read_blob(entry["digest"]))
-            keep.add(manifest["config"]["digest"])
-            keep.update(d["digest"] for d in manifest.get("layers", []))
+            for digest in (entry["digest"], (entry.get("annotations") or {}).get(DOCKER_IMAGE)):
+                if digest:
+                    keep.add(digest)
+                    manifest = json.loads(self.read_blob(digest))
+                    keep.add(manifest["config"]["digest"])
+                    keep.update(d["digest"] for d in manifest.get("layers", []))
         removed = 0
         for path in self.blobs.iterdir():
             if f"sha256:{path.name}" not in keep:

@@ -25,7 +25,7 @@ from mlfn.runtime import __version__
 
 from . import digests
 from .layer import Entry, Layer, rootfs_entries, write_layer
-from .oci import LAYER_GZIP, MANIFEST, Descriptor, Image, Layout, canonical_json, make_manifest
+from .oci import DOCKER_LAYER, DOCKER_MANIFEST, Descriptor, Image, Layout, canonical_json, make_manifest
 from .progress import Say
 
 SUITE = "bookworm"
@@ -196,8 +196,8 @@ def build_offline_base(flavour: str, out: Path, *, repo_root: Path, cache: Path,
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for _, layer in layers]},
         "history": [{"created": EPOCH, "created_by": f"mlfn runtime build ({name} layer)"} for name, _ in layers],
     })
-    image = Image(make_manifest(config, [Descriptor(LAYER_GZIP, layer.digest, layer.size) for _, layer in layers]),
-                  MANIFEST, config)
+    image = Image(make_manifest(config, [Descriptor(DOCKER_LAYER, layer.digest, layer.size) for _, layer in layers]),
+                  DOCKER_MANIFEST, config)
     layout.tag(ref, image)
     layout.collect_garbage()
     return BuiltBase(image, layout, ref, layers)

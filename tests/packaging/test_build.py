@@ -12,7 +12,7 @@ import pytest
 from mlfn.cli.main import main
 from mlfn.cli.packaging.base import Base, from_layout
 from mlfn.cli.packaging.layer import rootfs_entries, write_layer
-from mlfn.cli.packaging.oci import LAYER_GZIP, Descriptor, Image, Layout, canonical_json, make_manifest
+from mlfn.cli.packaging.oci import LAYER_GZIP, MANIFEST, Descriptor, Image, Layout, canonical_json, make_manifest
 
 from .helpers import layer_members, mlfn_json
 
@@ -102,7 +102,7 @@ def test_config_extends_the_base(iris_dir: Path, tmp_path: Path, mlfn_home: Path
     assert signature["inputs"][0]["datatype"] == "FP32" and signature["inputs"][0]["shape"] == [-1, 4]
     assert labels["dev.mlfn.version"]
     assert len(cfg["history"]) == 3 and cfg["created"] == "1970-01-01T00:00:00Z"
-    assert image.manifest["annotations"]["org.opencontainers.image.base.digest"] == base.digest
+    assert labels["org.opencontainers.image.base.digest"] == base.digest
 
 
 def test_container_target_gets_the_serve_command(iris_dir: Path, mlfn_home: Path,
@@ -150,8 +150,9 @@ def _tiny_base(path: Path, ref: str = "tiny", flavour: str = "", accelerator: st
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
         "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "tiny base"}],
     })
-    image = Image(make_manifest(config, [Descriptor(LAYER_GZIP, layer.digest, layer.size)]),
-                  "application/vnd.oci.image.manifest.v1+json", config)
+    # an OCI image, as other tools write them: the layout stores it as Docker v2s2 (plus an OCI twin)
+    image = Image(make_manifest(config, [Descriptor(LAYER_GZIP, layer.digest, layer.size)], MANIFEST), MANIFEST,
+                  config)
     layout.tag(ref, image)
     assert isinstance(from_layout(path, "lambda"), Base)
     return path

@@ -53,7 +53,7 @@ def test_chunked_upload_of_a_large_layer(iris_dir: Path, registry: str, mlfn_hom
     pushed = mlfn_json(capsys, "push", str(iris_dir), "--to", f"{registry}/models/big")
     client = registry_module.RegistryClient(f"http://{registry}")
     body, media_type = client.get_manifest("models/big", "latest")
-    assert media_type == "application/vnd.oci.image.manifest.v1+json"
+    assert media_type == "application/vnd.docker.distribution.manifest.v2+json"
     layer = json.loads(body)["layers"][-1]
     blob = client.get_blob("models/big", layer["digest"])
     assert len(blob) == layer["size"] and pushed["bytes_uploaded"] >= layer["size"]
