@@ -124,6 +124,86 @@ def test_missing_data_is_treated_per_treat_missing_data(fast_alarms: Callable[[i
         "breaching": "ALARM", "notBreaching": "ALARM", "ignore": "ALARM", "missing": "ALARM"}
 
 
+def _step_policy(aas: Any, name: str, resource: str, dimension: str, namespace: str,
+                 config: dict[str, Any]) -> str:
+    return str(aas.put_scaling_policy(PolicyName=name, ServiceNamespace=namespace, ResourceId=resource,
+                                      ScalableDimension=dimension, PolicyType="StepScaling",
+                                      StepScalingPolicyConfiguration=config)["PolicyARN"])
+
+
+def test_step_bounds_percent_change_and_target_bounds_on_inference_component_copies(
+        control_plane: ControlPlane, fast_alarms: Callable[[int], None]) -> None:
+    sm, aas, cw = boto3.client("sagemaker"), boto3.client("application-autoscaling"), boto3.client("cloudwatch")
+    prefix = uuid.uuid4().hex[:8]
+    role = "arn:aws:iam::123456789012:role/mlfn-sagemaker"
+    sm.create_model(ModelName=f"{prefix}-model", ExecutionRoleArn=role,
+                    PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/iris:1"})
+    sm.create_endpoint_config(EndpointConfigName=f"{prefix}-config", ExecutionRoleArn=role, ProductionVariants=[{
+        "VariantName": "AllTraffic", "InstanceType": "ml.g5.xlarge", "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName=f"{prefix}-ep", EndpointConfigName=f"{prefix}-config")
+    dimension = "sagemaker:inference-component:DesiredCopyCount"
+    scaled = {}
+    for name, copies, operator, value, config in (
+        # 25 is 15 above the threshold of 10: the second step (+100%), not the first (+50%); then MaxCapacity.
+        ("up", 4, "GreaterThanOrEqualToThreshold", 25, {
+            "AdjustmentType": "PercentChangeInCapacity", "Cooldown": 0, "StepAdjustments": [
+                {"MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 10, "ScalingAdjustment": 50},
+                {"MetricIntervalLowerBound": 10, "ScalingAdjustment": 100}]}),
+        # -25% of 10 is 2.5 copies: rounded toward zero (2), raised to MinAdjustmentMagnitude (3); then MinCapacity.
+        ("down", 10, "LessThanThreshold", 1, {
+            "AdjustmentType": "PercentChangeInCapacity", "Cooldown": 0, "MinAdjustmentMagnitude": 3,
+            "StepAdjustments": [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": -25}]}),
+    ):
+        component = f"{prefix}-{name}"
+        sm.create_inference_component(
+            InferenceComponentName=component, EndpointName=f"{prefix}-ep", VariantName="AllTraffic",
+            Specification={"ModelName": f"{prefix}-model",
+                           "ComputeResourceRequirements": {"MinMemoryRequiredInMb": 1024}},
+            RuntimeConfig={"CopyCount": copies})
+        resource = f"inference-component/{component}"
+        aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=dimension,
+                                     MinCapacity=1, MaxCapacity=10)
+        policy = _step_policy(aas, name, resource, dimension, "sagemaker", config)
+        dims = [{"Name": "Component", "Value": component}]
+        cw.put_metric_alarm(AlarmName=component, Namespace="Test/Alarms", MetricName="Load", Dimensions=dims,
+                            Statistic="Average", Period=60, EvaluationPeriods=1, Threshold={"up": 10, "down": 5}[name],
+                            ComparisonOperator=operator, AlarmActions=[policy])
+        _put(cw, "Test/Alarms", "Load", dims, value, seconds=MINUTE_S * 6)
+        scaled[name] = component
+    fast_alarms(5)
+    runs = control_plane.alarms.actions_run
+    assert [c for a, _, c in runs if a == scaled["up"]][:2] == [8, 10]
+    assert [c for a, _, c in runs if a == scaled["down"]][:3] == [7, 4, 1]
+    copies = {n: sm.describe_inference_component(InferenceComponentName=c)["RuntimeConfig"]["DesiredCopyCount"]
+              for n, c in scaled.items()}
+    assert copies == {"up": 10, "down": 1}
+
+
+def test_breaching_missing_data_takes_the_open_step_on_provisioned_concurrency(
+        fast_alarms: Callable[[int], None]) -> None:
+    iam, lam = boto3.client("iam"), boto3.client("lambda")
+    aas, cw = boto3.client("application-autoscaling"), boto3.client("cloudwatch")
+    name = f"warm-{uuid.uuid4().hex[:8]}"
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    lam.create_function(FunctionName=name, PackageType="Image", Role=role,
+                        Code={"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/iris:1"})
+    lam.create_alias(FunctionName=name, Name="live", FunctionVersion=lam.publish_version(FunctionName=name)["Version"])
+    resource, dimension = f"function:{name}:live", "lambda:function:ProvisionedConcurrency"
+    aas.register_scalable_target(ServiceNamespace="lambda", ResourceId=resource, ScalableDimension=dimension,
+                                 MinCapacity=0, MaxCapacity=5)
+    policy = _step_policy(aas, "warm", resource, dimension, "lambda", {
+        "AdjustmentType": "ExactCapacity", "StepAdjustments": [
+            {"MetricIntervalLowerBound": -10, "MetricIntervalUpperBound": 0, "ScalingAdjustment": 1},
+            {"MetricIntervalUpperBound": -10, "ScalingAdjustment": 3}]})
+    cw.put_metric_alarm(AlarmName=name, Namespace="Test/Alarms", MetricName="Quiet", Statistic="Sum", Period=60,
+                        EvaluationPeriods=1, Threshold=20, ComparisonOperator="LessThanThreshold",
+                        TreatMissingData="breaching", AlarmActions=[policy])
+    fast_alarms(2)
+    assert _state(cw, name) == "ALARM"
+    config = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
+    assert config["RequestedProvisionedConcurrentExecutions"] == 3
+
+
 ECS_TOML = """name = "idle-ecs"
 target = "ecs"
 gpu = true
