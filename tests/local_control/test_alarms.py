@@ -101,6 +101,29 @@ def test_alarm_in_alarm_runs_its_step_action_again_every_evaluation(fast_alarms:
     assert _desired(ecs, cluster, service) == 4  # ...and stops at the target's MaxCapacity
 
 
+def test_scale_out_cooldown_counts_what_the_last_scale_out_added(fast_alarms: Callable[[int], None]) -> None:
+    ecs, aas, cw = boto3.client("ecs"), boto3.client("application-autoscaling"), boto3.client("cloudwatch")
+    cluster, service = _ecs_service(ecs, desired=0)
+    resource = f"service/{cluster}/{service}"
+    aas.register_scalable_target(ServiceNamespace="ecs", ResourceId=resource,
+                                 ScalableDimension="ecs:service:DesiredCount", MinCapacity=0, MaxCapacity=10)
+    policy = _step_policy(aas, "slow", resource, "ecs:service:DesiredCount", "ecs", {
+        "AdjustmentType": "ChangeInCapacity", "Cooldown": 90,
+        "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]})
+    dims = [{"Name": "Queue", "Value": cluster}]
+    cw.put_metric_alarm(AlarmName=f"{cluster}-slow", Namespace="Test/Alarms", MetricName="Backlog",
+                        Dimensions=dims, Statistic="Maximum", Period=60, EvaluationPeriods=1, Threshold=1,
+                        ComparisonOperator="GreaterThanOrEqualToThreshold", AlarmActions=[policy])
+    _put(cw, "Test/Alarms", "Backlog", dims, 5, seconds=MINUTE_S * 8)
+    fast_alarms(1)
+    counts = []
+    for _ in range(5):  # every evaluation runs the policy; within 90 s of a +1, +1 from before it changes nothing
+        fast_alarms(1)
+        counts.append(_desired(ecs, cluster, service))
+    steps = [b - a for a, b in itertools.pairwise(counts)]
+    assert set(steps) <= {0, 1} and 1 in steps and all(a + b < 2 for a, b in itertools.pairwise(steps)), counts
+
+
 def test_missing_data_is_treated_per_treat_missing_data(fast_alarms: Callable[[int], None]) -> None:
     cw = boto3.client("cloudwatch")
     prefix = uuid.uuid4().hex[:8]
@@ -202,6 +225,18 @@ def test_breaching_missing_data_takes_the_open_step_on_provisioned_concurrency(
     assert _state(cw, name) == "ALARM"
     config = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
     assert config["RequestedProvisionedConcurrentExecutions"] == 3
+
+
+def test_bad_time_scale_is_one_line_error(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MLFN_ALARM_TIME_SCALE": "fast"}
+    result = subprocess.run([sys.executable, "-m", "mlfn.cli.local.control_plane", "--port", "0", "--state-dir",
+                             str(tmp_path)], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "MLFN_ALARM_TIME_SCALE must be a number above 0" in result.stderr and "'fast'" in result.stderr
 
 
 ECS_TOML = """name = "idle-ecs"
