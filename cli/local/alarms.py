@@ -82,8 +82,12 @@ def _values(datum: MetricDatumBase) -> tuple[float, float, float, float]:
 
 
 def _percentile(data: list[MetricDatumBase], p: float) -> float:
-    values = sorted(v for d in data for v in ([_values(d)[1]] if not isinstance(d, MetricAggregatedDatum)
-                                                else [d.sum / d.sample_count] * int(d.sample_count)))
+    """Nearest-rank percentile (a StatisticValues set counts as SampleCount values at its average)."""
+    values: list[float] = []
+    for datum in data:
+        count, total, _, _ = _values(datum)
+        values.extend([total / count] * max(1, int(count)))
+    values.sort()
     return values[max(0, math.ceil(p / 100 * len(values)) - 1)]
 
 
