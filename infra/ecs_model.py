@@ -7,8 +7,9 @@ GPUs, a service under task autoscaling (`min_tasks`..`max_tasks`), an internal A
 auth in front (VPC link).
 
 Scaling: target tracking on ALB requests per task; from zero, a step policy on the ALB's own 503s (which it
-answers only while no task is registered) adds a task, and the capacity provider starts an instance for it;
-after `idle_minutes` without a request, a step policy sets the task count to 0 and the group drains to 0.
+answers only while no task is registered) sets exactly one task, and the capacity provider starts an instance for
+it; after `idle_minutes` without a request reaching the HTTP API (its `Count`, which counts requests also while no
+task serves), a step policy sets the task count to 0 and the group drains to 0.
 """
 
 from __future__ import annotations
@@ -205,12 +206,16 @@ class MlfnEcsGpuModel(MlfnModel):
         title = f"mlfn {self.spec.name}"
         self.scale_out_alarm = scale_out_from_zero(
             self, target, self._alb_metric("HTTPCode_ELB_503_Count"),
-            f"{title}: the ALB answered 503 (no task registered); adds a task (scale out from zero)",
+            f"{title}: the ALB answered 503 (no task registered); sets one task (scale out from zero)",
+            adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,  # the 503s last until it boots: never +1/min
         )
         if e.min_tasks == 0:
+            # The front's request count, not the ALB's RequestCount: the ALB reports requests only while a target
+            # is registered, so at zero tasks the idle alarm would stay in ALARM and cancel every scale-out.
+            requests = self.front.api.metric_count(statistic="Sum", period=cdk.Duration.minutes(1))
             self.idle_alarm: cw.Alarm | None = scale_in_when_idle(
-                self, target, self._alb_metric("RequestCount"), e.idle_minutes,
-                f"{title}: no request for {e.idle_minutes} minutes; scales the service to zero tasks",
+                self, target, requests, e.idle_minutes,
+                f"{title}: no request reached the API for {e.idle_minutes} minutes; scales the service to zero tasks",
             )
         else:
             self.idle_alarm = None

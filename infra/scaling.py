@@ -35,13 +35,19 @@ def _step_action(scope: Construct, id: str, target: appscaling.IScalableTarget,
 
 
 def scale_out_from_zero(scope: Construct, target: appscaling.IScalableTarget, metric: cw.IMetric,
-                        description: str) -> cw.Alarm:
-    """Add one unit of capacity whenever `metric` (which only counts while nothing serves) reaches 1.
+                        description: str, *,
+                        adjustment_type: appscaling.AdjustmentType = appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+                        ) -> cw.Alarm:
+    """Scale out by one unit (or to exactly one with `EXACT_CAPACITY`) whenever `metric` (which only counts while
+    nothing serves) reaches 1.
 
     Target tracking cannot start from zero (its per-unit metric is undefined without capacity), so a step
-    policy on a "request found no capacity" alarm does it; target tracking takes over from one unit.
+    policy on a "request found no capacity" alarm does it; target tracking takes over from one unit. Application
+    Auto Scaling runs a step action again every period while its alarm stays in ALARM (CloudWatch "Alarm
+    actions"): with `ChangeInCapacity` that is one more unit per minute for as long as the first one boots;
+    `ExactCapacity` 1 asks for the same single unit each time.
     """
-    action = _step_action(scope, "ScaleOutFromZero", target, appscaling.AdjustmentType.CHANGE_IN_CAPACITY)
+    action = _step_action(scope, "ScaleOutFromZero", target, adjustment_type)
     action.add_adjustment(adjustment=1, lower_bound=0)
     alarm = cw.Alarm(
         scope, "ScaleOutFromZeroAlarm", metric=metric, threshold=1, evaluation_periods=1, datapoints_to_alarm=1,
@@ -54,13 +60,17 @@ def scale_out_from_zero(scope: Construct, target: appscaling.IScalableTarget, me
 
 def scale_in_when_idle(scope: Construct, target: appscaling.IScalableTarget, requests: cw.IMetric, minutes: int,
                        description: str) -> cw.Alarm:
-    """Set capacity to 0 after `minutes` one-minute periods without a request (missing data counts as none)."""
+    """Set capacity to 0 after `minutes` one-minute periods without a request.
+
+    `requests` must count every request that reaches the front, also while no capacity serves: the alarm stays
+    in ALARM (and its action runs again every minute) until a period has a request. A metric reported only while
+    capacity serves (an ALB's `RequestCount`, missing without registered targets) would hold the alarm in ALARM
+    at zero and undo every scale-out. No data in a period counts as no request (missing data is breaching).
+    """
     action = _step_action(scope, "ScaleInWhenIdle", target, appscaling.AdjustmentType.EXACT_CAPACITY)
     action.add_adjustment(adjustment=0, upper_bound=0)
-    filled = cw.MathExpression(expression="FILL(requests, 0)", using_metrics={"requests": requests},
-                               period=cdk.Duration.minutes(1), label="Requests (0 when none)")
     alarm = cw.Alarm(
-        scope, "ScaleInWhenIdleAlarm", metric=filled, threshold=0.5, evaluation_periods=minutes,
+        scope, "ScaleInWhenIdleAlarm", metric=requests, threshold=1, evaluation_periods=minutes,
         datapoints_to_alarm=minutes, comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
         treat_missing_data=cw.TreatMissingData.BREACHING, alarm_description=description,
     )

@@ -1,6 +1,7 @@
 """`AWS::CloudWatch::Alarm` for the emulator (moto's CloudFormation skips it), on moto's CloudWatch backend.
 
-Metric-math alarms (`Metrics`) are recorded without their queries; nothing evaluates alarms locally.
+Metric-math alarms (`Metrics`) are recorded without their queries. `alarms` evaluates the others and runs their
+step-scaling actions.
 """
 
 from __future__ import annotations

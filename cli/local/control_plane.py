@@ -12,7 +12,9 @@ Extensions (each module says what it adds and why): `cfn_engine` (resource event
 (ScalableTarget, ScalingPolicy and the SageMaker dimensions), `cfn_sagemaker` (InferenceComponent), `cfn_cloudwatch`
 (Alarm), `cfn_apigw` (HTTP APIs), `cfn_generic` (any other type: recorded without behaviour), `lambda_api`
 (Function URLs per alias, provisioned concurrency), `sagemaker_api` (inference components, modern instance types),
-`seeds` (the CDK bootstrap version and ECS AMI parameters). Function URLs are `https://127.0.0.1:<port>/`
+`seeds` (the CDK bootstrap version and ECS AMI parameters), `alarms` (evaluates CloudWatch alarms and runs their
+step-scaling actions; `alarm_time_scale` wall seconds stand for one AWS second, `MLFN_ALARM_TIME_SCALE` for the
+process). Function URLs are `https://127.0.0.1:<port>/`
 (see `function_urls`); the records are mirrored to `<state>/function-urls.json` for the data plane.
 
 `start_process(state_dir)` / `running_url(state_dir)` / `stop_process(state_dir)` run it as a background process
@@ -98,6 +100,7 @@ class ControlPlane:
         regions: tuple[str, ...] = DEFAULT_REGIONS,
         asynchronous: bool = True,
         resource_delay_s: float = 0.0,
+        alarm_time_scale: float = 1.0,
     ) -> None:
         self.host, self.port = host, port
         self.state_dir = Path(state_dir) if state_dir is not None else None
@@ -106,6 +109,9 @@ class ControlPlane:
         self.asynchronous, self.resource_delay_s = asynchronous, resource_delay_s
         self._server: object | None = None
         self.url = ""
+        from .alarms import AlarmEvaluator
+
+        self.alarms = AlarmEvaluator(time_scale=alarm_time_scale)
 
     def start(self) -> str:
         """Start listening; returns the endpoint URL (`http://127.0.0.1:PORT`)."""
@@ -132,6 +138,7 @@ class ControlPlane:
         self._post("/moto-api/config", {"lambda": {"use_docker": False}, "batch": {"use_docker": False}})
         for region in self.regions:
             seeds.seed(DEFAULT_ACCOUNT, region)
+        self.alarms.start()
         return self.url
 
     def _post(self, path: str, body: dict[str, object]) -> None:
@@ -143,6 +150,7 @@ class ControlPlane:
             response.read()
 
     def stop(self) -> None:
+        self.alarms.stop()
         if self._server is not None:
             self._server.stop()  # type: ignore[attr-defined]
             self._server = None
@@ -217,7 +225,14 @@ def main(argv: list[str] | None = None) -> int:
     stopped = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopped.set())
-    plane = ControlPlane(port=args.port, state_dir=directory)
+    from .alarms import time_scale_from_environment
+
+    try:
+        time_scale = time_scale_from_environment()
+    except ValueError as exc:
+        print(f"control plane: {exc}", file=sys.stderr)
+        return 2
+    plane = ControlPlane(port=args.port, state_dir=directory, alarm_time_scale=time_scale)
     try:
         url = plane.start()
     except OSError as exc:

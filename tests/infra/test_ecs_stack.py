@@ -64,30 +64,42 @@ def test_task_count_scales_with_requests_from_the_configured_minimum(synthesized
     })
 
 
-def _step(template: dict[str, Any], adjustment_type: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def _step(template: dict[str, Any], name: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The step policy whose logical id contains `name`, and the alarm whose action it is."""
     policies = _resources(template, "AWS::ApplicationAutoScaling::ScalingPolicy")
     (pid, policy), = ((k, v) for k, v in policies.items()
-                      if v["Properties"].get("StepScalingPolicyConfiguration", {}).get("AdjustmentType")
-                      == adjustment_type)
+                      if name in k and v["Properties"]["PolicyType"] == "StepScaling")
     (alarm,) = (a["Properties"] for a in _resources(template, "AWS::CloudWatch::Alarm").values()
                 if a["Properties"].get("AlarmActions") == [{"Ref": pid}])
     return pid, policy["Properties"]["StepScalingPolicyConfiguration"], alarm
 
 
-def test_traffic_at_zero_tasks_adds_a_task(synthesized: Synthesized) -> None:
-    _, config, alarm = _step(synthesized.templates["ecs-gpu"], "ChangeInCapacity")
+def test_traffic_at_zero_tasks_sets_exactly_one_task(synthesized: Synthesized) -> None:
+    # The 503s go on while the first GPU task boots (minutes), and a step action runs again every period while
+    # its alarm stays in ALARM: +1 would add a task per minute up to max_tasks; ExactCapacity asks for one.
+    _, config, alarm = _step(synthesized.templates["ecs-gpu"], "ScaleOutFromZero")
+    assert config["AdjustmentType"] == "ExactCapacity"
     assert config["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]
     assert alarm["Namespace"] == "AWS/ApplicationELB" and alarm["MetricName"] == "HTTPCode_ELB_503_Count"
-    assert alarm["Threshold"] == 1
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
 
 
-def test_idle_service_scales_to_zero(synthesized: Synthesized) -> None:
-    _, config, alarm = _step(synthesized.templates["ecs-gpu"], "ExactCapacity")
+def test_idle_signal_counts_requests_at_the_front_also_at_zero_tasks(synthesized: Synthesized) -> None:
+    # The ALB's RequestCount is not reported without registered targets: at zero tasks the idle alarm would stay
+    # in ALARM (missing data is breaching) and set 0 again every minute. The HTTP API counts every request.
+    template = synthesized.templates["ecs-gpu"]
+    _, config, alarm = _step(template, "ScaleInWhenIdle")
+    assert config["AdjustmentType"] == "ExactCapacity"
     assert config["StepAdjustments"] == [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": 0}]
+    assert alarm["Namespace"] == "AWS/ApiGateway" and alarm["MetricName"] == "Count"
+    assert alarm["Statistic"] == "Sum" and alarm["Period"] == 60
+    (api,) = _resources(template, "AWS::ApiGatewayV2::Api")
+    assert alarm["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": api}}]
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
     assert alarm["EvaluationPeriods"] == 20 and alarm["DatapointsToAlarm"] == 20
     assert alarm["TreatMissingData"] == "breaching"
-    (query,) = (m for m in alarm["Metrics"] if "Expression" in m)
-    assert query["Expression"] == "FILL(requests, 0)"
+    assert "Metrics" not in alarm  # one metric: the emulator's alarm evaluator runs exactly this alarm
 
 
 def test_http_api_requires_iam_and_reaches_an_internal_alb(synthesized: Synthesized) -> None:
