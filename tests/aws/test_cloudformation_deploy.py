@@ -242,3 +242,22 @@ def test_next_deploy_waits_for_one_still_in_progress(session: Any, stack_name: s
     assert any("CREATE_IN_PROGRESS" in note and "waiting" in note for note in notes)
     assert result.status == "NO_CHANGES"  # the interrupted deploy finished what the second one asked for
     assert result.outputs["InvokeUrl"].startswith("https://127.0.0.1:")
+
+
+def test_serverless_endpoint_of_a_network_isolated_model_fails_the_deploy(session: Any, stack_name: str,
+                                                                          make_sagemaker_template: Any) -> None:
+    template = make_sagemaker_template()
+    resources = template["Resources"]
+    resources["Model"]["Properties"]["EnableNetworkIsolation"] = True
+    resources["Config"]["Properties"] = {"ProductionVariants": [{
+        "VariantName": "AllTraffic", "ModelName": {"Fn::GetAtt": ["Model", "ModelName"]},
+        "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2}}]}
+    for name in ("Endpoint", "Component", "Copies", "ScaleOutFromZero", "NoCapacity"):
+        resources.pop(name)
+    template["Outputs"] = {"Target": {"Value": "sagemaker"}}
+
+    with pytest.raises(DeployError) as failure:
+        deploy(template, stack_name, session=session)
+
+    assert failure.value.resource == "Config" and failure.value.status == "ROLLBACK_COMPLETE"
+    assert "network isolation is not supported for serverless endpoints" in failure.value.reason.lower()
