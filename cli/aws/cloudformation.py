@@ -246,7 +246,16 @@ def _template_argument(session: Any, body: str, stack_name: str, on_note: NoteCa
         )
     key = f"templates/{stack_name}/{hashlib.sha256(body.encode()).hexdigest()}.json"
     s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ServerSideEncryption="AES256")
-    return {"TemplateURL": f"https://{bucket}.s3.{region}.amazonaws.com/{key}"}
+    return {"TemplateURL": f"https://{bucket}.s3.{region}.{_dns_suffix(session, region)}/{key}"}
+
+
+def _dns_suffix(session: Any, region: str) -> str:
+    """The domain of the region's partition: amazonaws.com, amazonaws.com.cn in China (botocore's endpoint data)."""
+    from botocore.loaders import create_loader
+    from botocore.regions import EndpointResolver
+
+    resolver = EndpointResolver(create_loader().load_data("endpoints"))
+    return str(resolver.get_partition_dns_suffix(session.get_partition_for_region(region)))
 
 
 def _delete_stale_change_sets(cfn: Any, stack_name: str) -> None:
