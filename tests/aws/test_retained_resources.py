@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from mlfn.cli.aws.cloudformation import DeployError, StackEvent, deploy, destroy
+from mlfn.cli.aws.cloudformation import (
+    DeployError,
+    StackEvent,
+    delete_log_groups,
+    deploy,
+    destroy,
+    fixed_name_log_groups,
+)
 
 
 def _template(group_name: str, policy: str, *, failing_role: str | None = None) -> dict[str, Any]:
@@ -132,5 +139,16 @@ def test_sagemaker_stack_deploys_after_a_first_create_that_rolled_back(
     result = deploy(template, stack_name, session=session)  # the quota was raised
 
     assert result.status == "CREATED", result
-    assert _groups(session, f"/aws/sagemaker/Endpoints/{result.outputs['EndpointName']}")
+    endpoint_logs = f"/aws/sagemaker/Endpoints/{result.outputs['EndpointName']}"
+    assert _groups(session, endpoint_logs)
+
+    # `mlfn destroy`: the stack keeps its log groups; the fixed-name ones would block the next deploy, so it
+    # deletes them after the stack (what `--keep-logs` skips).
+    fixed = fixed_name_log_groups(session, stack_name)
+    assert endpoint_logs in fixed and len(fixed) == 2  # the endpoint's and the inference component's
     destroy(stack_name, session=session)
+    assert _groups(session, endpoint_logs) == [endpoint_logs]
+    assert sorted(delete_log_groups(session, fixed)) == sorted(fixed)
+    assert deploy(template, stack_name, session=session).status == "CREATED"
+    destroy(stack_name, session=session)
+    delete_log_groups(session, fixed)
