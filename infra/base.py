@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+import aws_cdk as cdk
 from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
@@ -48,9 +49,11 @@ class MlfnModel(Construct):
     def _repository(self) -> ecr.IRepository:
         """The ECR repository of the image given by URI (construct id "Repository")."""
         assert self.image is not None
-        return ecr.Repository.from_repository_attributes(
-            self, "Repository", repository_arn=self.image.repository_arn, repository_name=self.image.repository
-        )
+        # The partition comes from the stack (aws, aws-cn, aws-us-gov): an image is pulled within its partition.
+        arn = cdk.Stack.of(self).format_arn(service="ecr", region=self.image.region, account=self.image.account,
+                                            resource="repository", resource_name=self.image.repository)
+        return ecr.Repository.from_repository_attributes(self, "Repository", repository_arn=arn,
+                                                         repository_name=self.image.repository)
 
     def _build(self) -> None:
         """Create the target's resources; set `invoke_url` and `auth_type`."""

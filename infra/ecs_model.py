@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import aws_cdk as cdk
+import jsii
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cw
@@ -24,6 +25,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
+from constructs import IConstruct
 
 from mlfn.runtime.spec import ModelSpec
 
@@ -40,6 +42,9 @@ CONTAINER_NAME = "model"
 CONTAINER_PORT = 8080
 ROOT_VOLUME_GIB = 100  # the GPU runtime image (CUDA + onnxruntime-gpu) is several GB
 LATENCY_ALARM_SECONDS = 10.0
+# Rolling update: new tasks start before old ones stop (no capacity is lost while a new version rolls out).
+MIN_HEALTHY_PERCENT = 100
+MAX_PERCENT = 200
 
 
 def tasks_per_instance(spec: ModelSpec) -> int:
@@ -47,6 +52,36 @@ def tasks_per_instance(spec: ModelSpec) -> int:
     itype = ECS_GPU_TYPES[e.instance_type]
     return int(max(1, min(itype.gpus // e.gpus, itype.vcpus * 1024 // e.cpu,
                           (itype.memory_mib - ECS_RESERVED_MIB) // e.memory_mb)))
+
+
+def max_instances(spec: ModelSpec) -> int:
+    """The group's maximum: room for MAX_PERCENT of `max_tasks`, what a rolling update at full scale runs at once.
+
+    With room for `max_tasks` only, the new tasks of a redeploy at full scale would wait for instances the group
+    may not launch (managed scaling never raises its maximum) while no old task may stop: the rollout would hang.
+    The extra instances exist only during such a rollout.
+    """
+    return math.ceil(spec.settings.ecs.max_tasks * MAX_PERCENT // 100 / tasks_per_instance(spec))
+
+
+@jsii.implements(cdk.IAspect)
+class ServiceAfterCapacityProviders:
+    """Make `service` depend on its cluster's capacity-provider association, which CDK adds only at synth.
+
+    Without it CloudFormation may create the service before the association (the create can fail) and delete the
+    association while the service still uses the provider ("The specified capacity provider is in use",
+    aws/containers-roadmap#631).
+    """
+
+    def __init__(self, cluster: ecs.Cluster, service: ecs.BaseService) -> None:
+        self.cluster, self.service = cluster, service
+
+    def visit(self, node: IConstruct) -> None:
+        if node.node.path != self.service.node.path:
+            return
+        for child in self.cluster.node.children:
+            if isinstance(child, ecs.CfnClusterCapacityProviderAssociations):
+                self.service.node.add_dependency(child)
 
 
 class MlfnEcsGpuModel(MlfnModel):
@@ -70,7 +105,7 @@ class MlfnEcsGpuModel(MlfnModel):
         self.cluster = ecs.Cluster(self, "Cluster", vpc=self.vpc,
                                    container_insights_v2=ecs.ContainerInsights.ENABLED)
 
-        instances = math.ceil(e.max_tasks / tasks_per_instance(self.spec))
+        instances = max_instances(self.spec)
         self.instances = autoscaling.AutoScalingGroup(
             self, "GpuInstances",
             vpc=self.vpc,
@@ -116,10 +151,11 @@ class MlfnEcsGpuModel(MlfnModel):
             capacity_provider_strategies=[ecs.CapacityProviderStrategy(
                 capacity_provider=self.capacity.capacity_provider_name, weight=1)],
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
-            min_healthy_percent=100,
-            max_healthy_percent=200,
+            min_healthy_percent=MIN_HEALTHY_PERCENT,
+            max_healthy_percent=MAX_PERCENT,
             health_check_grace_period=cdk.Duration.minutes(5),
         )
+        cdk.Aspects.of(self).add(ServiceAfterCapacityProviders(self.cluster, self.service))
 
         alb_sg = ec2.SecurityGroup(self, "AlbSg", vpc=self.vpc, allow_all_outbound=False,
                                    description=f"{title}: internal ALB, reachable from the API VPC link only")

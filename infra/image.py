@@ -29,7 +29,7 @@ MODEL_DIR_IN_IMAGE = "/opt/mlfn/model"
 BASE_IMAGE_CONTEXT = {"lambda": "mlfn:baseImage:lambda", "gpu": "mlfn:baseImage:gpu"}
 
 _ECR_URI = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?P<cn>\.cn)?/"
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
     r"(?P<repo>[a-z0-9][a-z0-9._/-]{0,255})"
     r"(?:@(?P<digest>sha256:[0-9a-f]{64})|:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))$"
 )
@@ -37,18 +37,17 @@ _ECR_URI = re.compile(
 
 @dataclass(frozen=True)
 class EcrImage:
-    """An image in Amazon ECR, pinned by digest (or, less safely, by tag)."""
+    """An image in Amazon ECR, pinned by digest (or, less safely, by tag).
+
+    The repository's ARN is the stack's to build (`MlfnModel._repository`): an image is pulled within its own
+    partition (aws, aws-cn, aws-us-gov), so the stack's partition is the image's.
+    """
 
     uri: str
     account: str
     region: str
-    partition: str
     repository: str
     reference: str  # "sha256:..." or a tag
-
-    @property
-    def repository_arn(self) -> str:
-        return f"arn:{self.partition}:ecr:{self.region}:{self.account}:repository/{self.repository}"
 
     @classmethod
     def parse(cls, uri: str) -> EcrImage:
@@ -58,8 +57,7 @@ class EcrImage:
                 f"image URI {uri!r} is not an ECR image: expected "
                 "ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY@sha256:DIGEST (or :TAG)"
             )
-        return cls(uri, m["account"], m["region"], "aws-cn" if m["cn"] else "aws", m["repo"],
-                   m["digest"] or m["tag"])
+        return cls(uri, m["account"], m["region"], m["repo"], m["digest"] or m["tag"])
 
 
 def flavour_for(target: str) -> str:

@@ -86,8 +86,14 @@ def p99_metric(namespace: str, name: str, dims: dict[str, str]) -> cw.Metric:
 
 
 def retained_log_group(scope: Construct, id: str, days: int) -> logs.LogGroup:
-    """A log group keeping logs `days` days (any value `[logs] retention_days` allows)."""
-    group = logs.LogGroup(scope, id, retention=logs.RetentionDays.ONE_MONTH)
+    """A log group keeping logs `days` days (any value `[logs] retention_days` allows).
+
+    Kept when the stack is deleted or the group replaced, but deleted when the create that made it rolls back
+    (DeletionPolicy RetainExceptOnCreate): a group kept by a failed first deploy would make the next deploy fail
+    "already exists" on the fixed names SageMaker logs to.
+    """
+    group = logs.LogGroup(scope, id, retention=logs.RetentionDays.ONE_MONTH,
+                          removal_policy=cdk.RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE)
     cfn = group.node.default_child
     assert isinstance(cfn, logs.CfnLogGroup)
     cfn.retention_in_days = days

@@ -74,7 +74,8 @@ class MlfnSageMakerModel(MlfnModel):
         self.model = sagemaker.CfnModel(
             self, "Model",
             execution_role_arn=self.role.role_arn,
-            enable_network_isolation=True,
+            # Serverless Inference does not support network isolation (its "Feature exclusions").
+            enable_network_isolation=not sm.serverless,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=self._image_uri(), environment={"MLFN_MODEL_DIR": MODEL_DIR_IN_IMAGE},
             ),

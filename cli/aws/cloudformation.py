@@ -246,7 +246,16 @@ def _template_argument(session: Any, body: str, stack_name: str, on_note: NoteCa
         )
     key = f"templates/{stack_name}/{hashlib.sha256(body.encode()).hexdigest()}.json"
     s3.put_object(Bucket=bucket, Key=key, Body=body.encode(), ServerSideEncryption="AES256")
-    return {"TemplateURL": f"https://{bucket}.s3.{region}.amazonaws.com/{key}"}
+    return {"TemplateURL": f"https://{bucket}.s3.{region}.{_dns_suffix(session, region)}/{key}"}
+
+
+def _dns_suffix(session: Any, region: str) -> str:
+    """The domain of the region's partition: amazonaws.com, amazonaws.com.cn in China (botocore's endpoint data)."""
+    from botocore.loaders import create_loader
+    from botocore.regions import EndpointResolver
+
+    resolver = EndpointResolver(create_loader().load_data("endpoints"))
+    return str(resolver.get_partition_dns_suffix(session.get_partition_for_region(region)))
 
 
 def _delete_stale_change_sets(cfn: Any, stack_name: str) -> None:
@@ -436,3 +445,37 @@ def destroy(
         raise DeployError(f"{stack_name}: {stack['StackStatus']}: {where}{reason}", stack_name=stack_name,
                           status=stack["StackStatus"], resource=first.logical_id if first else "", reason=reason)
     return True
+
+
+KEPT_BY_POLICY = ("Retain", "RetainExceptOnCreate")
+
+
+def fixed_name_log_groups(session: Any, stack_name: str) -> list[str]:
+    """The stack's log groups with a fixed name that its DeletionPolicy keeps when the stack is deleted.
+
+    Left behind, each would make the next create of the same stack fail "already exists" (SageMaker logs to fixed
+    names, `/aws/sagemaker/Endpoints/<endpoint>`). Read before the stack is deleted.
+    """
+    body = session.client("cloudformation").get_template(StackName=stack_name)["TemplateBody"]
+    template = body if isinstance(body, Mapping) else json.loads(body)
+    return [
+        resource["Properties"]["LogGroupName"] for resource in (template.get("Resources") or {}).values()
+        if resource.get("Type") == "AWS::Logs::LogGroup" and resource.get("DeletionPolicy") in KEPT_BY_POLICY
+        and isinstance((resource.get("Properties") or {}).get("LogGroupName"), str)
+    ]
+
+
+def delete_log_groups(session: Any, names: list[str]) -> list[str]:
+    """Delete these log groups; the ones that were there (a missing group is no error)."""
+    import botocore.exceptions
+
+    logs, deleted = session.client("logs"), []
+    for name in names:
+        try:
+            logs.delete_log_group(logGroupName=name)
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc)[0] != "ResourceNotFoundException":
+                raise
+        else:
+            deleted.append(name)
+    return deleted

@@ -1,4 +1,9 @@
-"""`mlfn destroy NAME [--stage S] [--yes]`: delete a model's stack (asks first unless --yes)."""
+"""`mlfn destroy NAME [--stage S] [--yes] [--keep-logs]`: delete a model's stack (asks first unless --yes).
+
+The stack keeps its log groups when deleted (DeletionPolicy RetainExceptOnCreate). The ones with a fixed name
+(SageMaker's) would make the next deploy of the model fail "already exists", so they are deleted after the stack
+unless `--keep-logs`.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +19,15 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("destroy", help="delete a deployed model's stack and everything in it")
     p.add_argument("name", help="the model's name")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--keep-logs", action="store_true",
+                   help="keep the log groups with fixed names too (the next deploy of the model then fails until "
+                        "they are deleted)")
     add_location(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..aws.cloudformation import describe_stack, destroy, outputs_of
+    from ..aws.cloudformation import delete_log_groups, describe_stack, destroy, fixed_name_log_groups, outputs_of
     from ..deploy_flow import data_plane_key
     from ..endpoints import open_session, stack_name_for
 
@@ -38,13 +46,18 @@ def run(args: argparse.Namespace) -> int:
         if answer.strip() not in (stack_name, args.name):
             raise CliError("not confirmed: nothing was destroyed", exit_code=1)
     outputs = outputs_of(stack)
+    fixed_logs = [] if args.keep_logs else fixed_name_log_groups(session, stack_name)
     info(f"- deleting stack {stack_name} ...")
     destroy(stack_name, session=session, on_event=lambda event: info(event.line()))
+    deleted_logs = delete_log_groups(session, fixed_logs)
+    for name in deleted_logs:
+        info(f"- deleted log group {name} (the stack kept it; its fixed name would block the next deploy)")
     if emulator is not None:
         from ..emulator import data_plane_client
 
         key = data_plane_key(outputs)
         if key:
             data_plane_client(emulator).unregister(key)
-    result({"stack": stack_name, "destroyed": True}, args.json, f"{stack_name}: destroyed")
+    result({"stack": stack_name, "destroyed": True, "deletedLogGroups": deleted_logs}, args.json,
+           f"{stack_name}: destroyed")
     return 0

@@ -9,6 +9,8 @@ or adds a type moto lacks. Types neither has fall back to `cfn_generic.GenericRe
 
 from __future__ import annotations
 
+import json
+import uuid
 from typing import Any, TypeVar
 
 from moto.cloudformation import parsing
@@ -108,6 +110,18 @@ class EmulatedResource(CloudFormationModel):
 
     def is_created(self) -> bool:
         return True
+
+
+class HandlerAlreadyExists(Exception):
+    """What CloudFormation's resource handler reports when a resource's fixed name is taken (HandlerErrorCode
+    AlreadyExists), for example by a resource an earlier stack kept (DeletionPolicy Retain)."""
+
+    def __init__(self, type_name: str, name_property: str, name: str) -> None:
+        identifier = json.dumps({f"/properties/{name_property}": name}, separators=(",", ":"))
+        self.message = (f"Resource handler returned message: \"Resource of type '{type_name}' with identifier "
+                        f"'{identifier}' already exists.\" (RequestToken: {uuid.uuid4()}, "
+                        "HandlerErrorCode: AlreadyExists)")
+        super().__init__(self.message)
 
 
 def tags_dict(tags: Any) -> dict[str, str]:

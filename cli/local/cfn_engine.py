@@ -10,6 +10,9 @@ resource fails, leaves the stack half-made with a 500. The emulator:
 - on a failed CREATE deletes what was made (ROLLBACK_IN_PROGRESS -> ROLLBACK_COMPLETE; such a stack can only be
   deleted); on a failed UPDATE applies the previous template again (UPDATE_ROLLBACK_IN_PROGRESS ->
   UPDATE_ROLLBACK_COMPLETE), so the previous version keeps serving;
+- honours DeletionPolicy: `Retain` keeps a resource on stack deletion, on removal by an update and on rollback;
+  `RetainExceptOnCreate` keeps it likewise except when rolling back the operation that created it (DELETE_SKIPPED
+  events for what is kept);
 - replaces resources whose moto model cannot update in place (moto would drop them from the stack);
 - refreshes outputs and parameters after a change set (moto keeps the empty outputs of a change-set-created stack);
 - reuses a REVIEW_IN_PROGRESS stack for a new CREATE change set and refuses CREATE/UPDATE change sets in the states
@@ -280,9 +283,31 @@ def dependency_order(resources: dict[str, Any]) -> list[str]:
     return order
 
 
+ROLLBACK_ACTIONS = ("ROLLBACK", "UPDATE_ROLLBACK")
+
+
+def kept(resource_json: dict[str, Any]) -> bool:
+    """Whether CloudFormation keeps this resource instead of deleting it in the operation running now.
+
+    `Retain` always; `RetainExceptOnCreate` except on rollback, where the resources deleted are the ones the
+    rolled-back operation created (a create's rollback deletes all it made; an update's, what it added).
+    """
+    policy = resource_json.get("DeletionPolicy")
+    execution = _current()
+    rolling_back = execution is not None and execution.action in ROLLBACK_ACTIONS
+    return policy == "Retain" or (policy == "RetainExceptOnCreate" and not rolling_back)
+
+
+def _skip_deletion(stack_resource: Any, logical_id: str, resource_json: dict[str, Any]) -> None:
+    execution = _current()
+    if execution is not None:
+        add_event(execution.stack, logical_id, resource_json.get("Type", ""), "DELETE_SKIPPED",
+                  physical_id=_physical_id(stack_resource))
+
+
 def update(self: Any, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> None:
     """ResourceMap.update as CloudFormation orders it: creates and updates in dependency order (a new Version after
-    its function's update), then removals in reverse order as clean-up, skipping DeletionPolicy Retain."""
+    its function's update), then removals in reverse order as clean-up, keeping what the DeletionPolicy keeps."""
     diff = self.build_resource_diff(template, parameters)
     old_resources = self._resource_json_map
     self._template = template
@@ -306,7 +331,10 @@ def update(self: Any, template: dict[str, Any], parameters: dict[str, Any] | Non
         if name not in removed or name not in self._parsed_resources:
             continue
         resource = self._parsed_resources.pop(name)
-        if old_resources[name].get("DeletionPolicy") == "Retain" or resource is None:
+        if resource is None:
+            continue
+        if kept(old_resources[name]):
+            _skip_deletion(resource, name, old_resources[name])
             continue
         try:
             self._delete_resource(resource, old_resources[name])
@@ -316,13 +344,17 @@ def update(self: Any, template: dict[str, Any], parameters: dict[str, Any] | Non
 
 def delete(self: Any) -> None:
     """ResourceMap.delete in reverse dependency order (dependents first, as CloudFormation deletes), retrying what
-    failed while anything else still goes; DeletionPolicy Retain is left alone."""
+    failed while anything else still goes; what the DeletionPolicy keeps is left alone."""
     resources = self._resource_json_map
-    pending = [
-        name for name in reversed(dependency_order(resources))
-        if resources[name].get("DeletionPolicy") != "Retain"
-        and self._parsed_resources.get(name) is not None and not isinstance(self._parsed_resources[name], str)
-    ]
+    pending = []
+    for name in reversed(dependency_order(resources)):
+        resource = self._parsed_resources.get(name)
+        if resource is None or isinstance(resource, str):
+            continue
+        if kept(resources[name]):
+            _skip_deletion(resource, name, resources[name])  # stays parsed: moto would re-create a missing one
+            continue
+        pending.append(name)
     last: Exception | None = None
     while pending:
         failed = []
@@ -422,7 +454,7 @@ def _roll_back(
     if creating:
         stack.status = "ROLLBACK_IN_PROGRESS"
         stack._add_stack_event(stack.status, resource_status_reason=summary + "Rollback requested by user.")
-        _settle(stack, "DELETE", stack.resource_map.delete, "ROLLBACK_COMPLETE", "ROLLBACK_FAILED")
+        _settle(stack, "ROLLBACK", stack.resource_map.delete, "ROLLBACK_COMPLETE", "ROLLBACK_FAILED")
         return
     stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
     stack._add_stack_event(stack.status, resource_status_reason=summary)
@@ -433,7 +465,7 @@ def _roll_back(
         stack.template = template
         _refresh_outputs(stack)
 
-    _settle(stack, "UPDATE", restore, "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED")
+    _settle(stack, "UPDATE_ROLLBACK", restore, "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED")
 
 
 def _settle(stack: Stack, action: str, work: Any, done: str, failed: str) -> None:

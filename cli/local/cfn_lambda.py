@@ -19,7 +19,7 @@ from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
 from moto.logs.models import logs_backends
 
 from . import lambda_api
-from .cfn_base import EmulatedResource, register, tags_dict
+from .cfn_base import EmulatedResource, HandlerAlreadyExists, register, tags_dict
 
 CONFIG_PROPERTIES = (
     "Description", "MemorySize", "Timeout", "VpcConfig", "Environment", "ReservedConcurrentExecutions", "PackageType",
@@ -233,6 +233,8 @@ class LogGroup(EmulatedResource):
     @classmethod
     def create(cls, name: str, properties: dict[str, Any], account: str, region: str) -> LogGroup:
         backend = logs_backends[account][region]
+        if name in backend.groups:  # a group kept by a deleted or rolled-back stack (DeletionPolicy Retain)
+            raise HandlerAlreadyExists(cls.type_name, cls.name_property, name)
         backend.create_log_group(name, tags_dict(properties.get("Tags")))
         self = cls(name, properties, account, region)
         self._retention(properties)

@@ -6,6 +6,8 @@
 - moto checks instance types against an old list (no g5, g6, p4d, p5): the emulator accepts any well-formed `ml.*` type.
 - CreateModel (API and `AWS::SageMaker::Model`) refuses an image whose manifest in the emulator's ECR is an OCI
   manifest or index, as SageMaker does (aws/amazon-sagemaker-feedback#180); moto accepts any image.
+- moto drops a model's `EnableNetworkIsolation`; the emulator keeps it and refuses a serverless variant of such a model
+  (Serverless Inference lists network isolation among its feature exclusions).
 """
 
 from __future__ import annotations
@@ -94,8 +96,18 @@ def delete_inference_component(account: str, region: str, name: str) -> None:
         STORES.save()
 
 
+def _isolated(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
 class MlfnSageMakerResponse(SageMakerResponse):
     """moto's SageMaker API plus inference components."""
+
+    def create_model(self) -> ActionResult:
+        result = super().create_model()
+        model = self.sagemaker_backend.describe_model(self._get_param("ModelName"))
+        model.enable_network_isolation = _isolated(self._get_param("EnableNetworkIsolation"))
+        return result
 
     def create_inference_component(self) -> ActionResult:
         component = create_inference_component(
@@ -160,9 +172,28 @@ def _validate_instance_type(self: Any, instance_type: str) -> None:
 def _validate_variant_models(self: Any, production_variants: list[dict[str, Any]]) -> None:
     for variant in production_variants:
         model = variant.get("ModelName")
-        if model and model not in self._models:
-            arn = sm_models.arn_formatter("model", model, self.account_id, self.region_name)
+        if not model:
+            continue
+        arn = sm_models.arn_formatter("model", model, self.account_id, self.region_name)
+        if model not in self._models:
             raise ValidationError(message=f"Could not find model '{arn}'.")
+        if variant.get("ServerlessConfig") and self._models[model].enable_network_isolation:
+            # AWS documents the exclusion, not its message: this wording is the emulator's.
+            raise ValidationError(
+                message=f"Network isolation is not supported for serverless endpoints: model '{arn}' has "
+                f"EnableNetworkIsolation set and variant '{variant.get('VariantName')}' has a ServerlessConfig."
+            )
+
+
+_moto_model_from_cloudformation = sm_models.Model.create_from_cloudformation_json
+
+
+def _model_from_cloudformation(resource_name: str, cloudformation_json: Any, account_id: str, region_name: str,
+                               **kwargs: Any) -> Any:
+    """moto's AWS::SageMaker::Model, keeping EnableNetworkIsolation."""
+    model = _moto_model_from_cloudformation(resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    model.enable_network_isolation = _isolated(cloudformation_json["Properties"].get("EnableNetworkIsolation"))
+    return model
 
 
 def stored_manifest_media_type(image_uri: str) -> str | None:
@@ -210,6 +241,9 @@ def install() -> None:
     sm_models.FakeEndpointConfig.validate_instance_type = _validate_instance_type  # type: ignore[method-assign]
     sm_models.SageMakerModelBackend.validate_production_variants = _validate_variant_models  # type: ignore[method-assign]
     sm_models.SageMakerModelBackend.create_model = _create_model  # type: ignore[method-assign]
+    sm_models.Model.create_from_cloudformation_json = staticmethod(  # type: ignore[method-assign,assignment]
+        _model_from_cloudformation
+    )
     # CloudFormation names these from their name properties (moto ignores them and generates names)
     sm_models.FakeEndpoint.cloudformation_name_type = staticmethod(lambda: "EndpointName")  # type: ignore[method-assign]
     sm_models.FakeEndpointConfig.cloudformation_name_type = staticmethod(  # type: ignore[method-assign]

@@ -242,3 +242,43 @@ def test_next_deploy_waits_for_one_still_in_progress(session: Any, stack_name: s
     assert any("CREATE_IN_PROGRESS" in note and "waiting" in note for note in notes)
     assert result.status == "NO_CHANGES"  # the interrupted deploy finished what the second one asked for
     assert result.outputs["InvokeUrl"].startswith("https://127.0.0.1:")
+
+
+def test_serverless_endpoint_of_a_network_isolated_model_fails_the_deploy(session: Any, stack_name: str,
+                                                                          make_sagemaker_template: Any) -> None:
+    template = make_sagemaker_template()
+    resources = template["Resources"]
+    resources["Model"]["Properties"]["EnableNetworkIsolation"] = True
+    resources["Config"]["Properties"] = {"ProductionVariants": [{
+        "VariantName": "AllTraffic", "ModelName": {"Fn::GetAtt": ["Model", "ModelName"]},
+        "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 2}}]}
+    for name in ("Endpoint", "Component", "Copies", "ScaleOutFromZero", "NoCapacity"):
+        resources.pop(name)
+    template["Outputs"] = {"Target": {"Value": "sagemaker"}}
+
+    with pytest.raises(DeployError) as failure:
+        deploy(template, stack_name, session=session)
+
+    assert failure.value.resource == "Config" and failure.value.status == "ROLLBACK_COMPLETE"
+    assert "network isolation is not supported for serverless endpoints" in failure.value.reason.lower()
+
+
+def test_large_template_url_names_the_s3_host_of_the_region_partition(emulator_env: None) -> None:
+    # China's endpoints end amazonaws.com.cn: a TemplateURL on amazonaws.com names no S3 bucket there.
+    import boto3
+
+    from mlfn.cli.aws.cloudformation import _template_argument
+    from mlfn.cli.aws.session import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
+
+    china = boto3.Session(aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_SECRET_KEY,
+                          region_name="cn-north-1")
+    body = json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}, "Metadata": {"Padding": "x" * 60_000}})
+
+    url = _template_argument(china, body, "mlfn-china-dev", lambda note: None)["TemplateURL"]
+
+    parts = urlsplit(url)
+    bucket, _, host = parts.netloc.partition(".")
+    assert host == "s3.cn-north-1.amazonaws.com.cn"
+    stored = china.client("s3").get_object(Bucket=bucket, Key=parts.path.lstrip("/"))["Body"].read()
+    assert stored.decode() == body
+    assert deploy(body, "mlfn-china-dev", session=china).status == "CREATED"

@@ -96,3 +96,26 @@ def test_changed_model_moves_the_alias_to_a_new_version(session: Any, synthesize
     assert int(after) == int(before) + 1
     assert lam.get_function(FunctionName=function, Qualifier=after)["Code"]["ImageUri"] == image("cd")
     assert destroy(stack_name, session=session) is True
+
+
+def test_serverless_sagemaker_template_deploys(session: Any, functions_dir: Path, tmp_path: Path) -> None:
+    """The serverless variant's model runs without network isolation, which Serverless Inference does not support
+    (the emulator refuses the endpoint config of an isolated model)."""
+    import shutil
+
+    from mlfn.infra.synth import synth_model
+
+    model = tmp_path / "iris-serverless"
+    shutil.copytree(functions_dir / "iris", model)
+    toml = (model / "mlfn.toml").read_text().replace('name = "iris"', 'name = "iris-serverless"')
+    (model / "mlfn.toml").write_text(f"{toml}\n[sagemaker]\nserverless = true\nserverless_memory_mb = 2048\n")
+    template = synth_model(model, image_uri=image("ab"), stage="dev", target="sagemaker", outdir=tmp_path / "out")
+
+    result = deploy(template.read_text(), "mlfn-iris-serverless-dev", session=session)
+
+    assert result.status == "CREATED" and result.outputs["EndpointName"] == "mlfn-iris-serverless-dev"
+    config = session.client("sagemaker").describe_endpoint_config(
+        EndpointConfigName=session.client("sagemaker").describe_endpoint(
+            EndpointName="mlfn-iris-serverless-dev")["EndpointConfigName"])
+    assert config["ProductionVariants"][0]["ServerlessConfig"]["MemorySizeInMB"] == 2048
+    destroy("mlfn-iris-serverless-dev", session=session)

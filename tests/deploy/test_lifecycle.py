@@ -108,7 +108,7 @@ def test_destroy_asks_then_removes_everything(cli: Any) -> None:
     assert refused.code != 0 and "pass --yes" in refused.stderr
     assert cli("status", "flower", "--local", "--json").json()["status"].endswith("_COMPLETE")
     done = cli("destroy", "flower", "--local", "--yes", "--json")
-    assert done.json() == {"stack": "mlfn-flower-dev", "destroyed": True}
+    assert done.json() == {"stack": "mlfn-flower-dev", "destroyed": True, "deletedLogGroups": []}
     assert "DELETE_COMPLETE" in done.stderr
     assert cli("list", "--local", "--json").json() == []
     gone = cli("invoke", "flower", "--local", "--data", "{}", check=False)

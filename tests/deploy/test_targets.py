@@ -31,8 +31,16 @@ def test_target_stack_completes_and_answers(cli: Any, h: Any, tmp_path: Path, ta
     assert run["status"] == 200
     assert h.same_predictions(run["body"]["predictions"], h.onnxruntime_answer(model, ROWS))
     assert cli("deploy", str(model), "--local", "--json").json()["status"] == "NO_CHANGES"
-    cli("destroy", name, "--local", "--yes")
+    destroyed = cli("destroy", name, "--local", "--yes", "--json").json()
     assert name not in {r["stack"] for r in cli("list", "--local", "--json").json()}
+    # The stack keeps its log groups; destroy deletes the fixed-name ones (SageMaker's), which would block the next
+    # create with "already exists": the same model deploys again.
+    endpoint = f"mlfn-{name}-dev"
+    fixed = {f"/aws/sagemaker/Endpoints/{endpoint}", f"/aws/sagemaker/InferenceComponents/{endpoint}-ic"}
+    assert set(destroyed["deletedLogGroups"]) == (fixed if target == "sagemaker" else set())
+    if target == "sagemaker":
+        assert cli("deploy", str(model), "--local", "--json").json()["status"] == "CREATED"
+        cli("destroy", name, "--local", "--yes")
 
 
 def test_aws_code_path_through_aws_endpoint_url(cli: Any, h: Any, tmp_path: Path) -> None:

@@ -86,9 +86,9 @@ def test_unknown_stage_and_target(make_model_dir: MakeDir) -> None:
 
 def test_image_uri_must_be_ecr() -> None:
     image = EcrImage.parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/model@sha256:" + "0" * 64)
-    assert image.repository_arn == "arn:aws:ecr:eu-west-1:123456789012:repository/team/model"
+    assert (image.account, image.region, image.repository) == ("123456789012", "eu-west-1", "team/model")
     assert image.reference == "sha256:" + "0" * 64
-    assert EcrImage.parse("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/m:v1").partition == "aws-cn"
+    assert EcrImage.parse("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/m:v1").region == "cn-north-1"
     for bad in ("docker.io/library/python:3.12", "123456789012.dkr.ecr.us-east-1.amazonaws.com/m@sha256:abc", ""):
         with pytest.raises(InfraError, match="is not an ECR image"):
             EcrImage.parse(bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aws_cdk.assertions import Match
@@ -15,7 +16,7 @@ def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]
 
 def test_gpu_instances_start_at_zero_on_the_gpu_ami(synthesized: Synthesized) -> None:
     t = synthesized.template("ecs-gpu")
-    t.has_resource_properties("AWS::AutoScaling::AutoScalingGroup", {"MinSize": "0", "MaxSize": "3",
+    t.has_resource_properties("AWS::AutoScaling::AutoScalingGroup", {"MinSize": "0",
                                                                      "NewInstancesProtectedFromScaleIn": True})
     t.has_resource_properties("AWS::EC2::LaunchTemplate", {"LaunchTemplateData": Match.object_like({
         "InstanceType": "g5.xlarge",
@@ -128,3 +129,27 @@ def test_image_uri_is_used_as_given(synthesized: Synthesized) -> None:
     container = next(iter(_resources(synthesized.templates["ecs-gpu+uri"], "AWS::ECS::TaskDefinition").values()))
     image = container["Properties"]["ContainerDefinitions"][0]["Image"]
     assert "mlfn/iris@sha256:" + "ab" * 32 in str(image) or IMAGE_URI in str(image)
+
+
+def test_instances_cover_a_rollout_at_full_scale(synthesized: Synthesized) -> None:
+    # At max_tasks a new task definition rolls out with up to MaximumPercent of the tasks RUNNING or PENDING while
+    # MinimumHealthyPercent of them must stay RUNNING: the group must be allowed to hold them all, or the new
+    # tasks wait for instances it may not launch while the old ones may not stop (the rollout hangs).
+    template = synthesized.templates["ecs-gpu"]
+    (service,) = _resources(template, "AWS::ECS::Service").values()
+    deployment = service["Properties"]["DeploymentConfiguration"]
+    (group,) = _resources(template, "AWS::AutoScaling::AutoScalingGroup").values()
+    max_tasks, tasks_per_instance = 3, 1  # ecs-gpu: one 1-GPU task per g5.xlarge
+    during_rollout = max(max_tasks * deployment["MaximumPercent"] // 100,
+                         math.ceil(max_tasks * deployment["MinimumHealthyPercent"] / 100) + 1)
+    assert int(group["Properties"]["MaxSize"]) * tasks_per_instance >= during_rollout
+
+
+def test_service_waits_for_the_capacity_provider_association(synthesized: Synthesized) -> None:
+    # A service created before its cluster's capacity-provider association may fail, and deleting the
+    # association while the service still uses the provider fails "in use" (aws/containers-roadmap#631).
+    template = synthesized.templates["ecs-gpu"]
+    (association,) = _resources(template, "AWS::ECS::ClusterCapacityProviderAssociations")
+    (service,) = _resources(template, "AWS::ECS::Service").values()
+    depends = service.get("DependsOn", [])
+    assert association in ([depends] if isinstance(depends, str) else depends)

@@ -96,3 +96,12 @@ def test_cfn_lint_passes_on_every_template(synthesized: Synthesized) -> None:
     proc = subprocess.run([str(cfn_lint), "--ignore-checks", "W3005", "--", *templates], capture_output=True,
                           text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_arn_names_a_fixed_partition(synthesized: Synthesized) -> None:
+    # China (aws-cn) and GovCloud (aws-us-gov) ARNs differ: every ARN takes the partition from AWS::Partition.
+    import json
+
+    for key, template in synthesized.templates.items():
+        text = json.dumps(template)
+        assert "arn:aws:" not in text and "arn:aws-" not in text, f"{key}: an ARN with a fixed partition"

@@ -154,7 +154,8 @@ def test_image_uri_is_pulled_from_its_own_repository_only(synthesized: Synthesiz
     t.has_resource_properties("AWS::IAM::Policy", {"PolicyDocument": {"Statement": Match.array_with([{
         "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
         "Effect": "Allow",
-        "Resource": "arn:aws:ecr:us-east-1:123456789012:repository/mlfn/iris",
+        "Resource": {"Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"},
+                                       ":ecr:us-east-1:123456789012:repository/mlfn/iris"]]},
     }])}})
 
 
@@ -167,3 +168,20 @@ def test_logs_keep_their_retention(synthesized: Synthesized) -> None:
     for metric in ("Invocation5XXErrors", "NoCapacityInvocationFailures", "ModelLatency"):
         t.has_resource_properties("AWS::CloudWatch::Alarm", {"Namespace": "AWS/SageMaker", "MetricName": metric})
     t.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+
+
+def test_serverless_model_runs_without_network_isolation(synthesized: Synthesized) -> None:
+    # Serverless Inference lists network isolation among its feature exclusions; instance endpoints keep it.
+    for key in ("sm-serverless", "user"):
+        models = _resources(synthesized.templates[key], "AWS::SageMaker::Model")
+        assert models and all(m["Properties"].get("EnableNetworkIsolation") in (None, False) for m in models.values())
+    synthesized.template("sm-gpu").has_resource_properties("AWS::SageMaker::Model", {"EnableNetworkIsolation": True})
+
+
+def test_log_groups_are_kept_except_when_their_first_create_rolls_back(synthesized: Synthesized) -> None:
+    # The endpoint's groups have fixed names: a Retain group left by a rolled-back first create (say an ml.g5
+    # quota of 0) would make the next create of the same name fail "already exists".
+    for key, template in synthesized.templates.items():
+        for logical_id, group in _resources(template, "AWS::Logs::LogGroup").items():
+            assert group.get("DeletionPolicy") == "RetainExceptOnCreate", (key, logical_id)
+            assert group.get("UpdateReplacePolicy") == "Retain", (key, logical_id)

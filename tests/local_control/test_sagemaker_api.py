@@ -75,3 +75,26 @@ def test_scalable_target_on_inference_component_copies(endpoint: str) -> None:
         aas.register_scalable_target(ServiceNamespace="sagemaker", ResourceId="endpoint/x",
                                      ScalableDimension="sagemaker:inference-component:DesiredCopyCount",
                                      MinCapacity=0, MaxCapacity=2)
+
+
+def test_serverless_config_refuses_a_model_with_network_isolation() -> None:
+    # Serverless Inference does not support network isolation ("Feature exclusions"); AWS documents no message,
+    # so the wording is the emulator's, with SageMaker's ValidationException.
+    sm = boto3.client("sagemaker")
+    image = {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/iris:1"}
+    sm.create_model(ModelName="isolated", ExecutionRoleArn=ROLE, PrimaryContainer=image, EnableNetworkIsolation=True)
+    sm.create_model(ModelName="open", ExecutionRoleArn=ROLE, PrimaryContainer=image)
+    assert sm.describe_model(ModelName="isolated")["EnableNetworkIsolation"] is True
+    serverless = {"MemorySizeInMB": 2048, "MaxConcurrency": 2}
+    with pytest.raises(ClientError) as refused:
+        sm.create_endpoint_config(EndpointConfigName="isolated-serverless", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "isolated", "ServerlessConfig": serverless}])
+    error = refused.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert "network isolation" in error["Message"].lower() and "model/isolated" in error["Message"]
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    sm.create_endpoint_config(EndpointConfigName="open-serverless", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "open", "ServerlessConfig": serverless}])
+    sm.create_endpoint_config(EndpointConfigName="isolated-instances", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "isolated", "InstanceType": "ml.m5.large",
+         "InitialInstanceCount": 1}])
