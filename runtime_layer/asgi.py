@@ -197,6 +197,39 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     return out
 
 
+class BodyDeadline:
+    """ASGI middleware for a server with no body timeout of its own (uvicorn): a request body that has not
+    arrived in full `seconds` after the request reached the app gets 408 and a close."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import asyncio
+
+        deadline = asyncio.get_running_loop().time() + self.seconds
+        complete = False
+
+        async def receive_in_time() -> Message:
+            nonlocal complete
+            if complete:  # after the body only a disconnect comes, whenever it comes
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestError(f"request body not received within {self.seconds:g} seconds of its head", 408,
+                                   timeout_s=self.seconds) from None
+            complete = not message.get("more_body", False)
+            return message
+
+        await self.app(scope, receive_in_time, send)
+
+
 class ServingCore:
     """The ASGI app serving one InferenceService over KServe v1, OIP v2, SageMaker and Prometheus routes.
 
@@ -475,7 +508,7 @@ class ServingCore:
     def _failure(self, exc: Exception, rid: str, method: str, path: str) -> Reply:
         """The reply for a request whose handler raised: 4xx for the caller's mistakes, 503 while loading, 500."""
         if isinstance(exc, RequestError):
-            extra = {"connection": "close"} if exc.status == 413 else None
+            extra = {"connection": "close"} if exc.status in (408, 413) else None
             return json_reply(exc.status, exc.to_json(), extra)
         if isinstance(exc, NotReady):
             return json_reply(503, {"error": "the model is not ready yet", "request_id": rid},
