@@ -31,6 +31,7 @@ import orjson
 from . import __version__
 from .errors import ModelError, RequestError
 from .logs import logger
+from .memory import LARGE_BYTES, release_soon
 from .metrics import MetricsProvider, NoopMetrics
 from .record import record
 from .service import InferenceService, Reply
@@ -266,6 +267,7 @@ class ServingCore:
         self._pooled = 0  # batched calls handed to the pool and not yet back
         self._same_turn = False  # a request already started in this turn of the event loop
         self._busy_until = 0.0  # until then, requests are taken to be concurrent (see _concurrent)
+        self._release_due = False  # a large request was served: give memory back once its answer is out
         if not isinstance(service, InferenceService):  # a concurrent.futures.Future of one
             service.add_done_callback(self._on_loaded)
         else:
@@ -372,11 +374,16 @@ class ServingCore:
     def _next_turn(self) -> None:
         self._same_turn = False
 
-    def _timed(self, fn: Callable[..., Reply], *args: Any) -> Reply:
+    def _timed(self, fn: Callable[..., Reply], body: bytes, *args: Any) -> Reply:
         started = time.perf_counter()
+        large = len(body) >= LARGE_BYTES
         try:
-            return fn(*args)
+            reply = fn(body, *args)
+            large = large or len(reply.body) >= LARGE_BYTES
+            return reply
         finally:
+            if large:
+                self._release_due = True
             # The mean of the first 20 calls, then a moving average, of durations capped at 4x the threshold, so
             # that one call preempted by another process cannot send the next many to the pool. A lost update
             # between threads is harmless.
@@ -496,6 +503,9 @@ class ServingCore:
             self.metrics.request(template, reply.status, elapsed)
             if self.access_log:
                 log.info("%s %s %d %.2fms request_id=%s", method, path, reply.status, elapsed * 1000, rid)
+            if self._release_due:
+                self._release_due = False
+                release_soon()
 
     async def _handle(self, handler: Handler, call: Call, method: str, path: str) -> Reply:
         try:
@@ -544,6 +554,9 @@ class ServingCore:
         except Exception as exc:
             reply = self._failure(exc, rid, method, path)
         self.metrics.request(template, reply.status, time.perf_counter() - started)
+        if self._release_due:
+            self._release_due = False
+            release_soon()
         return reply.status, reply_headers(reply, rid), reply.body
 
     async def _delegate(self, scope: Scope, receive: Receive, send: Send, rid: str, started: float) -> None:
