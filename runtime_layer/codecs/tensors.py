@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,9 @@ JSON_CONTENT_TYPE = "application/json"
 
 _NUMERIC_KINDS = "biuf"
 _FEW = 64  # elements: up to this many, a Python loop over the values is quicker than a numpy call
+# A cast past float32's or float16's range gives infinities, which `Port.decoded` refuses with a 400 naming the
+# value: numpy's warning about it would only repeat that in the log.
+warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
 _V2_BY_NUMPY: dict[np.dtype[Any], str] = {d.numpy: d.v2 for d in DTYPES if d.numpy is not None}
 _V2_BY_NUMPY.update({np.dtype(np.str_): "BYTES", np.dtype(np.bytes_): "BYTES"})
 

@@ -8,7 +8,6 @@ sockets time out after 10 s, so a server that never answers fails the test inste
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Server, doubler_graph, write_model
+from .conftest import Server, doubler_graph, environment, write_model
 from .test_http11 import Reader, connect
 
 LIMIT = 4096
@@ -29,16 +28,8 @@ PREDICT = (b"POST /v1/models/doubler:predict HTTP/1.1\r\nhost: t\r\ncontent-type
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     model = write_model(tmp_path_factory.mktemp("timeouts") / "doubler", doubler_graph(),
                         f'name = "doubler"\n[server]\nmax_body_bytes = {LIMIT}\n')
-    saved = {name: os.environ.get(name) for name in ("MLFN_HTTP", "MLFN_BODY_TIMEOUT_S")}
-    os.environ.update(MLFN_HTTP=request.param, MLFN_BODY_TIMEOUT_S=str(TIMEOUT_S))
-    try:
+    with environment(MLFN_HTTP=request.param, MLFN_BODY_TIMEOUT_S=str(TIMEOUT_S)):
         started = Server(Path(model))
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     started.wait_ready()
     started.kind = request.param
     yield started
