@@ -247,7 +247,7 @@ def _run_uvicorn(app: Any, sock: socket.socket, args: argparse.Namespace, future
     config = uvicorn.Config(
         BodyDeadline(app, args.body_timeout), loop=loop, http=http, lifespan="on", log_config=None,
         log_level=args.log_level, access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        timeout_keep_alive=int(args.keep_alive),
+        timeout_keep_alive=max(1, round(args.keep_alive)),
         server_header=False,
     )
     server = uvicorn.Server(config)
