@@ -1,8 +1,9 @@
 """Half-sent request bodies (issue 19): a body that stops arriving gets 408 and a close after the body timeout,
 and a chunk whose declared size passes the body limit is refused at once, on the lean server and on uvicorn.
 
-The servers run with `MLFN_BODY_TIMEOUT_S=1`, so each stalled request is answered within seconds; the raw
-sockets time out after 10 s, so a server that never answers fails the test instead of hanging it.
+The servers run with `MLFN_BODY_TIMEOUT_S=1` and `MLFN_KEEP_ALIVE_S=2.5`, so each stalled request is answered
+within seconds; the raw sockets time out after 10 s, so a server that never answers fails the test instead of
+hanging it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Any
 
 import pytest
 
+from mlfn.runtime.server import parse_args
+
 from .conftest import Server, doubler_graph, environment, write_model
 from .test_http11 import Reader, connect
 
 LIMIT = 4096
 TIMEOUT_S = 1.0
+KEEP_ALIVE_S = 2.5
 PREDICT = (b"POST /v1/models/doubler:predict HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n")
 
 
@@ -28,7 +32,7 @@ PREDICT = (b"POST /v1/models/doubler:predict HTTP/1.1\r\nhost: t\r\ncontent-type
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     model = write_model(tmp_path_factory.mktemp("timeouts") / "doubler", doubler_graph(),
                         f'name = "doubler"\n[server]\nmax_body_bytes = {LIMIT}\n')
-    with environment(MLFN_HTTP=request.param, MLFN_BODY_TIMEOUT_S=str(TIMEOUT_S)):
+    with environment(MLFN_HTTP=request.param, MLFN_BODY_TIMEOUT_S=str(TIMEOUT_S), MLFN_KEEP_ALIVE_S=str(KEEP_ALIVE_S)):
         started = Server(Path(model))
     started.wait_ready()
     started.kind = request.param
@@ -98,3 +102,25 @@ def test_a_chunk_size_line_split_across_reads_is_still_read_whole(server: Any) -
         time.sleep(0.2)
         status, waited = answer_to(sock, b"000\r\n" + b'{"instances"')
     assert status == 413 and waited < TIMEOUT_S / 2, server.log
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_setting(server: Any) -> None:
+    with connect(server) as sock:
+        reader = Reader(sock)
+        sock.sendall(b"GET /ping HTTP/1.1\r\nhost: t\r\n\r\n")
+        assert reader.response()[0] == 200
+        started = time.monotonic()
+        assert reader.closed()
+        waited = time.monotonic() - started
+    assert round(KEEP_ALIVE_S) - 0.6 <= waited < KEEP_ALIVE_S + 5  # uvicorn counts whole seconds
+
+
+def test_the_timeouts_are_settings_that_refuse_nonsense() -> None:
+    with environment(MLFN_BODY_TIMEOUT_S="2.5", MLFN_KEEP_ALIVE_S="30"):
+        args = parse_args(["serve"])
+    assert (args.body_timeout, args.keep_alive) == (2.5, 30.0)
+    assert parse_args(["serve", "--body-timeout", "0.5"]).body_timeout == 0.5
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(SystemExit) as stopped:
+            parse_args(["serve", "--body-timeout", bad])
+        assert stopped.value.code == 2
