@@ -388,6 +388,7 @@ class HttpProtocol(asyncio.Protocol):
                 expect = value
             elif name == b"transfer-encoding":
                 request.chunked = True
+                self.chunk_open = False
         if length is not None and length.isdigit() and int(length) > limit:
             request.too_large = True  # the app refuses it by its Content-Length, before any byte is read
             self._dispatch_early(request)
