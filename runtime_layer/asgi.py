@@ -31,6 +31,7 @@ import orjson
 from . import __version__
 from .errors import ModelError, RequestError
 from .logs import logger
+from .memory import LARGE_BYTES, release_soon
 from .metrics import MetricsProvider, NoopMetrics
 from .record import record
 from .service import InferenceService, Reply
@@ -197,6 +198,39 @@ def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     return out
 
 
+class BodyDeadline:
+    """ASGI middleware for a server with no body timeout of its own (uvicorn): a request body that has not
+    arrived in full `seconds` after the request reached the app gets 408 and a close."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import asyncio
+
+        deadline = asyncio.get_running_loop().time() + self.seconds
+        complete = False
+
+        async def receive_in_time() -> Message:
+            nonlocal complete
+            if complete:  # after the body only a disconnect comes, whenever it comes
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestError(f"request body not received within {self.seconds:g} seconds of its head", 408,
+                                   timeout_s=self.seconds) from None
+            complete = not message.get("more_body", False)
+            return message
+
+        await self.app(scope, receive_in_time, send)
+
+
 class ServingCore:
     """The ASGI app serving one InferenceService over KServe v1, OIP v2, SageMaker and Prometheus routes.
 
@@ -233,6 +267,7 @@ class ServingCore:
         self._pooled = 0  # batched calls handed to the pool and not yet back
         self._same_turn = False  # a request already started in this turn of the event loop
         self._busy_until = 0.0  # until then, requests are taken to be concurrent (see _concurrent)
+        self._release_due = False  # a large request was served: give memory back once its answer is out
         if not isinstance(service, InferenceService):  # a concurrent.futures.Future of one
             service.add_done_callback(self._on_loaded)
         else:
@@ -339,11 +374,16 @@ class ServingCore:
     def _next_turn(self) -> None:
         self._same_turn = False
 
-    def _timed(self, fn: Callable[..., Reply], *args: Any) -> Reply:
+    def _timed(self, fn: Callable[..., Reply], body: bytes, *args: Any) -> Reply:
         started = time.perf_counter()
+        large = len(body) >= LARGE_BYTES
         try:
-            return fn(*args)
+            reply = fn(body, *args)
+            large = large or len(reply.body) >= LARGE_BYTES
+            return reply
         finally:
+            if large:
+                self._release_due = True
             # The mean of the first 20 calls, then a moving average, of durations capped at 4x the threshold, so
             # that one call preempted by another process cannot send the next many to the pool. A lost update
             # between threads is harmless.
@@ -463,6 +503,9 @@ class ServingCore:
             self.metrics.request(template, reply.status, elapsed)
             if self.access_log:
                 log.info("%s %s %d %.2fms request_id=%s", method, path, reply.status, elapsed * 1000, rid)
+            if self._release_due:
+                self._release_due = False
+                release_soon()
 
     async def _handle(self, handler: Handler, call: Call, method: str, path: str) -> Reply:
         try:
@@ -475,7 +518,7 @@ class ServingCore:
     def _failure(self, exc: Exception, rid: str, method: str, path: str) -> Reply:
         """The reply for a request whose handler raised: 4xx for the caller's mistakes, 503 while loading, 500."""
         if isinstance(exc, RequestError):
-            extra = {"connection": "close"} if exc.status == 413 else None
+            extra = {"connection": "close"} if exc.status in (408, 413) else None
             return json_reply(exc.status, exc.to_json(), extra)
         if isinstance(exc, NotReady):
             return json_reply(503, {"error": "the model is not ready yet", "request_id": rid},
@@ -511,6 +554,9 @@ class ServingCore:
         except Exception as exc:
             reply = self._failure(exc, rid, method, path)
         self.metrics.request(template, reply.status, time.perf_counter() - started)
+        if self._release_due:
+            self._release_due = False
+            release_soon()
         return reply.status, reply_headers(reply, rid), reply.body
 
     async def _delegate(self, scope: Scope, receive: Receive, send: Send, rid: str, started: float) -> None:

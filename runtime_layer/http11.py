@@ -15,7 +15,10 @@ HTTP/1.1 as clients use it: keep-alive (closed after `keep_alive_s` idle), pipel
 order, Content-Length and chunked request bodies, `Expect: 100-continue`, bodies over `body_limit()` refused
 with the app's own 413 before they are read (by Content-Length) or once they pass it (chunked), HTTP/1.0
 with and without keep-alive, HEAD, chunked responses when the app gives no Content-Length, a `date` header,
-400 and a close on a malformed request, 431 and a close on a head over 64 KiB or 256 headers. On
+400 and a close on a malformed request, 431 and a close on a head over 64 KiB or 256 headers. A body must
+arrive in full within `body_timeout_s` of its head, else 408 and a close (a client that stops half-way never
+holds a connection for good); a chunk whose declared size would take the body past the limit is refused with
+the 413 at once, as a Content-Length over it is. On
 `shutdown()` it stops accepting, closes idle connections, lets requests in progress finish (up to
 `graceful_s`), then runs the ASGI lifespan shutdown.
 """
@@ -83,7 +86,7 @@ class DateHeader:
 class _Request:
     """One parsed request: its scope, its body chunks, and how its response is going."""
 
-    __slots__ = ("body", "chunks", "expect", "keep_alive", "scope", "size", "started", "too_large")
+    __slots__ = ("body", "chunked", "chunks", "expect", "keep_alive", "scope", "size", "started", "too_large")
 
     def __init__(self, scope: dict[str, Any], keep_alive: bool) -> None:
         self.scope = scope
@@ -94,19 +97,23 @@ class _Request:
         self.too_large = False
         self.started = False
         self.expect = False
+        self.chunked = False
 
 
 class Server:
     """The listening side: accepts connections on given sockets and tracks them for a graceful stop."""
 
     def __init__(self, app: ASGIApp, *, body_limit: Callable[[], int], keep_alive_s: float = 75.0,
-                 graceful_s: float = 25.0, refuses_large: Callable[[str], bool] | None = None) -> None:
+                 body_timeout_s: float = 60.0, graceful_s: float = 25.0,
+                 refuses_large: Callable[[str], bool] | None = None) -> None:
         """`body_limit()` is the largest body read; `refuses_large(path)` says whether the app answers an
         over-limit body on that path with its own 413 (by Content-Length, or by counting); where it does not,
-        this server answers 413 itself."""
+        this server answers 413 itself. A connection idle for `keep_alive_s`, or a body not complete
+        `body_timeout_s` after its head, is closed."""
         self.app = app
         self.body_limit = body_limit
         self.keep_alive_s = keep_alive_s
+        self.body_timeout_s = body_timeout_s
         self.graceful_s = graceful_s
         self.refuses_large = refuses_large or (lambda path: False)
         self.connections: set[HttpProtocol] = set()
@@ -197,6 +204,10 @@ class HttpProtocol(asyncio.Protocol):
         self.writable: asyncio.Future[None] | None = None
         self.lost: asyncio.Future[None] | None = None
         self.idle: asyncio.TimerHandle | None = None
+        self.body_timer: asyncio.TimerHandle | None = None  # armed while a body spans more than one read
+        self.chunk_open = False  # a chunk's size line was read in this read and its data is not all in
+        self.chunk_read = 0  # bytes of that chunk's data in this read
+        self.tail = b""  # the end of the previous read, while a chunked body is coming in
         self.last_active = 0.0
         self.server_addr: tuple[str, int] | None = None
         self.client_addr: tuple[str, int] | None = None
@@ -217,6 +228,8 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = True
         if self.idle is not None:
             self.idle.cancel()
+        if self.body_timer is not None:
+            self.body_timer.cancel()
         if self.lost is not None and not self.lost.done():
             self.lost.set_result(None)
         if self.writable is not None and not self.writable.done():
@@ -267,12 +280,54 @@ class HttpProtocol(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._reject(400, b'{"error":"protocol upgrades are not supported"}')
+            return
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _HeadTooLarge):  # httptools wraps what a callback raises
                 self._reject(431, b'{"error":"request line and headers too large: the limit is %d bytes and %d '
                              b'headers"}' % (MAX_HEAD_BYTES, MAX_HEADERS))
             else:
                 self._reject(400, b'{"error":"malformed HTTP request: ' + _quote(str(exc)) + b'"}')
+            return
+        request = self.current
+        if request is None:  # the usual case: every request read so far is complete
+            return
+        if self.body_timer is None:
+            self.body_timer = self.loop.call_later(self.server.body_timeout_s, self._body_timeout, request)
+        if request.chunked:
+            if self.chunk_open:
+                self._check_chunk_size(request, data)
+            self.tail = data[-64:]
+
+    def _check_chunk_size(self, request: _Request, data: bytes) -> None:
+        """A chunk's size line came in this read and its data has not all arrived: refuse it at once when its
+        declared size would take the body past the limit (httptools does not tell the size; its line is the
+        one that ends right before this chunk's `chunk_read` bytes of data)."""
+        self.chunk_open = False
+        text = (self.tail + data[: len(data) - self.chunk_read])[:-2]  # up to the size line's CRLF
+        start = text.rfind(b"\n")
+        if start < 0:  # a line longer than what is kept (long extensions): the counting in on_body applies
+            return
+        digits = text[start + 1 :].split(b";", 1)[0].strip()
+        try:
+            declared = int(digits, 16)
+        except ValueError:
+            return
+        limit = self.server.body_limit()
+        if request.size - self.chunk_read + declared > limit:
+            request.too_large = True
+            self._dispatch_early(request, f"a chunk of {declared} bytes".encode())
+
+    def _body_timeout(self, request: _Request) -> None:
+        """The body of `request` is still not complete: answer 408 and close."""
+        self.body_timer = None
+        if self.current is not request or self.closing:
+            return
+        if self.reading_paused:  # this server stopped reading (requests queued ahead): not the client's fault
+            self.body_timer = self.loop.call_later(self.server.body_timeout_s, self._body_timeout, request)
+            return
+        self.current = None
+        self._reject(408, b'{"error":"request body not received within %g seconds of its head",'
+                     b'"timeout_s":%g}' % (self.server.body_timeout_s, self.server.body_timeout_s))
 
     def _reject(self, status: int, body: bytes) -> None:
         """Answer a request the parser refused, and close (what follows on the connection cannot be trusted)."""
@@ -331,6 +386,9 @@ class HttpProtocol(asyncio.Protocol):
                 length = value
             elif name == b"expect":
                 expect = value
+            elif name == b"transfer-encoding":
+                request.chunked = True
+                self.chunk_open = False
         if length is not None and length.isdigit() and int(length) > limit:
             request.too_large = True  # the app refuses it by its Content-Length, before any byte is read
             self._dispatch_early(request)
@@ -338,10 +396,18 @@ class HttpProtocol(asyncio.Protocol):
         if expect is not None and expect.lower() == b"100-continue" and self.transport is not None:
             self.transport.write(CONTINUE)
 
+    def on_chunk_header(self) -> None:
+        self.chunk_open = True
+        self.chunk_read = 0
+
+    def on_chunk_complete(self) -> None:
+        self.chunk_open = False
+
     def on_body(self, body: bytes) -> None:
         request = self.current
         if request is None or request.too_large:
             return
+        self.chunk_read += len(body)
         request.size += len(body)
         request.chunks.append(body)
         if request.size > self.server.body_limit():
@@ -351,6 +417,9 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         request = self.current
         self.current = None
+        if self.body_timer is not None:
+            self.body_timer.cancel()
+            self.body_timer = None
         if request is None or request.too_large:
             return
         chunks = request.chunks
@@ -358,22 +427,26 @@ class HttpProtocol(asyncio.Protocol):
         request.chunks = []
         self._enqueue(request)
 
-    def _dispatch_early(self, request: _Request) -> None:
-        """A body over the limit: answer now (the app's 413, or ours), read nothing more, close afterwards."""
+    def _dispatch_early(self, request: _Request, declared: bytes = b"") -> None:
+        """A body over the limit: answer now (the app's 413, or ours), read nothing more, close afterwards.
+        A `declared` chunk too large gets ours (the app, counting, would see only what came so far)."""
         request.body = b"".join(request.chunks)
         request.chunks = []
         request.keep_alive = False
         self.current = None
+        if self.body_timer is not None:
+            self.body_timer.cancel()
+            self.body_timer = None
         if self.transport is not None:
             self.transport.pause_reading()
         self.parser = httptools.HttpRequestParser(self)  # whatever follows is never parsed
-        if self.server.refuses_large(request.scope["path"]):
+        if not declared and self.server.refuses_large(request.scope["path"]):
             self._enqueue(request)
-        elif self.active is None:
+        elif self.active is None or declared:
             limit = self.server.body_limit()
-            body = (b'{"error":"request body too large: the limit is %d bytes (server.max_body_bytes)","limit":%d}'
+            body = (b'{"error":"request body too large: the limit is %d bytes (server.max_body_bytes)","limit":%d'
                     % (limit, limit))
-            self._reject(413, body)
+            self._reject(413, body + (b',"received":"%b"}' % declared if declared else b"}"))
 
     # ------------------------------------------------------------------ running the app
 

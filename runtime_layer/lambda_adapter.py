@@ -29,7 +29,7 @@ from .asgi import (
 from .lambda_http import is_payload_v2, serve_v2
 from .logs import logger
 from .metrics.emf import EmfMetrics
-from .service import InferenceService
+from .service import FEWER_ROWS, InferenceService
 
 log = logger("mlfn.runtime.lambda")
 
@@ -127,8 +127,8 @@ class LambdaHandler:
             request_id = (response.get("headers") or {}).get("x-request-id", lambda_id)
             log.error("request %s: response of %d bytes exceeds Lambda's limit", request_id, len(body))
             return _error_response(413, {
-                "error": f"the response would exceed Lambda's {RESPONSE_LIMIT}-byte payload limit: send fewer rows "
-                         "per request", "limit": RESPONSE_LIMIT, "request_id": request_id,
+                "error": f"the response would exceed Lambda's {RESPONSE_LIMIT}-byte payload limit: {FEWER_ROWS}",
+                "limit": RESPONSE_LIMIT, "request_id": request_id,
             }, request_id)
         return response
 

@@ -15,7 +15,9 @@ directly) and builds the FastAPI docs app only when a docs page is first asked f
 the full FastAPI app under uvicorn instead. Quick model runs go inline, slower ones to a thread pool sized to
 the CPU share; with `[batching] max_batch_size > 1` concurrent requests run as batches (`mlfn.runtime.batching`).
 SIGTERM stops accepting, lets in-flight requests finish (up to 25 s: SageMaker and ECS kill 30 s after SIGTERM)
-and exits 0. Idle keep-alive connections are kept 75 s, longer than a load balancer's idle timeout.
+and exits 0. Idle keep-alive connections are kept 75 s, longer than a load balancer's idle timeout
+(`--keep-alive` or `MLFN_KEEP_ALIVE_S`); a request body not complete 60 s after its head gets 408 and a close
+(`--body-timeout` or `MLFN_BODY_TIMEOUT_S`), so a client that stops half-way holds no connection for good.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ GRACEFUL_SHUTDOWN_S = 25
 # Idle keep-alive connections stay open longer than a load balancer's idle timeout (ALB: 60 s by default), so
 # the balancer, not the server, closes them; otherwise a request can race the close and get a 502.
 KEEP_ALIVE_S = 75
+BODY_TIMEOUT_S = 60  # longest a request body may take to arrive after its head
 BACKLOG = 2048
 
 
@@ -73,10 +76,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="log one line per request with its request id (default: $MLFN_ACCESS_LOG or off)")
     parser.add_argument("--log-level", default=os.environ.get("MLFN_LOG_LEVEL", "info"),
                         choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--keep-alive", type=_seconds, default=os.environ.get("MLFN_KEEP_ALIVE_S", KEEP_ALIVE_S),
+                        help=f"seconds an idle connection is kept (default: $MLFN_KEEP_ALIVE_S or {KEEP_ALIVE_S})")
+    parser.add_argument("--body-timeout", type=_seconds,
+                        default=os.environ.get("MLFN_BODY_TIMEOUT_S", BODY_TIMEOUT_S),
+                        help="seconds a request body may take to arrive after its head; then 408 and a close "
+                             f"(default: $MLFN_BODY_TIMEOUT_S or {BODY_TIMEOUT_S})")
     args = parser.parse_args(argv)
     if args.port is None:
         args.port = default_port()
     return args
+
+
+def _seconds(text: str | float) -> float:
+    """A positive number of seconds (argparse applies this to the environment defaults too)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -160,7 +180,7 @@ def serve(args: argparse.Namespace) -> int:
 
     try:
         if lean:
-            stopped_by = _run_lean(core, sock, future, loaded, stop_hooks)
+            stopped_by = _run_lean(core, sock, args, future, loaded, stop_hooks)
         else:
             stopped_by = _run_uvicorn(app, sock, args, future, loaded, stop_hooks)
     finally:
@@ -178,15 +198,16 @@ def serve(args: argparse.Namespace) -> int:
     return 130 if signal.SIGINT in stopped_by else 0
 
 
-def _run_lean(core: Any, sock: socket.socket, future: Future[Any], loaded: Any, stop_hooks: list[Any]) -> list[int]:
+def _run_lean(core: Any, sock: socket.socket, args: argparse.Namespace, future: Future[Any], loaded: Any,
+              stop_hooks: list[Any]) -> list[int]:
     """Serve the core with mlfn's own HTTP/1.1 server (`mlfn.runtime.http11`) on uvloop when installed; the
     signals that stopped it. No lifespan: the core needs none, and the docs app loads on first use."""
     import asyncio
 
     from .http11 import Server
 
-    server = Server(core, body_limit=core.body_limit, keep_alive_s=KEEP_ALIVE_S, graceful_s=GRACEFUL_SHUTDOWN_S,
-                    refuses_large=lambda path: core.match(path) is not None)
+    server = Server(core, body_limit=core.body_limit, keep_alive_s=args.keep_alive, body_timeout_s=args.body_timeout,
+                    graceful_s=GRACEFUL_SHUTDOWN_S, refuses_large=lambda path: core.match(path) is not None)
     received: list[int] = []
 
     async def main() -> None:
@@ -215,14 +236,18 @@ def _run_lean(core: Any, sock: socket.socket, future: Future[Any], loaded: Any, 
 
 def _run_uvicorn(app: Any, sock: socket.socket, args: argparse.Namespace, future: Future[Any], loaded: Any,
                  stop_hooks: list[Any]) -> list[int]:
-    """Serve with uvicorn (MLFN_HTTP=uvicorn): the same app, uvicorn's HTTP layer."""
+    """Serve with uvicorn (MLFN_HTTP=uvicorn): the same app, uvicorn's HTTP layer (which has no body timeout of
+    its own: `BodyDeadline` gives it one)."""
     import uvicorn
+
+    from .asgi import BodyDeadline
 
     loop, http = _fastest("uvloop", "asyncio"), _fastest("httptools", "h11")
     log.debug("event loop %s, HTTP parser %s", loop, http)
     config = uvicorn.Config(
-        app, loop=loop, http=http, lifespan="on", log_config=None, log_level=args.log_level,
-        access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S,
+        BodyDeadline(app, args.body_timeout), loop=loop, http=http, lifespan="on", log_config=None,
+        log_level=args.log_level, access_log=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        timeout_keep_alive=max(1, round(args.keep_alive)),
         server_header=False,
     )
     server = uvicorn.Server(config)

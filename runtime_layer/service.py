@@ -9,6 +9,9 @@ Which decoding applies where:
   it returns None or is absent, JSON (v1 `instances`/`inputs`, a bare list of rows, or on /invocations a v2
   request) or, on /invocations, `text/csv`. `postprocess` shapes the answer (v1 wraps it in `predictions`).
 - v2 `infer`: the Open Inference Protocol only, JSON or binary tensors; hooks never apply.
+
+Every protocol's rows are counted before the model runs: more than `server.max_rows` in one request is a 413
+that asks for fewer rows per request (`too_many_rows`), whichever way the request came in.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 
 from . import __version__
 from .codecs import csv, npy, v1, v2, v2_binary
-from .codecs.tensors import JSON_CONTENT_TYPE, Port, dumps, loads
+from .codecs.tensors import JSON_CONTENT_TYPE, Port, dumps, loads, may_hold_booleans
 from .errors import ModelError, RequestError
 from .hooks import NO_HOOKS, Hooks, load_hooks
 from .model import Model
@@ -39,6 +42,13 @@ _JSON_TYPES = frozenset({"", "application/json", "text/json", "application/x-www
 _V2_TYPES = _JSON_TYPES | {v2_binary.OCTET_STREAM}
 _PASS = object()  # preprocess declined: decode the body ourselves
 _ANSWER_TYPES = frozenset({"application/json", "text/csv", "application/x-npy"})
+FEWER_ROWS = "send fewer rows per request"  # what every refusal of a request too large in rows or answer says
+
+
+def too_many_rows(rows: int, limit: int) -> RequestError:
+    """The 413 for a request holding more rows than `server.max_rows`."""
+    return RequestError(f"the request holds {rows} rows; the limit is {limit} rows per request (server.max_rows): "
+                        f"{FEWER_ROWS}", 413, limit=limit, received=f"{rows} rows")
 
 
 @record(slots=True)
@@ -85,6 +95,7 @@ class InferenceService:
         self.hooks = hooks
         self.observer = observer
         self.name = spec.name
+        self.max_rows = spec.settings.server.max_rows
         self._ports = model.ports
         self._single = next(iter(model.ports.values())) if len(model.ports) == 1 else None
         self._csv_ok = self._single is not None and csv.accepts(self._single)
@@ -111,11 +122,14 @@ class InferenceService:
 
     def _run(self, feeds: Mapping[str, Any], names: Sequence[str] | None = None) -> dict[str, Any]:
         checked = self.model.check(feeds)
+        rows = self._rows(checked)
+        if rows > self.max_rows:
+            raise too_many_rows(rows, self.max_rows)
         start = time.perf_counter()
         outputs = self.model.run_checked(checked, self.model.all_outputs if names is None else names)
         observer = self.observer
         if observer is not None:
-            observer(time.perf_counter() - start, self._rows(checked))
+            observer(time.perf_counter() - start, rows)
         return outputs
 
     def _rows(self, feeds: Mapping[str, np.ndarray]) -> int:
@@ -142,7 +156,7 @@ class InferenceService:
         if result is _PASS:
             if not _is_json(kind):
                 raise self._unsupported(kind, "application/json")
-            result = self._predict_v1(loads(body))
+            result = self._predict_v1(loads(body), may_hold_booleans(body))
         if self.hooks.postprocess_fn is not None and isinstance(result, Mapping) and "predictions" in result:
             return self._json(result)  # postprocess already gave a v1 document
         return self._json({"predictions": result})
@@ -162,8 +176,10 @@ class InferenceService:
             return self.hooks.postprocess(outputs)
         return v1.predictions([outputs], v1.Batch([dict(feeds)], v1.rows_of(feeds), True), self.model.output_names)
 
-    def _predict_v1(self, doc: Any) -> Any:
-        batch = v1.decode(doc, self._ports, self.model.batched)
+    def _predict_v1(self, doc: Any, booleans: bool = True) -> Any:
+        batch = v1.decode(doc, self._ports, self.model.batched, booleans)
+        if batch.rows > self.max_rows:  # instances that each run alone are rows as well
+            raise too_many_rows(batch.rows, self.max_rows)
         results = [self._run(feeds) for feeds in batch.runs]
         if self.hooks.postprocess_fn is not None:
             post = self.hooks.postprocess
@@ -209,9 +225,10 @@ class InferenceService:
             return self._answer(result, headers, wrap)
         if _is_json(kind):
             doc = loads(body)
+            booleans = may_hold_booleans(body)
             if v2.is_request(doc):
-                return self._infer_v2(v2.decode_doc(doc, memoryview(b""), self._ports))
-            return self._answer(self._predict_v1(doc), headers, wrap)
+                return self._infer_v2(v2.decode_doc(doc, memoryview(b""), self._ports, booleans))
+            return self._answer(self._predict_v1(doc, booleans), headers, wrap)
         if kind in (csv.CONTENT_TYPE, npy.CONTENT_TYPE):
             port = self._single_input(kind)
             array = csv.decode(body, port) if kind == csv.CONTENT_TYPE else npy.decode(body, port)

@@ -119,6 +119,11 @@ class ServerSettings:
     max_body_bytes: int = setting(
         6 * 1024 * 1024, "Largest request body accepted; larger ones get 413.", min=1, max=1 << 30
     )
+    max_rows: int = setting(
+        100_000, "Most rows (instances, CSV lines, entries along the batch dimension) one request may hold; more "
+        "get 413 asking for fewer rows per request. Bounds the memory one request takes: answers are often far "
+        "larger than the rows sent.", min=1, max=1 << 30
+    )
     intra_op_threads: int = setting(
         0, "onnxruntime intra-op threads; 0 derives them from the CPU share.", min=0, max=256
     )

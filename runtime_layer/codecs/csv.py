@@ -40,7 +40,7 @@ def decode(body: bytes, port: Port) -> np.ndarray:
         if array.shape[1] != 1:
             raise port.error("one value per CSV line", f"{array.shape[1]} columns")
         array = array[:, 0]
-    return port.cast(array)
+    return port.decoded(array)
 
 
 def _parse(text: str, port: Port) -> np.ndarray:

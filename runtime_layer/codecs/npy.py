@@ -26,7 +26,7 @@ def decode(body: bytes, port: Port) -> np.ndarray:
         raise port.error("one array, not an archive", type(array).__name__)
     if array.dtype.kind in "US" and port.dtype.name == "string":
         return array.astype(object)
-    return port.cast(array)
+    return port.decoded(array)
 
 
 def encode(value: np.ndarray) -> bytes:

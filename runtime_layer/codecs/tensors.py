@@ -3,7 +3,11 @@
 Decoding is `np.asarray` on the lists orjson produced, then one vectorized cast to the input's dtype:
 no per-element Python. A cast is only made when it keeps every value: integers may feed float inputs,
 integral floats and in-range integers may feed integer inputs, 0/1 may feed booleans; strings never feed
-numbers nor numbers strings. Encoding is `orjson` with numpy support: NaN and infinities become `null`
+numbers nor numbers strings. What a request sends (`Port.decoded`: JSON, CSV, .npy, binary tensors) must
+also be finite (NaN, infinities and values beyond float32's or float16's range are refused, as JSON's NaN
+and Infinity are by the parser) and never booleans standing for numbers (`true` would be 1): booleans feed
+BOOL inputs only. A JSON body is searched for `true`/`false` once (`may_hold_booleans`), so lists are only
+scanned for booleans when the body has some. Encoding is `orjson` with numpy support: NaN and infinities become `null`
 (JSON has no literal for them; orjson writes null), bytes become `{"b64": ...}` as in KServe v1.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -26,6 +31,10 @@ JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 JSON_CONTENT_TYPE = "application/json"
 
 _NUMERIC_KINDS = "biuf"
+_FEW = 64  # elements: up to this many, a Python loop over the values is quicker than a numpy call
+# A cast past float32's or float16's range gives infinities, which `Port.decoded` refuses with a 400 naming the
+# value: numpy's warning about it would only repeat that in the log.
+warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
 _V2_BY_NUMPY: dict[np.dtype[Any], str] = {d.numpy: d.v2 for d in DTYPES if d.numpy is not None}
 _V2_BY_NUMPY.update({np.dtype(np.str_): "BYTES", np.dtype(np.bytes_): "BYTES"})
 
@@ -69,8 +78,9 @@ class Port:
             )
         return self.numpy
 
-    def from_json(self, values: Any) -> np.ndarray:
-        """A JSON value (number, bool, string or nested lists of them) as an array of this input's dtype."""
+    def from_json(self, values: Any, booleans: bool = True) -> np.ndarray:
+        """A JSON value (number, bool, string or nested lists of them) as an array of this input's dtype.
+        `booleans=False` says the body holds no `true` or `false` (see `may_hold_booleans`): no scan for them."""
         try:
             array = np.asarray(values)
         except (ValueError, OverflowError) as exc:
@@ -79,6 +89,8 @@ class Port:
                 detail = text[text.find("inhomogeneous") :].split(". ", 1)[0].rstrip(".")
                 raise self.error("nested lists are ragged", f"rows of different lengths ({detail})") from None
             raise self.error("values do not form an array", text) from None
+        if booleans and array.dtype.kind in "iufU" and self.dtype.name != "bool" and _holds_bool(values):
+            raise self.error(f"values must be {self._kind_of_values}, not booleans", "true or false among the values")
         if array.dtype.kind == "f" and self.numpy is not None and self.numpy.kind in "iu":
             # numpy infers float64 when JSON integers exceed int64 (or mix signs at uint64 scale): check the
             # values are whole numbers, then convert the original integers exactly (numpy checks the range).
@@ -88,7 +100,23 @@ class Port:
             except (OverflowError, ValueError, TypeError):
                 info = np.iinfo(self.numpy)
                 raise self.error(f"values out of range {info.min}..{info.max}", "larger integers") from None
-        return self.cast(array)
+        return self.decoded(array)
+
+    def decoded(self, array: np.ndarray) -> np.ndarray:
+        """An array a request sent, in this input's dtype: `cast`, refusing booleans for anything but BOOL
+        and any floating-point value that is not finite (NaN, infinities, values beyond the dtype's range)."""
+        if array.dtype.kind == "b" and self.dtype.name != "bool":
+            raise self.error(f"values must be {self._kind_of_values}, not booleans", "booleans")
+        out = self.cast(array)
+        if out.dtype.kind == "f" and out.size:
+            flat = out.ravel()
+            if not (all(map(math.isfinite, flat.tolist())) if flat.size <= _FEW else bool(np.isfinite(flat).all())):
+                raise self.error("values must be finite numbers", _not_finite(out, array))
+        return out
+
+    @property
+    def _kind_of_values(self) -> str:
+        return "strings" if self.dtype.name == "string" else "numbers"
 
     def cast(self, array: np.ndarray) -> np.ndarray:
         """`array` in this input's dtype if that keeps every value; RequestError otherwise."""
@@ -150,6 +178,31 @@ class Port:
                 if shape[axis] != size:
                     raise self.error(f"dimension {axis} must be {size}", f"shape {list(shape)}")
         return array
+
+
+def may_hold_booleans(body: bytes | memoryview) -> bool:
+    """Whether a JSON body has a `true` or `false` anywhere (a byte search: values are scanned only if so)."""
+    data = body if isinstance(body, bytes) else bytes(body)
+    return b"true" in data or b"false" in data
+
+
+def _holds_bool(values: Any) -> bool:
+    """Whether a JSON value (nested lists) holds `true` or `false`, which numpy would read as 1 and 0."""
+    if type(values) is list:
+        if values and type(values[0]) is list:
+            return any(map(_holds_bool, values))
+        return bool in set(map(type, values))
+    return type(values) is bool
+
+
+def _not_finite(out: np.ndarray, source: np.ndarray) -> str:
+    """The first value that is not finite, where it is, and why (error path only)."""
+    index = int(np.argmin(np.isfinite(out.ravel())))
+    where = f" at {[int(i) for i in np.unravel_index(index, out.shape)]}" if out.ndim else ""
+    value = source.ravel()[index] if source.shape == out.shape else out.ravel()[index]
+    if math.isfinite(float(value)):
+        return f"{float(value):.8g}{where}, beyond {out.dtype}'s range of ±{float(np.finfo(out.dtype).max):.8g}"
+    return f"{value}{where}"
 
 
 def _as_text(array: np.ndarray, port: Port) -> np.ndarray:

@@ -32,10 +32,11 @@ class Batch:
     stacked: bool  # True: one run holds every row along the first dimension
 
 
-def decode(doc: Any, ports: Mapping[str, Port], batched: bool) -> Batch:
-    """Feeds from a parsed v1 request body."""
+def decode(doc: Any, ports: Mapping[str, Port], batched: bool, booleans: bool = True) -> Batch:
+    """Feeds from a parsed v1 request body (`booleans=False`: the body has no `true`/`false`, see
+    `tensors.may_hold_booleans`)."""
     if isinstance(doc, list):
-        return decode_instances(doc, ports, batched)
+        return decode_instances(doc, ports, batched, booleans)
     if not isinstance(doc, dict):
         raise RequestError(f"expected {EXPECTED}, got {_kind(doc)}", expected=EXPECTED, received=_kind(doc))
     if "instances" in doc:
@@ -43,26 +44,26 @@ def decode(doc: Any, ports: Mapping[str, Port], batched: bool) -> Batch:
         if not isinstance(instances, list):
             raise RequestError(f'"instances" must be a list of rows, got {_kind(instances)}',
                                expected="a list", received=_kind(instances))
-        return decode_instances(instances, ports, batched)
+        return decode_instances(instances, ports, batched, booleans)
     if "inputs" in doc:
-        return decode_columns(doc["inputs"], ports, batched)
+        return decode_columns(doc["inputs"], ports, batched, booleans)
     keys = ", ".join(map(repr, doc)) or "none"
     raise RequestError(f"expected {EXPECTED}, got an object with keys {keys}", expected=EXPECTED, received=keys)
 
 
-def decode_instances(instances: list[Any], ports: Mapping[str, Port], batched: bool) -> Batch:
+def decode_instances(instances: list[Any], ports: Mapping[str, Port], batched: bool, booleans: bool = True) -> Batch:
     if not instances:
         raise RequestError('"instances" is empty; expected at least one row', expected="at least one row",
                            received="[]")
     single = next(iter(ports.values())) if len(ports) == 1 else None
     if single is not None and not isinstance(instances[0], dict):  # rows are the single input's values
         if batched:
-            return Batch([{single.name: single.from_json(instances)}], len(instances), True)
-        return Batch([{single.name: single.from_json(row)} for row in instances], len(instances), False)
+            return Batch([{single.name: single.from_json(instances, booleans)}], len(instances), True)
+        return Batch([{single.name: single.from_json(row, booleans)} for row in instances], len(instances), False)
     rows = [_keyed(instance, i, ports) for i, instance in enumerate(instances)]
     if not batched:
-        return Batch([{n: ports[n].from_json(v) for n, v in row.items()} for row in rows], len(rows), False)
-    feeds = {name: port.from_json([row[name] for row in rows]) for name, port in ports.items()}
+        return Batch([{n: ports[n].from_json(v, booleans) for n, v in row.items()} for row in rows], len(rows), False)
+    feeds = {name: port.from_json([row[name] for row in rows], booleans) for name, port in ports.items()}
     return Batch([feeds], len(rows), True)
 
 
@@ -84,16 +85,16 @@ def _keyed(instance: Any, index: int, ports: Mapping[str, Port]) -> dict[str, An
     return instance
 
 
-def decode_columns(columns: Any, ports: Mapping[str, Port], batched: bool) -> Batch:
+def decode_columns(columns: Any, ports: Mapping[str, Port], batched: bool, booleans: bool = True) -> Batch:
     """Columnar `inputs`: one run over the whole tensors (one prediction when the model has no batch dimension)."""
     feeds: dict[str, Any]
     if isinstance(columns, dict):
         # unknown names pass through as they are: Model.check names them with the model's inputs
-        feeds = {name: values if (port := ports.get(name)) is None else port.from_json(values)
+        feeds = {name: values if (port := ports.get(name)) is None else port.from_json(values, booleans)
                  for name, values in columns.items()}
     elif len(ports) == 1:
         port = next(iter(ports.values()))
-        feeds = {port.name: port.from_json(columns)}
+        feeds = {port.name: port.from_json(columns, booleans)}
     else:
         names = ", ".join(ports)
         raise RequestError(f'"inputs" must be an object keyed by input name ({names}), got {_kind(columns)}',

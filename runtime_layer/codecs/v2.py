@@ -21,7 +21,7 @@ from ..errors import RequestError
 from ..record import record
 from ..spec import ModelSpec
 from . import v2_binary
-from .tensors import JSON_CONTENT_TYPE, Port, dumps, v2_datatype
+from .tensors import JSON_CONTENT_TYPE, Port, dumps, may_hold_booleans, v2_datatype
 
 PLATFORM = "onnxruntime_onnx"
 EXTENSIONS = ("binary_tensor_data",)
@@ -55,7 +55,7 @@ def model_metadata(spec: ModelSpec, version: str) -> dict[str, Any]:
 def decode(body: bytes, header_length: str | None, ports: Mapping[str, Port], loads: Any) -> InferRequest:
     """An infer request (JSON, or JSON header plus binary tensors) as checked-dtype feeds."""
     head, binary = v2_binary.split(body, header_length)
-    return decode_doc(loads(head), binary, ports)
+    return decode_doc(loads(head), binary, ports, may_hold_booleans(head))
 
 
 def is_request(doc: Any) -> bool:
@@ -64,8 +64,9 @@ def is_request(doc: Any) -> bool:
     return isinstance(inputs, list) and bool(inputs) and all(isinstance(i, dict) and "name" in i for i in inputs)
 
 
-def decode_doc(doc: Any, binary: memoryview, ports: Mapping[str, Port]) -> InferRequest:
-    """An infer request from its parsed JSON header and its binary section."""
+def decode_doc(doc: Any, binary: memoryview, ports: Mapping[str, Port], booleans: bool = True) -> InferRequest:
+    """An infer request from its parsed JSON header and its binary section (`booleans=False`: the header has
+    no `true`/`false`, see `tensors.may_hold_booleans`)."""
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list):
         raise RequestError('expected a JSON object with "inputs": a list of {name, shape, datatype, data}; '
                            f"got {_keys(doc)}", expected="an inference request", received=_keys(doc))
@@ -101,7 +102,7 @@ def decode_doc(doc: Any, binary: memoryview, ports: Mapping[str, Port]) -> Infer
             continue
         if "data" not in item:
             raise port.error('"data" is missing (nor is parameters.binary_data_size given)', "no data")
-        array = port.from_json(item["data"])
+        array = port.from_json(item["data"], booleans)
         if array.size != count:
             raise port.error(f"shape {shape} holds {count} elements", f"{array.size} elements in data")
         feeds[name] = array.reshape(shape)

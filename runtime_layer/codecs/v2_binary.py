@@ -57,7 +57,7 @@ def decode_tensor(chunk: memoryview, port: Port, shape: list[int], count: int) -
         array = array.astype(dtype)
     elif not array.flags.aligned:
         array = array.copy()
-    return array.reshape(shape)
+    return port.decoded(array.reshape(shape))
 
 
 def decode_bytes_elements(chunk: memoryview, port: Port) -> list[str]:

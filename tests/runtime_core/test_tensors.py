@@ -19,7 +19,7 @@ def port(dtype: str, shape=("n",)) -> Port:
 @pytest.mark.parametrize(
     ("dtype", "values", "expected"),
     [
-        ("float32", [1, 2.5, True], [1.0, 2.5, 1.0]),
+        ("float32", [1, 2.5, 3], [1.0, 2.5, 3.0]),
         ("float16", [0.5, 65504], [0.5, 65504.0]),
         ("float64", [1e-300], [1e-300]),
         ("int8", [-128, 127.0], [-128, 127]),
@@ -50,6 +50,16 @@ def test_values_that_fit(dtype, values, expected):
         ("uint64", [-1, 2**64 - 1], ["out of range"]),
         ("bool", [2], ["booleans"]),
         ("string", [1, 2], ["must be strings", "integers"]),
+        # issue 19: booleans feed BOOL inputs only, and what reaches the model is finite
+        ("float32", [1, 2.5, True], ["must be numbers, not booleans", "true or false among the values"]),
+        ("float32", [[True, 3.5], [1.4, 0.2]], ["must be numbers, not booleans"]),
+        ("float32", [True, False], ["must be numbers, not booleans", "got booleans"]),
+        ("int64", [1, False], ["must be numbers, not booleans"]),
+        ("string", ["a", True], ["must be strings, not booleans"]),
+        ("float32", [[1.0, 3.5e38]], ["must be finite", "3.5e+38 at [0, 1], beyond float32's range"]),
+        ("float32", [1.2345678901234568e39], ["must be finite", "beyond float32's range"]),
+        ("float16", [70000], ["must be finite", "70000 at [0], beyond float16's range of ±65504"]),
+        ("int32", [2**40], ["out of range -2147483648..2147483647"]),
     ],
 )
 def test_values_that_do_not_fit(dtype, values, words):

@@ -224,6 +224,21 @@ def app_in_thread(app: Any) -> Iterator[httpx.Client]:
         sock.close()
 
 
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Environment variables set while the block runs (a server started in it inherits them), then restored."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def ort_run(model_dir: Path, feeds: dict[str, np.ndarray]) -> list[object]:
     """The same model run directly by onnxruntime: what the served answer must equal."""
     import onnxruntime as ort

@@ -30,6 +30,7 @@ Server = http.Server
 write_model = http.write_model
 doubler_graph = http.doubler_graph
 FUNCTIONS = http.FUNCTIONS
+environment = http.environment
 
 BATCHING = "[batching]\nmax_batch_size = 32\nmax_wait_ms = 40\n"
 
