@@ -243,7 +243,6 @@ class MlfnEcsGpuModel(MlfnModel):
         self.scale_out_alarm = scale_out_from_zero(
             self, target, self._alb_metric("HTTPCode_ELB_503_Count"),
             f"{title}: the ALB answered 503 (no task registered); sets one task (scale out from zero)",
-            adjustment_type=appscaling.AdjustmentType.EXACT_CAPACITY,  # the 503s last until it boots: never +1/min
         )
         if e.min_tasks == 0:
             # The front's request count, not the ALB's RequestCount: the ALB reports requests only while a target

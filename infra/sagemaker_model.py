@@ -190,7 +190,7 @@ class MlfnSageMakerModel(MlfnModel):
         )
         self.scale_out_alarm = scale_out_from_zero(
             self, self.scalable_target, no_capacity,
-            f"mlfn {self.spec.name}: requests found no copy; adds one (scale out from zero)",
+            f"mlfn {self.spec.name}: requests found no copy; sets one copy (scale out from zero)",
         )
 
     def _metrics(self) -> ModelMetrics:

@@ -35,19 +35,16 @@ def _step_action(scope: Construct, id: str, target: appscaling.IScalableTarget,
 
 
 def scale_out_from_zero(scope: Construct, target: appscaling.IScalableTarget, metric: cw.IMetric,
-                        description: str, *,
-                        adjustment_type: appscaling.AdjustmentType = appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-                        ) -> cw.Alarm:
-    """Scale out by one unit (or to exactly one with `EXACT_CAPACITY`) whenever `metric` (which only counts while
-    nothing serves) reaches 1.
+                        description: str) -> cw.Alarm:
+    """Set capacity to exactly one unit whenever `metric` (which only counts while nothing serves) reaches 1.
 
     Target tracking cannot start from zero (its per-unit metric is undefined without capacity), so a step
     policy on a "request found no capacity" alarm does it; target tracking takes over from one unit. Application
-    Auto Scaling runs a step action again every period while its alarm stays in ALARM (CloudWatch "Alarm
-    actions"): with `ChangeInCapacity` that is one more unit per minute for as long as the first one boots;
-    `ExactCapacity` 1 asks for the same single unit each time.
+    Auto Scaling runs a step action again every minute while its alarm stays in ALARM (CloudWatch "Alarm
+    actions"): with `ChangeInCapacity` that would be one more unit per minute for as long as the first one boots
+    (minutes for a GPU instance or a SageMaker copy); `ExactCapacity` 1 asks for the same single unit each time.
     """
-    action = _step_action(scope, "ScaleOutFromZero", target, adjustment_type)
+    action = _step_action(scope, "ScaleOutFromZero", target, appscaling.AdjustmentType.EXACT_CAPACITY)
     action.add_adjustment(adjustment=1, lower_bound=0)
     alarm = cw.Alarm(
         scope, "ScaleOutFromZeroAlarm", metric=metric, threshold=1, evaluation_periods=1, datapoints_to_alarm=1,

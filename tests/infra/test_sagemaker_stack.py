@@ -68,7 +68,9 @@ def test_no_capacity_alarm_drives_a_step_policy_out_of_zero(synthesized: Synthes
     assert len(steps) == 1
     (step_id, step), = steps.items()
     config = step["Properties"]["StepScalingPolicyConfiguration"]
-    assert config["AdjustmentType"] == "ChangeInCapacity"
+    # Application Auto Scaling runs the action again every minute while the alarm stays in ALARM, and a copy takes
+    # minutes to start: ChangeInCapacity +1 would add a copy per minute; ExactCapacity 1 asks for one each time.
+    assert config["AdjustmentType"] == "ExactCapacity"
     assert config["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]
     alarms = [a["Properties"] for a in _resources(template, "AWS::CloudWatch::Alarm").values()
               if a["Properties"].get("AlarmActions") == [{"Ref": step_id}]]
