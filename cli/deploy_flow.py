@@ -12,7 +12,6 @@ version keeps serving); locally, the data plane moves to the new contents only a
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlfn.runtime.record import replace
 from mlfn.runtime.spec import ModelSpec
 
 from .console import CliError
@@ -77,7 +77,7 @@ def validate(request: DeployRequest) -> tuple[ModelSpec, str, str]:
     stage = request.stage or spec.settings.stages[0]
     check_stage(spec, stage)
     if target != spec.target:
-        spec = dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, target=target))
+        spec = replace(spec, settings=replace(spec.settings, target=target))
     return spec, target, stage
 
 
