@@ -163,8 +163,11 @@ def _build(spec: ModelSpec, base: Any, say: Say) -> Any:
     from .packaging.oci import LayoutError
 
     try:
-        where = " (the local emulator runs its model layers on mlfn's local runtime)" if base.kind == "none" else ""
-        say(f"- building image (base {base.flavour}: {base.kind} {base.source}){where}")
+        if base.kind == "none":
+            say(f"- building image: model layers only, no {base.flavour} runtime base (the local emulator runs "
+                "them on mlfn's local runtime)")
+        else:
+            say(f"- building image on the {base.flavour} runtime base {base.source} ({base.kind})")
         built = build_model_image(spec, base, bases.images_home() / spec.name)
     except (bases.BaseError, LayerError, LayoutError) as exc:
         raise CliError(str(exc)) from None

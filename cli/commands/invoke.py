@@ -14,19 +14,20 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("invoke", help="call a deployed model and print its answer")
     p.add_argument("name", help="the model's name (mlfn.toml `name`, default the folder's name)")
     p.add_argument("--data", required=True, help="request body: inline JSON, or @FILE (JSON, PNG, CSV, ...)")
-    p.add_argument("--content-type", help="content type of a non-JSON body (default: JSON, else octet-stream)")
+    p.add_argument("--content-type", help="content type of a non-JSON body (default: from @FILE's suffix, else JSON, "
+                                          "CSV or octet-stream as the body reads)")
     add_location(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..client import build_payload, read_data, send
+    from ..client import build_payload, file_content_type, read_data, send
     from ..endpoints import lookup, open_session
 
     raw = read_data(args.data)
     session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
     endpoint = lookup(session, args.name, args.stage, emulator)
-    payload = build_payload(raw, args.name, endpoint.target, args.content_type)
+    payload = build_payload(raw, args.name, endpoint.target, args.content_type or file_content_type(args.data))
     credentials = session.get_credentials() if endpoint.auth_type == "AWS_IAM" else None
     answer = send(endpoint.url, payload, auth_type=endpoint.auth_type, target=endpoint.target,
                   region=endpoint.region, credentials=credentials, ca_bundle=endpoint.ca_path)
@@ -43,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
     if answer.status >= 300:
         print(f"mlfn invoke: HTTP {answer.status} from {endpoint.url.rstrip('/')}{payload.path}", file=sys.stderr)
         print(answer.text(), file=sys.stderr)
+        if answer.status == 415 and payload.content_type == "application/octet-stream":
+            print("mlfn invoke: --data is neither JSON nor CSV, so it went out as application/octet-stream; "
+                  "name its type with --content-type (e.g. image/png)", file=sys.stderr)
         return 1
     print(answer.text())
     return 0

@@ -34,8 +34,8 @@ class Batch:
 
 def decode(doc: Any, ports: Mapping[str, Port], batched: bool) -> Batch:
     """Feeds from a parsed v1 request body."""
-    if isinstance(doc, list):
-        return decode_instances(doc, ports, batched)
+    if isinstance(doc, list):  # a bare list of rows: its errors name the body, not an "instances" it never had
+        return decode_instances(doc, ports, batched, "the request body (a JSON list of rows)")
     if not isinstance(doc, dict):
         raise RequestError(f"expected {EXPECTED}, got {_kind(doc)}", expected=EXPECTED, received=_kind(doc))
     if "instances" in doc:
@@ -50,9 +50,10 @@ def decode(doc: Any, ports: Mapping[str, Port], batched: bool) -> Batch:
     raise RequestError(f"expected {EXPECTED}, got an object with keys {keys}", expected=EXPECTED, received=keys)
 
 
-def decode_instances(instances: list[Any], ports: Mapping[str, Port], batched: bool) -> Batch:
+def decode_instances(instances: list[Any], ports: Mapping[str, Port], batched: bool,
+                     what: str = '"instances"') -> Batch:
     if not instances:
-        raise RequestError('"instances" is empty; expected at least one row', expected="at least one row",
+        raise RequestError(f"{what} is empty; expected at least one row", expected="at least one row",
                            received="[]")
     single = next(iter(ports.values())) if len(ports) == 1 else None
     if single is not None and not isinstance(instances[0], dict):  # rows are the single input's values
