@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlfn.runtime.record import replace
 from mlfn.runtime.spec import ModelSpec
 
 from .console import CliError
@@ -76,9 +75,7 @@ def validate(request: DeployRequest) -> tuple[ModelSpec, str, str]:
     target = resolve_target(spec, request.target)
     stage = request.stage or spec.settings.stages[0]
     check_stage(spec, stage)
-    if target != spec.target:
-        spec = replace(spec, settings=replace(spec.settings, target=target))
-    return spec, target, stage
+    return spec.with_target(target), target, stage
 
 
 def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None]) -> DeployOutcome:
@@ -290,7 +287,8 @@ def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str
     name = {"lambda": "FunctionName", "sagemaker": "EndpointName", "ecs": "ServiceName"}[target]
     extra = {"qualifier": outputs.get("AliasName", ALIAS)} if target == "lambda" else {}
     try:
-        client.register_model(contents, name=outputs[name], stage=stage, url=endpoint.bind_url, **extra)
+        client.register_model(contents, name=outputs[name], stage=stage, url=endpoint.bind_url, target=target,
+                              **extra)
     except ValueError as exc:
         raise CliError(f"the local data plane refused {key}: {exc}") from None
     say(f"- local data plane now serves {key} from {contents.name[:12]}")

@@ -100,6 +100,10 @@ class ModelSpec:
         tensors = self.inputs + tuple(o for o in self.outputs if o.kind == "tensor")
         return bool(self.inputs) and all(t.has_batch_dim for t in tensors)
 
+    def with_target(self, target: str) -> ModelSpec:
+        """This spec deployed to another target (`mlfn deploy --target`): every other setting is the folder's."""
+        return self if target == self.target else replace(self, settings=replace(self.settings, target=target))
+
     def input(self, name: str) -> TensorSpec | None:
         return next((t for t in self.inputs if t.name == name), None)
 
