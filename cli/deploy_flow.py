@@ -192,14 +192,11 @@ def _push(built: Any, spec: ModelSpec, session: Any, say: Say) -> str:
 
 def _infra_fingerprint() -> str:
     """What the synthesized template depends on besides its inputs: mlfn.infra's code and aws-cdk-lib's version."""
-    from importlib import metadata
-
-    import mlfn.infra
+    from importlib import metadata, resources
 
     digest = hashlib.sha256()
-    root = Path(mlfn.infra.__file__).parent
-    for path in sorted(root.glob("*")):
-        if path.suffix in (".py", ".json"):
+    for path in sorted(resources.files("mlfn.infra").iterdir(), key=lambda p: p.name):
+        if path.name.endswith((".py", ".json")):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(metadata.version("aws-cdk-lib").encode())
     return digest.hexdigest()
