@@ -100,6 +100,16 @@ def test_deploy_invoke_and_stop_from_an_unrelated_folder(venv: Path, tmp_path: P
     assert package_files(venv) == before  # nothing written into the installed package
 
 
+def test_runtime_build_needs_no_source_checkout(venv: Path, tmp_path: Path) -> None:
+    from mlfn.cli.packaging.dockerfile_build import docker_available
+
+    if docker_available():
+        pytest.skip("a Docker engine answers here: `--builder docker` would build a real base")
+    done = run(venv, tmp_path, "mlfn", "runtime", "build", "--flavour", "lambda", "--builder", "docker", check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "no Docker engine answers here" in done.stderr and "source checkout" not in done.stderr
+
+
 def test_runtime_base_context_comes_from_the_installed_package(venv: Path, tmp_path: Path) -> None:
     code = ("import json, pathlib, sys; from mlfn.cli.packaging.dockerfile_build import build_context; "
             "from mlfn.cli.packaging.base import resolve_base; "
@@ -112,7 +122,8 @@ def test_runtime_base_context_comes_from_the_installed_package(venv: Path, tmp_p
     assert seen["base"] == "none"
     (wheel,) = (tmp_path / "ctx" / "wheels").glob("mlfn-*.whl")
     assert seen["files"] == ["Dockerfile", "awslambdaric.txt", "requirements.txt", "wheels", f"wheels/{wheel.name}"]
-    assert (tmp_path / "ctx" / "Dockerfile").read_text() == (ROOT / "runtime_layer/images/Dockerfile.lambda").read_text()
+    shipped = (ROOT / "runtime_layer" / "images" / "Dockerfile.lambda").read_text()
+    assert (tmp_path / "ctx" / "Dockerfile").read_text() == shipped
     target = tmp_path / "target"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target",
                     str(target), str(wheel)], check=True, timeout=120)
