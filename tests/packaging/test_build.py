@@ -175,3 +175,17 @@ def test_a_settings_change_keeps_the_model_file_layer(iris_dir: Path, mlfn_home:
     (iris_dir / "mlfn.toml").write_text('description = "iris, renamed"\n')
     after = mlfn_json(capsys, "build", str(iris_dir))
     assert after["layers"][0] == before["layers"][0] and after["layers"][1] != before["layers"][1]
+
+
+def test_a_published_descriptor_under_mlfn_home_is_used_without_its_layout(tmp_path: Path, mlfn_home: Path) -> None:
+    """`mlfn runtime publish` writes `<MLFN_HOME>/images/base-<flavour>.json`, never into mlfn's package: a build
+    with that home finds it even when the local layout is gone (e.g. only the descriptor was copied here)."""
+    from mlfn.cli.packaging.base import images_home, resolve_base, write_descriptor
+
+    image, _ = Layout(_tiny_base(tmp_path / "elsewhere")).resolve("tiny")
+    descriptor = images_home() / "base-lambda.json"
+    descriptor.parent.mkdir(parents=True)
+    write_descriptor(descriptor, image, f"registry.example/mlfn-runtime@{image.digest}", "lambda")
+    base = resolve_base("lambda")
+    assert (base.kind, base.source, base.reference) == ("descriptor", str(descriptor),
+                                                       f"registry.example/mlfn-runtime@{image.digest}")
