@@ -55,20 +55,29 @@ def read_data(data: str) -> bytes:
     return data.encode("utf-8")
 
 
+def file_content_type(data: str) -> str | None:
+    """The content type an `@FILE` argument's suffix names (`.json`, `.csv`, `.png`, ...), if any."""
+    import mimetypes
+
+    return mimetypes.guess_type(data[1:])[0] if data.startswith("@") else None
+
+
 def build_payload(raw: bytes, model_name: str, target: str, content_type: str | None = None) -> Payload:
     """Recognise a KServe v1 or Open Inference Protocol v2 body and choose its route.
 
     SageMaker endpoints only serve `/invocations`, which accepts both bodies; anything that is not JSON
-    (an image, CSV) goes to `/invocations` too, where the model's hooks or the CSV codec take it.
+    (an image, CSV) goes to `/invocations` too, where the model's hooks or the CSV codec take it. A body that
+    starts like JSON but does not parse, or CSV whose rows differ in length, is refused here, naming where.
     """
     if content_type and "json" not in content_type:
         return Payload(raw, content_type, "/invocations", "raw")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        if content_type:
-            raise CliError(f"--data is not valid JSON although --content-type is {content_type}") from None
-        return Payload(raw, "application/octet-stream", "/invocations", "raw")
+    if content_type or raw.lstrip()[:1] in (b"{", b"["):
+        body = parse_json(raw)
+    else:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return Payload(raw, sniff_content_type(raw), "/invocations", "raw")
     protocol = detect_protocol(body)
     if target == "sagemaker":
         path = "/invocations"
@@ -77,6 +86,44 @@ def build_payload(raw: bytes, model_name: str, target: str, content_type: str | 
     else:
         path = f"/v1/models/{model_name}:predict"
     return Payload(raw, "application/json", path, protocol)
+
+
+def parse_json(raw: bytes) -> Any:
+    """The parsed body, or an error naming the line and column where the JSON breaks (and the text there)."""
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise CliError(f"--data is not valid JSON: byte {exc.start} is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        near = exc.doc[max(0, exc.pos - 20):exc.pos + 20].replace("\n", " ")
+        raise CliError(f"--data is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno} "
+                       f"(near {near!r})") from None
+
+
+def sniff_content_type(raw: bytes) -> str:
+    """`text/csv` for text whose lines hold comma-separated values (all with as many as the first), else
+    `application/octet-stream` (pass --content-type for images and other binary bodies)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "application/octet-stream"
+    rows = [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if not rows or "\0" in text or not ("," in rows[0][1] or _is_number(rows[0][1])):
+        return "application/octet-stream"
+    width = rows[0][1].count(",") + 1
+    for number, line in rows:
+        if line.count(",") + 1 != width:
+            raise CliError(f"--data looks like CSV but line {number} has {line.count(',') + 1} values where line "
+                           f"{rows[0][0]} has {width}: {line.strip()[:40]!r}")
+    return "text/csv"
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def detect_protocol(body: Any) -> str:

@@ -12,7 +12,6 @@ version keeps serving); locally, the data plane moves to the new contents only a
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
@@ -76,9 +75,7 @@ def validate(request: DeployRequest) -> tuple[ModelSpec, str, str]:
     target = resolve_target(spec, request.target)
     stage = request.stage or spec.settings.stages[0]
     check_stage(spec, stage)
-    if target != spec.target:
-        spec = dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, target=target))
-    return spec, target, stage
+    return spec.with_target(target), target, stage
 
 
 def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None]) -> DeployOutcome:
@@ -163,8 +160,11 @@ def _build(spec: ModelSpec, base: Any, say: Say) -> Any:
     from .packaging.oci import LayoutError
 
     try:
-        where = " (the local emulator runs its model layers on mlfn's local runtime)" if base.kind == "none" else ""
-        say(f"- building image (base {base.flavour}: {base.kind} {base.source}){where}")
+        if base.kind == "none":
+            say(f"- building image: model layers only, no {base.flavour} runtime base (the local emulator runs "
+                "them on mlfn's local runtime)")
+        else:
+            say(f"- building image on the {base.flavour} runtime base {base.source} ({base.kind})")
         built = build_model_image(spec, base, bases.images_home() / spec.name)
     except (bases.BaseError, LayerError, LayoutError) as exc:
         raise CliError(str(exc)) from None
@@ -192,14 +192,11 @@ def _push(built: Any, spec: ModelSpec, session: Any, say: Say) -> str:
 
 def _infra_fingerprint() -> str:
     """What the synthesized template depends on besides its inputs: mlfn.infra's code and aws-cdk-lib's version."""
-    from importlib import metadata
-
-    import mlfn.infra
+    from importlib import metadata, resources
 
     digest = hashlib.sha256()
-    root = Path(mlfn.infra.__file__).parent
-    for path in sorted(root.glob("*")):
-        if path.suffix in (".py", ".json"):
+    for path in sorted(resources.files("mlfn.infra").iterdir(), key=lambda p: p.name):
+        if path.name.endswith((".py", ".json")):
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(metadata.version("aws-cdk-lib").encode())
     return digest.hexdigest()
@@ -295,7 +292,8 @@ def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str
     client = data_plane_client(emulator)
     name = {"lambda": "FunctionName", "sagemaker": "EndpointName", "ecs": "ServiceName"}[target]
     try:
-        client.register_model(contents, name=outputs[name], stage=stage, url=endpoint.bind_url, **extra)
+        client.register_model(contents, name=outputs[name], stage=stage, url=endpoint.bind_url, target=target,
+                              **extra)
     except ValueError as exc:
         raise CliError(f"the local data plane refused {key}: {exc}") from None
     say(f"- local data plane now serves {key} from {contents.name[:12]}")

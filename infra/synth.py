@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from mlfn.runtime.spec import load_spec
 from .nag import REPORT_FILE, enable_nag
 from .stacks import ModelStack
 
-FLAGS_FILE = Path(__file__).with_name("cdk_flags.json")
+FLAGS_FILE = resources.files(__package__).joinpath("cdk_flags.json")  # package data of mlfn.infra
 
 
 class SynthError(MlfnError):

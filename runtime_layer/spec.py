@@ -103,6 +103,10 @@ class ModelSpec:
         tensors = self.inputs + tuple(o for o in self.outputs if o.kind == "tensor")
         return bool(self.inputs) and all(t.has_batch_dim for t in tensors)
 
+    def with_target(self, target: str) -> ModelSpec:
+        """This spec deployed to another target (`mlfn deploy --target`): every other setting is the folder's."""
+        return self if target == self.target else replace(self, settings=replace(self.settings, target=target))
+
     def input(self, name: str) -> TensorSpec | None:
         return next((t for t in self.inputs if t.name == name), None)
 
@@ -215,10 +219,32 @@ def _check_consistency(s: Settings) -> None:
 
 
 def _default_name(directory: Path) -> str:
+    """The folder's name made a valid `name` (NAME_PATTERN): a build writes it into the image's mlfn.toml."""
     name = re.sub(r"[^a-z0-9-]+", "-", directory.resolve().name.lower()).strip("-")
-    if not name or not name[0].isalpha():
+    if len(name) < 2 or not name[0].isalpha():
         name = f"model-{name}".strip("-")
-    return name[:48]
+    return name[:48].rstrip("-")
+
+
+def named_config(directory: Path, name: str) -> str | None:
+    """The folder's `mlfn.toml` text with `name` set, for a copy of the folder that must keep its name under another
+    folder name (an image's /opt/mlfn/model, the emulator's unpacked contents); None when the file names it already.
+
+    The name defaults to the folder's name, which a copy does not keep: `mlfn build` writes this text into the image.
+    """
+    config = directory / CONFIG_FILE
+    text = config.read_text(encoding="utf-8") if config.exists() else ""
+    table = tomllib.loads(text)
+    if table.get("name"):
+        return None
+    line = f'name = "{name}"  # the model folder\'s name, written by mlfn build'
+    if "name" in table:  # `name = ""`: the first top-level key of that name (tables come after top-level keys)
+        text = re.sub(r"""(?m)^[ \t]*name[ \t]*=[ \t]*(""|'')[ \t]*(#.*)?$""", line, text, count=1)
+    else:
+        text = f"{line}\n{text}"
+    if tomllib.loads(text).get("name") != name:
+        raise SpecError(CONFIG_FILE, "name", f"a top-level name mlfn build can set to {name!r}", "name = \"\"")
+    return text
 
 
 def _inside(directory: Path, relative: str, field_name: str) -> Path:

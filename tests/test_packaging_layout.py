@@ -53,7 +53,8 @@ def test_wheel_installs_only_the_mlfn_namespace(wheel: zipfile.ZipFile) -> None:
 def test_wheel_carries_code_and_runtime_pins(wheel: zipfile.ZipFile) -> None:
     names = set(wheel.namelist())
     for expected in ("mlfn/runtime/spec.py", "mlfn/cli/main.py", "mlfn/infra/__init__.py",
-                     "mlfn/runtime/requirements.txt", "mlfn/runtime/py.typed"):
+                     "mlfn/runtime/requirements.txt", "mlfn/runtime/py.typed", "mlfn/runtime/images/Dockerfile.lambda",
+                     "mlfn/runtime/images/Dockerfile.gpu", "mlfn/cli/requirements.txt", "mlfn/infra/cdk_flags.json"):
         assert expected in names
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = wheel.read(metadata).decode()

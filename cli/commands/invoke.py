@@ -14,7 +14,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("invoke", help="call a deployed model and print its answer")
     p.add_argument("name", help="the model's name (mlfn.toml `name`, default the folder's name)")
     p.add_argument("--data", required=True, help="request body: inline JSON, or @FILE (JSON, PNG, CSV, ...)")
-    p.add_argument("--content-type", help="content type of a non-JSON body (default: JSON, else octet-stream)")
+    p.add_argument("--content-type", help="content type of a non-JSON body (default: from @FILE's suffix, else JSON, "
+                                          "CSV or octet-stream as the body reads)")
     p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
                    help="how long to keep retrying while a SageMaker or ECS model scales from zero (HTTP 503); "
                         "default 300, 0: do not retry")
@@ -23,7 +24,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..client import DEFAULT_WAIT_S, WAKING_TARGETS, build_payload, read_data, send_until_awake
+    from ..client import DEFAULT_WAIT_S, WAKING_TARGETS, build_payload, file_content_type, read_data, send_until_awake
     from ..endpoints import lookup, open_session
 
     wait_s = DEFAULT_WAIT_S if args.wait is None else args.wait
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     raw = read_data(args.data)
     session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
     endpoint = lookup(session, args.name, args.stage, emulator)
-    payload = build_payload(raw, args.name, endpoint.target, args.content_type)
+    payload = build_payload(raw, args.name, endpoint.target, args.content_type or file_content_type(args.data))
     credentials = session.get_credentials() if endpoint.auth_type == "AWS_IAM" else None
     answer = send_until_awake(endpoint.url, payload, wait_s=wait_s,
                               say=lambda line: print(f"mlfn invoke: {line}", file=sys.stderr),
@@ -54,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if answer.status >= 300:
         print(f"mlfn invoke: HTTP {answer.status} from {endpoint.url.rstrip('/')}{payload.path}", file=sys.stderr)
         print(answer.text(), file=sys.stderr)
+        if answer.status == 415 and payload.content_type == "application/octet-stream":
+            print("mlfn invoke: --data is neither JSON nor CSV, so it went out as application/octet-stream; "
+                  "name its type with --content-type (e.g. image/png)", file=sys.stderr)
         return 1
     print(answer.text())
     return 0

@@ -9,8 +9,6 @@ from typing import Any
 
 from ..console import CliError, info, result
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("runtime", help="build or publish the runtime base image (lambda or gpu flavour)")
@@ -39,9 +37,8 @@ def run_build(args: argparse.Namespace) -> int:
     from ..packaging import base as bases
     from ..packaging import dockerfile_build, offline_base
     from ..packaging.oci import Layout
+    from ..packaging.own_files import OwnFileError
 
-    if not (REPO_ROOT / "runtime_layer" / "images" / f"Dockerfile.{args.flavour}").is_file():
-        raise CliError(f"mlfn runtime build needs a source checkout of mlfn (no runtime_layer/images in {REPO_ROOT})")
     builder = args.builder
     if builder == "auto":
         builder = "docker" if dockerfile_build.docker_available() else "debootstrap"
@@ -51,7 +48,7 @@ def run_build(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         if builder == "debootstrap":
-            offline_base.build_offline_base(args.flavour, out, repo_root=REPO_ROOT, say=info, ref=ref,
+            offline_base.build_offline_base(args.flavour, out, say=info, ref=ref,
                                             cache=bases.mlfn_home() / "cache",
                                             mirror=args.mirror or offline_base.DEFAULT_MIRROR)
         else:
@@ -59,9 +56,8 @@ def run_build(args: argparse.Namespace) -> int:
                 raise CliError("no Docker engine answers here: use --builder buildah or --builder debootstrap")
             if builder == "buildah" and not dockerfile_build.buildah_available():
                 raise CliError("buildah is not installed: run .ci/setup-images.sh")
-            dockerfile_build.build(builder, args.flavour, out, ref, repo_root=REPO_ROOT, say=info,
-                                   from_image=args.from_image)
-    except offline_base.OfflineBuildError as exc:
+            dockerfile_build.build(builder, args.flavour, out, ref, say=info, from_image=args.from_image)
+    except (offline_base.OfflineBuildError, OwnFileError) as exc:
         raise CliError(str(exc)) from None
     image, _ = Layout(out).resolve(ref)
     layers = [{"digest": d.digest, "size": d.size} for d in image.layers]
@@ -94,8 +90,8 @@ def run_publish(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     descriptor = Path(args.descriptor) if args.descriptor else folder.parent / f"base-{args.flavour}.json"
     bases.write_descriptor(descriptor, Layout(folder).resolve(ref)[0], report.reference, args.flavour)
-    info(f"published {report.reference}; descriptor written to {descriptor} "
-         f"(commit it as runtime_layer/images/base-{args.flavour}.json so builds elsewhere reference this base)")
+    info(f"published {report.reference}; descriptor written to {descriptor} (builds with this MLFN_HOME use it; "
+         f"pass it as --base elsewhere, or ship it in mlfn's sources as runtime_layer/images/base-{args.flavour}.json)")
     result({**report.to_json(), "descriptor": str(descriptor)}, args.json, report.reference)
     return 0
 

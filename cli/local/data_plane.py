@@ -148,9 +148,10 @@ class DataPlane:
         return self._call(self.aregister(config))
 
     def register_model(self, model_dir: str | Path, *, name: str | None = None, stage: str = "dev",
-                       url: str | None = None, **overrides: Any) -> Endpoint:
+                       url: str | None = None, target: str | None = None, **overrides: Any) -> Endpoint:
         """Register a model directory for its `target` with the settings of its mlfn.toml (see `config_for_model`)."""
-        return self._call(self.aregister(config_for_model(model_dir, name=name, stage=stage, url=url, **overrides)))
+        return self._call(self.aregister(config_for_model(model_dir, name=name, stage=stage, url=url, target=target,
+                                                          **overrides)))
 
     def update_lambda(self, key: str, **changes: Any) -> Endpoint:
         """Change a registered function: `reserved`, `provisioned` and `idle_s` apply in place (warm sandboxes
@@ -297,15 +298,17 @@ class DataPlane:
 
 
 def config_for_model(model_dir: str | Path, *, name: str | None = None, stage: str = "dev", url: str | None = None,
-                     **overrides: Any) -> FunctionConfig | ContainerConfig:
+                     target: str | None = None, **overrides: Any) -> FunctionConfig | ContainerConfig:
     """The registration of a model directory for its `target`, from the settings of its mlfn.toml (`load_spec`).
 
-    `name` is the function / endpoint / service name (default `mlfn-<model>-<stage>`); `overrides` win over the
-    spec's settings (e.g. `auth_type="NONE"`, `idle_s=5`); `url` (the control plane's) fixes the port.
+    `name` is the function / endpoint / service name (default `mlfn-<model>-<stage>`); `target` the one the stack
+    was deployed for (`mlfn deploy --target`; default the spec's); `overrides` win over the spec's settings
+    (e.g. `auth_type="NONE"`, `idle_s=5`); `url` (the control plane's) fixes the port.
     """
     from mlfn.runtime.spec import load_spec
 
     spec = load_spec(model_dir)
+    spec = spec.with_target(target) if target else spec
     s = spec.settings
     common: dict[str, Any] = dict(name=name or f"mlfn-{spec.name}-{stage}", model_dir=str(Path(model_dir).resolve()),
                                   auth_type="AWS_IAM" if s.auth.type == "iam" else "NONE", port=_port_of(url))
@@ -444,8 +447,8 @@ class DataPlaneClient:
         return dict(self._post("/register", config.to_json()))
 
     def register_model(self, model_dir: str | Path, *, name: str | None = None, stage: str = "dev",
-                       url: str | None = None, **overrides: Any) -> dict[str, Any]:
-        config = config_for_model(model_dir, name=name, stage=stage, url=url, **overrides)
+                       url: str | None = None, target: str | None = None, **overrides: Any) -> dict[str, Any]:
+        config = config_for_model(model_dir, name=name, stage=stage, url=url, target=target, **overrides)
         return dict(self._post("/register", config.to_json()))
 
     def unregister(self, key: str) -> bool:

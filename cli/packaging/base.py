@@ -1,10 +1,11 @@
 """Which runtime base a model image extends, and where its config and layers come from.
 
 In order: `--base` (an OCI layout folder, `folder:ref`, or a descriptor JSON); the local base that
-`mlfn runtime build` wrote to `<MLFN_HOME or .mlfn>/images/base-<flavour>`; a descriptor shipped at
-`runtime_layer/images/base-<flavour>.json` (written by `mlfn runtime publish`: the published reference plus the
-exact manifest and config, so a build can reference the base's layers by digest without downloading them);
-else no base at all: a model-only image that a push can carry but nothing can run, and the build says so.
+`mlfn runtime build` wrote to `<MLFN_HOME or .mlfn>/images/base-<flavour>`; the descriptor `mlfn runtime publish`
+wrote next to it (`base-<flavour>.json`: the published reference plus the exact manifest and config, so a build can
+reference the base's layers by digest without downloading them); a descriptor shipped with mlfn as package data
+(`runtime_layer/images/base-<flavour>.json` in the sources); else no base at all: a model-only image that a push
+can carry but nothing can run, and the build says so.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from .oci import MANIFEST_TYPES, Image, Layout, LayoutError
 
 FLAVOURS = ("lambda", "gpu")
 BASE_REF_PREFIX = "mlfn-runtime"
-DESCRIPTOR_DIR = Path(__file__).resolve().parents[2] / "runtime_layer" / "images"
 
 # What an image of each flavour starts, when the base does not say (see docs/packaging.md).
 DEFAULT_ENTRYPOINT = {"lambda": ["python3", "-m", "awslambdaric"], "gpu": ["python3", "-m", "mlfn.runtime.server"]}
@@ -158,10 +158,12 @@ def _find_base(flavour: str, explicit: str | None) -> Base:
         if folder and Path(folder).is_dir():
             return from_layout(Path(folder), flavour, ref)
         raise BaseError(f"--base {explicit}: expected an OCI layout folder, FOLDER:REF, a descriptor .json or 'none'")
+    from .own_files import descriptors_dir
+
     local = local_base_dir(flavour)
     if Layout(local).exists():
         return from_layout(local, flavour)
-    shipped = DESCRIPTOR_DIR / f"base-{flavour}.json"
-    if shipped.is_file():
-        return from_descriptor(shipped, flavour)
+    for descriptor in (local.parent / f"{local.name}.json", descriptors_dir() / f"base-{flavour}.json"):
+        if descriptor.is_file():
+            return from_descriptor(descriptor, flavour)
     return Base("none", flavour, "none")

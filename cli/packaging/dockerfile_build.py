@@ -1,5 +1,6 @@
-"""Build a runtime base from runtime_layer/images/Dockerfile.<flavour> with a Docker engine or with buildah
-(vfs storage, chroot isolation: no daemon, no user namespaces), then export it to an OCI image layout.
+"""Build a runtime base from mlfn.runtime's images/Dockerfile.<flavour> (package data; runtime_layer/images in the
+sources) with a Docker engine or with buildah (vfs storage, chroot isolation: no daemon, no user namespaces), then
+export it to an OCI image layout.
 
 Both need their FROM image (the AWS Lambda Python base, or a CUDA runtime image) to be pullable; where it is not,
 `mlfn runtime build` uses the offline base (`offline_base`) instead.
@@ -12,7 +13,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .offline_base import OfflineBuildError, build_wheel, pinned, run_step
+from .offline_base import OfflineBuildError, pinned, run_step
+from .own_files import mlfn_wheel, package_file
 from .progress import Say
 
 ONNXRUNTIME_GPU = "onnxruntime-gpu"
@@ -33,26 +35,25 @@ def buildah_available() -> bool:
     return shutil.which("buildah") is not None
 
 
-def build_context(flavour: str, repo_root: Path, dest: Path, say: Say) -> Path:
+def build_context(flavour: str, dest: Path, say: Say) -> Path:
     """A small build context: the Dockerfile, the runtime's pins, one extra pin, and the mlfn wheel."""
-    images = repo_root / "runtime_layer" / "images"
-    shutil.copy(images / f"Dockerfile.{flavour}", dest / "Dockerfile")
-    requirements = repo_root / "runtime_layer" / "requirements.txt"
+    shutil.copy(package_file("mlfn.runtime", f"images/Dockerfile.{flavour}"), dest / "Dockerfile")
+    requirements = package_file("mlfn.runtime", "requirements.txt")
     shutil.copy(requirements, dest / "requirements.txt")
     if flavour == "lambda":
-        (dest / "awslambdaric.txt").write_text(pinned(repo_root / "cli" / "requirements.txt", "awslambdaric") + "\n")
+        (dest / "awslambdaric.txt").write_text(pinned(package_file("mlfn.cli", "requirements.txt"), "awslambdaric")
+                                               + "\n")
     else:
         version = pinned(requirements, "onnxruntime").split("==", 1)[1]
         (dest / "onnxruntime-gpu.txt").write_text(f"{ONNXRUNTIME_GPU}=={version}\n")
-    build_wheel(repo_root, dest / "wheels", say)
+    mlfn_wheel(dest / "wheels", say)
     return dest
 
 
-def build(builder: str, flavour: str, out: Path, ref: str, *, repo_root: Path, say: Say,
-          from_image: str | None = None) -> None:
+def build(builder: str, flavour: str, out: Path, ref: str, *, say: Say, from_image: str | None = None) -> None:
     """Build with `docker` or `buildah` and write the result to the OCI layout `out` as `ref`."""
     with tempfile.TemporaryDirectory(prefix="mlfn-context-") as tmp:
-        context = build_context(flavour, repo_root, Path(tmp), say)
+        context = build_context(flavour, Path(tmp), say)
         args = ["--build-arg", f"BASE_IMAGE={from_image}"] if from_image else []
         tag = f"localhost/{ref}"
         out.mkdir(parents=True, exist_ok=True)

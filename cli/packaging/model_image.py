@@ -11,7 +11,7 @@ from typing import Any
 
 from mlfn.runtime import __version__
 from mlfn.runtime.model import optimized_path
-from mlfn.runtime.spec import ModelSpec
+from mlfn.runtime.spec import CONFIG_FILE, ModelSpec, named_config
 
 from .base import DEFAULT_CMD, DEFAULT_ENTRYPOINT, Base, BaseError
 from .layer import MODEL_PREFIX, Entry, Layer, entries_key, model_entries, split, write_layer
@@ -144,14 +144,21 @@ def _cached_layer(entries: list[Entry], layout: Layout) -> Layer:
 
 def model_layers(spec: ModelSpec, layout: Layout, extra_files: Mapping[str, Path] | None) -> list[Layer]:
     """Two layers at /opt/mlfn/model: the model file (and its optimised graph), then every other file of the
-    folder (mlfn.toml, hooks, labels). Editing settings or hooks re-uploads only the small second layer."""
+    folder (mlfn.toml, hooks, labels). Editing settings or hooks re-uploads only the small second layer.
+    The image's mlfn.toml names the model, so it answers to the same name wherever the folder is unpacked."""
     # A stale optimised graph left in the folder must not ship: the layer's fixed mtimes would make the runtime
     # take it for current. Only the one `--optimize` writes (in extra_files) goes in.
     optimized = optimized_path(spec).relative_to(spec.directory).as_posix()
-    entries = model_entries(spec.directory, extra=extra_files, exclude=[optimized])
     weights = [f"{MODEL_PREFIX}/{spec.settings.model}"] + ([f"{MODEL_PREFIX}/{optimized}"] if extra_files else [])
-    first, rest = split(entries, weights)
-    return [_cached_layer(first, layout), _cached_layer(rest, layout)]
+    with tempfile.TemporaryDirectory(prefix="mlfn-config-") as tmp:
+        generated = dict(extra_files or {})
+        config = named_config(spec.directory, spec.name)
+        if config is not None:  # the name comes from the folder's name, which /opt/mlfn/model does not keep
+            generated[CONFIG_FILE] = Path(tmp) / CONFIG_FILE
+            generated[CONFIG_FILE].write_text(config, encoding="utf-8")
+        entries = model_entries(spec.directory, extra=generated, exclude=[optimized])
+        first, rest = split(entries, weights)
+        return [_cached_layer(first, layout), _cached_layer(rest, layout)]
 
 
 def build_model_image(spec: ModelSpec, base: Base, out: Path, *, extra_files: Mapping[str, Path] | None = None,

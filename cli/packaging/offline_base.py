@@ -26,6 +26,7 @@ from mlfn.runtime import __version__
 from . import digests
 from .layer import Entry, Layer, rootfs_entries, write_layer
 from .oci import DOCKER_LAYER, DOCKER_MANIFEST, Descriptor, Image, Layout, canonical_json, make_manifest
+from .own_files import mlfn_wheel, package_file
 from .progress import Say
 
 SUITE = "bookworm"
@@ -137,39 +138,17 @@ def _python_packages(requirements: list[str], dest: Path, say: Say) -> list[Entr
     return rootfs_entries(dest, prefix="opt/mlfn/python")
 
 
-WHEEL_SOURCES = ("pyproject.toml", "README.md", "runtime_layer", "infra", "cli")
-
-
-def build_wheel(repo_root: Path, dest: Path, say: Say) -> Path:
-    """The mlfn wheel, built from a clean copy of the sources (an in-tree build/ folder can hold stale modules)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="mlfn-src-") as tmp:
-        src = Path(tmp)
-        for name in WHEEL_SOURCES:
-            path = repo_root / name
-            if path.is_dir():
-                shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "cdk.out"))
-            elif path.is_file():
-                shutil.copy(path, src / name)
-        run_step("mlfn wheel", [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                                "-w", str(dest), str(src)], say)
-    wheels = sorted(dest.glob("mlfn-*.whl"))
-    if not wheels:
-        raise OfflineBuildError(f"pip wheel wrote no mlfn wheel to {dest}")
-    return wheels[-1]
-
-
-def build_offline_base(flavour: str, out: Path, *, repo_root: Path, cache: Path, say: Say,
+def build_offline_base(flavour: str, out: Path, *, cache: Path, say: Say,
                        mirror: str = DEFAULT_MIRROR, ref: str) -> BuiltBase:
     rootfs = debian_rootfs(cache, mirror, say)
     layout = Layout(out).init()
     with tempfile.TemporaryDirectory(prefix="mlfn-base-") as tmp_name:
         tmp = Path(tmp_name)
-        requirements = repo_root / "runtime_layer" / "requirements.txt"
+        requirements = package_file("mlfn.runtime", "requirements.txt")
         pins = [line.strip() for line in requirements.read_text().splitlines() if line.strip()[:1].isalnum()]
         if flavour == "lambda":
-            pins.append(pinned(repo_root / "cli" / "requirements.txt", "awslambdaric"))
-        wheel = build_wheel(repo_root, tmp / "wheels", say)
+            pins.append(pinned(package_file("mlfn.cli", "requirements.txt"), "awslambdaric"))
+        wheel = mlfn_wheel(tmp / "wheels", say)
         run_step("mlfn", [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                           "--no-deps", "--target", str(tmp / "app"), str(wheel)], say)
         os_key = digests.of_bytes((cache / f"rootfs-{SUITE}.complete").read_bytes())

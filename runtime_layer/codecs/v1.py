@@ -35,8 +35,8 @@ class Batch:
 def decode(doc: Any, ports: Mapping[str, Port], batched: bool, booleans: bool = True) -> Batch:
     """Feeds from a parsed v1 request body (`booleans=False`: the body has no `true`/`false`, see
     `tensors.may_hold_booleans`)."""
-    if isinstance(doc, list):
-        return decode_instances(doc, ports, batched, booleans)
+    if isinstance(doc, list):  # a bare list of rows: its errors name the body, not an "instances" it never had
+        return decode_instances(doc, ports, batched, booleans, "the request body (a JSON list of rows)")
     if not isinstance(doc, dict):
         raise RequestError(f"expected {EXPECTED}, got {_kind(doc)}", expected=EXPECTED, received=_kind(doc))
     if "instances" in doc:
@@ -51,9 +51,10 @@ def decode(doc: Any, ports: Mapping[str, Port], batched: bool, booleans: bool = 
     raise RequestError(f"expected {EXPECTED}, got an object with keys {keys}", expected=EXPECTED, received=keys)
 
 
-def decode_instances(instances: list[Any], ports: Mapping[str, Port], batched: bool, booleans: bool = True) -> Batch:
+def decode_instances(instances: list[Any], ports: Mapping[str, Port], batched: bool, booleans: bool = True,
+                     what: str = '"instances"') -> Batch:
     if not instances:
-        raise RequestError('"instances" is empty; expected at least one row', expected="at least one row",
+        raise RequestError(f"{what} is empty; expected at least one row", expected="at least one row",
                            received="[]")
     single = next(iter(ports.values())) if len(ports) == 1 else None
     if single is not None and not isinstance(instances[0], dict):  # rows are the single input's values

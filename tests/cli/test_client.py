@@ -156,3 +156,47 @@ def test_waiting_for_a_model_is_bounded(waking: str) -> None:
     lam = send_until_awake(waking, build_payload(b'{"instances": [[1]]}', "iris", "lambda"), wait_s=60,
                            say=said.append, auth_type="NONE", target="lambda", region="us-east-1")
     assert lam.status == 503 and Waking.seen == 1  # Lambda does not scale from zero behind a 503: no retry
+
+
+@pytest.mark.parametrize(("raw", "where"), [
+    (b'{"instances": [[5.1, 3.5, 1.4, 0.2]]', "line 1, column 37"),
+    (b'{\n  "instances": [[5.1, 3.5 1.4, 0.2]]\n}', "line 2, column 27"),
+    (b"[[1, 2,]]", "line 1, column 8"),
+    (b"  {'instances': [[1]]}", "line 1, column 4"),
+])
+def test_broken_json_is_refused_naming_line_and_column(raw: bytes, where: str) -> None:
+    with pytest.raises(CliError, match="--data is not valid JSON") as caught:
+        build_payload(raw, "iris", "lambda")
+    assert where in str(caught.value), str(caught.value)
+    with pytest.raises(CliError, match=where):  # the same with an explicit JSON content type
+        build_payload(raw, "iris", "lambda", content_type="application/json")
+
+
+def test_inline_csv_goes_out_as_csv() -> None:
+    for raw in (b"5.1,3.5,1.4,0.2", b"5.1,3.5,1.4,0.2\n6.2,2.9,4.3,1.3\n", b"5.1\n6.2\n"):
+        payload = build_payload(raw, "iris", "lambda")
+        assert (payload.content_type, payload.path, payload.body) == ("text/csv", "/invocations", raw)
+
+
+def test_ragged_csv_is_refused_naming_the_line() -> None:
+    with pytest.raises(CliError, match="line 3 has 3 values where line 1 has 4"):
+        build_payload(b"5.1,3.5,1.4,0.2\n6.2,2.9,4.3,1.3\n6.2,2.9,4.3\n", "iris", "lambda")
+
+
+def test_binary_and_other_text_stay_octet_stream() -> None:
+    assert build_payload(b"\x89PNG\r\n\x1a\n\0\0", "digits", "lambda").content_type == "application/octet-stream"
+    assert build_payload(b"hello there", "m", "lambda").content_type == "application/octet-stream"
+
+
+def test_an_empty_list_is_sent_as_given() -> None:
+    payload = build_payload(b"[]", "iris", "lambda")
+    assert (payload.body, payload.path, payload.protocol) == (b"[]", "/v1/models/iris:predict", "v1")
+
+
+def test_a_files_suffix_names_its_content_type() -> None:
+    from mlfn.cli.client import file_content_type
+
+    assert file_content_type("@examples/3.png") == "image/png"
+    assert file_content_type("@rows.csv") == "text/csv"
+    assert file_content_type("@body.json") == "application/json"
+    assert file_content_type('{"instances": []}') is None

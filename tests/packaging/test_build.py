@@ -197,3 +197,17 @@ def test_a_gpu_model_needs_a_cuda_base(iris_dir: Path, tmp_path: Path, mlfn_home
     assert code == 2 and len(err.strip().splitlines()) == 2  # the base line, then the one-line refusal
     assert f"iris has gpu = true but base {base}" in err and "CPU-only" in err and "CUDAExecutionProvider" in err
     assert "mlfn runtime build --flavour gpu --builder docker" in err and "Traceback" not in err
+
+
+def test_a_published_descriptor_under_mlfn_home_is_used_without_its_layout(tmp_path: Path, mlfn_home: Path) -> None:
+    """`mlfn runtime publish` writes `<MLFN_HOME>/images/base-<flavour>.json`, never into mlfn's package: a build
+    with that home finds it even when the local layout is gone (e.g. only the descriptor was copied here)."""
+    from mlfn.cli.packaging.base import images_home, resolve_base, write_descriptor
+
+    image, _ = Layout(_tiny_base(tmp_path / "elsewhere")).resolve("tiny")
+    descriptor = images_home() / "base-lambda.json"
+    descriptor.parent.mkdir(parents=True)
+    write_descriptor(descriptor, image, f"registry.example/mlfn-runtime@{image.digest}", "lambda")
+    base = resolve_base("lambda")
+    assert (base.kind, base.source, base.reference) == ("descriptor", str(descriptor),
+                                                       f"registry.example/mlfn-runtime@{image.digest}")

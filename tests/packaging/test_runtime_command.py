@@ -25,7 +25,7 @@ def test_publish_without_a_local_base_says_what_to_run(mlfn_home: Path, capsys: 
 
 
 def test_build_context_holds_the_pins_and_the_wheel(repo_root: Path, tmp_path: Path) -> None:
-    context = dockerfile_build.build_context("gpu", repo_root, tmp_path, lambda _: None)
+    context = dockerfile_build.build_context("gpu", tmp_path, lambda _: None)
     assert (context / "Dockerfile").read_text().startswith("# The mlfn runtime base for SageMaker and ECS on GPU")
     version = pinned(repo_root / "runtime_layer" / "requirements.txt", "onnxruntime").split("==")[1]
     assert (context / "onnxruntime-gpu.txt").read_text().strip() == f"onnxruntime-gpu=={version}"

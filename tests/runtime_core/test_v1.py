@@ -112,6 +112,14 @@ def test_bad_requests_say_what_and_where(services, model, body, words):
         assert word in caught.value.message, caught.value.message
 
 
+def test_an_empty_bare_list_names_the_body_not_instances(services):
+    """`mlfn invoke --data '[]'` sends `[]`: the answer must not speak of an "instances" key the caller never sent."""
+    with pytest.raises(RequestError) as caught:
+        services["iris"].v1_predict("iris", b"[]", JSON)
+    assert caught.value.status == 400
+    assert caught.value.message == "the request body (a JSON list of rows) is empty; expected at least one row"
+
+
 def test_wrong_content_type_is_415(services):
     with pytest.raises(RequestError) as caught:
         services["iris"].v1_predict("iris", b"1,2,3,4", {"content-type": "text/csv"})
