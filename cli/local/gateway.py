@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import uvicorn
 
-from .iam_callers import CallerDirectory, Identity, caller_scope
+from .iam_callers import CallerDirectory, CallerLookupError, Identity, caller_scope
 from .payload_v2 import Caller, HttpReply
 from .sigv4 import Credential, SignatureError, verify
 from .tls import TlsFiles
@@ -202,7 +202,10 @@ class Gateway:
             return early
         caller = None
         if target.auth_type == "AWS_IAM":
-            identity = await self._identity(target, request)
+            try:
+                identity = await self._identity(target, request)
+            except CallerLookupError as exc:
+                return json_reply(403, {"Message": "Forbidden"}, ("x-mlfn-error", str(exc)))
             credentials = self.credentials
             if identity is not None:
                 credentials = {**credentials, identity.access_key: Credential(

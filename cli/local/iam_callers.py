@@ -27,6 +27,10 @@ ROUTE = "/moto-api/mlfn/caller"
 PARTITION = "aws"
 
 
+class CallerLookupError(Exception):
+    """The control plane could not be asked about an access key (not running, or a broken answer)."""
+
+
 @dataclass(frozen=True)
 class CallerScope:
     access_key: str
@@ -169,12 +173,16 @@ class CallerDirectory:
 
         body = {"access_key": scope.access_key, "session_token": scope.session_token, "date": scope.date,
                 "region": scope.region, "service": scope.service, "function": function, "qualifier": qualifier}
-        async with httpx.AsyncClient(timeout=self.timeout) as client:
-            reply = await client.post(self.url, json=body)
-        if reply.status_code == 404:
-            return None
-        reply.raise_for_status()
-        found = reply.json()
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                reply = await client.post(self.url, json=body)
+            if reply.status_code == 404:
+                return None
+            reply.raise_for_status()
+            found = reply.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise CallerLookupError(f"the control plane at {self.url} could not say who holds access key "
+                                    f"{scope.access_key}: {exc}") from None
         return Identity(access_key=scope.access_key, arns=tuple(found["arns"]), account_id=found["account"],
                         user_id=found["user_id"], signing_key=bytes.fromhex(found["signing_key"]),
                         policies=tuple(found["policies"]), resource_policy=found.get("resource_policy"))

@@ -189,3 +189,18 @@ def test_the_emulators_own_key_stands_for_the_admin_and_a_wrong_secret_still_fai
     forged = call(client, url.url, Credentials(creds.access_key, "not-the-secret"))
     assert forged.status_code == 403 and forged.json() == {"Message": "Forbidden"}
     assert "signature does not match" in forged.headers["x-mlfn-error"]
+
+
+def test_an_unreachable_control_plane_is_a_403_that_says_so(data: DataPlane, url: Endpoint, client: httpx.Client,
+                                                              control: ControlPlane) -> None:
+    from mlfn.cli.local.iam_callers import CallerDirectory
+
+    creds = new_user(control, "while-down", allow("lambda:Invoke*", ARN))
+    working = data.gateway.callers
+    data.gateway.callers = CallerDirectory("http://127.0.0.1:9", timeout=2)  # nothing listens on the discard port
+    try:
+        refused = call(client, url.url, creds)
+    finally:
+        data.gateway.callers = working
+    assert refused.status_code == 403 and "could not say who holds access key" in refused.headers["x-mlfn-error"]
+    assert call(client, url.url, creds).status_code == 200
