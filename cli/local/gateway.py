@@ -202,29 +202,40 @@ class Gateway:
             return early
         caller = None
         if target.auth_type == "AWS_IAM":
-            try:
-                identity = await self._identity(target, request)
-            except CallerLookupError as exc:
-                return json_reply(403, {"Message": "Forbidden"}, ("x-mlfn-error", str(exc)))
-            credentials = self.credentials
-            if identity is not None:
-                credentials = {**credentials, identity.access_key: Credential(
-                    "", identity.account_id, identity.arn.rsplit("/", 1)[-1], signing_key=identity.signing_key)}
-            try:
-                caller = verify(method=request.method, raw_path=request.raw_path, raw_query=request.raw_query,
-                                headers=headers, body=request.body, region=target.region,
-                                service=target.signing_service, credentials=credentials)
-            except SignatureError as exc:
-                return json_reply(403, {"Message": "Forbidden"}, ("x-mlfn-error", str(exc)))
-            if identity is not None:
-                caller = dataclasses.replace(caller, user_arn=identity.arn, user_id=identity.user_id)
-                # Function URLs evaluate the caller's policies (`denied`); container fronts only check the signature
-                check = getattr(target, "denied", None)
-                reason = check(identity) if check is not None else None
-                if reason:
-                    return json_reply(403, {"Message": FUNCTION_URL_DENIED},
-                                      ("x-amzn-errortype", "AccessDeniedException"), ("x-mlfn-error", reason))
+            checked = await self._authorize(target, request)
+            if isinstance(checked, HttpReply):
+                return checked
+            caller = checked
         return await target.handle(request, caller)
+
+    async def _authorize(self, target: Target, request: GatewayRequest) -> Caller | HttpReply:
+        """The caller of a correctly signed request that may call `target`, or the 403 to answer.
+
+        The emulator's own keys stand for the account's admin; keys of the control plane's IAM users and roles are
+        checked against their policies by targets that can (`denied`: Function URLs; container fronts check only
+        the signature)."""
+        try:
+            identity = await self._identity(target, request)
+        except CallerLookupError as exc:
+            return json_reply(403, {"Message": "Forbidden"}, ("x-mlfn-error", str(exc)))
+        credentials = self.credentials
+        if identity is not None:
+            credentials = {**credentials, identity.access_key: Credential(
+                "", identity.account_id, identity.arn.rsplit("/", 1)[-1], signing_key=identity.signing_key)}
+        try:
+            caller = verify(method=request.method, raw_path=request.raw_path, raw_query=request.raw_query,
+                            headers=request.headers, body=request.body, region=target.region,
+                            service=target.signing_service, credentials=credentials)
+        except SignatureError as exc:
+            return json_reply(403, {"Message": "Forbidden"}, ("x-mlfn-error", str(exc)))
+        if identity is None:
+            return caller
+        check = getattr(target, "denied", None)
+        reason = check(identity) if check is not None else None
+        if reason:
+            return json_reply(403, {"Message": FUNCTION_URL_DENIED},
+                              ("x-amzn-errortype", "AccessDeniedException"), ("x-mlfn-error", reason))
+        return dataclasses.replace(caller, user_arn=identity.arn, user_id=identity.user_id)
 
     async def _identity(self, target: Target, request: GatewayRequest) -> Identity | None:
         """The control plane's IAM identity behind the request's access key (None: an emulator key, or unknown)."""
