@@ -17,7 +17,7 @@ variables (`${aws:username}`), permissions boundaries, session policies, SCPs an
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -75,7 +75,7 @@ def _names_principal(statement: Policy, principal_arns: Sequence[str]) -> bool:
     return any(v == "*" or v in principal_arns for v in values)
 
 
-_STRING_OPS = {
+_STRING_OPS: dict[str, Callable[[str, str], bool]] = {
     "StringEquals": lambda want, have: want == have,
     "StringNotEquals": lambda want, have: want == have,
     "StringEqualsIgnoreCase": lambda want, have: want.lower() == have.lower(),
