@@ -140,3 +140,20 @@ def test_a_least_privilege_deployer_pushes_with_one_note_when_it_may_not_read_th
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     assert repository_statements("iris-least") == [LAMBDA_PULLS]
+
+
+def test_the_runtime_base_push_adds_no_lambda_statement(iris_dir: Path, aws: str, mlfn_home: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # what `mlfn runtime publish` does: Lambda pulls a model image from the model's repository, never the base's
+    import argparse
+
+    from mlfn.cli.commands.push import push_image
+    from mlfn.cli.packaging import ecr, registry
+    from mlfn.cli.packaging.source import PushSource
+
+    built = mlfn_json(capsys, "build", str(iris_dir))
+    source = PushSource.from_layout(Path(built["layout"]))
+    args = argparse.Namespace(to="ecr:runtime-base", tag="lambda-test", plain_http=False)
+    push_image(args, source, "runtime", ecr, registry, lambda_pulls=False)
+    with pytest.raises(Exception, match="RepositoryPolicyNotFoundException"):
+        boto3.client("ecr").get_repository_policy(repositoryName="runtime-base")
