@@ -137,6 +137,8 @@ class Gateway:
     async def close(self) -> None:
         for port in list(self._servers):
             await self.close_port(port)
+        if self.callers is not None:
+            await self.callers.aclose()
 
     def add(self, target: Target, port: int) -> None:
         self.by_port[port] = target

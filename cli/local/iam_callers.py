@@ -166,6 +166,12 @@ class CallerDirectory:
     def __init__(self, control_url: str, timeout: float = 10) -> None:
         self.url = control_url.rstrip("/") + ROUTE
         self.timeout = timeout
+        self._client: Any = None  # one keep-alive client (plain HTTP on 127.0.0.1), made in the gateway's loop
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def lookup(self, scope: CallerScope, function: str | None = None,
                      qualifier: str | None = None) -> Identity | None:
@@ -173,9 +179,10 @@ class CallerDirectory:
 
         body = {"access_key": scope.access_key, "session_token": scope.session_token, "date": scope.date,
                 "region": scope.region, "service": scope.service, "function": function, "qualifier": qualifier}
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, verify=False)  # http://127.0.0.1 only
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                reply = await client.post(self.url, json=body)
+            reply = await self._client.post(self.url, json=body)
             if reply.status_code == 404:
                 return None
             reply.raise_for_status()
