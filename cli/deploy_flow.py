@@ -60,7 +60,8 @@ class DeployOutcome:
         return {"name": self.name, "stage": self.stage, "target": self.target, "stack": self.stack_name,
                 "status": self.status, "digest": self.digest, "image": self.image_uri, "local": self.local,
                 "url": self.endpoint.url, "auth_type": self.endpoint.auth_type, "region": self.endpoint.region,
-                "ca": self.endpoint.ca_path, "outputs": self.endpoint.outputs, "changes": self.changes,
+                "ca": self.endpoint.ca_path, "outputs": self.endpoint.outputs,
+                "invoker_policy": self.endpoint.invoker_policy, "changes": self.changes,
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
 
 

@@ -11,6 +11,7 @@ which the stack's `InvokeUrl` output (an execute-api name) does not show, so it 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,12 @@ class Endpoint:
     @property
     def model_name(self) -> str:
         return self.stack_name.removeprefix("mlfn-").rsplit("-", 1)[0]
+
+    @property
+    def invoker_policy(self) -> dict[str, Any] | None:
+        """The stack's `InvokerPolicy` output: the IAM policy a caller needs (None when auth is NONE)."""
+        text = self.outputs.get("InvokerPolicy")
+        return dict(json.loads(text)) if text else None
 
 
 def open_session(*, local: bool, region: str | None = None, profile: str | None = None, start: bool = False,

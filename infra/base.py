@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import aws_cdk as cdk
 from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from mlfn.runtime.spec import ModelSpec, load_spec
@@ -62,3 +63,14 @@ class MlfnModel(Construct):
     def outputs(self) -> dict[str, str]:
         """The target's own stack outputs (names a person needs), beyond InvokeUrl, AuthType and Target."""
         raise NotImplementedError
+
+    def invoker_statements(self) -> list[iam.PolicyStatement]:
+        """What a caller's identity policy needs to call `invoke_url` (empty when auth is NONE): the HTTPS front's
+        `execute-api:Invoke` by default; Lambda overrides it."""
+        front = getattr(self, "front", None)
+        return list(front.invoker_statements()) if front is not None else []
+
+    def invoker_policy(self) -> iam.PolicyDocument | None:
+        """The ready identity policy for callers of this model (None when no IAM permission is needed)."""
+        statements = self.invoker_statements()
+        return iam.PolicyDocument(statements=statements) if statements else None

@@ -127,6 +127,11 @@ class SageMakerRestFront(Construct):
             "COG4": "Callers authenticate with IAM (SigV4), not Cognito user pools.",
         })
 
+    def invoker_statements(self) -> list[iam.PolicyStatement]:
+        """A caller needs `execute-api:Invoke` on the API's POST methods of stage `live` (any path)."""
+        arn = self.api.arn_for_execute_api("POST", "/*", STAGE_NAME)
+        return [iam.PolicyStatement(sid="InvokeModelApi", actions=["execute-api:Invoke"], resources=[arn])]
+
 
 @jsii.implements(apigwv2.IAccessLogSettings)
 class _AccessLogSettings:
@@ -175,3 +180,8 @@ class AlbHttpFront(Construct):
             ),
         )
         self.url = self.stage.url
+
+    def invoker_statements(self) -> list[iam.PolicyStatement]:
+        """A caller needs `execute-api:Invoke` on the API's `$default` stage (any method, any path)."""
+        arn = self.api.arn_for_execute_api("*", "/*", "$default")
+        return [iam.PolicyStatement(sid="InvokeModelApi", actions=["execute-api:Invoke"], resources=[arn])]

@@ -106,3 +106,17 @@ class MlfnLambdaModel(MlfnModel):
 
     def outputs(self) -> dict[str, str]:
         return {"FunctionName": self.function.function_name, "AliasName": ALIAS_NAME}
+
+    def invoker_statements(self) -> list[iam.PolicyStatement]:
+        """Since October 2025 an AWS_IAM Function URL's caller needs both `lambda:InvokeFunctionUrl` and
+        `lambda:InvokeFunction`, the latter only through the URL (AWS: "Control access to Lambda function URLs").
+        Both on the alias the URL is on; its ARN carries the stack's partition."""
+        if self.auth_type != "AWS_IAM":
+            return []
+        arn = self.alias.function_arn
+        return [
+            iam.PolicyStatement(sid="InvokeFunctionUrl", actions=["lambda:InvokeFunctionUrl"], resources=[arn],
+                                conditions={"StringEquals": {"lambda:FunctionUrlAuthType": "AWS_IAM"}}),
+            iam.PolicyStatement(sid="InvokeFunctionThroughUrl", actions=["lambda:InvokeFunction"], resources=[arn],
+                                conditions={"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}),
+        ]

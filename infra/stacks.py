@@ -16,6 +16,7 @@ from .lambda_model import MlfnLambdaModel
 from .naming import stack_name
 from .sagemaker_model import MlfnSageMakerModel
 
+INVOKER_POLICY_OUTPUT = "InvokerPolicy"
 CONSTRUCTS: dict[str, type[MlfnModel]] = {
     "lambda": MlfnLambdaModel,
     "sagemaker": MlfnSageMakerModel,
@@ -60,3 +61,7 @@ class ModelStack(cdk.Stack):
         cdk.CfnOutput(self, "Target", value=chosen)
         for key, value in self.model.outputs().items():
             cdk.CfnOutput(self, key, value=value)
+        policy = self.model.invoker_policy()
+        if policy is not None:
+            cdk.CfnOutput(self, INVOKER_POLICY_OUTPUT, value=self.to_json_string(policy.to_json()),
+                          description="IAM policy to attach to a caller of InvokeUrl (JSON)")

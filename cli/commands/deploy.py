@@ -4,6 +4,7 @@ set, and print the HTTPS URL and how to call it. `--local` does it against the l
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     info("call it:")
     for line in how_to_call(ep, str(example) if example.is_file() else None, outcome.local):
         info(line)
+    if ep.invoker_policy:
+        info("callers' IAM policy (stack output InvokerPolicy; attach it to the user or role that calls):")
+        info("  " + json.dumps(ep.invoker_policy))
     if outcome.local and ep.ca_path:
         from ..local.tls import trust_hint
 

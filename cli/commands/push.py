@@ -77,7 +77,10 @@ def _build(args: argparse.Namespace, model_dir: Path) -> Any:
     return PushSource.from_layout(built.layout.root, built.ref)
 
 
-def push_image(args: argparse.Namespace, source: Any, name: str, ecr: Any, registry: Any) -> Any:
+def push_image(args: argparse.Namespace, source: Any, name: str, ecr: Any, registry: Any,
+               lambda_pulls: bool = True) -> Any:
+    """Push to ECR or a registry; `lambda_pulls=False` for images Lambda never pulls itself (the runtime base:
+    model images carry its layers in their own repository)."""
     to: str = args.to
     host, _, rest = to.split("://", 1)[-1].partition("/")
     ecr_host = ecr.ECR_HOST.match(host)
@@ -98,7 +101,7 @@ def push_image(args: argparse.Namespace, source: Any, name: str, ecr: Any, regis
         info(f"pushing to ECR repository {repo} (tag {tag})")
         try:
             # the session resolves the region as every command does (AWS_REGION too) and checks credentials first
-            return ecr.push(source, aws_session(region).client("ecr"), repo, tag, info)
+            return ecr.push(source, aws_session(region).client("ecr"), repo, tag, info, lambda_pulls=lambda_pulls)
         except (BotoCoreError, ClientError) as exc:
             raise CliError(f"ECR push to {repo} failed: {exc}") from None
     ref = registry.Reference.parse(to, plain_http=args.plain_http)

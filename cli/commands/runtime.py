@@ -85,7 +85,7 @@ def run_publish(args: argparse.Namespace) -> int:
         raise CliError(f"{exc}: run `mlfn runtime build --flavour {args.flavour}` first") from None
     args.tag = args.tag or f"{args.flavour}-{__version__}"
     try:
-        report = push_image(args, source, "runtime", *_modules())
+        report = push_image(args, source, "runtime", *_modules(), lambda_pulls=False)
     except PushError as exc:
         raise CliError(str(exc)) from None
     descriptor = Path(args.descriptor) if args.descriptor else folder.parent / f"base-{args.flavour}.json"

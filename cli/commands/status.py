@@ -4,6 +4,7 @@ NAME, every mlfn stack."""
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from ..console import result
@@ -54,10 +55,13 @@ def run(args: argparse.Namespace) -> int:
     if "InvokeUrl" in outputs:
         endpoint = endpoint_for(session, stack_name, outputs, emulator)
         doc.update(url=endpoint.url, auth_type=endpoint.auth_type, target=endpoint.target)
+        if endpoint.invoker_policy:
+            doc["invoker_policy"] = endpoint.invoker_policy
         doc.update(_version(session, outputs))
     if emulator is not None:
         doc["local"] = _local(emulator, outputs)
-    lines = [f"{k}: {v}" for k, v in doc.items() if k not in ("outputs", "local") and v not in ("", None)]
+    lines = [f"{k}: {json.dumps(v) if isinstance(v, dict) else v}" for k, v in doc.items()
+             if k not in ("outputs", "local") and v not in ("", None)]
     if "local" in doc:
         lines.append(f"local: {_describe_local(doc['local'])}")
     result(doc, args.json, "\n".join(lines))

@@ -63,6 +63,7 @@ def install_extensions() -> None:
             cfn_lambda,  # noqa: F401
             cfn_sagemaker,  # noqa: F401
             cfn_scaling,
+            iam_callers,
             lambda_api,
             sagemaker_api,
         )
@@ -73,6 +74,7 @@ def install_extensions() -> None:
         cfn_elbv2.install()
         lambda_api.install()
         sagemaker_api.install()
+        iam_callers.install()
         _installed = True
 
 

@@ -36,6 +36,7 @@ from .containers import ContainerEndpoint
 from .emulator_state import GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
 from .function_url import FunctionUrl
 from .gateway import Gateway, QuietServer
+from .iam_callers import CallerDirectory
 from .logsink import FileLogSink, Forward
 from .orphans import ChildRegistry
 from .pool import DEFAULT_ACCOUNT_CONCURRENCY, FunctionPool
@@ -72,7 +73,8 @@ class DataPlane:
 
     def __init__(self, state: str | Path | None = None, *, credentials: dict[str, Credential] | None = None,
                  account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY, memory_mode: str = "auto",
-                 log_forward: Forward | None = None, echo_logs: bool = False, persist: bool = True) -> None:
+                 log_forward: Forward | None = None, echo_logs: bool = False, persist: bool = True,
+                 control_plane: str | None = None) -> None:
         self.state_dir = state_dir(state).resolve()
         self.folder = self.state_dir / "data-plane"
         self.credentials = credentials or default_credentials()
@@ -81,7 +83,9 @@ class DataPlane:
         self.persist = persist
         self.logs = FileLogSink(self.state_dir / "logs", forward=log_forward, echo=echo_logs)
         self.tls = ensure_tls(self.state_dir)
-        self.gateway = Gateway(self.tls, self.credentials)
+        # with the control plane's URL, keys of its IAM users and roles sign too, checked against their policies
+        self.gateway = Gateway(self.tls, self.credentials,
+                               callers=CallerDirectory(control_plane) if control_plane else None)
         self._targets: dict[str, FunctionUrl | ContainerEndpoint] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -375,9 +379,11 @@ class _Admin:
         return 404, {"error": f"{method} {path} is not an admin operation"}
 
 
-async def serve(state: str | Path | None, *, echo_logs: bool, cloudwatch_logs: str | None = None) -> None:
+async def serve(state: str | Path | None, *, echo_logs: bool, cloudwatch_logs: str | None = None,
+                control_plane: str | None = None) -> None:
     """Run the data plane in this process until SIGINT/SIGTERM or POST /shutdown. With `cloudwatch_logs` (the
-    control plane's URL) sandbox logs also go to its CloudWatch Logs."""
+    control plane's URL) sandbox logs also go to its CloudWatch Logs; with `control_plane`, its IAM identities may
+    call AWS_IAM Function URLs as their policies allow."""
     import uvicorn
 
     forward = None
@@ -385,7 +391,7 @@ async def serve(state: str | Path | None, *, echo_logs: bool, cloudwatch_logs: s
         from .cloudwatch_logs import CloudWatchLogsForwarder
 
         forward = CloudWatchLogsForwarder(cloudwatch_logs)
-    plane = DataPlane(state, echo_logs=echo_logs, log_forward=forward)
+    plane = DataPlane(state, echo_logs=echo_logs, log_forward=forward, control_plane=control_plane)
     await plane.astart()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -468,8 +474,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--echo-logs", action="store_true", help="also print sandbox logs to stderr")
     parser.add_argument("--cloudwatch-logs", metavar="URL",
                         help="also send sandbox logs to the CloudWatch Logs of the control plane at URL")
+    parser.add_argument("--control-plane", metavar="URL",
+                        help="check callers who sign with its IAM users and roles against their policies")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.state_dir, echo_logs=args.echo_logs, cloudwatch_logs=args.cloudwatch_logs))
+    asyncio.run(serve(args.state_dir, echo_logs=args.echo_logs, cloudwatch_logs=args.cloudwatch_logs,
+                      control_plane=args.control_plane))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import uuid
 from .config import FunctionConfig
 from .cors import decorate, preflight
 from .gateway import MAX_REQUEST_BYTES, GatewayRequest, json_reply, too_large
+from .iam_callers import Identity
+from .iam_policy import Decision, Request, evaluate
 from .payload_v2 import Caller, HttpReply, http_response, request_event
 from .pool import FunctionPool
 from .sandbox import InvokeResult
@@ -36,6 +38,22 @@ class FunctionUrl:
 
     def domain(self, host: str) -> str:
         return host.split(":", 1)[0] if host else f"{self.url_id}.lambda-url.{self.region}.localhost"
+
+    @property
+    def policy_resource(self) -> tuple[str, str | None]:
+        return self.config.name, self.config.qualifier
+
+    def denied(self, identity: Identity) -> str | None:
+        """Since October 2025 an AWS_IAM URL's caller needs `lambda:InvokeFunctionUrl` and `lambda:InvokeFunction`
+        (the latter as invoked through the URL), from its own policies or the function's resource-based policy."""
+        checks = (("lambda:InvokeFunctionUrl", {"lambda:FunctionUrlAuthType": self.auth_type}),
+                  ("lambda:InvokeFunction", {"lambda:InvokedViaFunctionUrl": "true"}))
+        for action, context in checks:
+            request = Request(identity.arns, action, self.config.arn, context)
+            decision = evaluate(request, identity.policies, identity.resource_policy)
+            if decision is not Decision.ALLOW:
+                return f"{identity.arn} may not {action} on {self.config.arn} ({decision.value})"
+        return None
 
     def preflight(self, request: GatewayRequest) -> HttpReply | None:
         """Lambda answers CORS preflight requests itself, before auth and without invoking the function."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import socket
 import uuid
@@ -21,11 +22,15 @@ from typing import Any, Protocol
 
 import uvicorn
 
+from .iam_callers import CallerDirectory, CallerLookupError, Identity, caller_scope
 from .payload_v2 import Caller, HttpReply
 from .sigv4 import Credential, SignatureError, verify
 from .tls import TlsFiles
 
 MAX_REQUEST_BYTES = 6 * 1024 * 1024  # 6291456: Lambda's synchronous invoke request limit
+# What a Function URL answers a correctly signed caller that IAM does not allow (with AccessDeniedException)
+FUNCTION_URL_DENIED = ("Forbidden. For troubleshooting Function URL authorization issues, see: "
+                       "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html")
 
 
 @dataclass
@@ -75,9 +80,11 @@ class QuietServer(uvicorn.Server):
 class Gateway:
     """Routes HTTPS requests on 127.0.0.1 to registered targets."""
 
-    def __init__(self, tls: TlsFiles, credentials: dict[str, Credential]) -> None:
+    def __init__(self, tls: TlsFiles, credentials: dict[str, Credential],
+                 callers: CallerDirectory | None = None) -> None:
         self.tls = tls
-        self.credentials = credentials
+        self.credentials = credentials  # the emulator's own keys: the account's admin, never policy-checked
+        self.callers = callers  # the control plane's IAM users and roles, checked against their policies
         self.by_port: dict[int, Target] = {}
         self.by_id: dict[str, Target] = {}
         self._servers: dict[int, tuple[QuietServer, asyncio.Task[None]]] = {}
@@ -130,6 +137,8 @@ class Gateway:
     async def close(self) -> None:
         for port in list(self._servers):
             await self.close_port(port)
+        if self.callers is not None:
+            await self.callers.aclose()
 
     def add(self, target: Target, port: int) -> None:
         self.by_port[port] = target
@@ -195,10 +204,45 @@ class Gateway:
             return early
         caller = None
         if target.auth_type == "AWS_IAM":
-            try:
-                caller = verify(method=request.method, raw_path=request.raw_path, raw_query=request.raw_query,
-                                headers=headers, body=request.body, region=target.region,
-                                service=target.signing_service, credentials=self.credentials)
-            except SignatureError as exc:
-                return json_reply(403, {"Message": "Forbidden"}, ("x-mlfn-error", str(exc)))
+            checked = await self._authorize(target, request)
+            if isinstance(checked, HttpReply):
+                return checked
+            caller = checked
         return await target.handle(request, caller)
+
+    async def _authorize(self, target: Target, request: GatewayRequest) -> Caller | HttpReply:
+        """The caller of a correctly signed request that may call `target`, or the 403 to answer.
+
+        The emulator's own keys stand for the account's admin; keys of the control plane's IAM users and roles are
+        checked against their policies by targets that can (`denied`: Function URLs; container fronts check only
+        the signature)."""
+        try:
+            identity = await self._identity(target, request)
+        except CallerLookupError as exc:
+            return json_reply(403, {"Message": "Forbidden"}, ("x-mlfn-error", str(exc)))
+        credentials = self.credentials
+        if identity is not None:
+            credentials = {**credentials, identity.access_key: Credential(
+                "", identity.account_id, identity.arn.rsplit("/", 1)[-1], signing_key=identity.signing_key)}
+        try:
+            caller = verify(method=request.method, raw_path=request.raw_path, raw_query=request.raw_query,
+                            headers=request.headers, body=request.body, region=target.region,
+                            service=target.signing_service, credentials=credentials)
+        except SignatureError as exc:
+            return json_reply(403, {"Message": "Forbidden"}, ("x-mlfn-error", str(exc)))
+        if identity is None:
+            return caller
+        check = getattr(target, "denied", None)
+        reason = check(identity) if check is not None else None
+        if reason:
+            return json_reply(403, {"Message": FUNCTION_URL_DENIED},
+                              ("x-amzn-errortype", "AccessDeniedException"), ("x-mlfn-error", reason))
+        return dataclasses.replace(caller, user_arn=identity.arn, user_id=identity.user_id)
+
+    async def _identity(self, target: Target, request: GatewayRequest) -> Identity | None:
+        """The control plane's IAM identity behind the request's access key (None: an emulator key, or unknown)."""
+        scope = caller_scope(request.headers, request.raw_query)
+        if self.callers is None or scope is None or scope.access_key in self.credentials:
+            return None
+        function, qualifier = getattr(target, "policy_resource", None) or (None, None)
+        return await self.callers.lookup(scope, function, qualifier)

@@ -37,6 +37,7 @@ class Credential:
     secret_key: str
     account_id: str = "123456789012"
     user_name: str = "mlfn-local"
+    signing_key: bytes = b""  # instead of the secret: the key derived for the request's date, region and service
 
 
 def default_credentials() -> dict[str, Credential]:
@@ -126,7 +127,7 @@ def verify(*, method: str, raw_path: str, raw_query: str, headers: Sequence[tupl
     payload_hash = declared or (UNSIGNED if not auth else actual_hash)
     canonical_headers = "".join(f"{n}:{','.join(multi[n])}\n" for n in signed_names)
     scope = f"{date}/{region}/{scope_service}/aws4_request"
-    key = signing_key(known.secret_key, date, region, scope_service)
+    key = known.signing_key or signing_key(known.secret_key, date, region, scope_service)
     # AWS's canonical URI encodes the path as sent once more (`:` -> %3A, `%20` -> %2520). curl's --aws-sigv4
     # (7.x) signs the path exactly as sent; that form is accepted too, and is the same for plain paths.
     paths = dict.fromkeys([quote(raw_path or "/", safe="/~"), raw_path or "/"])

@@ -3,10 +3,18 @@
 Layers and the config are checked with BatchCheckLayerAvailability and only the missing ones go up through
 InitiateLayerUpload / UploadLayerPart / CompleteLayerUpload; PutImage then stores the manifest under a tag.
 An image already tagged so is left alone, so re-pushing an unchanged image sends nothing.
+
+Lambda pulls a function's image as the service principal `lambda.amazonaws.com`, which the repository policy must
+allow (`ecr:BatchGetImage`, `ecr:GetDownloadUrlForLayer`). Lambda adds that statement itself only when whoever
+creates or updates the function may call `ecr:GetRepositoryPolicy` and `ecr:SetRepositoryPolicy`, so a
+least-privilege deployer would fail. `allow_lambda_pulls` sets it when mlfn pushes (the statement AWS documents,
+held to functions of the repository's own account and region by `aws:sourceArn`); after that a deployer needs
+neither permission.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -17,10 +25,18 @@ from .source import PushError, PushSource
 ECR_HOST = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 REPO_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 CHECK_BATCH = 100
+LAMBDA_PULL_SID = "LambdaECRImageRetrievalPolicy"
+DENIED = ("AccessDeniedException", "AccessDenied")
 
 
 def _error_code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _denied(exc: Exception) -> bool:
+    """AccessDeniedException, or any 403 (whatever the error document's shape)."""
+    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return _error_code(exc) in DENIED or status == 403
 
 
 def ensure_repository(client: Any, name: str, create: bool = True) -> dict[str, Any]:
@@ -40,6 +56,50 @@ def ensure_repository(client: Any, name: str, create: bool = True) -> dict[str, 
         imageScanningConfiguration={"scanOnPush": True},
     )["repository"]
     return created
+
+
+def lambda_pull_statement(repository_arn: str) -> dict[str, Any]:
+    """The repository-policy statement that lets Lambda pull images for functions of the repository's account and
+    region (AWS Lambda developer guide, "Amazon ECR permissions"; partition from the repository's ARN)."""
+    _, partition, _, region, account, _ = repository_arn.split(":", 5)
+    return {
+        "Sid": LAMBDA_PULL_SID,
+        "Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"},
+        "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+        "Condition": {"StringLike": {"aws:sourceArn": f"arn:{partition}:lambda:{region}:{account}:function:*"}},
+    }
+
+
+def allow_lambda_pulls(client: Any, repo: dict[str, Any], say: Say) -> str:
+    """Make sure the repository policy lets Lambda pull: "present", "added", or "unknown" when the caller may not
+    read or set the policy (said in one line; the deploy then works only if the statement is already there)."""
+    name = repo["repositoryName"]
+    statements: list[dict[str, Any]] = []
+    try:
+        text = client.get_repository_policy(repositoryName=name)["policyText"]
+        statements = list(json.loads(text).get("Statement", []))
+    except Exception as exc:
+        code = _error_code(exc)
+        if _denied(exc):
+            say(f"  note: may not read the policy of ECR repository {name} (ecr:GetRepositoryPolicy): it must "
+                f"allow lambda.amazonaws.com ecr:BatchGetImage and ecr:GetDownloadUrlForLayer for Lambda to pull")
+            return "unknown"
+        if code != "RepositoryPolicyNotFoundException":
+            raise
+    if any(s.get("Sid") == LAMBDA_PULL_SID for s in statements):
+        return "present"
+    policy = {"Version": "2012-10-17", "Statement": [*statements, lambda_pull_statement(repo["repositoryArn"])]}
+    try:
+        client.set_repository_policy(repositoryName=name, policyText=json.dumps(policy))
+    except Exception as exc:
+        if not _denied(exc):
+            raise
+        say(f"  note: may not set the policy of ECR repository {name} (ecr:SetRepositoryPolicy): Lambda can pull "
+            f"from it only if someone who may adds statement {LAMBDA_PULL_SID} (see docs/deploy.md)")
+        return "unknown"
+    say(f"  repository policy of {name}: Lambda may pull ({LAMBDA_PULL_SID})")
+    return "added"
 
 
 def _available(client: Any, repo: str, wanted: list[str]) -> set[str]:
@@ -66,9 +126,13 @@ def _already_tagged(client: Any, repo: str, digest: str, tag: str) -> bool:
     return any(tag in d.get("imageTags", []) for d in details)
 
 
-def push(source: PushSource, client: Any, repository: str, tag: str, say: Say, create: bool = True) -> PushReport:
+def push(source: PushSource, client: Any, repository: str, tag: str, say: Say, create: bool = True,
+         lambda_pulls: bool = True) -> PushReport:
+    """Push the image; with `lambda_pulls` (a model image) the repository policy also lets Lambda pull it."""
     started = time.perf_counter()
     repo = ensure_repository(client, repository, create)
+    if lambda_pulls:
+        allow_lambda_pulls(client, repo, say)
     report = PushReport(reference=f"{repo['repositoryUri']}@{source.image.digest}", digest=source.image.digest)
     progress = Progress(say, report)
     blobs = source.blobs()

@@ -112,7 +112,7 @@ def test_http_api_requires_iam_and_reaches_an_internal_alb(synthesized: Synthesi
     t.has_resource_properties("AWS::ApiGatewayV2::Stage", {"AccessLogSettings": Match.object_like({
         "DestinationArn": Match.any_value()})})
     outputs = synthesized.templates["ecs-gpu"]["Outputs"]
-    assert set(outputs) == {"InvokeUrl", "AuthType", "Target", "ClusterName", "ServiceName"}
+    assert set(outputs) == {"InvokeUrl", "AuthType", "Target", "ClusterName", "ServiceName", "InvokerPolicy"}
 
 
 def test_network_needs_no_nat_and_no_lookups(synthesized: Synthesized) -> None:

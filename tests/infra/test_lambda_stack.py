@@ -107,7 +107,7 @@ def test_alarms_and_dashboard(synthesized: Synthesized) -> None:
 
 def test_outputs(synthesized: Synthesized) -> None:
     outputs = synthesized.templates["lam-default"]["Outputs"]
-    assert set(outputs) == {"InvokeUrl", "AuthType", "Target", "FunctionName", "AliasName"}
+    assert set(outputs) == {"InvokeUrl", "AuthType", "Target", "FunctionName", "AliasName", "InvokerPolicy"}
     assert outputs["InvokeUrl"]["Value"] == {"Fn::GetAtt": [outputs["InvokeUrl"]["Value"]["Fn::GetAtt"][0],
                                                             "FunctionUrl"]}
     assert outputs["Target"]["Value"] == "lambda"

@@ -104,7 +104,8 @@ def test_rest_front_requires_iam_and_invokes_only_this_endpoint(synthesized: Syn
         "Resource": {"Fn::Join": ["", Match.array_with([Match.string_like_regexp(":endpoint/mlfn-sm-gpu-dev$")])]},
     }]}})
     outputs = synthesized.templates["sm-gpu"]["Outputs"]
-    assert set(outputs) == {"InvokeUrl", "AuthType", "Target", "EndpointName", "InferenceComponentName"}
+    assert set(outputs) == {"InvokeUrl", "AuthType", "Target", "EndpointName", "InferenceComponentName",
+                            "InvokerPolicy"}
     assert outputs["AuthType"]["Value"] == "AWS_IAM"
     assert outputs["EndpointName"]["Value"] == "mlfn-sm-gpu-dev"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -68,3 +69,91 @@ def test_push_honours_aws_region_alone(iris_dir: Path, aws: str, mlfn_home: Path
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     pushed = mlfn_json(capsys, "push", str(iris_dir), "--to", "ecr:iris-region")
     assert ".dkr.ecr.us-east-1.amazonaws.com/iris-region@" in pushed["reference"]
+
+
+LAMBDA_PULLS = {
+    "Sid": "LambdaECRImageRetrievalPolicy", "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+    "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+    "Condition": {"StringLike": {"aws:sourceArn": "arn:aws:lambda:us-east-1:123456789012:function:*"}},
+}
+
+
+def repository_statements(name: str) -> list[dict[str, Any]]:
+    policy = boto3.client("ecr").get_repository_policy(repositoryName=name)["policyText"]
+    return list(json.loads(policy)["Statement"])
+
+
+def test_push_lets_lambda_pull_without_the_deployer_needing_set_repository_policy(
+        iris_dir: Path, aws: str, mlfn_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Lambda adds this statement itself only for a deployer allowed ecr:Get/SetRepositoryPolicy; mlfn sets it
+    mlfn_json(capsys, "push", str(iris_dir), "--to", "ecr:iris-pull")
+    assert repository_statements("iris-pull") == [LAMBDA_PULLS]
+    mlfn_json(capsys, "push", str(iris_dir), "--to", "ecr:iris-pull")
+    assert repository_statements("iris-pull") == [LAMBDA_PULLS]  # present: not added twice
+
+
+def test_push_keeps_the_repositorys_other_statements(iris_dir: Path, aws: str, mlfn_home: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    ecr = boto3.client("ecr")
+    ecr.create_repository(repositoryName="iris-shared")
+    other = {"Sid": "CrossAccountPull", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::210987654321:root"},
+             "Action": ["ecr:BatchGetImage"]}
+    ecr.set_repository_policy(repositoryName="iris-shared",
+                              policyText=json.dumps({"Version": "2012-10-17", "Statement": [other]}))
+    mlfn_json(capsys, "push", str(iris_dir), "--to", "ecr:iris-shared")
+    assert repository_statements("iris-shared") == [other, LAMBDA_PULLS]
+
+
+def test_a_least_privilege_deployer_pushes_with_one_note_when_it_may_not_read_the_policy(
+        iris_dir: Path, aws: str, mlfn_home: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import urllib.request
+
+    mlfn_json(capsys, "push", str(iris_dir), "--to", "ecr:iris-least")  # an admin's first push sets the policy
+    iam = boto3.client("iam")
+    iam.create_user(UserName="deployer")
+    push_only = ["ecr:DescribeRepositories", "ecr:BatchCheckLayerAvailability", "ecr:InitiateLayerUpload",
+                 "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage", "ecr:BatchGetImage",
+                 "ecr:DescribeImages"]
+    iam.put_user_policy(UserName="deployer", PolicyName="push", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": push_only, "Resource": "*"}]}))
+    key = iam.create_access_key(UserName="deployer")["AccessKey"]
+
+    def reset_auth(count: str) -> None:  # moto enforces IAM on every request after this many (inf: never)
+        request = urllib.request.Request(f"{aws}/moto-api/reset-auth", data=count.encode(), method="POST",
+                                         headers={"Content-Type": "text/plain"})
+        urllib.request.urlopen(request, timeout=10).read()
+
+    (iris_dir / "labels.txt").write_text("a\nb\nc\n")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    reset_auth("0")
+    try:
+        capsys.readouterr()
+        from mlfn.cli.main import main
+
+        assert main(["push", str(iris_dir), "--to", "ecr:iris-least", "--json"]) == 0
+        err = capsys.readouterr().err
+    finally:
+        reset_auth("inf")
+    assert "may not read the policy of ECR repository iris-least (ecr:GetRepositoryPolicy)" in err
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    assert repository_statements("iris-least") == [LAMBDA_PULLS]
+
+
+def test_the_runtime_base_push_adds_no_lambda_statement(iris_dir: Path, aws: str, mlfn_home: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # what `mlfn runtime publish` does: Lambda pulls a model image from the model's repository, never the base's
+    import argparse
+
+    from mlfn.cli.commands.push import push_image
+    from mlfn.cli.packaging import ecr, registry
+    from mlfn.cli.packaging.source import PushSource
+
+    built = mlfn_json(capsys, "build", str(iris_dir))
+    source = PushSource.from_layout(Path(built["layout"]))
+    args = argparse.Namespace(to="ecr:runtime-base", tag="lambda-test", plain_http=False)
+    push_image(args, source, "runtime", ecr, registry, lambda_pulls=False)
+    with pytest.raises(Exception, match="RepositoryPolicyNotFoundException"):
+        boto3.client("ecr").get_repository_policy(repositoryName="runtime-base")
