@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .codecs import csv
+from .codecs.tensors import Port
+from .errors import RequestError
 from .spec import TensorSpec
 
 if TYPE_CHECKING:
@@ -38,17 +40,34 @@ ERROR_SCHEMA: Schema = {"type": "object", "required": ["error"], "properties": {
 
 
 def element(t: TensorSpec) -> Schema:
-    """One value of an input, as the JSON codecs take it."""
+    """One value of an input, as the JSON codec takes it: what it does with a boolean, or with a number past the
+    input's float range, is asked of the codec itself, so the document cannot drift from it."""
     dtype = t.dtype
     if dtype is None or dtype.v2 == "BYTES":
         return {"type": "string"}
     if dtype.v2 == "BOOL":
         return {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}], "description": "true/false, or 0/1"}
-    numeric = dtype.numpy
+    port, numeric = Port.of(t), dtype.numpy
+    kind = "integer" if numeric is not None and numeric.kind in "iu" else "number"
+    schema: Schema = {"type": [kind, "boolean"] if _takes(port, [True]) else kind}
     if numeric is not None and numeric.kind in "iu":
         info = np.iinfo(numeric)
-        return {"type": ["integer", "boolean"], "minimum": int(info.min), "maximum": int(info.max)}
-    return {"type": ["number", "boolean"]}
+        schema.update(minimum=int(info.min), maximum=int(info.max))
+    elif numeric is not None and numeric.kind == "f" and numeric.itemsize < 8:  # float64's range is JSON's
+        largest = float(np.finfo(numeric).max)
+        if not _takes(port, [largest * 2]):
+            schema.update(minimum=-largest, maximum=largest)
+    return schema
+
+
+def _takes(port: Port, values: list[Any]) -> bool:
+    """Whether the JSON codec feeds these values to the input."""
+    try:
+        with np.errstate(over="ignore"):
+            port.from_json(values)
+    except RequestError:
+        return False
+    return True
 
 
 def nested(dims: Sequence[int | str | None], item: Schema) -> Schema:
@@ -204,30 +223,51 @@ def hook_media_types(service: InferenceService) -> tuple[str, ...]:
 # ---------------------------------------------------------------- responses
 
 
-def error(description: str) -> Schema:
-    return {"description": description, "content": {JSON: {"schema": ERROR_SCHEMA}}}
+def _ref(kind: str, name: str) -> Schema:
+    return {"$ref": f"#/components/{kind}/{name}"}
 
 
-NOT_FOUND = error("No such model (or version) here: `{\"error\": ...}` naming what is served")
-NOT_ALLOWED = error("Method not allowed on this path: `{\"error\": ..., \"allowed\": [...]}` and an Allow header")
-NOT_READY = error("The model is still loading: `{\"error\": ...}` with Retry-After")
+def _error(description: str) -> Schema:
+    return {"description": description, "content": {JSON: {"schema": _ref("schemas", "Error")}}}
 
 
-def read_responses(ok: Schema) -> dict[str, Any]:
-    return {"200": ok, "404": NOT_FOUND, "405": NOT_ALLOWED, "503": NOT_READY}
+ERRORS = {  # status -> (component name, response): shared by every operation that answers it
+    "400": ("BadRequest", _error("Bad input: `{\"error\": ...}` naming what was wrong and what was expected")),
+    "404": ("NotFound", _error("No such model, version or route here: `{\"error\": ...}`")),
+    "405": ("MethodNotAllowed", _error("Method not allowed on this path: `{\"error\": ..., \"allowed\": [...]}` "
+                                       "and an Allow header")),
+    "413": ("TooLarge", _error("Body larger than server.max_body_bytes")),
+    "415": ("UnsupportedMediaType", _error("Unsupported content type or encoding: `{\"error\": ...}` naming the "
+                                           "accepted ones")),
+    "500": ("ModelError", _error("The model failed: `{\"error\": ..., \"request_id\": ...}`")),
+    "503": ("NotReady", _error("The model is still loading: `{\"error\": ...}` with Retry-After")),
+}
 
 
-def call_responses(ok: Schema) -> dict[str, Any]:
-    return {"200": ok, "400": error("Bad input: `{\"error\": ...}` naming what was wrong and what was expected"),
-            "404": NOT_FOUND, "405": NOT_ALLOWED,
-            "413": error("Body larger than server.max_body_bytes"),
-            "415": error("Unsupported content type or encoding: `{\"error\": ...}` naming the accepted ones"),
-            "500": error("The model failed: `{\"error\": ..., \"request_id\": ...}`"), "503": NOT_READY}
+def _answers(ok: Schema, *statuses: str) -> dict[str, Any]:
+    return {"200": ok, **{status: _ref("responses", ERRORS[status][0]) for status in statuses}}
 
 
 def ok(*media_types: str, description: str = "OK") -> Schema:
     return {"description": description, "content": {m: {"schema": ANY_JSON if m == JSON else
                                                          {"type": "string", "format": "binary"}} for m in media_types}}
+
+
+def _responses() -> dict[str, dict[str, Any]]:
+    """The responses of each kind of operation."""
+    read, call = ("404", "405", "503"), ("400", "404", "405", "413", "415", "500", "503")
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "index": _answers(ok(JSON), *read),
+        "read": _answers(ok(JSON), *read),
+        "ping": _answers({"description": "Ready: an empty body",
+                          "content": {"text/plain": {"schema": {"type": "string", "maxLength": 0}}}}, "405", "503"),
+        "metrics": {**_answers({"description": "Prometheus text exposition format", "content": text}, "405"),
+                    "404": _error("No Prometheus metrics here (on Lambda metrics go to CloudWatch as EMF)")},
+        "v1": _answers(ok(JSON, description="`{\"predictions\": [...]}`"), *call),
+        "v2": _answers(ok(JSON, OCTET_STREAM, description="outputs as JSON, or the binary tensor extension"), *call),
+        "invocations": _answers(ok(JSON, csv.CONTENT_TYPE, NPY, description="JSON, or CSV or .npy on Accept"), *call),
+    }
 
 
 # ---------------------------------------------------------------- operations
@@ -272,8 +312,8 @@ def _request_bodies(service: InferenceService | None) -> dict[str, Schema]:
                 ("v1", "v2", "invocations")}
     inputs = service.spec.inputs
     batched = service.model.batched
-    v1 = {"schema": v1_request(inputs, batched), "example": v1_example(inputs, batched)}
-    v2 = {"schema": v2_request(inputs, service.model.all_outputs), "example": v2_example(inputs)}
+    v1 = {"schema": _ref("schemas", "V1Request"), "example": v1_example(inputs, batched)}
+    v2 = {"schema": _ref("schemas", "V2Request"), "example": v2_example(inputs)}
     binary = {"schema": {"type": "string", "format": "binary"},
               "description": "the binary tensor extension: the JSON inference header, whose length the "
                              "Inference-Header-Content-Length header gives (required), then the raw tensors, each "
@@ -299,20 +339,7 @@ def describe(document: Schema, service: InferenceService | None) -> Schema:
     """Fill FastAPI's document with each operation's request body, parameters and responses."""
     bodies = _request_bodies(service)
     kinds = {operation_id: kind for operation_id, *_, kind in ROUTES}
-    answers = {
-        "index": read_responses(ok(JSON)),
-        "read": read_responses(ok(JSON)),
-        "ping": {"200": {"description": "Ready: an empty body",
-                         "content": {"text/plain": {"schema": {"type": "string", "maxLength": 0}}}},
-                 "405": NOT_ALLOWED, "503": NOT_READY},
-        "metrics": {"200": {"description": "Prometheus text exposition format",
-                            "content": {"text/plain": {"schema": {"type": "string"}}}},
-                    "404": error("No Prometheus metrics (Lambda: metrics go to CloudWatch as EMF)"),
-                    "405": NOT_ALLOWED},
-        "v1": call_responses(ok(JSON, description="`{\"predictions\": [...]}`")),
-        "v2": call_responses(ok(JSON, OCTET_STREAM, description="outputs as JSON, or the binary tensor extension")),
-        "invocations": call_responses(ok(JSON, csv.CONTENT_TYPE, NPY, description="JSON, or CSV or .npy on Accept")),
-    }
+    answers = _responses()
     names = [service.spec.name] if service is not None else None
     versions = service.v2_model_metadata(service.spec.name).get("versions") if service is not None else None
     for methods in document.get("paths", {}).values():
@@ -325,9 +352,11 @@ def describe(document: Schema, service: InferenceService | None) -> Schema:
                 allowed = names if parameter["name"] == "name" else versions if parameter["name"] == "version" else None
                 if allowed:
                     parameter["schema"] = {"type": "string", "enum": [str(v) for v in allowed]}
-    schemas = document.get("components", {}).get("schemas", {})
-    for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422, which the core never answers
-        schemas.pop(unused, None)
-    if not schemas:
-        document.pop("components", None)
+    # FastAPI's own components describe its 422, which the core never answers: replaced whole
+    schemas: dict[str, Schema] = {"Error": ERROR_SCHEMA}
+    if service is not None:
+        schemas["V1Request"] = v1_request(service.spec.inputs, service.model.batched)
+        schemas["V2Request"] = v2_request(service.spec.inputs, service.model.all_outputs)
+    document["components"] = {"schemas": schemas,
+                              "responses": {name: response for name, response in ERRORS.values()}}
     return document

@@ -58,7 +58,8 @@ def test_documented_examples_are_accepted_and_documented_refusals_happen(name: s
                 assert reply.status_code == 200, (path, media_type, reply.text)
             # {} is no request: the schema refuses it and so does the server
             for template in ("/v1/models/{name}:predict", "/v2/models/{name}/infer", "/invocations"):
-                schema = body_of(doc, template, "application/json")["schema"]
+                schema = {**body_of(doc, template, "application/json")["schema"], "components": doc["components"]}
+                jsonschema.validate(body_of(doc, template, "application/json")["example"], schema)
                 with pytest.raises(jsonschema.ValidationError):
                     jsonschema.validate({}, schema)
                 assert client.post(template.replace("{name}", name), json={}).status_code == 400
