@@ -6,7 +6,8 @@ So before a positive test case of such a media type is sent, this makes it the r
   and datatype) as the header, its length in `Inference-Header-Content-Length`, each tensor as raw zeros;
 - an `image/png` body (read by the digits hooks) as a picture of a stroke, not schemathesis's 1x1 sample,
   which is blank (the hook refuses a blank picture with 400, as it should).
-Negative cases (and every other media type) go out as schemathesis made them. The bytes are given to the
+Negative cases (and every other media type) go out as schemathesis made them. schemathesis cannot write
+`text/csv` by itself: the serializer below sends the generated text as it is. The bytes are given to the
 transport (`kwargs`), not put in the case: schemathesis would re-check a changed body against the schema, where raw
 bytes never validate.
 """
@@ -47,6 +48,13 @@ def stroke_png(side: int = 16) -> bytes:
 
     header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+@schemathesis.serializer("text/csv")
+def csv_body(context: Any, value: Any) -> bytes:
+    """A text/csv body as the text schemathesis generated from its schema (a pattern of numeric lines), or,
+    for a negative case of another type, that value's JSON spelling."""
+    return (value if isinstance(value, str) else json.dumps(value)).encode()
 
 
 @schemathesis.hook
