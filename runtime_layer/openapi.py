@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .codecs import csv
-from .codecs.tensors import Port
+from .codecs import csv, npy, v2_binary
+from .codecs.tensors import JSON_CONTENT_TYPE, Port
 from .errors import RequestError
 from .spec import TensorSpec
 
@@ -27,9 +27,7 @@ if TYPE_CHECKING:
     from .service import InferenceService
 
 Schema = dict[str, Any]
-JSON = "application/json"
-OCTET_STREAM = "application/octet-stream"
-NPY = "application/x-npy"
+JSON, OCTET_STREAM, NPY = JSON_CONTENT_TYPE, v2_binary.OCTET_STREAM, npy.CONTENT_TYPE
 BATCH_SIZES = (1, 2, 3)  # the v2 shapes a dynamic batch dimension is documented with (any size works)
 ANY_OBJECT: Schema = {"type": "object"}
 ANY_JSON: Schema = {}
