@@ -2,16 +2,14 @@
 
 The requests themselves are served by `mlfn.runtime.asgi.ServingCore`, which the returned FastAPI app
 calls first: KServe v1, Open Inference Protocol v2, SageMaker, `/ping`, `/metrics`. FastAPI gives the
-OpenAPI document (`/openapi.json`, `/docs`, `/redoc`) describing those routes, with request examples built
-from the model's own signature, and serves any route a user adds to the app. Errors are JSON everywhere:
-`{"error": ...}` with a 404, 405, 413, 4xx from the codecs, or 500 with the request id.
+OpenAPI document (`/openapi.json`, `/docs`, `/redoc`) describing those routes, with request schemas and
+examples built from the model's own signature (`mlfn.runtime.openapi`), and serves any route a user adds.
+Errors are JSON everywhere: `{"error": ...}` with a 404, 405, 413, 4xx from the codecs, or 500 with the request id.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Mapping
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,8 @@ from . import __version__
 from .asgi import Receive, Scope, Send, ServingCore, load_service
 from .errors import RequestError
 from .metrics import MetricsProvider
+from .openapi import ROUTES, describe
 from .service import InferenceService
-from .spec import TensorSpec
 
 ServiceSource = InferenceService | Future[InferenceService] | str | Path
 DESCRIPTION = (
@@ -76,9 +74,9 @@ def document(app: FastAPI, core: ServingCore) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestError, _request_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal_error)
-    for operation_id, path, method, summary, tag, extra in _operations(core):
+    for operation_id, path, method, summary, tag, _kind in ROUTES:
         app.add_api_route(path, _stub(path), methods=[method], summary=summary, tags=[tag],
-                          operation_id=operation_id, openapi_extra=extra, response_model=None)
+                          operation_id=operation_id, response_model=None)
     app.openapi = functools.partial(_openapi, app, core)  # type: ignore[method-assign]
     return app
 
@@ -129,7 +127,8 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _openapi(app: FastAPI, core: ServingCore) -> dict[str, Any]:
-    """FastAPI's document with the model's name and examples; cached once the model is loaded."""
+    """FastAPI's document of the routes, described from the model (`mlfn.runtime.openapi`); cached once the model
+    is loaded."""
     if app.openapi_schema:
         return app.openapi_schema
     from fastapi.openapi.utils import get_openapi
@@ -138,124 +137,8 @@ def _openapi(app: FastAPI, core: ServingCore) -> dict[str, Any]:
     title = f"mlfn: {service.spec.name}" if service else app.title
     model = service.spec.settings.description if service else ""
     description = f"{model}\n\n{app.description}" if model else app.description
-    schema = get_openapi(title=title, version=app.version, description=description, routes=app.routes)
+    schema = describe(get_openapi(title=title, version=app.version, description=description, routes=app.routes),
+                      service)
     if service is not None:
         app.openapi_schema = schema
     return schema
-
-
-def _zero(t: TensorSpec) -> Any:
-    return {"BYTES": "text", "BOOL": False}.get(t.dtype.v2 if t.dtype else "", 0)
-
-
-def _example_shape(t: TensorSpec) -> list[int]:
-    return [d if isinstance(d, int) else 1 for d in (t.shape if t.shape is not None else (1,))]
-
-
-def _example_value(t: TensorSpec) -> Any:
-    """A nested list of zeros in the input's shape (dynamic dimensions as 1)."""
-    value = _zero(t)
-    for d in reversed(_example_shape(t)):
-        value = [value] * d
-    return value
-
-
-def _examples(core: ServingCore) -> tuple[Any, Any]:
-    """A v1 and a v2 request body for the model's inputs (zeros; dynamic dimensions as 1)."""
-    service = core.service
-    if service is None:
-        return {"instances": [[0.0]]}, {"inputs": [{"name": "input", "shape": [1, 1], "datatype": "FP32",
-                                                  "data": [0.0]}]}
-    inputs = service.spec.inputs
-    if len(inputs) == 1:
-        v1: Any = {"instances": _example_value(inputs[0])}
-    else:
-        v1 = {"inputs": {t.name: _example_value(t) for t in inputs}}
-    v2_inputs = []
-    for t in inputs:
-        shape = _example_shape(t)
-        v2_inputs.append({"name": t.name, "shape": shape, "datatype": t.dtype.v2 if t.dtype else "FP32",
-                          "data": [_zero(t)] * math.prod(shape)})
-    return v1, {"inputs": v2_inputs}
-
-
-V2_TENSOR = {
-    "type": "object",
-    "required": ["name", "shape", "datatype"],
-    "properties": {
-        "name": {"type": "string"},
-        "shape": {"type": "array", "items": {"type": "integer"}},
-        "datatype": {"type": "string", "enum": ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
-                                                "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"]},
-        "parameters": {"type": "object", "description": "`binary_data_size` when the data follows the JSON"},
-        "data": {"type": "array", "description": "row-major values, flat or nested"},
-    },
-}
-V2_REQUEST = {
-    "type": "object",
-    "required": ["inputs"],
-    "properties": {
-        "id": {"type": "string"},
-        "parameters": {"type": "object", "description": "`binary_data_output: true` asks for binary outputs"},
-        "inputs": {"type": "array", "items": V2_TENSOR},
-        "outputs": {"type": "array", "items": {"type": "object", "properties": {
-            "name": {"type": "string"}, "parameters": {"type": "object"}}}},
-    },
-}
-V1_REQUEST = {
-    "type": "object",
-    "description": "`instances` (rows) or `inputs` (columns, or one object per input name)",
-    "properties": {"instances": {"type": "array"}, "inputs": {}},
-}
-BINARY_V2 = {
-    "schema": {"type": "string", "format": "binary"},
-    "description": "Binary tensor extension: the JSON header (its length in the Inference-Header-Content-Length "
-                   "header) followed by the raw tensor bytes",
-}
-ERROR = {"description": "Bad input, unknown model or route, body too large: `{\"error\": ...}` naming what was "
-                        "wrong and what was expected",
-         "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}}
-
-
-def _body(content: Mapping[str, Any], description: str) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "description": description, "content": dict(content)},
-            "responses": {"400": ERROR, "413": ERROR, "500": ERROR}}
-
-
-def _operations(core: ServingCore) -> list[tuple[str, str, str, str, str, dict[str, Any] | None]]:
-    """(operation id, path, method, summary, tag, OpenAPI extra) of every route the core serves."""
-    v1_example, v2_example = _examples(core)
-    v1 = _body({"application/json": {"schema": V1_REQUEST, "example": v1_example}}, "KServe v1 request")
-    v2 = _body({"application/json": {"schema": V2_REQUEST, "example": v2_example},
-                "application/octet-stream": BINARY_V2}, "Open Inference Protocol v2 request")
-    invocations = _body({
-        "application/json": {"schema": {"oneOf": [V1_REQUEST, V2_REQUEST]}, "example": v1_example},
-        "text/csv": {"schema": {"type": "string"}, "example": "0,0,0,0\n"},
-        "application/octet-stream": {"schema": {"type": "string", "format": "binary"},
-                                     "description": "raw bytes for a model directory whose hooks read them"},
-    }, "SageMaker invocation: a v1 or v2 JSON body, CSV rows for tabular models, or bytes a hook decodes")
-    ver = "/v2/models/{name}/versions/{version}"
-    sm, kv1, oip, ops = "SageMaker", "KServe v1", "Open Inference Protocol v2", "Operations"
-    return [
-        ("index", "/", "GET", "What this server serves: model name, readiness, protocol routes", ops, None),
-        ("ping", "/ping", "GET", "Health check: 200 with an empty body once the model is loaded", sm, None),
-        ("invocations", "/invocations", "POST", "SageMaker inference", sm, invocations),
-        ("invocations_root", "/", "POST", "Inference at the root (alias of /invocations)", sm, invocations),
-        ("v1_models", "/v1/models", "GET", "Models served", kv1, None),
-        ("v1_model", "/v1/models/{name}", "GET", "Model status", kv1, None),
-        ("v1_predict", "/v1/models/{name}:predict", "POST", "Predict", kv1, v1),
-        ("v2_server_metadata", "/v2", "GET", "Server metadata", oip, None),
-        ("v2_live", "/v2/health/live", "GET", "Liveness", oip, None),
-        ("v2_ready", "/v2/health/ready", "GET", "Readiness", oip, None),
-        ("v2_model_metadata", "/v2/models/{name}", "GET", "Model metadata", oip, None),
-        ("v2_model_ready", "/v2/models/{name}/ready", "GET", "Model readiness", oip, None),
-        ("v2_infer", "/v2/models/{name}/infer", "POST", "Inference", oip, v2),
-        ("v2_model_config", "/v2/models/{name}/config", "GET", "Model configuration (Triton extension)", oip, None),
-        ("v2_version_metadata", ver, "GET", "Model metadata of a version", oip, None),
-        ("v2_version_ready", f"{ver}/ready", "GET", "Model readiness of a version", oip, None),
-        ("v2_version_infer", f"{ver}/infer", "POST", "Inference on a version", oip, v2),
-        ("v2_version_config", f"{ver}/config", "GET", "Model configuration of a version", oip, None),
-        ("v2_repository_index", "/v2/repository/index", "POST", "Models in the repository (Triton extension)", oip,
-         None),
-        ("metrics", "/metrics", "GET", "Prometheus metrics (404 on Lambda, which publishes CloudWatch EMF)", ops, None),
-    ]

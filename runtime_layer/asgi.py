@@ -607,10 +607,10 @@ class ServingCore:
             "ready": bool(service and service.ready()),
             "server": "mlfn",
             "version": __version__,
-            "protocols": {
-                "kserve_v1": "/v1/models/{name}:predict",
-                "oip_v2": "/v2/models/{name}/infer",
-                "sagemaker": "/invocations",
+            "protocols": {  # method and path (the OpenAPI document at /openapi.json has the rest)
+                "kserve_v1": f"POST /v1/models/{service.spec.name}:predict" if service else None,
+                "oip_v2": f"POST /v2/models/{service.spec.name}/infer" if service else None,
+                "sagemaker": "POST /invocations",
             },
             "docs": "/docs",
         })

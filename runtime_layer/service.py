@@ -40,6 +40,8 @@ SERVER_NAME = "mlfn"
 # Content types a JSON protocol reads as JSON: none given, JSON itself, and curl's default for `-d`.
 _JSON_TYPES = frozenset({"", "application/json", "text/json", "application/x-www-form-urlencoded"})
 _V2_TYPES = _JSON_TYPES | {v2_binary.OCTET_STREAM}
+V2_ACCEPTED = ("application/json, or application/octet-stream (the binary tensor extension) with an "
+               "Inference-Header-Content-Length header giving the length of the JSON header")
 _PASS = object()  # preprocess declined: decode the body ourselves
 _ANSWER_TYPES = frozenset({"application/json", "text/csv", "application/x-npy"})
 FEWER_ROWS = "send fewer rows per request"  # what every refusal of a request too large in rows or answer says
@@ -198,9 +200,13 @@ class InferenceService:
     def v2_infer(self, name: str, body: bytes, headers: Mapping[str, str]) -> Reply:
         self._check_name(name)
         kind = media_type(headers)
+        header_length = headers.get(v2_binary.HEADER)
         if kind not in _V2_TYPES and not kind.endswith("+json"):
-            raise self._unsupported(kind, "application/json, or application/octet-stream with binary tensors")
-        request = v2.decode(body, headers.get(v2_binary.HEADER), self._ports, loads)
+            raise self._unsupported(kind, V2_ACCEPTED)
+        if kind == v2_binary.OCTET_STREAM and header_length is None:
+            raise RequestError(f"application/octet-stream without an Inference-Header-Content-Length header; "
+                               f"expected {V2_ACCEPTED}", 415, expected=V2_ACCEPTED, received=kind)
+        request = v2.decode(body, header_length, self._ports, loads)
         return self._infer_v2(request)
 
     def _infer_v2(self, request: v2.InferRequest) -> Reply:

@@ -4,7 +4,10 @@ moto accepts any credentials, so the emulator keeps its own small credential sto
 `mlfn-local` with secret `mlfn-local-secret` (account 123456789012); `DataPlane(credentials=...)` adds others.
 Checks, in AWS's order: an Authorization header (or presigned query), the algorithm, a known access key, the credential
 scope (date = request date, region, service, `aws4_request`), `host` among the signed headers, a timestamp within
-5 minutes, the payload hash (`x-amz-content-sha256`, which may be `UNSIGNED-PAYLOAD`), then the signature itself.
+5 minutes (a presigned URL with `X-Amz-Expires`: from its `X-Amz-Date` until that many seconds later, 1..604800), the
+payload hash, then the signature itself. The payload hash is SHA-256 of the body (of the empty string for no body), for
+presigned URLs too: `UNSIGNED-PAYLOAD` is S3's convention and counts only where the request declares it
+(`x-amz-content-sha256` header or `X-Amz-Content-Sha256` query parameter).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 DEFAULT_ACCESS_KEY = LOCAL_ACCESS_KEY
 DEFAULT_SECRET_KEY = LOCAL_SECRET_KEY
 MAX_SKEW = dt.timedelta(minutes=5)
+MAX_EXPIRES = 604800  # seconds (7 days): X-Amz-Expires is 1..604800
 UNSIGNED = "UNSIGNED-PAYLOAD"
 _AUTH = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]+)\s*$")
 
@@ -70,6 +74,26 @@ def _headers_multi(headers: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
     return out
 
 
+def _expires(value: str) -> int:
+    """X-Amz-Expires: whole seconds from 1 to 604800 (7 days)."""
+    if not value.isdigit() or not 1 <= int(value) <= MAX_EXPIRES:
+        raise SignatureError(f"X-Amz-Expires must be a whole number of seconds from 1 to {MAX_EXPIRES}, got {value!r}")
+    return int(value)
+
+
+def _check_time(when: dt.datetime, expires: int | None, now: dt.datetime) -> None:
+    """A signature is good within 5 minutes of its timestamp; a presigned URL's until X-Amz-Expires runs out."""
+    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    if expires is None:
+        if abs(now - when) > MAX_SKEW:
+            raise SignatureError(f"signature expired: {stamp} is more than 5 minutes from the emulator's clock")
+    elif now > when + dt.timedelta(seconds=expires):
+        raise SignatureError(f"the presigned URL expired: X-Amz-Date {stamp} + X-Amz-Expires {expires} s is before "
+                             f"the emulator's clock ({now.strftime('%Y%m%dT%H%M%SZ')})")
+    elif when - now > MAX_SKEW:
+        raise SignatureError(f"signature not yet valid: {stamp} is more than 5 minutes ahead of the emulator's clock")
+
+
 def verify(*, method: str, raw_path: str, raw_query: str, headers: Sequence[tuple[str, str]], body: bytes,
            region: str, service: str | tuple[str, ...], credentials: Mapping[str, Credential],
            now: dt.datetime | None = None) -> Caller:
@@ -89,12 +113,14 @@ def verify(*, method: str, raw_path: str, raw_query: str, headers: Sequence[tupl
         credential, signed, signature = match.groups()
         amz_date = (multi.get("x-amz-date") or multi.get("date") or [""])[0]
         canonical_query = _canonical_query(raw_query)
+        expires = None
     elif "X-Amz-Signature" in query:
         if unquote(query.get("X-Amz-Algorithm", "")) != ALGORITHM:
             raise SignatureError("X-Amz-Algorithm must be AWS4-HMAC-SHA256")
         credential, signed = unquote(query.get("X-Amz-Credential", "")), unquote(query.get("X-Amz-SignedHeaders", ""))
         signature, amz_date = query["X-Amz-Signature"], unquote(query.get("X-Amz-Date", ""))
         canonical_query = _canonical_query(raw_query, drop="X-Amz-Signature")
+        expires = _expires(unquote(query["X-Amz-Expires"])) if "X-Amz-Expires" in query else None
     else:
         raise SignatureError("the request is not signed (no Authorization header): sign it with SigV4")
     parts = credential.split("/")
@@ -112,8 +138,7 @@ def verify(*, method: str, raw_path: str, raw_query: str, headers: Sequence[tupl
         wanted = f"{amz_date[:8]}/{region}/{'|'.join(services)}/aws4_request"
         raise SignatureError(f"the credential scope must be {wanted}, "
                              f"got {date}/{scope_region}/{scope_service}/{terminator}")
-    if abs((now or dt.datetime.now(dt.UTC)) - when) > MAX_SKEW:
-        raise SignatureError(f"signature expired: {amz_date} is more than 5 minutes from the emulator's clock")
+    _check_time(when, expires, now or dt.datetime.now(dt.UTC))
     signed_names = signed.split(";")
     if "host" not in signed_names:
         raise SignatureError("the host header must be signed")
@@ -121,10 +146,10 @@ def verify(*, method: str, raw_path: str, raw_query: str, headers: Sequence[tupl
     if missing:
         raise SignatureError(f"signed headers missing from the request: {', '.join(missing)}")
     actual_hash = hashlib.sha256(body).hexdigest()
-    declared = multi.get("x-amz-content-sha256", [""])[0]
+    declared = multi.get("x-amz-content-sha256", [""])[0] or unquote(query.get("X-Amz-Content-Sha256", ""))
     if declared and declared != UNSIGNED and declared != actual_hash:
         raise SignatureError("x-amz-content-sha256 does not match the body")
-    payload_hash = declared or (UNSIGNED if not auth else actual_hash)
+    payload_hash = declared or actual_hash
     canonical_headers = "".join(f"{n}:{','.join(multi[n])}\n" for n in signed_names)
     scope = f"{date}/{region}/{scope_service}/aws4_request"
     key = known.signing_key or signing_key(known.secret_key, date, region, scope_service)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+CONTENT_TYPES = ("image/png",)  # what preprocess reads, for the OpenAPI document (JSON goes to the default codec)
 INPUT = "pixels"
 SIDE = 8  # the model sees 8x8 pixels
 INK_MAX = 16.0  # scikit-learn's digits count ink in 4x4 blocks of a 32x32 bitmap: 0..16

@@ -280,7 +280,7 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=_default, option=JSON_OPTIONS)
 
 
-def loads(body: bytes | str, what: str = "request body") -> Any:
+def loads(body: bytes | memoryview | str, what: str = "request body") -> Any:
     """Parse JSON, turning a syntax error into a 400 that gives the position."""
     try:
         return orjson.loads(body)
@@ -292,7 +292,7 @@ def loads(body: bytes | str, what: str = "request body") -> Any:
         ) from None
 
 
-def _snippet(body: bytes | str, pos: int) -> str:
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+def _snippet(body: bytes | memoryview | str, pos: int) -> str:
+    text = body if isinstance(body, str) else bytes(body).decode("utf-8", "replace")  # a binary request's header
     start = max(0, pos - 20)
     return ("..." if start else "") + text[start : pos + 20]

@@ -46,10 +46,13 @@ def _wait_ready(url: str) -> None:
 
 
 @contextlib.contextmanager
-def serving(name: str) -> Iterator[str]:
-    """`python -m mlfn.runtime.server serve` on functions/<name>, port 0; yields its URL once /ping says ready."""
+def serving(name: str, *, cli: bool = False) -> Iterator[str]:
+    """`python -m mlfn.runtime.server serve` (or, `cli`, `mlfn serve`) on functions/<name>, port 0; yields its URL
+    once /ping says ready."""
     command = [sys.executable, "-m", "mlfn.runtime.server", "serve", "--model-dir", str(FUNCTIONS / name),
                "--host", "127.0.0.1", "--port", "0"]
+    if cli:
+        command = [sys.executable, "-m", "mlfn.cli.main", "serve", str(FUNCTIONS / name), "--port", "0"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
         url = _listening_url(process)

@@ -6,8 +6,9 @@ import datetime as dt
 import shutil
 import subprocess
 
+import botocore.auth
 import pytest
-from botocore.auth import SigV4Auth
+from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
@@ -23,6 +24,23 @@ def signed(url: str, body: bytes = b"", *, secret: str = "mlfn-local-secret", ke
         request.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
     SigV4Auth(Credentials(key, secret), service, region).add_auth(request)
     return request
+
+
+def presigned(url: str, *, expires: int = 3600, signed_at: dt.datetime | None = None, method: str = "GET") -> str:
+    """A URL presigned by botocore's SigV4QueryAuth (service lambda, the emulator's credentials), optionally as if
+    signed at `signed_at` (botocore's clock is set back for the signer call only)."""
+    request = AWSRequest(method=method, url=url)
+    signer = SigV4QueryAuth(Credentials("mlfn-local", "mlfn-local-secret"), "lambda", "us-east-1", expires=expires)
+    if signed_at is None:
+        signer.add_auth(request)
+    else:
+        real = botocore.auth.get_current_datetime
+        botocore.auth.get_current_datetime = lambda remove_tzinfo=True: signed_at.replace(tzinfo=None)
+        try:
+            signer.add_auth(request)
+        finally:
+            botocore.auth.get_current_datetime = real
+    return request.url
 
 
 def check(request: AWSRequest, **overrides):
@@ -59,6 +77,29 @@ def test_tampered_or_foreign_signatures_are_refused(request_args, overrides, rea
         check(signed(URL, b'{"x": 1}', **request_args), **overrides)
 
 
+def test_botocore_presigned_url_verifies():
+    """SigV4QueryAuth hashes the (empty) payload as every non-S3 service does: no UNSIGNED-PAYLOAD."""
+    caller = check(AWSRequest(method="GET", url=presigned(URL)))
+    assert caller.access_key == "mlfn-local"
+
+
+def test_presigned_url_lives_for_x_amz_expires_seconds():
+    signed_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    long_lived = AWSRequest(method="GET", url=presigned(URL, expires=3600, signed_at=signed_at))
+    assert check(long_lived).access_key == "mlfn-local"  # 10 minutes old, valid for an hour
+    short = AWSRequest(method="GET", url=presigned(URL, expires=1, signed_at=signed_at + dt.timedelta(minutes=8)))
+    with pytest.raises(SignatureError, match="presigned URL expired"):
+        check(short)  # 2 minutes old, valid for 1 second
+
+
+@pytest.mark.parametrize("expires", ["0", "604801", "abc", "-5"])
+def test_x_amz_expires_out_of_bounds_is_refused(expires):
+    # the bounds are checked before the signature, so the signed value can be swapped
+    url = presigned(URL, expires=60).replace("X-Amz-Expires=60&", f"X-Amz-Expires={expires}&")
+    with pytest.raises(SignatureError, match="X-Amz-Expires must be a whole number of seconds from 1 to 604800"):
+        check(AWSRequest(method="GET", url=url))
+
+
 def test_unsigned_request_is_refused():
     with pytest.raises(SignatureError, match="not signed"):
         verify(method="GET", raw_path="/", raw_query="", headers=[("host", "x")], body=b"", region="us-east-1",
@@ -91,3 +132,15 @@ def test_curl_with_aws_sigv4_and_the_local_ca(tiny, plane):
     assert signed.stdout == "200", signed.stderr
     wrong = subprocess.run([*base, *sigv4, "mlfn-local:nope"], capture_output=True, text=True, timeout=30)
     assert wrong.stdout == "403"
+
+
+def test_gateway_accepts_a_botocore_presigned_url_and_refuses_it_once_expired(tiny, client):
+    ep = tiny("tiny.echo", auth_type="AWS_IAM")
+    url = ep.url + "v1/models/iris?q=a%20b"
+    reply = client.get(presigned(url))
+    assert reply.status_code == 200, reply.headers.get("x-mlfn-error")
+    assert reply.json()["event"]["requestContext"]["authorizer"]["iam"]["accessKey"] == "mlfn-local"
+    old = presigned(url, expires=1, signed_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=120))
+    expired = client.get(old)
+    assert expired.status_code == 403 and expired.json() == {"Message": "Forbidden"}
+    assert "presigned URL expired" in expired.headers["x-mlfn-error"]

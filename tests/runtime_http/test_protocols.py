@@ -130,7 +130,8 @@ def test_image_upload_through_the_hook(digits_server: Server, models: dict[str, 
 def test_index_describes_the_server(doubler: httpx.Client) -> None:
     index = doubler.get("/").json()
     assert index["name"] == "doubler" and index["ready"] is True
-    assert index["protocols"]["sagemaker"] == "/invocations"
+    assert index["protocols"] == {"kserve_v1": "POST /v1/models/doubler:predict",
+                                  "oip_v2": "POST /v2/models/doubler/infer", "sagemaker": "POST /invocations"}
 
 
 def test_openapi_documents_every_route_with_the_models_example(doubler: httpx.Client) -> None:
