@@ -6,6 +6,8 @@
   emulator's account concurrency for unreserved functions (10 by default, as for a new AWS account).
 - Provisioned concurrency keeps that many sandboxes initialised (init type `provisioned-concurrency`, no cold start
   reported) and exempt from reclaim; they count against the cap.
+- With reserved concurrency N, more than 10 x N requests within one second are throttled too (Reason
+  `ReservedFunctionInvocationRateLimitExceeded`), as a function URL does.
 - A sandbox idle longer than `idle_s` is reclaimed (scale to zero); a sandbox that timed out or crashed is gone and the
   next request that needs one starts a new one.
 """
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import time
@@ -25,9 +28,17 @@ from .sandbox import InvokeResult, Sandbox
 DEFAULT_ACCOUNT_CONCURRENCY = 10
 
 
-def throttle_body(reserved: bool) -> bytes:
-    """Lambda's TooManyRequestsException document."""
-    reason = "ReservedFunctionConcurrentInvocationLimitExceeded" if reserved else "ConcurrentInvocationLimitExceeded"
+RPS_PER_CONCURRENCY = 10  # a function URL's request rate limit: 10 x its reserved concurrency, per second
+
+
+def throttle_body(reserved: bool, *, rate: bool = False) -> bytes:
+    """Lambda's TooManyRequestsException document (`Reason` values from botocore's ThrottleReason)."""
+    if rate:
+        reason = "ReservedFunctionInvocationRateLimitExceeded"
+    elif reserved:
+        reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
+    else:
+        reason = "ConcurrentInvocationLimitExceeded"
     return json.dumps({"Reason": reason, "Type": "User", "message": "Rate Exceeded."}).encode()
 
 
@@ -60,6 +71,7 @@ class FunctionPool:
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
         self._filling = asyncio.Lock()
+        self._recent: collections.deque[float] = collections.deque()  # start times of the last second's invocations
         self.stats = PoolStats()
 
     @property
@@ -144,16 +156,34 @@ class FunctionPool:
             asyncio.get_running_loop().create_task(sandbox.kill())
         return None
 
+    def _over_rate(self) -> bool:
+        """Whether this request exceeds 10 x the reserved concurrency per second ("Throttling function URLs")."""
+        if self.config.reserved < 0:
+            return False
+        now = time.monotonic()
+        while self._recent and now - self._recent[0] >= 1.0:
+            self._recent.popleft()
+        if len(self._recent) >= RPS_PER_CONCURRENCY * self.config.reserved:
+            return True
+        self._recent.append(now)
+        return False
+
+    def _throttled(self, why: str, *, rate: bool = False) -> InvokeResult:
+        self.stats.throttles += 1
+        self.sandbox_log(f"Throttled: {why}")
+        return InvokeResult("throttled", throttle_body(self.config.reserved >= 0, rate=rate),
+                            error_type="TooManyRequestsException")
+
     async def invoke(self, event: bytes) -> InvokeResult:
         """Run one event: on a warm sandbox, a new one (cold start), or throttled."""
         self.stats.invocations += 1
+        if self.config.reserved > 0 and self._over_rate():
+            return self._throttled(f"over {RPS_PER_CONCURRENCY * self.config.reserved} requests per second "
+                                   f"(10 x reserved concurrency {self.config.reserved})", rate=True)
         sandbox = self._take_idle()
         if sandbox is None:
             if self._total() >= self.cap or self._closed:
-                self.stats.throttles += 1
-                self.sandbox_log(f"Throttled: {self._total()} sandboxes running, concurrency cap {self.cap}")
-                return InvokeResult("throttled", throttle_body(self.config.reserved >= 0),
-                                    error_type="TooManyRequestsException")
+                return self._throttled(f"{self._total()} sandboxes running, concurrency cap {self.cap}")
             sandbox, error = await self._new_sandbox(False)
             if sandbox is None:
                 assert error is not None

@@ -70,3 +70,8 @@ def work(event, context):
     if body.get("crash"):
         os._exit(3)
     return {"statusCode": 200, "body": json.dumps({"pid": os.getpid()})}
+
+
+def greeting(event, context):
+    """A plain string result: the Function URL answers its JSON text."""
+    return "Hello, world!"

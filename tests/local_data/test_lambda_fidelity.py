@@ -1,0 +1,78 @@
+"""Lambda behaviours checked against AWS's documentation (docs/aws-fidelity.md, "Lambda: execution environments,
+concurrency and limits"), through the HTTPS Function URL gateway and the real awslambdaric."""
+
+from __future__ import annotations
+
+import math
+import re
+
+REPORT = re.compile(r"Duration: ([\d.]+) ms\tBilled Duration: (\d+) ms\tMemory Size: (\d+) MB\t"
+                    r"Max Memory Used: (\d+) MB(?:\tInit Duration: ([\d.]+) ms)?")
+RESERVED_VARIABLES = ("_HANDLER", "AWS_REGION", "AWS_EXECUTION_ENV", "AWS_LAMBDA_FUNCTION_NAME",
+                      "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_LOG_GROUP_NAME",
+                      "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+                      "TZ", "AWS_LAMBDA_INITIALIZATION_TYPE")
+
+
+def test_a_string_result_is_answered_as_its_json_text(tiny, client):
+    # "Invoking Lambda function URLs": the output "Hello, world!" reaches the client as `"Hello, world!"` (15 bytes)
+    reply = client.get(tiny("tiny.greeting").url)
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
+    assert reply.content == b'"Hello, world!"'
+
+
+def test_a_response_over_6_mb_is_a_function_error_502(tiny, client):
+    reply = client.get(tiny("tiny.big").url)
+    assert reply.status_code == 502 and reply.text == "Internal Server Error"
+    assert reply.headers["x-mlfn-error-type"] == "Function.ResponseSizeTooLarge"
+
+
+def test_billed_duration_is_rounded_up_to_the_millisecond_and_includes_init_on_a_cold_start(tiny, client, plane):
+    ep = tiny("tiny.plain")
+    assert client.get(ep.url).headers["x-mlfn-cold-start"] == "true"
+    assert client.get(ep.url).headers["x-mlfn-cold-start"] == "false"
+    reports = [REPORT.search(e["message"]) for e in plane.logs.read(f"/aws/lambda/{ep.name}")
+               if e["message"].startswith("REPORT RequestId: ")]
+    assert len(reports) == 2 and all(reports)
+    for match in reports:
+        duration, billed = float(match[1]), int(match[2])
+        init = float(match[5] or 0)
+        # printed values are rounded to 0.01 ms
+        assert math.ceil(duration + init - 0.01) <= billed <= math.ceil(duration + init + 0.01)
+        assert int(match[3]) == 256
+    assert reports[0][5] is not None and reports[1][5] is None  # Init Duration on the cold start only
+    assert int(reports[0][2]) > float(reports[0][1]) + 1  # the init phase is billed
+
+
+def test_more_than_10x_reserved_concurrency_requests_a_second_are_throttled(tiny, client):
+    ep = tiny("tiny.plain", reserved=1)  # "Throttling function URLs": at most 10 x 1 requests per second
+    replies = []
+    for _ in range(100):
+        replies.append(client.get(ep.url))
+        if replies[-1].status_code == 429:
+            break
+    throttled = replies[-1]
+    assert throttled.status_code == 429, "100 quick requests never went over 10 a second"
+    assert throttled.json() == {"Reason": "ReservedFunctionInvocationRateLimitExceeded", "Type": "User",
+                                "message": "Rate Exceeded."}
+    assert throttled.headers["x-amzn-errortype"] == "TooManyRequestsException"
+    assert len(replies) >= 11 and all(r.status_code == 200 for r in replies[:10])
+
+
+def test_the_sandbox_gets_lambdas_reserved_variables_and_no_others(tiny, client):
+    info = client.get(tiny("tiny.echo", timeout_s=3).url).json()
+    env = info["env"]
+    missing = [name for name in RESERVED_VARIABLES if name.startswith(("AWS_LAMBDA", "_HANDLER", "LAMBDA"))
+               and name not in env]
+    assert not missing
+    assert env["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
+    assert "AWS_LAMBDA_FUNCTION_TIMEOUT" not in env  # not one of Lambda's variables
+
+
+def test_a_provisioned_sandbox_may_initialise_for_longer_than_an_on_demand_one(tiny, client):
+    # on demand: 10 s, then retried under the 1 s timeout (11 s here); provisioned: max(130 s, timeout)
+    ep = tiny("slow_init.handler", timeout_s=1, reserved=1, provisioned=1, env={"INIT_SLEEP_S": "11.5"})
+    reply = client.get(ep.url)
+    assert reply.status_code == 200, reply.headers.get("x-mlfn-error-type")
+    assert reply.json() == {"initialization_type": "provisioned-concurrency"}
+    assert reply.headers["x-mlfn-cold-start"] == "false"
