@@ -157,7 +157,8 @@ class Sandbox:
             error = InvokeResult("init_error", _error_doc("Sandbox.Timedout", "Init phase timed out"),
                                  error_type="Sandbox.Timedout")
         error.cold_start, error.init_ms = True, self.init_ms
-        self.log(f"INIT_REPORT Init Duration: {self.init_ms:.2f} ms\tPhase: init\tStatus: error\t"
+        status = "timeout" if error.error_type == "Sandbox.Timedout" else "error"  # the guide's INIT_REPORT timeout log
+        self.log(f"INIT_REPORT Init Duration: {self.init_ms:.2f} ms\tPhase: init\tStatus: {status}\t"
                  f"Error Type: {error.error_type}")
         await self.kill()
         return error

@@ -76,3 +76,57 @@ def test_a_provisioned_sandbox_may_initialise_for_longer_than_an_on_demand_one(t
     assert reply.status_code == 200, reply.headers.get("x-mlfn-error-type")
     assert reply.json() == {"initialization_type": "provisioned-concurrency"}
     assert reply.headers["x-mlfn-cold-start"] == "false"
+
+
+def test_the_runtime_api_hands_out_lambdas_headers_and_refuses_an_oversized_response():
+    import asyncio
+    import time
+
+    import httpx
+
+    from mlfn.cli.local.runtime_api import MAX_RESPONSE_BYTES, PREFIX, Invocation, RuntimeApi
+
+    async def scenario() -> None:
+        api = RuntimeApi()
+        await api.start()
+        try:
+            arn = "arn:aws:lambda:us-east-1:123456789012:function:f:live"
+            async with httpx.AsyncClient(base_url=f"http://{api.address}{PREFIX}", timeout=10) as runtime:
+                first = Invocation(b'{"a": 1}', int(time.time() * 1000) + 3000, arn)
+                api.submit(first)
+                got = await runtime.get("/invocation/next")
+                assert got.status_code == 200 and got.content == b'{"a": 1}' and api.ready.is_set()
+                assert got.headers["lambda-runtime-aws-request-id"] == first.request_id
+                assert got.headers["lambda-runtime-invoked-function-arn"] == arn
+                assert 0 < int(got.headers["lambda-runtime-deadline-ms"]) - time.time() * 1000 <= 3000
+                assert re.fullmatch(r"Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0",
+                                    got.headers["lambda-runtime-trace-id"])
+                too_big = await runtime.post(f"/invocation/{first.request_id}/response",
+                                             content=b"x" * (MAX_RESPONSE_BYTES + 1))
+                assert too_big.status_code == 413
+                outcome = await first.outcome
+                assert outcome.error_type == "Function.ResponseSizeTooLarge"
+                assert "(6291556 bytes)" in outcome.body.decode()
+                stale = await runtime.post(f"/invocation/{first.request_id}/response", content=b"{}")
+                assert stale.status_code == 400  # that invocation is over
+                second = Invocation(b"{}", int(time.time() * 1000) + 3000, arn)
+                api.submit(second)
+                await runtime.get("/invocation/next")
+                error = await runtime.post(f"/invocation/{second.request_id}/error",
+                                           content=b'{"errorMessage": "no", "errorType": "ValueError"}',
+                                           headers={"Lambda-Runtime-Function-Error-Type": "ValueError"})
+                assert error.status_code == 202 and (await second.outcome).error_type == "ValueError"
+                assert (await runtime.get("/nothing")).status_code == 404
+        finally:
+            await api.stop()
+
+    asyncio.run(scenario())
+
+
+def test_an_on_demand_init_over_10_s_plus_the_timeout_is_a_timeout(tiny, client, plane):
+    ep = tiny("slow_init.handler", timeout_s=1, env={"INIT_SLEEP_S": "11.5"})
+    reply = client.get(ep.url)
+    assert reply.status_code == 502 and reply.headers["x-mlfn-error-type"] == "Sandbox.Timedout"
+    assert reply.headers["x-mlfn-cold-start"] == "true"
+    logs = [e["message"] for e in plane.logs.read(f"/aws/lambda/{ep.name}")]
+    assert any(m.startswith("INIT_REPORT Init Duration: ") and "\tPhase: init\tStatus: timeout" in m for m in logs)
