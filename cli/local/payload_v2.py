@@ -120,9 +120,8 @@ def http_response(payload: bytes) -> HttpReply:
     status = result["statusCode"]
     if not isinstance(status, int) or not 100 <= status <= 599:
         return _bad(f"statusCode must be an integer from 100 to 599, got {status!r}")
+    # format 2.0 has no multiValueHeaders (API Gateway's "Payload format differences"): one is ignored, as there
     headers = [(str(k).lower(), str(v)) for k, v in (result.get("headers") or {}).items()]
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers += [(str(name).lower(), str(v)) for v in values]
     headers += [("set-cookie", str(c)) for c in result.get("cookies") or []]
     raw = result.get("body")
     text = raw if isinstance(raw, str) else ("" if raw is None else json.dumps(raw))

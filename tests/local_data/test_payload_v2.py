@@ -23,6 +23,12 @@ def test_structured_results_keep_status_headers_cookies_and_decode_base64():
     assert ("x-a", "1") in reply.headers and ("set-cookie", "c=1") in reply.headers
 
 
+def test_multi_value_headers_are_not_part_of_format_2():
+    reply = http_response(json.dumps({"statusCode": 200, "headers": {"x-a": "1"},
+                                      "multiValueHeaders": {"x-b": ["1", "2"]}}).encode())
+    assert reply.headers == [("x-a", "1")]
+
+
 def test_malformed_results_are_502():
     assert http_response(b"not json").status == 502
     assert http_response(b'{"statusCode": "200"}').status == 502
