@@ -38,7 +38,7 @@ from .function_url import FunctionUrl
 from .gateway import Gateway, QuietServer
 from .logsink import FileLogSink, Forward
 from .orphans import ChildRegistry
-from .pool import DEFAULT_ACCOUNT_CONCURRENCY, FunctionPool
+from .pool import DEFAULT_ACCOUNT_CONCURRENCY, Account, FunctionPool
 from .sigv4 import Credential, default_credentials
 from .tls import ensure_tls, trust_hint
 
@@ -76,7 +76,7 @@ class DataPlane:
         self.state_dir = state_dir(state).resolve()
         self.folder = self.state_dir / "data-plane"
         self.credentials = credentials or default_credentials()
-        self.account_concurrency = account_concurrency
+        self.account = Account(account_concurrency)
         self.memory_mode = memory_mode
         self.persist = persist
         self.logs = FileLogSink(self.state_dir / "logs", forward=log_forward, echo=echo_logs)
@@ -199,8 +199,7 @@ class DataPlane:
             await self.aunregister(config.key, save=False)
         target: FunctionUrl | ContainerEndpoint
         if isinstance(config, FunctionConfig):
-            pool = FunctionPool(config, self.logs, account_concurrency=self.account_concurrency,
-                                memory_mode=self.memory_mode)
+            pool = FunctionPool(config, self.logs, account=self.account, memory_mode=self.memory_mode)
             target = FunctionUrl(config, pool)
         else:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,

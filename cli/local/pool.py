@@ -2,8 +2,9 @@
 
 - One invocation at a time per sandbox; a free (warm) sandbox is reused, most recently used first.
 - No free sandbox: start a new one (a cold start) unless the function is at its concurrency cap, in which case the
-  request is throttled at once (synchronous Lambda invokes never queue). The cap is the reserved concurrency, or the
-  emulator's account concurrency for unreserved functions (10 by default, as for a new AWS account).
+  request is throttled at once (synchronous Lambda invokes never queue). The cap is the reserved concurrency; functions
+  without one share the account's unreserved concurrency (`Account`: the account's, 10 by default as seen in new AWS
+  accounts, less every function's reserved concurrency), counted over every function of the data plane.
 - Provisioned concurrency keeps that many sandboxes initialised (init type `provisioned-concurrency`, no cold start
   reported) and exempt from reclaim; they count against the cap.
 - With reserved concurrency N, more than 10 x N requests within one second are throttled too (Reason
@@ -42,6 +43,24 @@ def throttle_body(reserved: bool, *, rate: bool = False) -> bytes:
     return json.dumps({"Reason": reason, "Type": "User", "message": "Rate Exceeded."}).encode()
 
 
+class Account:
+    """The account's concurrency in a Region, shared by every function of the data plane: functions with reserved
+    concurrency keep theirs, the others share what is left (the unreserved pool)."""
+
+    def __init__(self, limit: int = DEFAULT_ACCOUNT_CONCURRENCY) -> None:
+        self.limit = limit
+        self.pools: set[FunctionPool] = set()
+
+    def unreserved_limit(self) -> int:
+        return max(0, self.limit - sum(p.config.reserved for p in self.pools if p.config.reserved >= 0))
+
+    def unreserved_in_use(self) -> int:
+        return sum(p.in_use() for p in self.pools if p.config.reserved < 0)
+
+    def full(self) -> bool:
+        return self.unreserved_in_use() >= self.unreserved_limit()
+
+
 @dataclass
 class PoolStats:
     sandboxes: int = 0
@@ -58,11 +77,12 @@ class PoolStats:
 class FunctionPool:
     """Schedules invocations of one function onto its sandboxes."""
 
-    def __init__(self, config: FunctionConfig, sink: LogSink, *,
-                 account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY, memory_mode: str = "auto") -> None:
+    def __init__(self, config: FunctionConfig, sink: LogSink, *, account: Account | None = None,
+                 memory_mode: str = "auto") -> None:
         self.config = config
         self.sink = sink
-        self.account_concurrency = account_concurrency
+        self.account = account if account is not None else Account()
+        self.account.pools.add(self)
         self.memory_mode = memory_mode
         self._idle: list[Sandbox] = []
         self._busy: set[Sandbox] = set()
@@ -76,10 +96,14 @@ class FunctionPool:
 
     @property
     def cap(self) -> int:
-        return self.config.reserved if self.config.reserved >= 0 else self.account_concurrency
+        return self.config.reserved if self.config.reserved >= 0 else self.account.limit
 
     def _total(self) -> int:
         return len(self._idle) + len(self._busy) + self._starting
+
+    def in_use(self) -> int:
+        """The concurrency this function takes now: invocations running or starting, and provisioned sandboxes."""
+        return len(self._busy) + self._starting + sum(1 for s in self._idle if s in self._provisioned)
 
     def snapshot(self) -> PoolStats:
         s = self.stats
@@ -104,6 +128,7 @@ class FunctionPool:
 
     async def close(self) -> None:
         self._closed = True
+        self.account.pools.discard(self)
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -180,6 +205,9 @@ class FunctionPool:
         if self.config.reserved > 0 and self._over_rate():
             return self._throttled(f"over {RPS_PER_CONCURRENCY * self.config.reserved} requests per second "
                                    f"(10 x reserved concurrency {self.config.reserved})", rate=True)
+        if self.config.reserved < 0 and self.account.full():
+            return self._throttled(f"the account's unreserved concurrency ({self.account.unreserved_limit()}) "
+                                   "is in use")
         sandbox = self._take_idle()
         if sandbox is None:
             if self._total() >= self.cap or self._closed:

@@ -130,3 +130,38 @@ def test_an_on_demand_init_over_10_s_plus_the_timeout_is_a_timeout(tiny, client,
     assert reply.headers["x-mlfn-cold-start"] == "true"
     logs = [e["message"] for e in plane.logs.read(f"/aws/lambda/{ep.name}")]
     assert any(m.startswith("INIT_REPORT Init Duration: ") and "\tPhase: init\tStatus: timeout" in m for m in logs)
+
+
+def test_unreserved_functions_share_the_accounts_concurrency_less_what_is_reserved(tmp_path, handlers_dir, wait_for):
+    import ssl
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from mlfn.cli.local.data_plane import DataPlane
+
+    plane = DataPlane(tmp_path, persist=False, account_concurrency=3)
+    plane.start()
+    try:
+        def register(name: str, **settings):
+            return plane.register_lambda(name, handlers_dir, handler="tiny.work", task_root=str(handlers_dir),
+                                         auth_type="NONE", memory_mb=256, timeout_s=10, **settings)
+
+        first, second, reserved = register("first"), register("second"), register("reserved", reserved=1)
+
+        def in_use(key: str) -> int:
+            pool = next(t for t in plane.status()["targets"] if t["key"] == key)["pool"]
+            return int(pool["busy"]) + int(pool["starting"])
+
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(plane.ca_path)), timeout=30) as client, \
+                ThreadPoolExecutor(2) as pool:
+            slow = [pool.submit(client.post, first.url, json={"seconds": 3}) for _ in range(2)]
+            assert wait_for(lambda: in_use(first.key) == 2)  # 3 - 1 reserved = 2 unreserved, both taken
+            throttled = client.post(second.url, json={})
+            assert throttled.status_code == 429
+            assert throttled.json()["Reason"] == "ConcurrentInvocationLimitExceeded"
+            assert client.post(reserved.url, json={}).status_code == 200  # its reserved concurrency is its own
+            assert all(f.result().status_code == 200 for f in slow)
+            assert client.post(second.url, json={}).status_code == 200  # the account's concurrency is free again
+    finally:
+        plane.stop()
