@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from . import invoke_api
 from .config import ContainerConfig, FunctionConfig, config_from_json
 from .containers import ContainerEndpoint
 from .emulator_state import GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
@@ -38,6 +40,7 @@ from .function_url import FunctionUrl
 from .gateway import Gateway, QuietServer
 from .logsink import FileLogSink, Forward
 from .orphans import ChildRegistry
+from .payload_v2 import HttpReply
 from .pool import DEFAULT_ACCOUNT_CONCURRENCY, Account, FunctionPool
 from .sigv4 import Credential, default_credentials
 from .tls import ensure_tls, trust_hint
@@ -256,6 +259,23 @@ class DataPlane:
                     await self.sync_provisioned()
             await asyncio.sleep(interval)
 
+    def function_target(self, function_name: str, qualifier: str | None) -> FunctionUrl | None:
+        """The registered function `function_name:qualifier`; unqualified (or `$LATEST`), its only registration."""
+        target = self._targets.get(f"lambda:{function_name}:{qualifier}")
+        if isinstance(target, FunctionUrl):
+            return target
+        if qualifier in (None, "$LATEST"):
+            candidates = [t for t in self._targets.values()
+                          if isinstance(t, FunctionUrl) and t.config.name == function_name]
+            if len(candidates) == 1:
+                return candidates[0]
+        return None
+
+    async def ainvoke(self, function_name: str, qualifier: str | None, payload: bytes) -> HttpReply | None:
+        """Lambda's Invoke (RequestResponse) of a registered function; None when it is not registered here."""
+        target = self.function_target(function_name, qualifier)
+        return None if target is None else await invoke_api.invoke(target.pool, payload)
+
     async def aunregister(self, key: str, *, save: bool = True) -> bool:
         target = self._targets.pop(key, None)
         if target is None:
@@ -363,6 +383,13 @@ class _Admin:
                 return 200, endpoint.to_json()
             if method == "POST" and path == "/unregister":
                 return 200, {"removed": await self.plane.aunregister(json.loads(body)["key"])}
+            if method == "POST" and path == "/invoke":
+                request = json.loads(body)
+                reply = await self.plane.ainvoke(request["function"], request.get("qualifier"),
+                                                 base64.b64decode(request.get("payload", "")))
+                if reply is None:
+                    return 404, {"error": f"function {request['function']} is not registered here"}
+                return 200, invoke_api.reply_to_json(reply)
             if method == "POST" and path == "/shutdown":
                 self.stop.set()
                 return 200, {"stopping": True}

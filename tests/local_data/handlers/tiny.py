@@ -75,3 +75,11 @@ def work(event, context):
 def greeting(event, context):
     """A plain string result: the Function URL answers its JSON text."""
     return "Hello, world!"
+
+
+def direct(event, context):
+    """For the Invoke API: sleep `seconds`, raise if `fail`, else answer with the event."""
+    time.sleep(float(event.get("seconds", 0)))
+    if event.get("fail"):
+        raise ValueError("asked to fail")
+    return {"got": event}
