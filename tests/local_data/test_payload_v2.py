@@ -10,7 +10,7 @@ from mlfn.cli.local.payload_v2 import http_response, request_event
 
 def test_results_without_status_code_are_200_json():
     assert http_response(b'{"a": 1}').body == b'{"a": 1}'
-    assert http_response(b'"hello"').body == b'"hello"'  # the JSON text: AWS's example answers `"Hello, world!"`
+    assert http_response(b'"hello"').body == b"hello"  # AWS answers a string result without its quotes
     assert http_response(b"[1, 2]").headers == [("content-type", "application/json")]
     assert http_response(b"null").status == 200
 
