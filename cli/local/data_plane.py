@@ -274,7 +274,10 @@ class DataPlane:
     async def ainvoke(self, function_name: str, qualifier: str | None, payload: bytes) -> HttpReply | None:
         """Lambda's Invoke (RequestResponse) of a registered function; None when it is not registered here."""
         target = self.function_target(function_name, qualifier)
-        return None if target is None else await invoke_api.invoke(target.pool, payload)
+        if target is None:
+            return None
+        version = "$LATEST" if qualifier in (None, "$LATEST") else target.config.version
+        return await invoke_api.invoke(target.pool, payload, version)
 
     async def aunregister(self, key: str, *, save: bool = True) -> bool:
         target = self._targets.pop(key, None)

@@ -32,8 +32,8 @@ def _error(status: int, error_type: str, message: str) -> HttpReply:
     return HttpReply(status, [_JSON, ("x-amzn-errortype", error_type)], body)
 
 
-async def invoke(pool: FunctionPool, payload: bytes) -> HttpReply:
-    """One synchronous Invoke of the function behind `pool`."""
+async def invoke(pool: FunctionPool, payload: bytes, executed_version: str) -> HttpReply:
+    """One synchronous Invoke of the function behind `pool` (`executed_version`: `$LATEST` when unqualified)."""
     if len(payload) > MAX_REQUEST_BYTES:
         return _error(413, "RequestTooLargeException",
                       f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation")
@@ -45,7 +45,7 @@ async def invoke(pool: FunctionPool, payload: bytes) -> HttpReply:
     result = await pool.invoke(payload or b"{}")
     if result.status == "throttled":
         return HttpReply(429, [_JSON, ("x-amzn-errortype", "TooManyRequestsException")], result.payload)
-    headers = [_JSON, ("x-amz-executed-version", pool.config.version)]
+    headers = [_JSON, ("x-amz-executed-version", executed_version)]
     if not result.ok:
         headers.append(("x-amz-function-error", "Unhandled"))
     return HttpReply(200, headers, result.payload)

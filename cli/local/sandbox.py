@@ -191,6 +191,8 @@ class Sandbox:
 
     def _exit_text(self) -> str:
         code = self.process.returncode if self.process is not None else None
+        if code == 0:  # as AWS words it (responses recorded from AWS: a handler calling sys.exit(0))
+            return "Runtime exited without providing a reason"
         if code is not None and code < 0:
             name = signal.Signals(-code).name.removeprefix("SIG").lower()
             return f"Runtime exited with error: signal: {'killed' if name == 'kill' else name}"

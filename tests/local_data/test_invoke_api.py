@@ -48,6 +48,13 @@ def test_invoke_runs_the_function_with_lambdas_results_and_errors(tmp_path, hand
             assert failed["StatusCode"] == 200 and failed["FunctionError"] == "Unhandled"
             assert json.loads(failed["Payload"].read())["errorType"] == "ValueError"
 
+            # as AWS answers it (LocalStack's AWS-validated snapshots): unqualified runs $LATEST; sys.exit(0)
+            exited = lam.invoke(FunctionName="direct", Payload=json.dumps({"exit": True}))
+            assert exited["FunctionError"] == "Unhandled" and exited["ExecutedVersion"] == "$LATEST"
+            error = json.loads(exited["Payload"].read())
+            assert error["errorType"] == "Runtime.ExitError"
+            assert error["errorMessage"].endswith(" Error: Runtime exited without providing a reason")
+
             with pytest.raises(ClientError) as not_json:
                 lam.invoke(FunctionName="direct", Qualifier="live", Payload=b"{not json")
             assert _error(not_json) == ("InvalidRequestContentException", 400)

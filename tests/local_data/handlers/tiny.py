@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import time
 
 STARTED = time.time()  # module import = the init phase
@@ -82,4 +83,6 @@ def direct(event, context):
     time.sleep(float(event.get("seconds", 0)))
     if event.get("fail"):
         raise ValueError("asked to fail")
+    if event.get("exit"):
+        sys.exit(0)
     return {"got": event}
