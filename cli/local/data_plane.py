@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from . import invoke_api
 from .config import ContainerConfig, FunctionConfig, config_from_json
 from .containers import ContainerEndpoint
 from .emulator_state import GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
@@ -39,7 +41,8 @@ from .gateway import Gateway, QuietServer
 from .iam_callers import CallerDirectory
 from .logsink import FileLogSink, Forward
 from .orphans import ChildRegistry
-from .pool import DEFAULT_ACCOUNT_CONCURRENCY, FunctionPool
+from .payload_v2 import HttpReply
+from .pool import DEFAULT_ACCOUNT_CONCURRENCY, Account, FunctionPool
 from .sigv4 import Credential, default_credentials
 from .tls import ensure_tls, trust_hint
 
@@ -78,7 +81,7 @@ class DataPlane:
         self.state_dir = state_dir(state).resolve()
         self.folder = self.state_dir / "data-plane"
         self.credentials = credentials or default_credentials()
-        self.account_concurrency = account_concurrency
+        self.account = Account(account_concurrency)
         self.memory_mode = memory_mode
         self.persist = persist
         self.logs = FileLogSink(self.state_dir / "logs", forward=log_forward, echo=echo_logs)
@@ -204,8 +207,7 @@ class DataPlane:
             await self.aunregister(config.key, save=False)
         target: FunctionUrl | ContainerEndpoint
         if isinstance(config, FunctionConfig):
-            pool = FunctionPool(config, self.logs, account_concurrency=self.account_concurrency,
-                                memory_mode=self.memory_mode)
+            pool = FunctionPool(config, self.logs, account=self.account, memory_mode=self.memory_mode)
             target = FunctionUrl(config, pool)
         else:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
@@ -261,6 +263,26 @@ class DataPlane:
                     seen = mtime
                     await self.sync_provisioned()
             await asyncio.sleep(interval)
+
+    def function_target(self, function_name: str, qualifier: str | None) -> FunctionUrl | None:
+        """The registered function `function_name:qualifier`; unqualified (or `$LATEST`), its only registration."""
+        target = self._targets.get(f"lambda:{function_name}:{qualifier}")
+        if isinstance(target, FunctionUrl):
+            return target
+        if qualifier in (None, "$LATEST"):
+            candidates = [t for t in self._targets.values()
+                          if isinstance(t, FunctionUrl) and t.config.name == function_name]
+            if len(candidates) == 1:
+                return candidates[0]
+        return None
+
+    async def ainvoke(self, function_name: str, qualifier: str | None, payload: bytes) -> HttpReply | None:
+        """Lambda's Invoke (RequestResponse) of a registered function; None when it is not registered here."""
+        target = self.function_target(function_name, qualifier)
+        if target is None:
+            return None
+        version = "$LATEST" if qualifier in (None, "$LATEST") else target.config.version
+        return await invoke_api.invoke(target.pool, payload, version)
 
     async def aunregister(self, key: str, *, save: bool = True) -> bool:
         target = self._targets.pop(key, None)
@@ -371,6 +393,13 @@ class _Admin:
                 return 200, endpoint.to_json()
             if method == "POST" and path == "/unregister":
                 return 200, {"removed": await self.plane.aunregister(json.loads(body)["key"])}
+            if method == "POST" and path == "/invoke":
+                request = json.loads(body)
+                reply = await self.plane.ainvoke(request["function"], request.get("qualifier"),
+                                                 base64.b64decode(request.get("payload", "")))
+                if reply is None:
+                    return 404, {"error": f"function {request['function']} is not registered here"}
+                return 200, invoke_api.reply_to_json(reply)
             if method == "POST" and path == "/shutdown":
                 self.stop.set()
                 return 200, {"stopping": True}

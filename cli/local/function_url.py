@@ -3,8 +3,8 @@
 Status codes as a BUFFERED Function URL answers them: the function's own status for a result; 502
 `Internal Server Error` for a function error, a timeout, a crashed runtime or a failed init; 429 with Lambda's
 TooManyRequestsException document when the concurrency cap is reached; 413 when the event (the request as JSON, body
-base64-encoded if binary) or the response exceeds 6 MB. Emulator-only headers say what happened:
-`x-mlfn-cold-start`, `x-mlfn-init-duration-ms`, `x-mlfn-duration-ms`, `x-mlfn-error-type`.
+base64-encoded if binary) exceeds 6 MB; a response over 6 MB is a function error (502). Emulator-only headers say what
+happened: `x-mlfn-cold-start`, `x-mlfn-init-duration-ms`, `x-mlfn-duration-ms`, `x-mlfn-error-type`.
 """
 
 from __future__ import annotations
@@ -97,8 +97,7 @@ def to_http(result: InvokeResult) -> HttpReply:
     if result.status == "throttled":
         return HttpReply(429, [("content-type", "application/json"), ("x-amzn-errortype", "TooManyRequestsException")],
                          result.payload)
-    if result.error_type == "Function.ResponseSizeTooLarge":
-        return json_reply(413, {"Message": "Response payload size exceeded maximum allowed payload size "
-                                           "(6291556 bytes)."}, ("x-mlfn-error-type", result.error_type))
+    # A response over 6 MB is a function error (Invoke: 200 + X-Amz-Function-Error, errorType
+    # Function.ResponseSizeTooLarge), so the URL answers it like every other function error.
     return HttpReply(502, [("content-type", "text/plain"), ("x-mlfn-error-type", result.error_type or "Unhandled")],
                      b"Internal Server Error")

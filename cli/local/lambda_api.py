@@ -4,6 +4,7 @@
   HTTPS URLs (see `function_urls`): create/get/update/delete_function_url_config, list_function_url_configs.
 - Provisioned concurrency (moto has none): put/get/delete_provisioned_concurrency_config,
   list_provisioned_concurrency_configs.
+- Invoke (RequestResponse) of a function the data plane runs goes to the data plane (`invoke_api`); moto echoes.
 
 `install()` points every route of moto's Lambda URL table at `MlfnLambdaResponse` and adds the missing routes; it
 must run before the server handles its first Lambda request (moto builds the routing table then).
@@ -28,6 +29,7 @@ from moto.core.responses import TYPE_RESPONSE
 
 from .emulated_stores import STORES, FunctionUrl, ProvisionedConcurrency, now_iso
 from .function_urls import allocate_url
+from .invoke_api import forward_invoke
 
 AUTH_TYPES = ("AWS_IAM", "NONE")
 INVOKE_MODES = ("BUFFERED", "RESPONSE_STREAM")
@@ -55,6 +57,13 @@ def bare_function_name(name_or_arn: str) -> str:
     if name_or_arn.startswith("arn:"):
         return name_or_arn.split(":")[6]
     return name_or_arn.split(":")[0]
+
+
+def qualifier_of(name_or_arn: str) -> str | None:
+    """`live` from `my-fn:live` or a qualified function ARN; None when unqualified."""
+    parts = name_or_arn.split(":")
+    index = 7 if name_or_arn.startswith("arn:") else 1
+    return parts[index] if len(parts) > index else None
 
 
 def check_qualifier(backend: LambdaBackend, function_name: str, qualifier: str | None, *, allow_version: bool) -> None:
@@ -180,6 +189,20 @@ class MlfnLambdaResponse(LambdaResponse):
 
     def _json(self) -> dict[str, Any]:
         return json.loads(self.body) if self.body else {}
+
+    def invoke(self) -> TYPE_RESPONSE:
+        """A RequestResponse Invoke runs on the data plane when it runs the function (moto's own only echoes)."""
+        name_or_arn = unquote(self.path.split("?")[0].rstrip("/").rsplit("/", 2)[-2])
+        name = bare_function_name(name_or_arn)
+        qualifier = self._qualifier() or qualifier_of(name_or_arn)
+        if self.headers.get("X-Amz-Invocation-Type", "RequestResponse") == "RequestResponse":
+            self.backend.get_function(name, qualifier)  # ResourceNotFoundException as Lambda answers it
+            payload = self.body.encode() if isinstance(self.body, str) else (self.body or b"")
+            forwarded = forward_invoke(STORES.state_dir, name, qualifier, payload)
+            if forwarded is not None:
+                return forwarded
+        echoed: TYPE_RESPONSE = super().invoke()
+        return echoed
 
     def create_function_url_config(self) -> TYPE_RESPONSE:
         url = put_function_url(

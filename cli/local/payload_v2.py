@@ -3,7 +3,8 @@
 `request_event` builds the event (headers lower-cased with repeated ones comma-joined, cookies split out, query
 parameters comma-joined, textual bodies as text and others base64 with `isBase64Encoded`). `http_response` maps the
 function's result back: a result with `statusCode` is a structured response (headers, cookies, body, isBase64Encoded);
-any other valid JSON is answered 200 `application/json` with the result as the body; anything else is a 502.
+any other valid JSON is answered 200 `application/json` with the result as the body (a JSON string: its text, as
+AWS answers it); anything else is a 502.
 """
 
 from __future__ import annotations
@@ -114,14 +115,15 @@ def http_response(payload: bytes) -> HttpReply:
     except ValueError:
         return _bad("the function's result is not valid JSON")
     if not (isinstance(result, dict) and "statusCode" in result):
+        # a string result is answered without its JSON quotes: AWS answers "hello" as `hello` (Content-Length 5,
+        # LocalStack's AWS-validated snapshot), although the guide's example shows the quotes
         body = result.encode() if isinstance(result, str) else payload
         return HttpReply(200, [("content-type", "application/json")], body)
     status = result["statusCode"]
     if not isinstance(status, int) or not 100 <= status <= 599:
         return _bad(f"statusCode must be an integer from 100 to 599, got {status!r}")
+    # format 2.0 has no multiValueHeaders (API Gateway's "Payload format differences"): one is ignored, as there
     headers = [(str(k).lower(), str(v)) for k, v in (result.get("headers") or {}).items()]
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers += [(str(name).lower(), str(v)) for v in values]
     headers += [("set-cookie", str(c)) for c in result.get("cookies") or []]
     raw = result.get("body")
     text = raw if isinstance(raw, str) else ("" if raw is None else json.dumps(raw))

@@ -2,10 +2,13 @@
 
 - One invocation at a time per sandbox; a free (warm) sandbox is reused, most recently used first.
 - No free sandbox: start a new one (a cold start) unless the function is at its concurrency cap, in which case the
-  request is throttled at once (synchronous Lambda invokes never queue). The cap is the reserved concurrency, or the
-  emulator's account concurrency for unreserved functions (10 by default, as for a new AWS account).
+  request is throttled at once (synchronous Lambda invokes never queue). The cap is the reserved concurrency; functions
+  without one share the account's unreserved concurrency (`Account`: the account's, 10 by default as seen in new AWS
+  accounts, less every function's reserved concurrency), counted over every function of the data plane.
 - Provisioned concurrency keeps that many sandboxes initialised (init type `provisioned-concurrency`, no cold start
   reported) and exempt from reclaim; they count against the cap.
+- With reserved concurrency N, more than 10 x N requests within one second are throttled too (Reason
+  `ReservedFunctionInvocationRateLimitExceeded`), as a function URL does.
 - A sandbox idle longer than `idle_s` is reclaimed (scale to zero); a sandbox that timed out or crashed is gone and the
   next request that needs one starts a new one.
 """
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import time
@@ -25,10 +29,36 @@ from .sandbox import InvokeResult, Sandbox
 DEFAULT_ACCOUNT_CONCURRENCY = 10
 
 
-def throttle_body(reserved: bool) -> bytes:
-    """Lambda's TooManyRequestsException document."""
-    reason = "ReservedFunctionConcurrentInvocationLimitExceeded" if reserved else "ConcurrentInvocationLimitExceeded"
+RPS_PER_CONCURRENCY = 10  # a function URL's request rate limit: 10 x its reserved concurrency, per second
+
+
+def throttle_body(reserved: bool, *, rate: bool = False) -> bytes:
+    """Lambda's TooManyRequestsException document (`Reason` values from botocore's ThrottleReason)."""
+    if rate:
+        reason = "ReservedFunctionInvocationRateLimitExceeded"
+    elif reserved:
+        reason = "ReservedFunctionConcurrentInvocationLimitExceeded"
+    else:
+        reason = "ConcurrentInvocationLimitExceeded"
     return json.dumps({"Reason": reason, "Type": "User", "message": "Rate Exceeded."}).encode()
+
+
+class Account:
+    """The account's concurrency in a Region, shared by every function of the data plane: functions with reserved
+    concurrency keep theirs, the others share what is left (the unreserved pool)."""
+
+    def __init__(self, limit: int = DEFAULT_ACCOUNT_CONCURRENCY) -> None:
+        self.limit = limit
+        self.pools: set[FunctionPool] = set()
+
+    def unreserved_limit(self) -> int:
+        return max(0, self.limit - sum(p.config.reserved for p in self.pools if p.config.reserved >= 0))
+
+    def unreserved_in_use(self) -> int:
+        return sum(p.in_use() for p in self.pools if p.config.reserved < 0)
+
+    def full(self) -> bool:
+        return self.unreserved_in_use() >= self.unreserved_limit()
 
 
 @dataclass
@@ -47,11 +77,12 @@ class PoolStats:
 class FunctionPool:
     """Schedules invocations of one function onto its sandboxes."""
 
-    def __init__(self, config: FunctionConfig, sink: LogSink, *,
-                 account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY, memory_mode: str = "auto") -> None:
+    def __init__(self, config: FunctionConfig, sink: LogSink, *, account: Account | None = None,
+                 memory_mode: str = "auto") -> None:
         self.config = config
         self.sink = sink
-        self.account_concurrency = account_concurrency
+        self.account = account if account is not None else Account()
+        self.account.pools.add(self)
         self.memory_mode = memory_mode
         self._idle: list[Sandbox] = []
         self._busy: set[Sandbox] = set()
@@ -60,14 +91,19 @@ class FunctionPool:
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
         self._filling = asyncio.Lock()
+        self._recent: collections.deque[float] = collections.deque()  # start times of the last second's invocations
         self.stats = PoolStats()
 
     @property
     def cap(self) -> int:
-        return self.config.reserved if self.config.reserved >= 0 else self.account_concurrency
+        return self.config.reserved if self.config.reserved >= 0 else self.account.limit
 
     def _total(self) -> int:
         return len(self._idle) + len(self._busy) + self._starting
+
+    def in_use(self) -> int:
+        """The concurrency this function takes now: invocations running or starting, and provisioned sandboxes."""
+        return len(self._busy) + self._starting + sum(1 for s in self._idle if s in self._provisioned)
 
     def snapshot(self) -> PoolStats:
         s = self.stats
@@ -92,6 +128,7 @@ class FunctionPool:
 
     async def close(self) -> None:
         self._closed = True
+        self.account.pools.discard(self)
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -144,16 +181,37 @@ class FunctionPool:
             asyncio.get_running_loop().create_task(sandbox.kill())
         return None
 
+    def _over_rate(self) -> bool:
+        """Whether this request exceeds 10 x the reserved concurrency per second ("Throttling function URLs")."""
+        if self.config.reserved < 0:
+            return False
+        now = time.monotonic()
+        while self._recent and now - self._recent[0] >= 1.0:
+            self._recent.popleft()
+        if len(self._recent) >= RPS_PER_CONCURRENCY * self.config.reserved:
+            return True
+        self._recent.append(now)
+        return False
+
+    def _throttled(self, why: str, *, rate: bool = False) -> InvokeResult:
+        self.stats.throttles += 1
+        self.sandbox_log(f"Throttled: {why}")
+        return InvokeResult("throttled", throttle_body(self.config.reserved >= 0, rate=rate),
+                            error_type="TooManyRequestsException")
+
     async def invoke(self, event: bytes) -> InvokeResult:
         """Run one event: on a warm sandbox, a new one (cold start), or throttled."""
         self.stats.invocations += 1
+        if self.config.reserved > 0 and self._over_rate():
+            return self._throttled(f"over {RPS_PER_CONCURRENCY * self.config.reserved} requests per second "
+                                   f"(10 x reserved concurrency {self.config.reserved})", rate=True)
+        if self.config.reserved < 0 and self.account.full():
+            return self._throttled(f"the account's unreserved concurrency ({self.account.unreserved_limit()}) "
+                                   "is in use")
         sandbox = self._take_idle()
         if sandbox is None:
             if self._total() >= self.cap or self._closed:
-                self.stats.throttles += 1
-                self.sandbox_log(f"Throttled: {self._total()} sandboxes running, concurrency cap {self.cap}")
-                return InvokeResult("throttled", throttle_body(self.config.reserved >= 0),
-                                    error_type="TooManyRequestsException")
+                return self._throttled(f"{self._total()} sandboxes running, concurrency cap {self.cap}")
             sandbox, error = await self._new_sandbox(False)
             if sandbox is None:
                 assert error is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -25,6 +26,13 @@ from .memory import MemoryGuard, limit_memory
 from .runtime_api import Invocation, Outcome, RuntimeApi
 
 INIT_LIMIT_S = 10.0  # Lambda's init phase limit for on-demand sandboxes (retried within the function timeout)
+PROVISIONED_INIT_LIMIT_S = 130.0  # provisioned concurrency: 130 s or the function timeout, whichever is higher
+
+
+def init_limit_s(timeout_s: float, provisioned: bool) -> float:
+    """How long the emulator lets a sandbox's init phase run ("Understanding the Lambda execution environment
+    lifecycle"): on demand, 10 s and then the retry under the function timeout; provisioned, max(130 s, timeout)."""
+    return max(PROVISIONED_INIT_LIMIT_S, timeout_s) if provisioned else INIT_LIMIT_S + timeout_s
 
 
 @dataclass
@@ -97,7 +105,6 @@ class Sandbox:
             "AWS_LAMBDA_FUNCTION_NAME": c.name,
             "AWS_LAMBDA_FUNCTION_VERSION": c.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
-            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(c.timeout_s)),
             "AWS_LAMBDA_LOG_GROUP_NAME": c.log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
             "AWS_LAMBDA_INITIALIZATION_TYPE": "provisioned-concurrency" if self.provisioned else "on-demand",
@@ -132,7 +139,8 @@ class Sandbox:
         waits = {asyncio.create_task(w) for w in (self.api.ready.wait(), self.api.init_failed.wait(),
                                                    self._exited.wait())}
         try:
-            await asyncio.wait(waits, timeout=INIT_LIMIT_S + c.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, timeout=init_limit_s(c.timeout_s, self.provisioned),
+                               return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in waits:
                 task.cancel()
@@ -149,7 +157,8 @@ class Sandbox:
             error = InvokeResult("init_error", _error_doc("Sandbox.Timedout", "Init phase timed out"),
                                  error_type="Sandbox.Timedout")
         error.cold_start, error.init_ms = True, self.init_ms
-        self.log(f"INIT_REPORT Init Duration: {self.init_ms:.2f} ms\tPhase: init\tStatus: error\t"
+        status = "timeout" if error.error_type == "Sandbox.Timedout" else "error"  # the guide's INIT_REPORT timeout log
+        self.log(f"INIT_REPORT Init Duration: {self.init_ms:.2f} ms\tPhase: init\tStatus: {status}\t"
                  f"Error Type: {error.error_type}")
         await self.kill()
         return error
@@ -182,6 +191,8 @@ class Sandbox:
 
     def _exit_text(self) -> str:
         code = self.process.returncode if self.process is not None else None
+        if code == 0:  # as AWS words it (responses recorded from AWS: a handler calling sys.exit(0))
+            return "Runtime exited without providing a reason"
         if code is not None and code < 0:
             name = signal.Signals(-code).name.removeprefix("SIG").lower()
             return f"Runtime exited with error: signal: {'killed' if name == 'kill' else name}"
@@ -237,7 +248,8 @@ class Sandbox:
         result.init_ms = self.init_ms if cold else 0.0
         result.duration_ms = duration
         self.log(f"END RequestId: {rid}")
-        report = (f"REPORT RequestId: {rid}\tDuration: {duration:.2f} ms\tBilled Duration: {int(duration) + 1} ms\t"
+        report = (f"REPORT RequestId: {rid}\tDuration: {duration:.2f} ms\t"
+                  f"Billed Duration: {billed_ms(duration, result.init_ms)} ms\t"
                   f"Memory Size: {c.memory_mb} MB\tMax Memory Used: {max_mb} MB")
         if cold:
             report += f"\tInit Duration: {self.init_ms:.2f} ms"
@@ -249,6 +261,12 @@ class Sandbox:
             await self.kill()  # Lambda resets the execution environment after a timeout or a runtime exit
         self.last_used = time.monotonic()
         return result
+
+
+def billed_ms(duration_ms: float, init_ms: float = 0.0) -> int:
+    """Lambda's Billed Duration: rounded up to the next millisecond, the init phase included on a cold start (the
+    guide's REPORT example: Duration 15.74 ms, Init Duration 130.49 ms, Billed Duration 147 ms)."""
+    return math.ceil(round(duration_ms + init_ms, 6))
 
 
 def _error_type(outcome: Outcome) -> str:

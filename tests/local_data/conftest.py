@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,3 +82,22 @@ def wait_for() -> Callable[..., bool]:
         return predicate()
 
     return wait
+
+
+@pytest.fixture
+def start_data_plane() -> Callable[[Path], subprocess.Popen[bytes]]:
+    """Start `python -m mlfn.cli.local.data_plane` on a state directory and wait for its admin API."""
+
+    def start(state: Path) -> subprocess.Popen[bytes]:
+        (state / "data-plane" / "admin.json").unlink(missing_ok=True)
+        process = subprocess.Popen([sys.executable, "-m", "mlfn.cli.local.data_plane", "--state-dir", str(state)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not (state / "data-plane" / "admin.json").exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("the data plane process did not start")
+            time.sleep(0.05)
+        return process
+
+    return start

@@ -10,7 +10,7 @@ from mlfn.cli.local.payload_v2 import http_response, request_event
 
 def test_results_without_status_code_are_200_json():
     assert http_response(b'{"a": 1}').body == b'{"a": 1}'
-    assert http_response(b'"hello"').body == b"hello"
+    assert http_response(b'"hello"').body == b"hello"  # AWS answers a string result without its quotes
     assert http_response(b"[1, 2]").headers == [("content-type", "application/json")]
     assert http_response(b"null").status == 200
 
@@ -21,6 +21,12 @@ def test_structured_results_keep_status_headers_cookies_and_decode_base64():
                                       "isBase64Encoded": True}).encode())
     assert reply.status == 201 and reply.body == b"\x00\x01"
     assert ("x-a", "1") in reply.headers and ("set-cookie", "c=1") in reply.headers
+
+
+def test_multi_value_headers_are_not_part_of_format_2():
+    reply = http_response(json.dumps({"statusCode": 200, "headers": {"x-a": "1"},
+                                      "multiValueHeaders": {"x-b": ["1", "2"]}}).encode())
+    assert reply.headers == [("x-a", "1")]
 
 
 def test_malformed_results_are_502():

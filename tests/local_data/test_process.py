@@ -6,26 +6,11 @@ import json
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from mlfn.cli.local.data_plane import DataPlaneClient
-
-
-def _start(state: Path) -> subprocess.Popen[bytes]:
-    (state / "data-plane" / "admin.json").unlink(missing_ok=True)
-    process = subprocess.Popen([sys.executable, "-m", "mlfn.cli.local.data_plane", "--state-dir", str(state)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while not (state / "data-plane" / "admin.json").exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("the data plane process did not start")
-        time.sleep(0.05)
-    return process
 
 
 def _stop(process: subprocess.Popen[bytes], client: DataPlaneClient) -> None:
@@ -37,8 +22,8 @@ def _stop(process: subprocess.Popen[bytes], client: DataPlaneClient) -> None:
         raise
 
 
-def test_register_over_the_admin_api_and_survive_a_restart(tmp_path, handlers_dir):
-    process = _start(tmp_path)
+def test_register_over_the_admin_api_and_survive_a_restart(tmp_path, handlers_dir, start_data_plane):
+    process = start_data_plane(tmp_path)
     try:
         admin = DataPlaneClient(tmp_path)
         ep = admin.register_lambda("proc-echo", handlers_dir, handler="tiny.plain", task_root=str(handlers_dir),
@@ -50,7 +35,7 @@ def test_register_over_the_admin_api_and_survive_a_restart(tmp_path, handlers_di
         assert forged.status_code == 401
         _stop(process, admin)
 
-        process = _start(tmp_path)
+        process = start_data_plane(tmp_path)
         admin = DataPlaneClient(tmp_path)
         status = admin.status()
         assert [t["url"] for t in status["targets"]] == [ep["url"]]
@@ -68,8 +53,8 @@ def test_register_over_the_admin_api_and_survive_a_restart(tmp_path, handlers_di
             process.kill()
 
 
-def test_a_killed_data_plane_leaves_no_container_running_after_restart(tmp_path, handlers_dir):
-    process = _start(tmp_path)
+def test_a_killed_data_plane_leaves_no_container_running_after_restart(tmp_path, handlers_dir, start_data_plane):
+    process = start_data_plane(tmp_path)
     try:
         admin = DataPlaneClient(tmp_path)
         ep = admin.register_container("orphan", handlers_dir, kind="ecs", auth_type="NONE",
@@ -80,7 +65,7 @@ def test_a_killed_data_plane_leaves_no_container_running_after_restart(tmp_path,
         process.kill()  # no chance to clean up
         process.wait(10)
         assert Path(f"/proc/{pid}").exists()
-        process = _start(tmp_path)
+        process = start_data_plane(tmp_path)
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
         _stop(process, DataPlaneClient(tmp_path))
     finally:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import time
 
 STARTED = time.time()  # module import = the init phase
@@ -70,3 +71,18 @@ def work(event, context):
     if body.get("crash"):
         os._exit(3)
     return {"statusCode": 200, "body": json.dumps({"pid": os.getpid()})}
+
+
+def greeting(event, context):
+    """A plain string result: the Function URL answers its JSON text."""
+    return "Hello, world!"
+
+
+def direct(event, context):
+    """For the Invoke API: sleep `seconds`, raise if `fail`, else answer with the event."""
+    time.sleep(float(event.get("seconds", 0)))
+    if event.get("fail"):
+        raise ValueError("asked to fail")
+    if event.get("exit"):
+        sys.exit(0)
+    return {"got": event}
