@@ -15,7 +15,7 @@ import uuid
 
 from .config import FunctionConfig
 from .cors import decorate, preflight
-from .gateway import MAX_REQUEST_BYTES, GatewayRequest, json_reply, too_large
+from .gateway import MAX_REQUEST_BYTES, GatewayRequest, too_large
 from .iam_callers import Identity
 from .iam_policy import Decision, Request, evaluate
 from .payload_v2 import Caller, HttpReply, http_response, request_event
