@@ -54,7 +54,10 @@ def element(t: TensorSpec) -> Schema:
     elif numeric is not None and numeric.kind == "f" and numeric.itemsize < 8:  # float64's range is JSON's
         largest = float(np.finfo(numeric).max)
         if not _takes(port, [largest * 2]):
-            schema.update(minimum=-largest, maximum=largest)
+            # A JSON number is a double; the codec refuses it when it rounds to infinity in the input's dtype, i.e.
+            # from the largest value plus half a step (a tie rounds away from the odd largest mantissa) on.
+            step = largest - float(np.nextafter(numeric.type(largest), numeric.type(0)))
+            schema.update(exclusiveMinimum=-(largest + step / 2), exclusiveMaximum=largest + step / 2)
     return schema
 
 
