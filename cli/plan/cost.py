@@ -190,6 +190,9 @@ def _size_note(s: SizeResult) -> str:
         notes.append(f"{s.vcpus:.2f} vCPU capped at {s.applied_vcpus:g} host CPUs: latency is an upper bound")
     if not s.fits:
         notes.append("does not fit: peak memory above the size")
+    if s.starved:
+        notes.append(f"busy host: got {s.delivered_vcpus:.2f} of {min(s.applied_vcpus, 1.0):.2f} vCPU, "
+                     "latency pessimistic")
     return "; ".join(notes)
 
 

@@ -62,6 +62,13 @@ class SizeResult:
     delivered_vcpus: float  # CPU seconds / wall seconds while measuring
     capped: bool = False
     fits: bool = True
+    measured_s: float = 0.0  # wall seconds of the measured runs
+
+    @property
+    def starved(self) -> bool:
+        """The host gave less CPU than the share (busy machine): latency here is pessimistic. Judged only on runs
+        long enough to span many quota periods, and against one vCPU at most (one thread is always busy)."""
+        return self.measured_s >= 50 * PERIOD_US / 1e6 and self.delivered_vcpus < 0.8 * min(self.applied_vcpus, 1.0)
 
 
 @dataclass
@@ -310,7 +317,7 @@ def measure(model_dir: str | Path, *, payload: str | None = None, sizes: Sequenc
                     memory_mb, vcpus, applied, threads, len(latencies), percentile(latencies, 50),
                     percentile(latencies, 99), sum(latencies) / len(latencies),
                     answer["cpu_s"] / answer["wall_s"] if answer["wall_s"] > 0 else 0.0,
-                    capped=vcpus > limit.host_cpus,
+                    capped=vcpus > limit.host_cpus, measured_s=answer["wall_s"],
                 )
                 done[key] = size
                 result.sizes.append(size)

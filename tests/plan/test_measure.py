@@ -47,6 +47,9 @@ def test_scaled_fallback_says_so_and_scales_below_one_vcpu(heavy_model: Path) ->
     limit = CpuLimit.create("unused", prefer="scaled")
     assert limit.method == "scaled" and "sched_setaffinity" in limit.described
     assert limit.scale(0.25) == 4.0 and limit.scale(2.0) == 1.0
+    m = measure(heavy_model, sizes=(HALF_VCPU_MB, ONE_VCPU_MB), runs=20, seconds_per_size=1.0, prefer="scaled")
+    half, one = m.sizes
+    assert m.method == "scaled" and half.p50_ms > 1.4 * one.p50_ms
 
 
 def test_payload_is_the_example_or_a_named_file(tmp_path: Path, functions_dir: Path) -> None:
