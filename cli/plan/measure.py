@@ -83,14 +83,10 @@ class Measurement:
     init_ms: float  # cold start at one vCPU: interpreter, imports, model load, first request
     peak_rss_mb: float
     sizes: list[SizeResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # sizes not measured, and why
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Measurement:
-        sizes = [SizeResult(**s) for s in doc.get("sizes", [])]
-        return cls(**{**doc, "sizes": sizes})
 
     def init_ms_at(self, memory_mb: int) -> float:
         """Init time at a size: measured at one vCPU, scaled by 1/share below it (imports are CPU-bound and
@@ -217,6 +213,7 @@ class Worker:
         ready = self._read(READY_TIMEOUT_S)
         self.init_ms = (time.perf_counter() - self.started) * 1000
         self.threads = int(ready["threads"])
+        self.warm = False  # True once a measured round ran (the ready answer already ran one request)
         self.peak_rss_mb = float(ready["peak_rss_mb"])
 
     def _read(self, timeout: float) -> dict[str, Any]:
@@ -278,9 +275,13 @@ def _workers() -> Iterator[dict[int, Worker]]:
 
 
 def measure(model_dir: str | Path, *, payload: str | None = None, sizes: Sequence[int] = LAMBDA_SIZES_MB,
-            runs: int = 200, seconds_per_size: float = 1.5, prefer: str = "auto",
+            runs: int = 200, seconds_per_size: float = 1.5, budget_s: float = 90.0, prefer: str = "auto",
             progress: Callable[[str], None] = lambda _m: None) -> Measurement:
-    """Measure `model_dir` at each Lambda memory size in `sizes` (see the module docstring)."""
+    """Measure `model_dir` at each Lambda memory size in `sizes` (see the module docstring).
+
+    Sizes below the model's peak memory are not measured (the function could not run there); once `budget_s`
+    has passed, the remaining sizes are skipped too and listed in `Measurement.skipped`.
+    """
     from mlfn.runtime.spec import load_spec
 
     model_dir = Path(model_dir)
@@ -298,7 +299,14 @@ def measure(model_dir: str | Path, *, payload: str | None = None, sizes: Sequenc
                                  first.init_ms, first.peak_rss_mb)
             progress(f"loaded {spec.name} in {first.init_ms:.0f} ms at 1 vCPU ({limit.described})")
             done: dict[float, SizeResult] = {}
+            deadline = time.monotonic() + budget_s
             for memory_mb in sorted(sizes):
+                if memory_mb < first.peak_rss_mb:
+                    result.skipped.append(f"{memory_mb} MB (below the model's peak memory)")
+                    continue
+                if time.monotonic() > deadline:
+                    result.skipped.append(f"{memory_mb} MB (time bound of {budget_s:.0f}s reached)")
+                    continue
                 vcpus = lambda_vcpus(memory_mb)
                 applied = limit.applied(vcpus)
                 threads = lambda_threads(memory_mb, limit.host_cpus)
@@ -310,7 +318,9 @@ def measure(model_dir: str | Path, *, payload: str | None = None, sizes: Sequenc
                                                       "vcpus": vcpus}))
                     continue
                 limit.set_share(applied)
-                answer = pool[threads].run(runs, seconds_per_size, warmup=2)
+                worker = pool[threads]
+                answer = worker.run(runs, seconds_per_size, warmup=0 if worker.warm else 1)
+                worker.warm = True
                 factor = limit.scale(vcpus)
                 latencies = [ms * factor for ms in answer["latencies_ms"]]
                 size = SizeResult(

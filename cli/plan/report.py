@@ -44,6 +44,7 @@ def text(m: Measurement, book: PriceBook, traffic: Traffic, options: Sequence[Op
         f"measured here: init {m.init_ms:,.0f} ms at 1 vCPU, peak memory {m.peak_rss_mb:.0f} MB "
         f"(smallest Lambda size that fits: {m.smallest_fit_mb} MB)",
         f"CPU share applied with: {m.how}; this host has {m.host_cpus} CPUs",
+        *([f"not measured: {', '.join(m.skipped)}"] if m.skipped else []),
         f"prices: {book.origin}, dated {book.date}, region {book.region} (each row's source: --json)",
         "latency: warm, in process through mlfn's runtime (decode, model, encode; no HTTP); SageMaker and ECS "
         "figures are the one-vCPU ones",

@@ -52,6 +52,11 @@ def test_scaled_fallback_says_so_and_scales_below_one_vcpu(heavy_model: Path) ->
     assert m.method == "scaled" and half.p50_ms > 1.4 * one.p50_ms
 
 
+def test_measuring_is_bounded_in_time(heavy_model: Path) -> None:
+    m = measure(heavy_model, sizes=(HALF_VCPU_MB, ONE_VCPU_MB), budget_s=0)
+    assert m.sizes == [] and all("time bound" in why for why in m.skipped) and len(m.skipped) == 2
+
+
 def test_payload_is_the_example_or_a_named_file(tmp_path: Path, functions_dir: Path) -> None:
     assert payload_for(functions_dir / "iris", None) == (functions_dir / "iris" / "example.json", "application/json")
     path, kind = payload_for(functions_dir / "digits", None)
