@@ -26,6 +26,7 @@ HOURS_PER_MONTH = 730
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 MB_PER_GB = 1024  # Lambda's GB-second: memory in MB / 1024 (AWS example: 512MB/1024)
 ARCHES = ("x86_64", "arm64")
+INIT_LIMIT_MS = 10_000  # on-demand init phase limit ("Understanding the Lambda execution environment lifecycle")
 
 
 def billed_ms(duration_ms: float) -> int:
@@ -103,6 +104,9 @@ def _lambda_options(m: Measurement, book: PriceBook, traffic: Traffic) -> list[O
         for s in m.sizes:
             init_ms = m.init_ms_at(s.memory_mb)
             note = _size_note(s)
+            if init_ms > INIT_LIMIT_MS:
+                note = "; ".join(x for x in (note, f"init {init_ms / 1000:.1f} s (estimated) is past Lambda's 10 s "
+                                                   "init phase: the first invoke retries it") if x)
             if request is None or rate is None:
                 options.append(Option("lambda", f"{arch} {s.memory_mb} MB", s.p50_ms, s.p99_ms, None, None, 0.0,
                                       s.fits, s.memory_mb, arch, "unpriced: " + _missing(book, "lambda.request",

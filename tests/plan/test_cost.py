@@ -91,3 +91,12 @@ def test_unpriced_rows_are_never_chosen_and_say_why() -> None:
     assert not any(o.chosen for o in unpriced)
     pc = [o for o in options if o.target == "lambda+pc" and o.arch == "x86_64"]
     assert pc and all(o.priced and o.idle_per_hour_usd and o.idle_per_hour_usd > 0 for o in pc)
+
+
+def test_an_init_past_ten_seconds_is_flagged() -> None:
+    m = _measurement()
+    m.init_ms = 2000.0  # at one vCPU; about 14 s at 256 MB (0.145 vCPU), 2 s at 1,769 MB
+    options = {(o.arch, o.memory_mb): o for o in plan_options(m, snapshot("us-east-1"), Traffic(1000))
+               if o.target == "lambda"}
+    assert "past Lambda's 10 s init phase" in options[("x86_64", 256)].note
+    assert "init" not in options[("x86_64", 1769)].note
