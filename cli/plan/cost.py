@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .measure import Measurement, SizeResult
@@ -101,9 +101,12 @@ def _lambda_options(m: Measurement, book: PriceBook, traffic: Traffic) -> list[O
     request = book.usd("lambda.request")
     for arch in ARCHES:
         rate = book.usd(f"lambda.{arch}.gb_second")
-        for s in m.sizes:
+        for size in m.sizes:
+            note = _size_note(size)
+            # a gpu = true model cannot target Lambda (the spec refuses it): shown, never chosen
+            s = replace(size, fits=False) if m.gpu else size
+            note = "; ".join(x for x in ("gpu = true: Lambda has no GPUs" if m.gpu else "", note) if x)
             init_ms = m.init_ms_at(s.memory_mb)
-            note = _size_note(s)
             if init_ms > INIT_LIMIT_MS:
                 note = "; ".join(x for x in (note, f"init {init_ms / 1000:.1f} s (estimated) is past Lambda's 10 s "
                                                    "init phase: the first invoke retries it") if x)

@@ -83,6 +83,7 @@ class Measurement:
     init_ms: float  # cold start at one vCPU: interpreter, imports, model load, first request
     peak_rss_mb: float
     sizes: list[SizeResult] = field(default_factory=list)
+    gpu: bool = False  # the model sets gpu = true: Lambda cannot run it
     skipped: list[str] = field(default_factory=list)  # sizes not measured, and why
 
     def to_json(self) -> dict[str, Any]:
@@ -202,7 +203,8 @@ class Worker:
 
     def __init__(self, model_dir: Path, payload: Path, content_type: str, threads: int,
                  preexec: Callable[[], None]) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # no GPU here: a gpu = true model is measured on the CPU (and its Lambda rows are marked unusable)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFN_ALLOW_CPU_FOR_GPU": "1"}
         env.pop("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", None)
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
@@ -296,9 +298,10 @@ def measure(model_dir: str | Path, *, payload: str | None = None, sizes: Sequenc
                            limit.join(1.0))
             pool[first.threads] = first
             result = Measurement(spec.name, str(body), limit.method, limit.described, limit.host_cpus,
-                                 first.init_ms, first.peak_rss_mb)
+                                 first.init_ms, first.peak_rss_mb, gpu=spec.settings.gpu)
             progress(f"loaded {spec.name} in {first.init_ms:.0f} ms at 1 vCPU ({limit.described})")
             done: dict[float, SizeResult] = {}
+            raw: dict[tuple[int, int], dict[str, Any]] = {}
             deadline = time.monotonic() + budget_s
             for memory_mb in sorted(sizes):
                 if memory_mb < first.peak_rss_mb:
@@ -317,10 +320,14 @@ def measure(model_dir: str | Path, *, payload: str | None = None, sizes: Sequenc
                     result.sizes.append(SizeResult(**{**asdict(done[key]), "memory_mb": memory_mb,
                                                       "vcpus": vcpus}))
                     continue
-                limit.set_share(applied)
-                worker = pool[threads]
-                answer = worker.run(runs, seconds_per_size, warmup=0 if worker.warm else 1)
-                worker.warm = True
+                # "scaled": one run per (threads, cores) pinned, every share below one vCPU scaled from it
+                raw_key = (threads, math.ceil(applied)) if limit.method == "scaled" else (threads, -memory_mb)
+                if raw_key not in raw:
+                    limit.set_share(applied)
+                    worker = pool[threads]
+                    raw[raw_key] = worker.run(runs, seconds_per_size, warmup=0 if worker.warm else 1)
+                    worker.warm = True
+                answer = raw[raw_key]
                 factor = limit.scale(vcpus)
                 latencies = [ms * factor for ms in answer["latencies_ms"]]
                 size = SizeResult(

@@ -100,3 +100,13 @@ def test_an_init_past_ten_seconds_is_flagged() -> None:
                if o.target == "lambda"}
     assert "past Lambda's 10 s init phase" in options[("x86_64", 256)].note
     assert "init" not in options[("x86_64", 1769)].note
+
+
+def test_a_gpu_model_is_never_planned_on_lambda() -> None:
+    m = _measurement()
+    m.gpu = True
+    options = plan_options(m, snapshot("us-east-1"), Traffic(1_000_000))
+    lam = [o for o in options if o.target == "lambda"]
+    assert lam and all(not o.fits and o.note.startswith("gpu = true: Lambda has no GPUs") for o in lam)
+    best = cheapest(options, None)
+    assert best is not None and best.target in ("sagemaker", "ecs-gpu")
