@@ -119,7 +119,11 @@ def payload_for(model_dir: Path, explicit: str | None) -> tuple[Path, str]:
 
 
 class CpuLimit:
-    """A CPU share applied to child processes: a cgroup quota, or pinning plus scaling."""
+    """A CPU share applied to child processes: a cgroup quota, or pinning plus scaling.
+
+    The local emulator uses it too, when `MLFN_LOCAL_CPU_SHARE=1`, to give a Lambda sandbox its memory size's
+    share (`lambda_cpu_cap`), so what `mlfn plan` predicts can be checked against the emulated function.
+    """
 
     def __init__(self, method: str, group: Path | None, host_cpus: int) -> None:
         self.method = method
@@ -185,6 +189,11 @@ class CpuLimit:
 
         return enter
 
+    def add(self, pid: int) -> None:
+        """Put a running process (and its threads) under this limit (cgroups only)."""
+        if self.group is not None:
+            (self.group / "cgroup.procs").write_text(str(pid))
+
     def scale(self, vcpus: float) -> float:
         """The factor to multiply measured latencies by ("scaled" method below one vCPU only)."""
         return 1.0 / vcpus if self.method == "scaled" and vcpus < 1 else 1.0
@@ -193,6 +202,23 @@ class CpuLimit:
         if self.group is not None:
             with contextlib.suppress(OSError):
                 self.group.rmdir()
+
+
+def lambda_cpu_cap(pid: int, memory_mb: int, name: str) -> CpuLimit | None:
+    """Hold `pid` to the CPU share Lambda gives `memory_mb` when `MLFN_LOCAL_CPU_SHARE=1` and a cgroup is
+    writable; None otherwise (the emulator's sandboxes then run unmetered, as they always have)."""
+    if os.environ.get("MLFN_LOCAL_CPU_SHARE") != "1":
+        return None
+    limit = CpuLimit.create(name)
+    if limit.group is None:
+        return None
+    try:
+        limit.set_share(lambda_vcpus(memory_mb))
+        limit.add(pid)
+    except OSError:
+        limit.release()
+        return None
+    return limit
 
 
 # ------------------------------------------------------------------ the measured child
