@@ -148,6 +148,15 @@ class LogSettings:
 
 
 @record
+class PlanSettings:
+    """`[plan]`: the traffic `mlfn plan` prices and `mlfn deploy` estimates a monthly cost for."""
+
+    requests_per_month: int = setting(
+        0, "Planned requests a month; when set, `mlfn deploy` prints the estimated monthly cost. 0: not set.", min=0
+    )
+
+
+@record
 class Settings:
     """The top level of `mlfn.toml`."""
 
@@ -167,3 +176,4 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     logs: LogSettings = field(default_factory=LogSettings)
+    plan: PlanSettings = field(default_factory=PlanSettings)

@@ -45,5 +45,12 @@ def run(args: argparse.Namespace) -> int:
         from ..local.tls import trust_hint
 
         info(trust_hint(Path(ep.ca_path)))
+    from mlfn.runtime.spec import load_spec
+
+    from ..plan.estimate import monthly_line
+
+    estimate = monthly_line(load_spec(args.model_dir), outcome.target, args.region or ep.region)
+    if estimate:
+        info(estimate)
     result(outcome.to_json(), args.json, ep.url)
     return 0

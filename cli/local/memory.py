@@ -40,24 +40,26 @@ def _own_cgroup(controller: str | None) -> str | None:
     return None
 
 
-def _v2_base() -> Path | None:
+def _v2_base(controller: str = "memory") -> Path | None:
+    """Our cgroup v2 directory when it delegates `controller` to its children (`mlfn plan` asks for "cpu")."""
     path = _own_cgroup(None)
     if path is None:
         return None
     for mount in (CGROUP_ROOT, CGROUP_ROOT / "unified"):
         base = mount / path.lstrip("/")
         control = base / "cgroup.subtree_control"
-        if (mount / "cgroup.controllers").exists() and control.exists() and "memory" in control.read_text().split():
+        if (mount / "cgroup.controllers").exists() and control.exists() and controller in control.read_text().split():
             return base
     return None
 
 
-def _v1_base() -> Path | None:
-    path = _own_cgroup("memory")
+def _v1_base(controller: str = "memory", probe: str = "memory.limit_in_bytes") -> Path | None:
+    """Our cgroup in the v1 hierarchy of `controller`, when it has the file `probe`."""
+    path = _own_cgroup(controller)
     if path is None:
         return None
-    base = CGROUP_ROOT / "memory" / path.lstrip("/")
-    return base if (base / "memory.limit_in_bytes").exists() else None
+    base = CGROUP_ROOT / controller / path.lstrip("/")
+    return base if (base / probe).exists() else None
 
 
 class MemoryGuard:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..plan.measure import CpuLimit, lambda_cpu_cap
 from .config import FunctionConfig
 from .logsink import LogSink
 from .memory import MemoryGuard, limit_memory
@@ -71,6 +72,7 @@ class Sandbox:
         self.api = RuntimeApi()
         self.process: asyncio.subprocess.Process | None = None
         self.guard: MemoryGuard | None = None
+        self.cpu_cap: CpuLimit | None = None
         self.init_ms = 0.0
         self.invocations = 0
         self.last_used = time.monotonic()
@@ -133,6 +135,7 @@ class Sandbox:
         )
         self.guard = limit_memory(self.process.pid, c.memory_mb * 1024 * 1024, f"mlfn-{self.id[:12]}",
                                   prefer=self.memory_mode)
+        self.cpu_cap = lambda_cpu_cap(self.process.pid, c.memory_mb, f"mlfn-cpu-{self.id[:12]}")  # opt-in
         self._tasks = [asyncio.create_task(self._pump_output()), asyncio.create_task(self._wait_exit())]
         self.log(f"INIT_START Runtime Version: mlfn-local python{sys.version_info.major}.{sys.version_info.minor}"
                  f"\tMemory cap: {self.guard.mode}")
@@ -178,6 +181,8 @@ class Sandbox:
         await self.api.stop()
         if self.guard is not None:
             self.guard.release()
+        if self.cpu_cap is not None:
+            self.cpu_cap.release()
 
     async def _pump_output(self) -> None:
         assert self.process is not None and self.process.stdout is not None

@@ -1,0 +1,112 @@
+"""`mlfn plan`'s arithmetic against AWS's published worked examples, and the choice of the cheapest config."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlfn.cli.plan.cost import (
+    Traffic,
+    billed_ms,
+    cheapest,
+    instances_needed,
+    lambda_monthly,
+    lambda_request_usd,
+    plan_options,
+    provisioned_monthly,
+)
+from mlfn.cli.plan.measure import Measurement, SizeResult
+from mlfn.cli.plan.prices import snapshot
+
+# aws.amazon.com/lambda/pricing, "All examples below are based on price in US East (N. Virginia)":
+# the compute price $0.00001667 per GB-s, $0.20 per 1M requests, free tier 1M requests and 400,000 GB-s.
+EXAMPLE_GB_S = 0.00001667
+EXAMPLE_REQUEST = 0.20 / 1e6
+
+
+def test_lambda_pricing_page_example_1() -> None:
+    """512MB, 3 million executions, 1 second each: $18.34 compute + $0.40 requests = $18.74 a month."""
+    total = lambda_monthly(3e6, 1000, 512, EXAMPLE_REQUEST, EXAMPLE_GB_S, free_requests=1e6, free_gb_seconds=4e5)
+    compute = lambda_monthly(3e6, 1000, 512, 0.0, EXAMPLE_GB_S, free_gb_seconds=4e5)
+    assert round(compute, 2) == 18.34
+    assert round(total - compute, 2) == 0.40
+    assert round(total, 2) == 18.74
+
+
+def test_lambda_pricing_page_example_2() -> None:
+    """128MB, 30 million executions, 200ms each: 750,000 GB-s less 400,000 free = $5.83; 29M requests = $5.80."""
+    compute = lambda_monthly(30e6, 200, 128, 0.0, EXAMPLE_GB_S, free_gb_seconds=4e5)
+    requests = lambda_monthly(30e6, 200, 128, EXAMPLE_REQUEST, 0.0, free_requests=1e6)
+    assert round(compute, 2) == 5.83 and round(requests, 2) == 5.80
+    assert round(compute + requests, 2) == 11.63
+
+
+def test_duration_is_billed_to_the_ms_rounded_up_and_init_is_billed() -> None:
+    assert billed_ms(0.02) == 1 and billed_ms(13.0) == 13 and billed_ms(13.01) == 14
+    warm = lambda_request_usd(13.01, 1024, 2e-7, 1.66667e-5)
+    assert warm == pytest.approx(2e-7 + 0.014 * 1.0 * 1.66667e-5)
+    # 1% of requests are cold and pay 250 ms of billed init (August 2025: INIT billed for every function)
+    cold = lambda_request_usd(13.01, 1024, 2e-7, 1.66667e-5, init_ms=249.2, cold_rate=0.01)
+    assert cold - warm == pytest.approx(0.01 * 0.250 * 1.66667e-5)
+
+
+def test_provisioned_concurrency_is_paid_around_the_clock() -> None:
+    # 10 environments of 512 MB for 24 hours at $0.0000041667 per GB-s: 432,000 GB-s, $1.80
+    assert provisioned_monthly(10, 512, 24, 4.1667e-6) == pytest.approx(432_000 * 4.1667e-6)
+
+
+def test_instances_cover_the_traffic() -> None:
+    assert instances_needed(0.01, 100) == 1 and instances_needed(250, 100) == 3 and instances_needed(5, 0) == 1
+
+
+def _measurement() -> Measurement:
+    """Fixed figures: a CPU-bound model, 40 ms at one vCPU, twice that at half, same above one."""
+    def size(mb: int, vcpus: float, ms: float) -> SizeResult:
+        return SizeResult(mb, vcpus, min(vcpus, 2.0), 1, 50, ms, ms * 1.5, ms, min(vcpus, 1.0), vcpus > 2, mb >= 300)
+    sizes = [size(256, 0.145, 276.0), size(512, 0.289, 138.0), size(1024, 0.579, 69.0), size(1769, 1.0, 40.0),
+             size(3008, 1.7, 40.0)]
+    return Measurement("m", "example.json", "cgroup1", "test", 2, 400.0, 300.0, sizes)
+
+
+def test_cheapest_configuration_meeting_the_slo() -> None:
+    book = snapshot("us-east-1")
+    options = plan_options(_measurement(), book, Traffic(1_000_000, cold_rate=0.0))
+    # no SLO: the cheapest fitting Lambda size; 256 MB does not fit (peak 300 MB)
+    best = cheapest(options, None)
+    assert best is not None and best.target == "lambda" and best.arch == "arm64"
+    assert best.memory_mb in (512, 1024, 1769)  # CPU-bound: GB-s about the same from 512 MB up; cheapest wins
+    # p99 <= 70 ms: 1,024 MB (p99 103.5 ms) no longer qualifies; 1,769 MB (p99 60 ms) does, 3,008 MB costs more
+    options = plan_options(_measurement(), book, Traffic(1_000_000, cold_rate=0.0))
+    best = cheapest(options, 70.0)
+    assert best is not None and (best.target, best.arch, best.memory_mb) == ("lambda", "arm64", 1769)
+    assert sum(o.chosen for o in options) == 1
+    # an SLO nothing meets: no choice
+    assert cheapest(plan_options(_measurement(), book, Traffic(1_000_000)), 1.0) is None
+
+
+def test_unpriced_rows_are_never_chosen_and_say_why() -> None:
+    options = plan_options(_measurement(), snapshot("us-east-1"), Traffic(1_000_000, provisioned=1))
+    unpriced = [o for o in options if not o.priced]
+    assert any(o.target == "sagemaker-serverless" for o in unpriced)
+    assert all("unpriced" in o.note for o in unpriced)
+    assert not any(o.chosen for o in unpriced)
+    pc = [o for o in options if o.target == "lambda+pc" and o.arch == "x86_64"]
+    assert pc and all(o.priced and o.idle_per_hour_usd and o.idle_per_hour_usd > 0 for o in pc)
+
+
+def test_an_init_past_ten_seconds_is_flagged() -> None:
+    m = _measurement()
+    m.init_ms = 2000.0  # at one vCPU; about 14 s at 256 MB (0.145 vCPU), 2 s at 1,769 MB
+    options = {(o.arch, o.memory_mb): o for o in plan_options(m, snapshot("us-east-1"), Traffic(1000))
+               if o.target == "lambda"}
+    assert "past Lambda's 10 s init phase" in options[("x86_64", 256)].note
+    assert "init" not in options[("x86_64", 1769)].note
+
+
+def test_a_gpu_model_is_never_planned_on_lambda() -> None:
+    m = _measurement()
+    m.gpu = True
+    options = plan_options(m, snapshot("us-east-1"), Traffic(1_000_000))
+    lam = [o for o in options if o.target == "lambda"]
+    assert lam and all(not o.fits and o.note.startswith("gpu = true: Lambda has no GPUs") for o in lam)
+    best = cheapest(options, None)
+    assert best is not None and best.target in ("sagemaker", "ecs-gpu")
