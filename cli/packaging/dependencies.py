@@ -30,7 +30,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 import mlfn.runtime
+from mlfn.runtime.errors import MlfnError
 from mlfn.runtime.hooks import DEPS_ENV
+from mlfn.runtime.spec import ModelSpec
 
 from . import digests
 from .layer import Layer, LayerError, model_entries
@@ -49,7 +51,7 @@ MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}  # [lambda] architecture -> 
 IMAGE_PYTHON = "3.11"  # both bases: Debian bookworm's python3 (offline) and public.ecr.aws/lambda/python:3.11
 
 
-class DependencyError(LayerError):
+class DependencyError(LayerError, MlfnError):
     """requirements.txt cannot become a layer: a bad line, a conflict with the runtime, no wheel, pip failed."""
 
 
@@ -260,32 +262,58 @@ def default_cache() -> Path:
     return (mlfn_home() / "cache" / "deps").resolve()
 
 
-def image_dependencies(model_dir: Path, flavour: str, architecture: str, layout: Layout,
-                       cache: Path | None = None) -> Dependencies | None:
-    """The dependency layer of an image (written into `layout`), or None when the folder has no requirements.txt.
-    Reused from `cache` while its inputs are unchanged, so its digest stays the same and nothing is re-resolved."""
-    from .offline_base import _cached_layer
-
+def _image_inputs(model_dir: Path, flavour: str, architecture: str,
+                  cache: Path | None) -> tuple[list[Requirement], Target, list[str], str, Path] | None:
     requirements = requirements_of(model_dir)
     if requirements is None:
         return None
     cache = cache or default_cache()
     cache.mkdir(parents=True, exist_ok=True)
     target, pins = image_target(architecture), runtime_pins(flavour)
-    key = inputs_key(model_dir, target, pins)
+    return requirements, target, pins, inputs_key(model_dir, target, pins), cache
+
+
+def _resolved_once(record: Path, requirements: list[Requirement], target: Target, pins: list[str],
+                   cache: Path) -> list[Resolved]:
+    """The resolution kept in `record` (the inputs' key names it), made by pip the first time."""
+    if record.is_file():
+        return [Resolved(**p) for p in json.loads(record.read_text())]
+    packages = resolve(requirements, target, pins, cache)
+    record.write_text(json.dumps([p.__dict__ for p in packages], indent=1))
+    return packages
+
+
+def image_packages(model_dir: Path, flavour: str, architecture: str,
+                   cache: Path | None = None) -> Dependencies | None:
+    """What the image's dependency layer holds (resolved, not installed), or None without requirements.txt."""
+    inputs = _image_inputs(model_dir, flavour, architecture, cache)
+    if inputs is None:
+        return None
+    requirements, target, pins, key, cache = inputs
+    record = cache / f"resolved-{digests.hex_of(key)[:16]}.json"
+    return Dependencies(_resolved_once(record, requirements, target, pins, cache), target)
+
+
+def image_dependencies(model_dir: Path, flavour: str, architecture: str, layout: Layout,
+                       cache: Path | None = None) -> Dependencies | None:
+    """The dependency layer of an image (written into `layout`), or None when the folder has no requirements.txt.
+    Reused from `cache` while its inputs are unchanged, so its digest stays the same and nothing is re-resolved."""
+    from .offline_base import _cached_layer
+
+    inputs = _image_inputs(model_dir, flavour, architecture, cache)
+    if inputs is None:
+        return None
+    requirements, target, pins, key, cache = inputs
     record = cache / f"resolved-{digests.hex_of(key)[:16]}.json"
     with tempfile.TemporaryDirectory(prefix="mlfn-deps-") as tmp:
         folder = Path(tmp) / "deps"
 
         def make() -> list[Any]:
-            packages = resolve(requirements, target, pins, cache)
-            install(packages, target, folder)
-            record.write_text(json.dumps([p.__dict__ for p in packages], indent=1))
+            install(_resolved_once(record, requirements, target, pins, cache), target, folder)
             return model_entries(folder, prefix=DEPS_PREFIX)
 
         layer = _cached_layer("deps", key, make, cache, layout, lambda _: None)
-    listed = json.loads(record.read_text()) if record.is_file() else []
-    return Dependencies([Resolved(**p) for p in listed], target, layer=layer)
+    return Dependencies(_resolved_once(record, requirements, target, pins, cache), target, layer=layer)
 
 
 def host_dependencies(model_dir: Path, cache: Path | None = None) -> Dependencies | None:
@@ -299,8 +327,8 @@ def host_dependencies(model_dir: Path, cache: Path | None = None) -> Dependencie
     key = inputs_key(model_dir, target, pins)
     folder = cache / f"host-{digests.hex_of(key)[:16]}"
     record = folder.with_suffix(".json")
-    if not (record.is_file() and folder.is_dir()):
-        packages = resolve(requirements, target, pins, cache)
+    packages = _resolved_once(record, requirements, target, pins, cache)
+    if not folder.is_dir():
         tmp = Path(tempfile.mkdtemp(prefix=".host-", dir=cache))
         try:
             install(packages, target, tmp)
@@ -308,9 +336,7 @@ def host_dependencies(model_dir: Path, cache: Path | None = None) -> Dependencie
             tmp.rename(folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        record.write_text(json.dumps([p.__dict__ for p in packages], indent=1))
-    listed = json.loads(record.read_text())
-    return Dependencies([Resolved(**p) for p in listed], target, folder=folder)
+    return Dependencies(packages, target, folder=folder)
 
 
 def host_env(model_dir: str | Path) -> dict[str, str]:
@@ -324,3 +350,24 @@ def describe(deps: Dependencies) -> str:
     names = ", ".join(f"{p.name} {p.version}" for p in deps.packages) or "nothing beyond the runtime's packages"
     return f"{len(deps.packages)} package(s) for {deps.target.name}: {names}"
 
+
+
+@dataclass(frozen=True)
+class ModelDependencies:
+    """What `mlfn validate` reports: the image's packages, and the environment that makes them importable here."""
+
+    image: Dependencies | None
+    env: dict[str, str]
+
+    def to_json(self) -> dict[str, Any] | None:
+        if self.image is None:
+            return None
+        return {"target": self.image.target.name, "packages": [p.__dict__ for p in self.image.packages],
+                "host_dir": self.env.get(DEPS_ENV)}
+
+
+def model_dependencies(spec: ModelSpec) -> ModelDependencies:
+    architecture = spec.settings.lambda_.architecture if spec.target == "lambda" else "x86_64"
+    flavour = "lambda" if spec.target == "lambda" else "gpu"
+    image = image_packages(spec.directory, flavour, architecture)
+    return ModelDependencies(image, host_env(spec.directory) if image else {})
