@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from mlfn.runtime import __version__
+from mlfn.runtime.hooks import DEPS_ENV
 from mlfn.runtime.model import optimized_path
 from mlfn.runtime.spec import ModelSpec
 
 from .base import DEFAULT_CMD, DEFAULT_ENTRYPOINT, Base, BaseError
-from .dependencies import DEPS_DIR, DEPS_ENV, Dependencies, image_dependencies
+from .dependencies import DEPS_DIR, Dependencies, image_dependencies
 from .layer import MODEL_PREFIX, Entry, Layer, entries_key, model_entries, split, write_layer
 from .oci import (
     BASE_LAYERS,
