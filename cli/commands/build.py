@@ -27,14 +27,15 @@ def run(args: argparse.Namespace) -> int:
     from mlfn.runtime.spec import load_spec
 
     from ..packaging import base as bases
-    from ..packaging.dependencies import describe, host_env
+    from ..packaging.dependencies import describe, model_dependencies
     from ..packaging.layer import LayerError
     from ..packaging.model_image import build_model_image
     from ..packaging.oci import LayoutError
 
     spec = load_spec(args.model_dir)
     # an image whose hooks cannot load would only fail at deploy's health probe
-    check_hooks(spec.hooks_path, env=host_env(spec.directory))
+    # (the folder's requirements.txt resolved for the image first, so its refusals name the image's platform)
+    check_hooks(spec.hooks_path, env=model_dependencies(spec).env if spec.hooks_path else None)
     flavour = bases.flavour_for(spec)
     try:
         base = bases.resolve_base(flavour, args.base)

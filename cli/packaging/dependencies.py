@@ -157,8 +157,9 @@ def check_pins(requirements: list[Requirement], pins: list[str]) -> None:
 def _pip(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "pip", *args, "--disable-pip-version-check", "--no-input"]
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, check=False,
-                              stdin=subprocess.DEVNULL)
+        # stderr and stdout together: pip explains a conflict on stdout and fails on stderr
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=PIP_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise DependencyError(f"{what}: pip did not finish within {PIP_TIMEOUT_S}s") from None
 
@@ -168,7 +169,7 @@ NO_MATCH = re.compile(r"No matching distribution found for (\S+)")
 
 def _refusal(proc: subprocess.CompletedProcess[str], target: Target, what: str) -> DependencyError:
     """What pip's failure means, in one message: no wheel for the platform, a conflict, or pip's last line."""
-    err = proc.stderr
+    err = proc.stdout
     lines = [line.strip() for line in err.splitlines() if line.strip() and not line.lstrip().startswith("WARNING")]
     missing = NO_MATCH.search(err)
     if missing:
@@ -176,17 +177,16 @@ def _refusal(proc: subprocess.CompletedProcess[str], target: Target, what: str) 
                                f"{', ' + ' / '.join(target.platforms) if target.platforms else ''}); mlfn installs "
                                "wheels only and compiles nothing: pick a version that publishes such a wheel, or "
                                "drop the package")
-    if "ResolutionImpossible" in err or "conflict" in err.lower():
-        causes = [line for line in lines if line.startswith(("The user requested", "The conflict is caused by"))
-                  or " depends on " in line]
-        return DependencyError(f"{what}: conflicts with the runtime's packages (held at the base's versions): "
-                               + "; ".join(causes or lines[-3:]))
+    if "ResolutionImpossible" in err:
+        causes = [line for line in lines if line.startswith("The user requested") or " depends on " in line]
+        return DependencyError(f"{what}: conflicts with the runtime's packages (held at the versions the image "
+                               "has): " + "; ".join(causes or lines[-3:]))
     return DependencyError(f"{what}: pip failed (exit {proc.returncode}): {lines[-1] if lines else 'no output'}")
 
 
 def _report(args: list[str], target: Target, what: str, tmp: Path) -> list[dict[str, Any]]:
     report = tmp / "report.json"
-    proc = _pip(["install", "--dry-run", "--ignore-installed", "--quiet", "--report", str(report),
+    proc = _pip(["install", "--dry-run", "--ignore-installed", "--progress-bar=off", "--report", str(report),
                  "--target", str(tmp / "unused"), *target.pip_args(), *args], what)
     if proc.returncode != 0:
         raise _refusal(proc, target, what)
