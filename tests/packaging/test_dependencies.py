@@ -21,7 +21,6 @@ import pytest
 
 from mlfn.cli.local.processes import stop
 from mlfn.cli.main import main
-from mlfn.cli.packaging.dependencies import image_dependencies
 from mlfn.cli.packaging.oci import Layout
 
 from .conftest import _free_port
@@ -183,6 +182,8 @@ def test_pip_options_are_refused(iris_dir: Path, home: Path, capsys: pytest.Capt
 
 def test_layer_is_reproducible_and_kept_when_only_the_model_changes(
         roman_dir: Path, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mlfn.cli.packaging.dependencies import image_dependencies
+
     first = mlfn_json(capsys, "build", str(roman_dir))
     # From nothing (no cache, another layout): the same wheels give the same layer.
     fresh = image_dependencies(roman_dir, "lambda", "x86_64", Layout(tmp_path / "other").init(),
