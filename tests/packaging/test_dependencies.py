@@ -203,3 +203,11 @@ def test_layer_is_reproducible_and_kept_when_only_the_model_changes(
     third = mlfn_json(capsys, "build", str(roman_dir))
     assert third["dependencies"]["digest"] != first["dependencies"]["digest"]
     assert third["layers"][0]["digest"] == after[0]
+
+
+def test_arm64_functions_get_aarch64_wheels(roman_dir: Path, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (roman_dir / "mlfn.toml").write_text('hooks = "hooks.py"\n[lambda]\narchitecture = "arm64"\n')
+    built = mlfn_json(capsys, "build", str(roman_dir), "--base", "none")
+    assert built["dependencies"]["target"] == "cp311-manylinux-aarch64"
+    config = json.loads(Layout(Path(built["layout"])).resolve()[0].config_bytes)
+    assert config["architecture"] == "arm64"
