@@ -323,7 +323,8 @@ def host_dependencies(model_dir: Path, cache: Path | None = None) -> Dependencie
         return None
     cache = cache or default_cache()
     cache.mkdir(parents=True, exist_ok=True)
-    target, pins = host_target(), runtime_pins("gpu")
+    # this machine runs both the Lambda sandboxes (awslambdaric) and the servers: hold all of their packages
+    target, pins = host_target(), runtime_pins("lambda")
     key = inputs_key(model_dir, target, pins)
     folder = cache / f"host-{digests.hex_of(key)[:16]}"
     record = folder.with_suffix(".json")
