@@ -39,6 +39,12 @@ def probe(model_dir: str | Path, target: str, *, timeout_s: float = 120) -> floa
     env = {**os.environ, "MLFN_MODEL_DIR": str(Path(model_dir).resolve()), "PYTHONUNBUFFERED": "1",
            "MLFN_ALLOW_CPU_FOR_GPU": "1"}  # this machine may have no GPU: the probe checks the model, not CUDA
     env.pop("AWS_ENDPOINT_URL", None)
+    from .packaging.dependencies import DependencyError, host_env
+
+    try:
+        env.update(host_env(model_dir))  # the folder's requirements.txt, installed for this machine's Python
+    except DependencyError as exc:
+        raise HealthError(f"the new version's requirements.txt cannot be installed here: {exc}") from None
     try:
         done = subprocess.run(
             [sys.executable, "-m", "mlfn.cli.health_probe", str(model_dir), "--target", target],

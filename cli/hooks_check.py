@@ -18,6 +18,7 @@ import secrets
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from mlfn.runtime.errors import SpecError
@@ -35,14 +36,16 @@ def _timeout_s() -> float:
         return DEFAULT_TIMEOUT_S
 
 
-def check_hooks(path: Path | None, timeout_s: float | None = None) -> None:
-    """Import the hooks file in a child process within `timeout_s` (default 30 s, or MLFN_HOOKS_TIMEOUT_S)."""
+def check_hooks(path: Path | None, timeout_s: float | None = None, env: Mapping[str, str] | None = None) -> None:
+    """Import the hooks file in a child process within `timeout_s` (default 30 s, or MLFN_HOOKS_TIMEOUT_S); `env`
+    adds variables (the model's own packages: `dependencies.host_env`)."""
     if path is None:
         return
     limit = _timeout_s() if timeout_s is None else timeout_s
     token = secrets.token_hex(8)
     proc = subprocess.Popen([sys.executable, "-m", "mlfn.cli.hooks_check", str(path), token],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env={**os.environ, **(env or {})},
                             start_new_session=True)  # its own group: a timeout ends whatever the import started
     try:
         out, err = proc.communicate(timeout=limit)

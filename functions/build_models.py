@@ -30,7 +30,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 SEED = 0
 OPSETS = {"": 17, "ai.onnx.ml": 3}
-HAND_WRITTEN = ("mlfn.toml", "hooks.py", "example.json")
+HAND_WRITTEN = ("mlfn.toml", "hooks.py", "example.json", "requirements.txt")
 DIGIT_EXAMPLES = {0: ("gray", 32), 3: ("rgb", 32), 7: ("rgba", 48)}  # digit: (colour type, side in pixels)
 
 

@@ -9,12 +9,17 @@ The module may define either or both of:
 
 Hooks run on SageMaker `/invocations` and KServe v1 `:predict`, never on v2 `infer` (a tensor protocol).
 A `ValueError` raised by a hook is the caller's fault (400 naming the hook); anything else is a 500.
+
+The model folder's own packages (its requirements.txt, built into /opt/mlfn/deps) are importable by the hooks:
+`MLFN_DEPS_DIR` names that folder, which goes on `sys.path` (after the runtime's own packages) before the import.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import inspect
+import os
+import site
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,6 +33,7 @@ from .record import record
 Preprocess = Callable[[bytes, str], "Mapping[str, np.ndarray] | None"]
 Postprocess = Callable[[dict[str, Any]], Any]
 _ARITY = {"preprocess": 2, "postprocess": 1}
+DEPS_ENV = "MLFN_DEPS_DIR"
 
 
 @record
@@ -86,10 +92,18 @@ def _check_callable(module: Any, name: str, file: str) -> Any:
     return fn
 
 
+def add_dependencies() -> None:
+    """Put the model's own packages (`MLFN_DEPS_DIR`, when set and present) on sys.path, .pth files included."""
+    folder = os.environ.get(DEPS_ENV, "")
+    if folder and os.path.isdir(folder) and folder not in sys.path:
+        site.addsitedir(folder)
+
+
 def load_hooks(path: Path | None) -> Hooks:
     """Import the hooks module from its file; any failure is a SpecError naming the file."""
     if path is None:
         return NO_HOOKS
+    add_dependencies()
     file = path.name
     module_name = f"mlfn_model_hooks_{abs(hash(str(path)))}"
     try:

@@ -27,12 +27,15 @@ def run(args: argparse.Namespace) -> int:
     from mlfn.runtime.spec import load_spec
 
     from ..packaging import base as bases
+    from ..packaging.dependencies import describe, model_dependencies
     from ..packaging.layer import LayerError
     from ..packaging.model_image import build_model_image
     from ..packaging.oci import LayoutError
 
     spec = load_spec(args.model_dir)
-    check_hooks(spec.hooks_path)  # an image whose hooks cannot load would only fail at deploy's health probe
+    # an image whose hooks cannot load would only fail at deploy's health probe
+    # (the folder's requirements.txt resolved for the image first, so its refusals name the image's platform)
+    check_hooks(spec.hooks_path, env=model_dependencies(spec).env if spec.hooks_path else None)
     flavour = bases.flavour_for(spec)
     try:
         base = bases.resolve_base(flavour, args.base)
@@ -49,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
             built = build_model_image(spec, base, out, extra_files=extra)
         except (LayerError, LayoutError, bases.BaseError) as exc:
             raise CliError(str(exc)) from None
+    deps = built.dependencies
+    if deps and deps.layer:
+        info(f"layer {deps.layer.digest[:19]} (requirements.txt): {deps.layer.size / 1e6:.2f} MB compressed, "
+             f"{describe(deps)}")
+        payload["dependencies"] = {"digest": deps.layer.digest, "size": deps.layer.size,
+                                   "packages": [p.__dict__ for p in deps.packages], "target": deps.target.name}
     for role, layer in zip(("model file", "other files"), built.layers, strict=True):
         info(f"layer {layer.digest[:19]} ({role}): {layer.size / 1e6:.2f} MB compressed, "
              f"{layer.uncompressed_size / 1e6:.2f} MB tar, {layer.entries} entries")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 
@@ -25,10 +26,12 @@ def run(args: argparse.Namespace) -> int:
     from mlfn.runtime.spec import load_spec
 
     from ..console import CliError
+    from ..packaging.dependencies import host_env
 
     if not 0 <= args.port <= 65535:
         raise CliError(f"--port must be 0 to 65535, got {args.port}")
     spec = load_spec(args.model_dir)  # an invalid directory fails here, as one line, before anything binds
+    os.environ.update(host_env(spec.directory))  # the folder's requirements.txt, installed for this machine
     argv = ["serve", "--model-dir", str(spec.directory), "--host", args.host, "--port", str(args.port),
             "--log-level", args.log_level]
     if args.access_log:

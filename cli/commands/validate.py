@@ -9,6 +9,7 @@ from mlfn.runtime.spec import ModelSpec, load_spec
 
 from ..console import result
 from ..hooks_check import check_hooks
+from ..packaging.dependencies import REQUIREMENTS, describe, model_dependencies
 
 
 def register(subparsers: Any) -> None:
@@ -21,7 +22,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(args.model_dir)
-    check_hooks(spec.hooks_path)  # a hooks module that fails to import is refused here, not at deploy
+    deps = model_dependencies(spec)
+    check_hooks(spec.hooks_path, env=deps.env)  # a hooks module that fails to import is refused here, not at deploy
     load_ms = None if args.quick else _load_ms(spec)
     s = spec.settings
     lines = [
@@ -33,10 +35,13 @@ def run(args: argparse.Namespace) -> int:
     ]
     if s.hooks:
         lines.append(f"hooks: {s.hooks}")
+    if deps.image:
+        lines.append(f"dependencies ({REQUIREMENTS}): {describe(deps.image)}")
     if load_ms is not None:
         lines.append(f"onnxruntime session: loads in {load_ms:.0f} ms")
     payload = {**spec.signature_json(), "target": s.target, "model_bytes": spec.model_bytes,
-               "batchable": spec.batchable, "hooks": s.hooks or None, "load_ms": load_ms}
+               "batchable": spec.batchable, "hooks": s.hooks or None, "load_ms": load_ms,
+               "dependencies": deps.to_json()}
     result(payload, args.json, "\n".join(lines))
     return 0
 

@@ -333,11 +333,16 @@ def config_for_model(model_dir: str | Path, *, name: str | None = None, stage: s
     """
     from mlfn.runtime.spec import load_spec
 
+    from ..packaging.dependencies import host_env
+
     spec = load_spec(model_dir)
     spec = spec.with_target(target) if target else spec
     s = spec.settings
     common: dict[str, Any] = dict(name=name or f"mlfn-{spec.name}-{stage}", model_dir=str(Path(model_dir).resolve()),
                                   auth_type="AWS_IAM" if s.auth.type == "iam" else "NONE", port=_port_of(url))
+    deps_env = host_env(model_dir)  # the folder's requirements.txt, installed for this machine's Python
+    if deps_env:
+        common["env"] = deps_env
     if spec.target == "lambda":
         lam = s.lambda_
         cors = {"AllowOrigins": list(s.auth.cors_origins), "AllowMethods": ["GET", "POST"],

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from mlfn.runtime import __version__
+from mlfn.runtime.hooks import DEPS_ENV
 from mlfn.runtime.model import optimized_path
 from mlfn.runtime.spec import CONFIG_FILE, ModelSpec, named_config
 
 from .base import DEFAULT_CMD, DEFAULT_ENTRYPOINT, Base, BaseError
+from .dependencies import DEPS_DIR, Dependencies, image_dependencies
 from .layer import MODEL_PREFIX, Entry, Layer, entries_key, model_entries, split, write_layer
 from .oci import (
     BASE_LAYERS,
@@ -42,6 +44,7 @@ class BuiltImage:
     layout: Layout
     ref: str
     base: Base
+    dependencies: Dependencies | None = None  # the layer of the folder's requirements.txt, between base and model
 
     @property
     def digest(self) -> str:
@@ -83,8 +86,10 @@ def check_accelerator(spec: ModelSpec, base: Base) -> None:
             "(Dockerfile.gpu: a CUDA image with onnxruntime-gpu), or pass one with --base")
 
 
-def image_config(spec: ModelSpec, base: Base, layers: list[Layer], optimized: bool) -> dict[str, Any]:
-    """The base's config extended with the model's environment, command, labels, layer and history entry."""
+def image_config(spec: ModelSpec, base: Base, layers: list[Layer], optimized: bool,
+                 deps: Layer | None = None) -> dict[str, Any]:
+    """The base's config extended with the model's environment, command, labels, layers and history entries
+    (`deps`, the folder's own Python packages, goes between the base's layers and the model's)."""
     base_cfg = base.config
     inner = dict(base_cfg.get("config") or {})
     flavour = base.flavour
@@ -93,7 +98,8 @@ def image_config(spec: ModelSpec, base: Base, layers: list[Layer], optimized: bo
     if arch != wanted_arch:
         raise BaseError(f"the base is {arch} but the model needs {wanted_arch} (lambda.architecture)")
     check_accelerator(spec, base)
-    inner["Env"] = _merge_env(list(inner.get("Env") or [DEFAULT_PATH]), {"MLFN_MODEL_DIR": MODEL_DIR})
+    env = {"MLFN_MODEL_DIR": MODEL_DIR, **({DEPS_ENV: DEPS_DIR} if deps else {})}
+    inner["Env"] = _merge_env(list(inner.get("Env") or [DEFAULT_PATH]), env)
     inner["Entrypoint"] = inner.get("Entrypoint") or DEFAULT_ENTRYPOINT[flavour]
     inner["Cmd"] = DEFAULT_CMD[flavour]
     base_digest = base.image.digest if base.image else ""
@@ -101,7 +107,10 @@ def image_config(spec: ModelSpec, base: Base, layers: list[Layer], optimized: bo
     if flavour == "gpu":
         inner["ExposedPorts"] = {**(inner.get("ExposedPorts") or {}), "8080/tcp": {}}
     rootfs = base_cfg.get("rootfs") or {"type": "layers", "diff_ids": []}
+    own = [deps, *layers] if deps else layers
     history = [*(base_cfg.get("history") or []),
+               *([{"created": EPOCH, "created_by": f"mlfn build {spec.name} (requirements.txt at {DEPS_DIR})",
+                   "comment": f"mlfn {__version__}"}] if deps else []),
                *({"created": EPOCH, "created_by": f"mlfn build {spec.name} ({what} at {MODEL_DIR})",
                   "comment": f"mlfn {__version__}"} for what in ("model file", "model folder"))]
     return {
@@ -110,7 +119,7 @@ def image_config(spec: ModelSpec, base: Base, layers: list[Layer], optimized: bo
         "os": base_cfg.get("os", "linux"),
         "created": EPOCH,
         "config": inner,
-        "rootfs": {"type": "layers", "diff_ids": [*rootfs.get("diff_ids", []), *(layer.diff_id for layer in layers)]},
+        "rootfs": {"type": "layers", "diff_ids": [*rootfs.get("diff_ids", []), *(layer.diff_id for layer in own)]},
         "history": history,
     }
 
@@ -165,12 +174,15 @@ def build_model_image(spec: ModelSpec, base: Base, out: Path, *, extra_files: Ma
                       ref: str | None = None) -> BuiltImage:
     """Write the model's image to the OCI layout `out` (created if needed) and name it `ref` (default: its name)."""
     layout = Layout(out).init()
+    architecture = spec.settings.lambda_.architecture if spec.target == "lambda" else "x86_64"
+    deps = image_dependencies(spec.directory, base.flavour, architecture, layout)
+    deps_layers = [deps.layer] if deps and deps.layer else []
     layers = model_layers(spec, layout, extra_files)
-    config_bytes = canonical_json(image_config(spec, base, layers, bool(extra_files)))
+    config_bytes = canonical_json(image_config(spec, base, layers, bool(extra_files), *deps_layers))
     base_layers = base.image.layers if base.image else []
     # Only the base's digest goes into the image (a config label), so the image's digest does not depend on where
     # the base was found (local layout or descriptor); where it was published is kept in the layout's index.
-    own = [Descriptor(DOCKER_LAYER, layer.digest, layer.size) for layer in layers]
+    own = [Descriptor(DOCKER_LAYER, layer.digest, layer.size) for layer in [*deps_layers, *layers]]
     image = Image(make_manifest(config_bytes, [*base_layers, *own]), DOCKER_MANIFEST, config_bytes)
     if base.layout is not None:
         for d in base_layers:
@@ -183,4 +195,4 @@ def build_model_image(spec: ModelSpec, base: Base, out: Path, *, extra_files: Ma
     name = ref or spec.name
     layout.tag(name, image, index_notes)
     layout.collect_garbage()
-    return BuiltImage(image, layers, layout, name, base)
+    return BuiltImage(image, layers, layout, name, base, deps)

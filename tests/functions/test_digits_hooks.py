@@ -1,4 +1,4 @@
-"""functions/digits/hooks.py: PNG decoding, gray conversion, area resize, errors and the output shape."""
+"""functions/digits/hooks.py: PNG and JPEG decoding (Pillow), gray, area resize, errors and the output shape."""
 
 from __future__ import annotations
 
@@ -26,36 +26,6 @@ def picture(shape: tuple[int, ...]) -> np.ndarray:
     return ((base + RNG.integers(0, 24, shape)) % 256).astype(np.uint8)
 
 
-def reference_unfilter(raw: bytes, height: int, width: int, bpp: int) -> np.ndarray:
-    """The PNG specification's reconstruction, byte by byte, as the test oracle."""
-    stride = width * bpp
-    out = bytearray()
-    above = bytearray(stride)
-    for y in range(height):
-        kind, line = raw[y * (stride + 1)], raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)]
-        row = bytearray(stride)
-        for i in range(stride):
-            a = row[i - bpp] if i >= bpp else 0
-            b = above[i]
-            c = above[i - bpp] if i >= bpp else 0
-            if kind == 0:
-                pred = 0
-            elif kind == 1:
-                pred = a
-            elif kind == 2:
-                pred = b
-            elif kind == 3:
-                pred = (a + b) // 2
-            else:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
-            row[i] = (line[i] + pred) & 0xFF
-        out += row
-        above = row
-    return np.frombuffer(bytes(out), np.uint8).reshape(height, width, bpp)
-
-
 def chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -68,111 +38,94 @@ def ihdr(width: int, height: int, depth: int = 8, color: int = 0, interlace: int
     return struct.pack(">IIBBBBB", width, height, depth, color, 0, 0, interlace)
 
 
-# ---------------------------------------------------------------- decoding
-
-
-@pytest.mark.parametrize("channels", [1, 2, 3, 4], ids=["gray", "gray+alpha", "rgb", "rgba"])
-@pytest.mark.parametrize("kind", [0, 1, 2, 3, 4], ids=["none", "sub", "up", "average", "paeth"])
-def test_decode_every_colour_type_and_filter(hooks: ModuleType, build_models: ModuleType, channels: int,
-                                              kind: int) -> None:
-    pixels = picture((13, 11, channels))
-    png = build_models.encode_png(pixels, filters=kind, idat_size=50)  # several IDAT chunks
-    decoded = hooks.decode_png(png)
-    assert decoded.shape == (13, 11, channels)
-    np.testing.assert_array_equal(decoded, pixels)
-
-
-def test_decode_rows_with_mixed_filters(hooks: ModuleType, build_models: ModuleType) -> None:
-    pixels = picture((40, 23, 3))
-    kinds = [int(k) for k in RNG.integers(0, 5, 40)]
-    np.testing.assert_array_equal(hooks.decode_png(build_models.encode_png(pixels, filters=kinds)), pixels)
-
-
-@pytest.mark.parametrize(("height", "width", "bpp"), [(1, 1, 1), (5, 1, 4), (1, 9, 3), (17, 6, 2), (9, 31, 1)])
-def test_unfilter_matches_the_specification(hooks: ModuleType, height: int, width: int, bpp: int) -> None:
-    raw = RNG.integers(0, 256, (height, 1 + width * bpp), dtype=np.uint8)
-    raw[:, 0] = RNG.integers(0, 5, height)
-    expected = reference_unfilter(raw.tobytes(), height, width, bpp)
-    np.testing.assert_array_equal(hooks.unfilter(raw, width, bpp), expected)
-
-
-def test_unfilter_across_several_row_blocks(hooks: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Average/Paeth images are reconstructed in blocks of rows; the row above each block must carry over."""
-    monkeypatch.setattr(hooks, "WAVEFRONT_CELLS", 200)
-    height, width, bpp = 23, 10, 3
-    assert hooks._block_rows(width, bpp) < height // 2
-    raw = RNG.integers(0, 256, (height, 1 + width * bpp), dtype=np.uint8)
-    raw[:, 0] = np.resize([4, 3, 2, 1, 0, 4, 4], height)
-    expected = reference_unfilter(raw.tobytes(), height, width, bpp)
-    np.testing.assert_array_equal(hooks.unfilter(raw, width, bpp), expected)
-
-
-@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA", "P"])
-def test_decode_what_pillow_writes(hooks: ModuleType, mode: str) -> None:
-    """Pillow (libpng-style adaptive filters, its own zlib stream) as an independent encoder."""
-    source = Image.fromarray(picture((45, 38, 4)), "RGBA").convert(mode)
+def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
-    source.save(buffer, "PNG")
-    decoded = hooks.decode_png(buffer.getvalue())
-    expected = np.asarray(source.convert(("RGB", "RGBA")[decoded.shape[2] - 3]) if mode == "P" else source)
-    np.testing.assert_array_equal(decoded.reshape(expected.shape), expected)
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
 
 
-def test_palette_with_transparency(hooks: ModuleType, build_models: ModuleType) -> None:
-    indices = np.array([[0, 1], [2, 1]], np.uint8)
-    palette = bytes([0, 0, 0, 255, 255, 255, 10, 20, 30])
-    data = zlib.compress(b"".join(b"\x00" + row.tobytes() for row in indices))
-    png = png_from_parts(ihdr(2, 2, color=3), chunk(b"PLTE", palette), chunk(b"tRNS", b"\x00\x80"),
-                         chunk(b"IDAT", data))
-    decoded = hooks.decode_png(png)
-    assert decoded.tolist() == [[[0, 0, 0, 0], [255, 255, 255, 128]], [[10, 20, 30, 255], [255, 255, 255, 128]]]
+def on_white(path: Path) -> Image.Image:
+    """An example PNG composited over white paper (JPEG has no alpha)."""
+    image = Image.open(path).convert("RGBA")
+    paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
+    return Image.alpha_composite(paper, image).convert("RGB")
 
 
-def test_unknown_ancillary_chunks_are_skipped(hooks: ModuleType) -> None:
-    data = zlib.compress(b"\x00\x07\x09")
-    png = png_from_parts(ihdr(2, 1), chunk(b"tEXt", b"Comment\x00hi"), chunk(b"IDAT", data))
-    assert hooks.decode_png(png)[:, :, 0].tolist() == [[7, 9]]
+# ---------------------------------------------------------------- decoding (Pillow, from requirements.txt)
+
+
+@pytest.mark.parametrize("mode", ["1", "L", "LA", "RGB", "RGBA", "P"])
+def test_decode_every_png_mode(hooks: ModuleType, mode: str) -> None:
+    source = Image.fromarray(picture((45, 38, 4)), "RGBA").convert(mode)
+    decoded = hooks.decode_image(encoded(source, "PNG"))
+    assert decoded.dtype == np.uint8 and decoded.shape[:2] == (45, 38)
+    wanted = {"1": "L", "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "P": "RGBA"}[mode]
+    expected = np.asarray(source.convert(wanted)).reshape(decoded.shape)
+    np.testing.assert_array_equal(decoded, expected)
+
+
+def test_decode_what_the_build_script_writes(hooks: ModuleType, build_models: ModuleType) -> None:
+    """mlfn's own PNG encoder (every filter type) as an independent writer."""
+    for channels in (1, 2, 3, 4):
+        pixels = picture((9, 11, channels))
+        for kind in range(5):
+            decoded = hooks.decode_image(build_models.encode_png(pixels, filters=kind))
+            np.testing.assert_array_equal(decoded, pixels)
+
+
+@pytest.mark.parametrize("path", sorted((FUNCTIONS / "digits" / "examples").glob("*.png")), ids=lambda p: p.name)
+def test_jpeg_and_png_of_a_digit_give_the_same_prediction(hooks: ModuleType, path: Path) -> None:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(FUNCTIONS / "digits" / "model.onnx"), providers=["CPUExecutionProvider"])
+    flat = on_white(path)
+    answers = []
+    for fmt, media in (("PNG", "image/png"), ("JPEG", "image/jpeg")):
+        feeds = hooks.preprocess(encoded(flat, fmt, **({"quality": 95} if fmt == "JPEG" else {})), media)
+        outputs = dict(zip(["label", "probabilities"], session.run(None, feeds), strict=True))
+        answers.append(hooks.postprocess(outputs)["predictions"][0]["digit"])
+    assert answers == [int(path.stem)] * 2
+
+
+def test_jpeg_is_read_whatever_the_content_type_says(hooks: ModuleType) -> None:
+    jpeg = encoded(on_white(FUNCTIONS / "digits" / "examples" / "3.png"), "JPEG")
+    assert hooks.preprocess(jpeg, "application/octet-stream")["pixels"].shape == (1, 64)
 
 
 # ---------------------------------------------------------------- bad uploads
 
 
-def _valid(build_models: ModuleType) -> bytes:
-    return bytes(build_models.encode_png(picture((6, 5))))
+def _valid_png() -> bytes:
+    return encoded(Image.fromarray(picture((6, 5))), "PNG")
 
 
-def _image(width: int, height: int, data: bytes, *extra: bytes, **header: int) -> bytes:
-    return png_from_parts(ihdr(width, height, **header), *extra, chunk(b"IDAT", zlib.compress(data)))
+def _valid_jpeg() -> bytes:
+    return encoded(Image.fromarray(picture((16, 16, 3))), "JPEG")
 
 
-CORRUPT = {  # what a client might send -> the part of the message that tells them what is wrong
-    "signature": (lambda ok: b"GIF89a" + ok[6:], "not a PNG: the body does not start with the PNG signature"),
-    "truncated-header": (lambda ok: ok[:40], "ends inside a chunk header"),
-    "truncated-chunk": (lambda ok: ok[:50], "chunk IDAT runs past the end of the file"),
-    "no-iend": (lambda ok: ok[:-12], "no IEND chunk"),
-    "crc": (lambda ok: ok[:30] + bytes([ok[30] ^ 0xFF]) + ok[31:], "CRC mismatch in chunk IHDR"),
-    "ihdr-first": (lambda ok: ok[:8] + chunk(b"IDAT", b"") + ok[8:], "the first chunk is not IHDR"),
-    "16-bit": (lambda ok: _image(2, 2, b"\0" * 20, depth=16), "16-bit gray; expected 8 bits per sample"),
-    "interlaced": (lambda ok: _image(2, 2, b"\0" * 6, interlace=1), "interlaced (Adam7)"),
-    "zero-width": (lambda ok: png_from_parts(ihdr(0, 2)), "0x2 pixels"),
-    "too-large": (lambda ok: png_from_parts(ihdr(9000, 9000)), "9000x9000 pixels; expected 1 to 8192 pixels a side"),
-    "colour-type": (lambda ok: png_from_parts(ihdr(2, 2, color=5)), "colour type 5"),
-    "zlib": (lambda ok: png_from_parts(ihdr(2, 2), chunk(b"IDAT", b"not zlib")), "does not decompress"),
-    "short-data": (lambda ok: _image(2, 2, b"\0\1\1"), "3 bytes of image data, expected 6 (truncated?)"),
-    "too-much-data": (lambda ok: _image(2, 2, b"\0" * 600), "more image data than 2x2 gray pixels hold"),
-    "filter-type": (lambda ok: _image(2, 1, b"\x07\1\1"), "unknown filter type 7 on row 0; expected 0 to 4"),
-    "no-palette": (lambda ok: _image(1, 1, b"\0\0", color=3), "a palette image needs a PLTE chunk"),
-    "palette-index": (lambda ok: _image(1, 1, b"\0\5", chunk(b"PLTE", b"\0\0\0"), color=3),
-                      "palette index 5 but only 1 colours"),
-    "critical-chunk": (lambda ok: _image(1, 1, b"\0\0", chunk(b"ZZZZ", b"")), "critical chunk ZZZZ"),
+def _bomb() -> bytes:
+    """A 4097x4097 gray PNG of zeros: 16.8 million pixels in a few KB."""
+    rows = zlib.compress(b"\0" * (4097 * 4098), 9)
+    return png_from_parts(ihdr(4097, 4097), chunk(b"IDAT", rows))
+
+
+BAD = {  # what a client might send -> the part of the message that tells them what is wrong
+    "gif": (lambda: b"GIF89a" + _valid_png()[6:], "not a picture this function reads: expected a PNG or JPEG"),
+    "text-as-png": (lambda: b"hello", "not a picture this function reads"),
+    "truncated-png": (lambda: _valid_png()[:60], "invalid picture"),
+    "truncated-jpeg": (lambda: _valid_jpeg()[:200], "invalid picture"),
+    "crc": (lambda: (lambda ok: ok[:30] + bytes([ok[30] ^ 0xFF]) + ok[31:])(_valid_png()), "expected a PNG or JPEG"),
+    "zlib": (lambda: png_from_parts(ihdr(2, 2), chunk(b"IDAT", b"not zlib")), "invalid picture"),
+    "too-large": (lambda: png_from_parts(ihdr(9000, 9000)), "9000x9000 pixels; expected 1 to 8192 pixels a side"),
+    "bomb": (_bomb, "4097x4097 pixels; expected 1 to 8192 pixels a side and at most 16,777,216 in all"),
 }
 
 
-@pytest.mark.parametrize("case", list(CORRUPT))
-def test_corrupt_png_raises_a_clear_value_error(hooks: ModuleType, build_models: ModuleType, case: str) -> None:
-    make, message = CORRUPT[case]
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_upload_raises_a_clear_value_error(hooks: ModuleType, case: str) -> None:
+    make, message = BAD[case]
     with pytest.raises(ValueError) as caught:
-        hooks.decode_png(make(_valid(build_models)))
+        hooks.preprocess(make(), "image/png")
     assert message in str(caught.value)
 
 

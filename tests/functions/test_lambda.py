@@ -52,7 +52,7 @@ def test_png_upload_in_a_function_url_event(digits: LambdaHandler, digit: int) -
 def test_corrupt_png_in_a_function_url_event_is_a_400(digits: LambdaHandler) -> None:
     response = digits(url_event("/invocations", b"\x89PNG\r\n\x1a\n" + b"\0" * 30, "image/png"), CONTEXT)
     assert response["statusCode"] == 400
-    assert "invalid PNG" in json.loads(response["body"])["error"]
+    assert "expected a PNG or JPEG" in json.loads(response["body"])["error"]
 
 
 def test_iris_example_in_a_function_url_event(iris: LambdaHandler) -> None:

@@ -100,4 +100,4 @@ def test_digits_corrupt_png_is_a_400_naming_the_problem(digits: InferenceService
     with pytest.raises(RequestError) as caught:
         digits.invocations(bytes(png), PNG)
     assert caught.value.status == 400
-    assert "CRC mismatch in chunk IDAT" in caught.value.message
+    assert "invalid picture" in caught.value.message and "corrupted upload" in caught.value.message

@@ -99,6 +99,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait_ping(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, log.read_text()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:  # refused, reset, or timed out while the server still imports its web stack
+            pass
+        assert time.monotonic() < deadline, "no answer on /ping within 60 s"
+        time.sleep(0.25)
+
+
 def test_container_flavour_serves_a_prediction(smoke_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     built = _build(capsys, smoke_home, monkeypatch, _model_dir(tmp_path, "sagemaker"), "gpu")
@@ -108,22 +122,38 @@ def test_container_flavour_serves_a_prediction(smoke_home: Path, tmp_path: Path,
     env = _image_env(config, MLFN_PORT=str(port))
     with _unpacked(built["layout"], built["ref"], tmp_path / "bundle") as rootfs, \
             _started(rootfs, argv, env, tmp_path / "serve.log") as proc:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:  # refused, reset, or timed out while the server still imports its web stack
-                pass
-            assert time.monotonic() < deadline, "no answer on /ping within 60 s"
-            time.sleep(0.25)
+        _wait_ping(proc, port, tmp_path / "serve.log")
         req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=json.dumps(EXAMPLE).encode(),
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:
             answer = json.loads(resp.read())
     assert [p["output_label"] for p in answer["predictions"]] == ["setosa", "virginica"]
+
+
+def test_hooks_import_their_own_packages_in_the_image(smoke_home: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """functions/digits (Pillow from its requirements.txt, a manylinux wheel in the image's own layer) reads a PNG
+    in the image's Python 3.11 on the bookworm base, not this machine's."""
+    model = tmp_path / "digits"
+    shutil.copytree(FUNCTIONS / "digits", model)
+    (model / "mlfn.toml").write_text((model / "mlfn.toml").read_text().replace('target = "lambda"',
+                                                                               'target = "sagemaker"'))
+    built = _build(capsys, smoke_home, monkeypatch, model, "gpu")
+    assert [p["name"] for p in built["dependencies"]["packages"]] == ["pillow"]
+    config = json.loads(Path(built["layout"], "blobs", "sha256", _config_hex(built)).read_bytes())
+    port = _free_port()
+    argv = [*config["config"]["Entrypoint"], *config["config"]["Cmd"], "--host", "127.0.0.1"]
+    with _unpacked(built["layout"], built["ref"], tmp_path / "bundle") as rootfs, \
+            _started(rootfs, argv, _image_env(config, MLFN_PORT=str(port)), tmp_path / "serve.log") as proc:
+        assert not (rootfs / "usr/lib/python3/dist-packages/PIL").exists()
+        _wait_ping(proc, port, tmp_path / "serve.log")
+        png = (FUNCTIONS / "digits" / "examples" / "3.png").read_bytes()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=png,
+                                     headers={"Content-Type": "image/png"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            answer = json.loads(resp.read())
+    assert answer["predictions"][0]["digit"] == 3
 
 
 def test_lambda_flavour_answers_through_the_runtime_api(smoke_home: Path, tmp_path: Path,
