@@ -3,15 +3,15 @@
     deps = image_dependencies(spec.directory, "lambda", "x86_64", layout)   # None without requirements.txt
     env = host_env(spec.directory)   # {"MLFN_DEPS_DIR": ...} for the emulator's sandboxes and `mlfn serve`
 
-Wheels only, for the image's platform and Python (CPython 3.11 on manylinux x86_64 or aarch64, following
-`[lambda] architecture`), whatever machine builds: nothing is compiled. pip resolves the requirements together with
-the runtime's own packages held at the versions the base has (its pins and what they pull in), so a requirement that
-conflicts with them is refused, naming both, and a package with no wheel for the platform is refused, naming it.
-The layer holds only what the runtime does not already have. It is cached by its inputs (requirements text,
-platform, Python, the runtime's pins): an unchanged folder reuses the same layer, with the same digest, without
-asking pip, and a push skips it. The runtime puts the folder on `sys.path` (`MLFN_DEPS_DIR`) before it imports the
-hooks; the emulator installs the same requirements for this machine's Python into a cache folder keyed the same way.
-"""
+Wheels only, for the image's platform and Python (the base's CPython and glibc, as its labels say, on manylinux
+x86_64 or aarch64, following `[lambda] architecture`), whatever machine builds: nothing is compiled. pip resolves
+the requirements together with the runtime's own packages held at the versions the base has (its pins and what they
+pull in), so a requirement that conflicts with them is refused, naming both, and a package with no wheel for the
+platform is refused, naming it. The layer holds only what the runtime does not already have. It is cached by its
+inputs (requirements text, platform, Python, the runtime's pins): an unchanged folder reuses the same layer, with
+the same digest, without asking pip, and a push skips it. The runtime puts the folder on `sys.path`
+(`MLFN_DEPS_DIR`) before it imports the hooks; the emulator installs the same requirements for this machine's Python
+into a cache folder keyed the same way. """
 
 from __future__ import annotations
 
@@ -44,11 +44,28 @@ DEPS_DIR = "/" + DEPS_PREFIX
 FORMAT = "mlfn-deps-v1"  # bump when the layer's making changes, so cached layers are not reused
 RUNTIME_PINS = Path(mlfn.runtime.__file__).resolve().parent / "requirements.txt"
 PIP_TIMEOUT_S = 900
-# The same manylinux tags the offline base installs the runtime's wheels for (offline_base.WHEEL_TARGET): the
-# runtime's own wheels (numpy 2.4, onnxruntime 1.32) already need glibc 2.28.
-MANYLINUX = ("manylinux_2_36", "manylinux_2_28", "manylinux_2_17", "manylinux2014")
 MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}  # [lambda] architecture -> wheel platform machine
-IMAGE_PYTHON = "3.11"  # both bases: Debian bookworm's python3 (offline) and public.ecr.aws/lambda/python:3.11
+PYTHON_LABEL = "dev.mlfn.python"  # a base image's Python (major.minor), as its image config labels it
+GLIBC_LABEL = "dev.mlfn.glibc"  # and its C library: a manylinux_2_N wheel needs glibc 2.N or later
+
+
+@dataclass(frozen=True)
+class ImagePlatform:
+    """The Python and glibc a base image runs packages with. A base that does not say is taken for the offline
+    Debian bookworm base (python3 3.11, glibc 2.36); the Dockerfile bases label theirs."""
+
+    python: str = "3.11"
+    glibc: str = "2.36"
+
+    @classmethod
+    def of(cls, labels: dict[str, str]) -> ImagePlatform:
+        return cls(labels.get(PYTHON_LABEL) or cls.python, labels.get(GLIBC_LABEL) or cls.glibc)
+
+    def manylinux(self) -> tuple[str, ...]:
+        """The manylinux tags this glibc loads, newest first (pip takes the list as it is)."""
+        minor = int(self.glibc.split(".")[1])
+        tags = [f"manylinux_2_{n}" for n in (minor, 28, 17) if n <= minor]
+        return (*dict.fromkeys(tags), "manylinux2014")
 
 
 class DependencyError(LayerError, MlfnError):
@@ -71,10 +88,11 @@ class Target:
                 *(f"--platform={p}" for p in self.platforms)]
 
 
-def image_target(architecture: str) -> Target:
+def image_target(architecture: str, platform: ImagePlatform = ImagePlatform()) -> Target:
     machine = MACHINES[architecture]
-    abi = "cp" + IMAGE_PYTHON.replace(".", "")
-    return Target(f"{abi}-manylinux-{machine}", IMAGE_PYTHON, tuple(f"{tag}_{machine}" for tag in MANYLINUX))
+    abi = "cp" + platform.python.replace(".", "")
+    platforms = tuple(f"{tag}_{machine}" for tag in platform.manylinux())
+    return Target(f"{abi}-manylinux-{machine}", platform.python, platforms)
 
 
 def host_target() -> Target:
@@ -262,14 +280,14 @@ def default_cache() -> Path:
     return (mlfn_home() / "cache" / "deps").resolve()
 
 
-def _image_inputs(model_dir: Path, flavour: str, architecture: str,
-                  cache: Path | None) -> tuple[list[Requirement], Target, list[str], str, Path] | None:
+def _image_inputs(model_dir: Path, flavour: str, architecture: str, cache: Path | None,
+                  platform: ImagePlatform) -> tuple[list[Requirement], Target, list[str], str, Path] | None:
     requirements = requirements_of(model_dir)
     if requirements is None:
         return None
     cache = cache or default_cache()
     cache.mkdir(parents=True, exist_ok=True)
-    target, pins = image_target(architecture), runtime_pins(flavour)
+    target, pins = image_target(architecture, platform), runtime_pins(flavour)
     return requirements, target, pins, inputs_key(model_dir, target, pins), cache
 
 
@@ -283,10 +301,10 @@ def _resolved_once(record: Path, requirements: list[Requirement], target: Target
     return packages
 
 
-def image_packages(model_dir: Path, flavour: str, architecture: str,
-                   cache: Path | None = None) -> Dependencies | None:
+def image_packages(model_dir: Path, flavour: str, architecture: str, cache: Path | None = None,
+                   platform: ImagePlatform = ImagePlatform()) -> Dependencies | None:
     """What the image's dependency layer holds (resolved, not installed), or None without requirements.txt."""
-    inputs = _image_inputs(model_dir, flavour, architecture, cache)
+    inputs = _image_inputs(model_dir, flavour, architecture, cache, platform)
     if inputs is None:
         return None
     requirements, target, pins, key, cache = inputs
@@ -295,12 +313,12 @@ def image_packages(model_dir: Path, flavour: str, architecture: str,
 
 
 def image_dependencies(model_dir: Path, flavour: str, architecture: str, layout: Layout,
-                       cache: Path | None = None) -> Dependencies | None:
+                       cache: Path | None = None, platform: ImagePlatform = ImagePlatform()) -> Dependencies | None:
     """The dependency layer of an image (written into `layout`), or None when the folder has no requirements.txt.
     Reused from `cache` while its inputs are unchanged, so its digest stays the same and nothing is re-resolved."""
     from .offline_base import _cached_layer
 
-    inputs = _image_inputs(model_dir, flavour, architecture, cache)
+    inputs = _image_inputs(model_dir, flavour, architecture, cache, platform)
     if inputs is None:
         return None
     requirements, target, pins, key, cache = inputs

@@ -18,6 +18,7 @@ from .own_files import mlfn_wheel, package_file
 from .progress import Say
 
 ONNXRUNTIME_GPU = "onnxruntime-gpu"
+GPU_PINS = "images/onnxruntime-gpu.txt"  # its own pin: onnxruntime-gpu releases lag the CPU build's
 
 
 def docker_available() -> bool:
@@ -44,8 +45,8 @@ def build_context(flavour: str, dest: Path, say: Say) -> Path:
         (dest / "awslambdaric.txt").write_text(pinned(package_file("mlfn.cli", "requirements.txt"), "awslambdaric")
                                                + "\n")
     else:
-        version = pinned(requirements, "onnxruntime").split("==", 1)[1]
-        (dest / "onnxruntime-gpu.txt").write_text(f"{ONNXRUNTIME_GPU}=={version}\n")
+        (dest / "onnxruntime-gpu.txt").write_text(pinned(package_file("mlfn.runtime", GPU_PINS), ONNXRUNTIME_GPU)
+                                                  + "\n")
     mlfn_wheel(dest / "wheels", say)
     return dest
 

@@ -15,7 +15,7 @@ from mlfn.runtime.model import optimized_path
 from mlfn.runtime.spec import CONFIG_FILE, ModelSpec, named_config
 
 from .base import DEFAULT_CMD, DEFAULT_ENTRYPOINT, Base, BaseError
-from .dependencies import DEPS_DIR, Dependencies, image_dependencies
+from .dependencies import DEPS_DIR, Dependencies, ImagePlatform, image_dependencies
 from .layer import MODEL_PREFIX, Entry, Layer, entries_key, model_entries, split, write_layer
 from .oci import (
     BASE_LAYERS,
@@ -175,7 +175,8 @@ def build_model_image(spec: ModelSpec, base: Base, out: Path, *, extra_files: Ma
     """Write the model's image to the OCI layout `out` (created if needed) and name it `ref` (default: its name)."""
     layout = Layout(out).init()
     architecture = spec.settings.lambda_.architecture if spec.target == "lambda" else "x86_64"
-    deps = image_dependencies(spec.directory, base.flavour, architecture, layout)
+    labels = (base.config.get("config") or {}).get("Labels") or {}
+    deps = image_dependencies(spec.directory, base.flavour, architecture, layout, platform=ImagePlatform.of(labels))
     deps_layers = [deps.layer] if deps and deps.layer else []
     layers = model_layers(spec, layout, extra_files)
     config_bytes = canonical_json(image_config(spec, base, layers, bool(extra_files), *deps_layers))

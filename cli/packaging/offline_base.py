@@ -24,6 +24,7 @@ from typing import Any
 from mlfn.runtime import __version__
 
 from . import digests
+from .dependencies import GLIBC_LABEL, PYTHON_LABEL, ImagePlatform
 from .layer import Entry, Layer, rootfs_entries, write_layer
 from .oci import DOCKER_LAYER, DOCKER_MANIFEST, Descriptor, Image, Layout, canonical_json, make_manifest
 from .own_files import mlfn_wheel, package_file
@@ -166,7 +167,8 @@ def build_offline_base(flavour: str, out: Path, *, cache: Path, say: Say,
         "Entrypoint": entrypoint, "Cmd": cmd, "WorkingDir": "/opt/mlfn",
         "Labels": {"dev.mlfn.flavour": flavour, "dev.mlfn.version": __version__,
                    "dev.mlfn.base.builder": f"debootstrap {SUITE} minbase",
-                   "dev.mlfn.accelerator": "cpu", "org.opencontainers.image.title": ref},
+                   "dev.mlfn.accelerator": "cpu", "org.opencontainers.image.title": ref,
+                   PYTHON_LABEL: ImagePlatform.python, GLIBC_LABEL: ImagePlatform.glibc},  # bookworm's
     }
     if flavour == "gpu":
         inner["ExposedPorts"] = {"8080/tcp": {}}
