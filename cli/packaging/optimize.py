@@ -4,6 +4,7 @@ are the model's own (peak RSS of a process that imports onnxruntime and opens on
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -71,12 +72,18 @@ def optimize(model: Path, out: Path, flavour: str) -> Path:
     return out
 
 
+def lambda_memory_needed(peak_rss_mb: float) -> int:
+    """The Lambda memory size (MB, set in 1 MB steps) a process of this peak RSS fits: 1.5 x peak + 128 MB, room
+    for requests' tensors, the runtime's own buffers and Lambda's agent."""
+    return math.ceil(peak_rss_mb * 1.5 + 128)
+
+
 def advice(p: LoadProfile, lambda_memory_mb: int) -> str:
     """A one-line hint for the target: Lambda's init phase is 10 s and memory at most 10,240 MB."""
-    need = p.peak_rss_mb * 1.5 + 128
+    need = lambda_memory_needed(p.peak_rss_mb)
     if p.load_s > 8 or need > 10240:
         return (f"load {p.load_s:.2f}s, peak {p.peak_rss_mb:.0f} MB: too heavy for Lambda's 10 s init / 10 GB; "
                 "use target sagemaker or ecs")
     if need > lambda_memory_mb:
-        return f"load {p.load_s:.2f}s, peak {p.peak_rss_mb:.0f} MB: raise lambda.memory_mb to at least {need:.0f}"
+        return f"load {p.load_s:.2f}s, peak {p.peak_rss_mb:.0f} MB: raise lambda.memory_mb to at least {need}"
     return f"load {p.load_s:.2f}s, peak {p.peak_rss_mb:.0f} MB: fits Lambda at lambda.memory_mb = {lambda_memory_mb}"
