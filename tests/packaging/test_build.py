@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,48 @@ def test_optimize_adds_the_optimised_graph_and_reports_load(iris_dir: Path, mlfn
     assert mlfn_json(capsys, "build", str(iris_dir), "--optimize")["digest"] == built["digest"]
 
 
+def test_optimised_graph_keeps_large_weights_in_a_mapped_data_file(tmp_path: Path, mlfn_home: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A weight of 1.4 MB goes to model.optimized.onnx.data beside the graph, in the model file's layer; the
+    runtime loads the graph from the unpacked image and answers as the original model does."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mlfn.runtime.model import Model
+    from mlfn.runtime.spec import load_spec
+
+    model_dir = tmp_path / "src" / "wide"
+    model_dir.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    inits = [numpy_helper.from_array(rng.standard_normal((600, 600), dtype=np.float32), "w0"),
+             numpy_helper.from_array(rng.standard_normal((600, 3), dtype=np.float32), "w1")]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w0"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w1"], ["y"])], "wide",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 600])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, model_dir / "model.onnx")
+    built = mlfn_json(capsys, "build", str(model_dir), "--optimize")
+    blobs = Path(built["layout"]) / "blobs" / "sha256"
+    names = [m.name for m in layer_members(blobs / built["layers"][0]["digest"].split(":")[1])]
+    assert {"opt/mlfn/model/model.optimized.onnx", "opt/mlfn/model/model.optimized.onnx.data"} <= set(names)
+    unpacked = tmp_path / "unpacked"
+    for layer in built["layers"]:
+        with tarfile.open(blobs / layer["digest"].split(":")[1]) as tar:
+            tar.extractall(unpacked, filter="data")
+    folder = unpacked / "opt" / "mlfn" / "model"
+    assert (folder / "model.optimized.onnx").stat().st_size < 600 * 600 * 4  # the big weight is not inline
+    loaded = Model(load_spec(folder))
+    assert loaded.path.name == "model.optimized.onnx"
+    x = rng.standard_normal((2, 600), dtype=np.float32)
+    bare = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(loaded.run({"x": x})["y"], bare.run(None, {"x": x})[0], rtol=1e-4, atol=1e-3)
+
+
 def test_architecture_mismatch_is_refused(iris_dir: Path, tmp_path: Path, mlfn_home: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     (iris_dir / "mlfn.toml").write_text('[lambda]\narchitecture = "arm64"\n')
@@ -162,6 +205,7 @@ def test_a_stale_optimised_graph_in_the_folder_is_left_out(iris_dir: Path, mlfn_
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     clean = mlfn_json(capsys, "build", str(iris_dir))
     (iris_dir / "model.optimized.onnx").write_bytes(b"stale graph from an older model")
+    (iris_dir / "model.optimized.onnx.data").write_bytes(b"its initializers")
     again = mlfn_json(capsys, "build", str(iris_dir))
     assert again["digest"] == clean["digest"]
 
