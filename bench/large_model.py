@@ -12,7 +12,7 @@ file. It measures, each step in a fresh process where memory counts:
   peak RSS of the push;
 - Lambda init: `import mlfn.runtime.lambda_handler` (imports plus the model's session, what Lambda's init phase
   runs) on the model folder as the image holds it (its model layers unpacked), against `import onnxruntime;
-  InferenceSession(model)` on the same file; fresh interpreters taking turns, medians; peak RSS (ru_maxrss) of
+  InferenceSession(model)` on the same file; fresh interpreters taking turns, medians; peak RSS (VmHWM) of
   each, and the smallest Lambda memory size that fits it by the rule `mlfn build --optimize` hints with
   (1.5 x peak RSS + 128 MB, rounded up to a whole MB; Lambda sets memory in 1 MB steps from 128 MB).
 
@@ -57,6 +57,11 @@ intra_op_threads = 1
 """
 
 
+# A process's own peak RSS: VmHWM starts afresh at exec, where ru_maxrss keeps the parent's peak (this process
+# holds the generated model, so every child would report at least its ~2 GB).
+VMHWM_MB = "int(next(x for x in open('/proc/self/status') if x.startswith('VmHWM')).split()[1]) / 1024"
+
+
 def write_model(model_dir: Path, mb: int, reseed_layer: int | None = None) -> int:
     """A deep MLP of `mb` MB of weights at `model_dir/model.onnx`; `reseed_layer` gives that layer new weights
     (the model changed, nothing else). Returns the file's size."""
@@ -99,9 +104,8 @@ def write_folder(model_dir: Path, mb: int) -> None:
 def mlfn(args: list[str], env: dict[str, str]) -> tuple[dict[str, Any], float, float, float]:
     """Run `mlfn ARGS --json` in a fresh process: (its JSON answer, wall seconds, peak RSS MB of the process,
     CPU seconds of it and its children: on a loaded machine wall time mostly measures the wait for a core)."""
-    code = ("import atexit, resource, sys; atexit.register(lambda: print(resource.getrusage("
-            "resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)); from mlfn.cli.main import main; "
-            "sys.exit(main(sys.argv[1:]))")
+    code = (f"import atexit, sys; atexit.register(lambda: print({VMHWM_MB}, file=sys.stderr)); "
+            "from mlfn.cli.main import main; sys.exit(main(sys.argv[1:]))")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code, *args, "--json"], capture_output=True, text=True, env=env,
@@ -160,8 +164,7 @@ def start_registry(root: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 INIT_TIMER = ("import time; t, c = time.perf_counter(), time.process_time(); {}; "
-              "s, c = time.perf_counter() - t, time.process_time() - c; import resource; "
-              "print(s, c, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+              "s, c = time.perf_counter() - t, time.process_time() - c; print(s, c, " + VMHWM_MB + ")")
 
 
 def init_times(model_dir: Path, repeats: int, env: dict[str, str]) -> dict[str, tuple[float, float, float]]:

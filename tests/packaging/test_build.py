@@ -255,3 +255,34 @@ def test_a_published_descriptor_under_mlfn_home_is_used_without_its_layout(tmp_p
     base = resolve_base("lambda")
     assert (base.kind, base.source, base.reference) == ("descriptor", str(descriptor),
                                                        f"registry.example/mlfn-runtime@{image.digest}")
+
+
+def test_a_large_layer_of_float_weights_is_stored_and_a_compressible_one_deflated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deflating random float32 weights saves ~7% at ~30 MB/s of CPU: such a layer is written at gzip level 0
+    (still gzip, same digest on every build); text of the same size is compressed as before."""
+    import gzip
+
+    import numpy as np
+
+    from mlfn.cli.packaging import layer as layers
+
+    monkeypatch.setattr(layers, "STORED_MIN_BYTES", 1 << 20)  # the rule at a test's scale (64 MiB in use)
+    folder = tmp_path / "m"
+    folder.mkdir()
+    weights = np.random.default_rng(3).standard_normal(600_000, dtype=np.float32).tobytes()  # 2.4 MB
+    (folder / "model.onnx").write_bytes(weights)
+    (folder / "labels.txt").write_text("setosa versicolor virginica\n" * 90_000)  # 2.5 MB of text
+    for name, raw in (("model.onnx", weights), ("labels.txt", (folder / "labels.txt").read_bytes())):
+        entries = [e for e in layers.model_entries(folder) if e.kind == "dir" or e.name.endswith(name)]
+        first = layers.write_layer(entries, tmp_path / f"{name}.1.tar.gz")
+        again = layers.write_layer(entries, tmp_path / f"{name}.2.tar.gz")
+        assert first.digest == again.digest and layers.entries_key(entries) == layers.entries_key(list(entries))
+        with tarfile.open(first.path) as tar:
+            member = tar.extractfile(f"opt/mlfn/model/{name}")
+            assert member is not None and member.read() == raw
+        if name == "model.onnx":
+            assert layers.gzip_level(entries) == 0 and first.size > len(raw)  # stored: no smaller than the tar
+        else:
+            assert layers.gzip_level(entries) == layers.GZIP_LEVEL and first.size < len(raw) / 10
+        assert gzip.decompress(first.path.read_bytes())[:512]  # a valid gzip stream either way
