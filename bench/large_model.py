@@ -201,7 +201,8 @@ def lambda_memory_mb(peak_rss_mb: float) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mb", type=int, default=400, help="weights to generate, MB (default 400; whole layers of 67 MB, at least one)")
+    parser.add_argument("--mb", type=int, default=400,
+                        help="weights to generate, MB (default 400; whole layers of 67 MB, at least one)")
     parser.add_argument("--base", help="runtime base, as for `mlfn build --base` (default: what mlfn build finds)")
     parser.add_argument("--repeats", type=int, default=3, help="fresh interpreters per init variant")
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temp folder, removed)")
