@@ -80,17 +80,19 @@ def run(args: argparse.Namespace) -> int:
 def _optimize(spec: Any, flavour: str, tmp: Path) -> tuple[dict[str, Path], dict[str, Any]]:
     from mlfn.runtime.model import optimized_path
 
-    from ..packaging.optimize import OptimizeError, advice, optimize, profile
+    from ..packaging.optimize import OptimizeError, advice, data_file, optimize, profile
 
     name = optimized_path(spec).relative_to(spec.directory).as_posix()  # the file mlfn.runtime.model prefers
     try:
         before = profile(spec.model_path)
-        optimized = optimize(spec.model_path, tmp / "optimized.onnx", flavour)
-        after = profile(optimized)
+        written = optimize(spec.model_path, tmp / Path(name).name, flavour)
+        after = profile(written[0])
     except OptimizeError as exc:
         raise CliError(str(exc)) from None
-    info(f"optimised graph: {optimized.stat().st_size / 1e6:.2f} MB (model {spec.model_bytes / 1e6:.2f} MB)")
+    size = sum(f.stat().st_size for f in written)
+    info(f"optimised graph: {size / 1e6:.2f} MB in {len(written)} file(s) (model {spec.model_bytes / 1e6:.2f} MB)")
     info(f"session load: {before.load_s:.3f}s -> {after.load_s:.3f}s optimised; peak RSS {after.peak_rss_mb:.0f} MB")
     info(f"target hint: {advice(after, spec.settings.lambda_.memory_mb)}")
-    return {name: optimized}, {"original": before.to_json(), "optimized": after.to_json(),
-                                         "optimized_bytes": optimized.stat().st_size}
+    # the data file's name is written inside the graph, so it keeps it beside the graph in the image
+    files = {name: written[0], **{data_file(Path(name)).as_posix(): f for f in written[1:]}}
+    return files, {"original": before.to_json(), "optimized": after.to_json(), "optimized_bytes": size}

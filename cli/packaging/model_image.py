@@ -29,6 +29,7 @@ from .oci import (
     canonical_json,
     make_manifest,
 )
+from .optimize import data_file
 
 MODEL_DIR = "/" + MODEL_PREFIX
 EPOCH = "1970-01-01T00:00:00Z"  # a fixed creation time: the digest must not depend on when the build ran
@@ -155,17 +156,18 @@ def model_layers(spec: ModelSpec, layout: Layout, extra_files: Mapping[str, Path
     """Two layers at /opt/mlfn/model: the model file (and its optimised graph), then every other file of the
     folder (mlfn.toml, hooks, labels). Editing settings or hooks re-uploads only the small second layer.
     The image's mlfn.toml names the model, so it answers to the same name wherever the folder is unpacked."""
-    # A stale optimised graph left in the folder must not ship: the layer's fixed mtimes would make the runtime
-    # take it for current. Only the one `--optimize` writes (in extra_files) goes in.
+    # A stale optimised graph (or its data file) left in the folder must not ship: the layer's fixed mtimes would
+    # make the runtime take it for current. Only what `--optimize` writes (in extra_files) goes in, beside the model.
     optimized = optimized_path(spec).relative_to(spec.directory).as_posix()
-    weights = [f"{MODEL_PREFIX}/{spec.settings.model}"] + ([f"{MODEL_PREFIX}/{optimized}"] if extra_files else [])
+    stale = [optimized, data_file(Path(optimized)).as_posix()]
+    weights = [f"{MODEL_PREFIX}/{spec.settings.model}", *(f"{MODEL_PREFIX}/{name}" for name in extra_files or {})]
     with tempfile.TemporaryDirectory(prefix="mlfn-config-") as tmp:
         generated = dict(extra_files or {})
         config = named_config(spec.directory, spec.name)
         if config is not None:  # the name comes from the folder's name, which /opt/mlfn/model does not keep
             generated[CONFIG_FILE] = Path(tmp) / CONFIG_FILE
             generated[CONFIG_FILE].write_text(config, encoding="utf-8")
-        entries = model_entries(spec.directory, extra=generated, exclude=[optimized])
+        entries = model_entries(spec.directory, extra=generated, exclude=stale)
         first, rest = split(entries, weights)
         return [_cached_layer(first, layout), _cached_layer(rest, layout)]
 

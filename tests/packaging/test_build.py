@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,48 @@ def test_optimize_adds_the_optimised_graph_and_reports_load(iris_dir: Path, mlfn
     assert mlfn_json(capsys, "build", str(iris_dir), "--optimize")["digest"] == built["digest"]
 
 
+def test_optimised_graph_keeps_large_weights_in_a_mapped_data_file(tmp_path: Path, mlfn_home: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A weight of 1.4 MB goes to model.optimized.onnx.data beside the graph, in the model file's layer; the
+    runtime loads the graph from the unpacked image and answers as the original model does."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mlfn.runtime.model import Model
+    from mlfn.runtime.spec import load_spec
+
+    model_dir = tmp_path / "src" / "wide"
+    model_dir.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    inits = [numpy_helper.from_array(rng.standard_normal((600, 600), dtype=np.float32), "w0"),
+             numpy_helper.from_array(rng.standard_normal((600, 3), dtype=np.float32), "w1")]
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w0"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MatMul", ["r", "w1"], ["y"])], "wide",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 600])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, model_dir / "model.onnx")
+    built = mlfn_json(capsys, "build", str(model_dir), "--optimize")
+    blobs = Path(built["layout"]) / "blobs" / "sha256"
+    names = [m.name for m in layer_members(blobs / built["layers"][0]["digest"].split(":")[1])]
+    assert {"opt/mlfn/model/model.optimized.onnx", "opt/mlfn/model/model.optimized.onnx.data"} <= set(names)
+    unpacked = tmp_path / "unpacked"
+    for layer in built["layers"]:
+        with tarfile.open(blobs / layer["digest"].split(":")[1]) as tar:
+            tar.extractall(unpacked, filter="data")
+    folder = unpacked / "opt" / "mlfn" / "model"
+    assert (folder / "model.optimized.onnx").stat().st_size < 600 * 600 * 4  # the big weight is not inline
+    loaded = Model(load_spec(folder))
+    assert loaded.path.name == "model.optimized.onnx"
+    x = rng.standard_normal((2, 600), dtype=np.float32)
+    bare = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(loaded.run({"x": x})["y"], bare.run(None, {"x": x})[0], rtol=1e-4, atol=1e-3)
+
+
 def test_architecture_mismatch_is_refused(iris_dir: Path, tmp_path: Path, mlfn_home: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     (iris_dir / "mlfn.toml").write_text('[lambda]\narchitecture = "arm64"\n')
@@ -162,6 +205,7 @@ def test_a_stale_optimised_graph_in_the_folder_is_left_out(iris_dir: Path, mlfn_
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     clean = mlfn_json(capsys, "build", str(iris_dir))
     (iris_dir / "model.optimized.onnx").write_bytes(b"stale graph from an older model")
+    (iris_dir / "model.optimized.onnx.data").write_bytes(b"its initializers")
     again = mlfn_json(capsys, "build", str(iris_dir))
     assert again["digest"] == clean["digest"]
 
@@ -211,3 +255,34 @@ def test_a_published_descriptor_under_mlfn_home_is_used_without_its_layout(tmp_p
     base = resolve_base("lambda")
     assert (base.kind, base.source, base.reference) == ("descriptor", str(descriptor),
                                                        f"registry.example/mlfn-runtime@{image.digest}")
+
+
+def test_a_large_layer_of_float_weights_is_stored_and_a_compressible_one_deflated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deflating random float32 weights saves ~7% at ~30 MB/s of CPU: such a layer is written at gzip level 0
+    (still gzip, same digest on every build); text of the same size is compressed as before."""
+    import gzip
+
+    import numpy as np
+
+    from mlfn.cli.packaging import layer as layers
+
+    monkeypatch.setattr(layers, "STORED_MIN_BYTES", 1 << 20)  # the rule at a test's scale (64 MiB in use)
+    folder = tmp_path / "m"
+    folder.mkdir()
+    weights = np.random.default_rng(3).standard_normal(600_000, dtype=np.float32).tobytes()  # 2.4 MB
+    (folder / "model.onnx").write_bytes(weights)
+    (folder / "labels.txt").write_text("setosa versicolor virginica\n" * 90_000)  # 2.5 MB of text
+    for name, raw in (("model.onnx", weights), ("labels.txt", (folder / "labels.txt").read_bytes())):
+        entries = [e for e in layers.model_entries(folder) if e.kind == "dir" or e.name.endswith(name)]
+        first = layers.write_layer(entries, tmp_path / f"{name}.1.tar.gz")
+        again = layers.write_layer(entries, tmp_path / f"{name}.2.tar.gz")
+        assert first.digest == again.digest and layers.entries_key(entries) == layers.entries_key(list(entries))
+        with tarfile.open(first.path) as tar:
+            member = tar.extractfile(f"opt/mlfn/model/{name}")
+            assert member is not None and member.read() == raw
+        if name == "model.onnx":
+            assert layers.gzip_level(entries) == 0 and first.size > len(raw)  # stored: no smaller than the tar
+        else:
+            assert layers.gzip_level(entries) == layers.GZIP_LEVEL and first.size < len(raw) / 10
+        assert gzip.decompress(first.path.read_bytes())[:512]  # a valid gzip stream either way
