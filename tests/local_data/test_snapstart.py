@@ -87,7 +87,7 @@ def test_publishing_fails_for_an_image_with_neither_restore_calls_nor_label(hand
         finally:
             await pool.close()
 
-    with pytest.raises(SnapStartPublishError, match="restore/next .* no label com.amazonaws.lambda.feature"):
+    with pytest.raises(SnapStartPublishError, match=r"restore/next .* no label com\.amazonaws\.lambda\.feature"):
         asyncio.run(scenario())
 
 
