@@ -249,4 +249,3 @@ class RestoredSandbox(Sandbox):
     def _cold_start_fields(self) -> str:
         return (f"\tRestore Duration: {self.restore_ms:.2f} ms"
                 f"\tBilled Restore Duration: {math.ceil(round(self.billed_restore_ms, 6))} ms")
-
