@@ -10,7 +10,9 @@ sandbox is restored from it: the call answers, awslambdaric runs the after-resto
 
 Publishing fails, as on AWS, for an image whose runtime neither calls `/restore/next` nor carries the label
 `com.amazonaws.lambda.feature.snapstart=Allow`. An image with the label only is snapshotted after its init; the
-stand-in cannot restore a runtime that did not stop at `/restore/next`, so its sandboxes initialise afresh.
+stand-in cannot restore a runtime that did not stop at `/restore/next`, so its sandboxes initialise afresh (as do
+those of an entry point other than `python -m awslambdaric <handler>`, e.g. a chroot: their `/restore/next` is
+answered at once).
 
 The restore itself is a documented stand-in (`restore_point`): the snapshot sandbox's process forks a copy per
 new sandbox, so init is not run again. No CRIU on the machine (`apt-cache policy criu`: not installed).
@@ -54,7 +56,14 @@ def restore_point_command(config: FunctionConfig) -> list[str] | None:
 
 
 class SnapshotSandbox(Sandbox):
-    """The sandbox a version's snapshot is taken in: init with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start."""
+    """The sandbox a version's snapshot is taken in: init with AWS_LAMBDA_INITIALIZATION_TYPE=snap-start.
+
+    `in_place`: a sandbox of a version whose snapshot cannot be forked; its runtime's `/restore/next` is answered
+    at once (restored where it stands), so it runs the after-restore hooks and serves."""
+
+    def __init__(self, *args: Any, in_place: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.in_place = in_place
 
     @property
     def initialization_type(self) -> str:
@@ -68,6 +77,10 @@ class SnapshotSandbox(Sandbox):
 
     async def _snapshot_point(self) -> None:
         await self.api.restore_calls.get()
+        if self.in_place:  # restored in place: the init phase ends with the after-restore hooks, at GET /next
+            self.api.restore({})
+            await self.api.ready.wait()
+            return
         self.at_snapshot_point = True
 
     def _init_finished(self) -> bool:
@@ -93,23 +106,25 @@ class Snapshot:
         if error is not None:
             raise SnapStartPublishError(f"Init of the SnapStart version failed ({error.error_type}): "
                                         f"{error.payload.decode('utf-8', 'replace')}")
-        self.forks = getattr(z, "at_snapshot_point", False)
+        stopped = getattr(z, "at_snapshot_point", False)
+        self.forks = stopped and restore_point_command(self.config) is not None
         labelled = self.config.labels.get(SNAPSTART_LABEL, "").lower() == "allow"
-        if not self.forks and not labelled:
+        if not stopped and not labelled:
             await z.kill()
             raise SnapStartPublishError(
                 f"Publishing failed: SnapStart is on but the image's runtime did not call "
                 f"GET /2018-06-01/runtime/restore/next after init and the image has no label "
                 f"{SNAPSTART_LABEL}=Allow (AWS: 'Implementing SnapStart hooks for container images')")
         z.log(f"INIT_REPORT Init Duration: {z.init_ms:.2f} ms\tPhase: init\tStatus: success")
-        if not self.forks:  # label only: the runtime is at /invocation/next, which this stand-in cannot fork
+        if not self.forks:  # label only, or an entry point without restore_point: sandboxes initialise afresh
             await z.kill()
 
     def sandbox(self, provisioned: bool = False) -> Sandbox:
         """A new sandbox of the version: restored from the snapshot, or (label-only images) initialised afresh."""
         if self.forks:
             return RestoredSandbox(self, provisioned=provisioned)
-        return SnapshotSandbox(self.config, self.sink, provisioned=provisioned, memory_mode=self.memory_mode)
+        return SnapshotSandbox(self.config, self.sink, provisioned=provisioned, memory_mode=self.memory_mode,
+                               in_place=True)
 
     async def restore(self, runtime_api: str, log_path: str) -> tuple[int, float]:
         """Fork the snapshot's process into a sandbox whose Runtime API is `runtime_api`; its pid and how long the

@@ -108,3 +108,24 @@ def test_the_label_alone_lets_the_version_publish(handlers_dir: Path, tmp_path: 
 def test_snapstart_with_provisioned_concurrency_is_refused(handlers_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="provisioned concurrency"):
         _config(handlers_dir, tmp_path, provisioned=1)
+
+
+def test_an_entry_point_that_cannot_fork_is_restored_in_place(handlers_dir: Path, tmp_path: Path) -> None:
+    """A command other than `python -m awslambdaric <handler>` (e.g. a chroot): each sandbox initialises, and its
+    /restore/next is answered at once, so the hooks still run."""
+    sink = FileLogSink(tmp_path / "logs")
+    command = ["env", sys.executable, "-m", "awslambdaric", "snap.handler"]
+
+    async def scenario() -> Any:
+        pool = FunctionPool(_config(handlers_dir, tmp_path, command=command), sink)
+        await pool.start()
+        try:
+            return await pool.invoke(b"{}")
+        finally:
+            await pool.close()
+
+    result = asyncio.run(scenario())
+    assert result.ok, result.payload
+    body = json.loads(result.payload)
+    assert body["events"] == ["before-snapshot", "after-restore"] and body["initialization_type"] == "snap-start"
+    assert (tmp_path / "inits").read_text().count("\n") == 2  # the snapshot's init, then the sandbox's own
