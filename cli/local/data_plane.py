@@ -215,7 +215,11 @@ class DataPlane:
         config.port = await self.gateway.listen(config.port)
         self.gateway.add(target, config.port)
         self._targets[config.key] = target
-        await (target.pool.start() if isinstance(target, FunctionUrl) else target.start())
+        try:
+            await (target.pool.start() if isinstance(target, FunctionUrl) else target.start())
+        except BaseException:  # e.g. a SnapStart version that cannot be published: nothing stays registered
+            await self.aunregister(config.key, save=False)
+            raise
         if save:
             self._save()
         return self._endpoint(target)

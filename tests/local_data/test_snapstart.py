@@ -129,3 +129,10 @@ def test_an_entry_point_that_cannot_fork_is_restored_in_place(handlers_dir: Path
     body = json.loads(result.payload)
     assert body["events"] == ["before-snapshot", "after-restore"] and body["initialization_type"] == "snap-start"
     assert (tmp_path / "inits").read_text().count("\n") == 2  # the snapshot's init, then the sandbox's own
+
+
+def test_a_refused_publish_leaves_nothing_registered(plane: Any, handlers_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(SnapStartPublishError):
+        plane.register_lambda("snap-refused", handlers_dir, snapstart=True, auth_type="NONE",
+                              command=[sys.executable, str(handlers_dir / "no_restore_runtime.py")])
+    assert all(t["name"] != "snap-refused" for t in plane.status()["targets"])
