@@ -15,7 +15,8 @@ those of an entry point other than `python -m awslambdaric <handler>`, e.g. a ch
 answered at once).
 
 The restore itself is a documented stand-in (`restore_point`): the snapshot sandbox's process forks a copy per
-new sandbox, so init is not run again. No CRIU on the machine (`apt-cache policy criu`: not installed).
+new sandbox, so init is not run again. CRIU is not installed on the machine (`apt-cache policy criu`: a candidate,
+not installed; not tried), so no real checkpoint is taken.
 """
 
 from __future__ import annotations
