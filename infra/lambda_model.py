@@ -1,5 +1,8 @@
 """`MlfnLambdaModel`: a container-image function, alias `live`, provisioned-concurrency autoscaling, Function URL.
 
+With `[lambda] snapstart = true` the function has SnapStart on published versions, and `live` points at the
+function's current (published) version, so every call through the URL resumes from that version's snapshot.
+
 Provisioned concurrency: with `provisioned_max = 0` (the default) the function runs on demand only and no
 scalable target is registered (Application Auto Scaling refuses a maximum of 0). With `provisioned_max > 0` a
 scalable target spans `provisioned_min..provisioned_max`, target tracking holds utilization at
@@ -52,7 +55,13 @@ class MlfnLambdaModel(MlfnModel):
             environment={"MLFN_MODEL_DIR": MODEL_DIR_IN_IMAGE},
             role=self.role,
             log_group=self.log_group,
+            # SnapStart: the version the alias points at is initialised once when published and restored from its
+            # snapshot; the image's runtime (awslambdaric) makes the Runtime API's restore calls.
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if lam.snapstart else None,
         )
+        if lam.snapstart:  # CDK warns that SnapStart needs a published version: `live` is on one, just below
+            cdk.Annotations.of(self.function).acknowledge_warning(
+                "@aws-cdk/aws-lambda:snapStartRequirePublish", "the live alias is on the function's current version")
         self.alias = lambda_.Alias(
             self, "Alias", alias_name=ALIAS_NAME, version=self.function.current_version,
             provisioned_concurrent_executions=lam.provisioned_min or None,

@@ -17,6 +17,9 @@ Metrics go to CloudWatch as Embedded Metric Format, one line per invocation, wit
 would be one of many and could not be scraped. The docs pages (`/docs`, `/openapi.json`) load FastAPI on
 their first request only, which keeps FastAPI's import out of the cold start.
 
+With SnapStart the init above runs once per published version; `mlfn.runtime.snapstart` registers the
+before-snapshot and after-restore hooks that awslambdaric runs.
+
 This module imports neither boto3, the control plane, FastAPI nor prometheus-client.
 """
 
@@ -27,7 +30,9 @@ import time
 _INIT_STARTED = time.perf_counter()
 
 from .lambda_adapter import LambdaHandler, build  # noqa: E402 - the init timer starts before the imports
+from .snapstart import register as register_snapstart_hooks  # noqa: E402
 
 __all__ = ["LambdaHandler", "build", "handler"]
 
 handler: LambdaHandler = build(init_started=_INIT_STARTED)
+register_snapstart_hooks(handler)  # SnapStart: the session above is in the snapshot; restores re-seed (snapstart.py)

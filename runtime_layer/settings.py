@@ -52,6 +52,11 @@ class LambdaSettings:
     idle_timeout_s: int = setting(
         300, "Local emulator only: seconds an idle sandbox lives before it is reclaimed.", min=1, max=86400
     )
+    snapstart: bool = setting(
+        False, "Lambda SnapStart: init runs once when a version is published and new sandboxes resume from its "
+        "snapshot (the `live` alias points at that version). Not with provisioned concurrency or "
+        "`ephemeral_storage_mb` over 512, as on AWS."
+    )
 
 
 @record

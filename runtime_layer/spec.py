@@ -213,9 +213,24 @@ def _check_consistency(s: Settings) -> None:
     if s.target == "sagemaker" and sm.serverless and (s.gpu or sm.gpus_per_copy):
         raise SpecError(CONFIG_FILE, "sagemaker.serverless", "false for a GPU model: serverless is CPU only",
                         "true")
+    if lam.snapstart:
+        _check_snapstart(lam)
     if lam.reserved_concurrency != -1 and lam.provisioned_max > lam.reserved_concurrency:
         raise SpecError(CONFIG_FILE, "lambda.provisioned_max",
                         f"at most lambda.reserved_concurrency ({lam.reserved_concurrency})", str(lam.provisioned_max))
+
+
+def _check_snapstart(lam: Any) -> None:
+    """What Lambda SnapStart does not support ("Improving startup performance with Lambda SnapStart": provisioned
+    concurrency, Amazon EFS, ephemeral storage over 512 MB). mlfn mounts no EFS, so that one cannot arise."""
+    if lam.provisioned_max:  # at least provisioned_min, checked before
+        raise SpecError(CONFIG_FILE, "lambda.snapstart",
+                        f"false with provisioned concurrency (lambda.provisioned_max = {lam.provisioned_max}): "
+                        "Lambda SnapStart does not support provisioned concurrency", "true")
+    if lam.ephemeral_storage_mb > 512:
+        raise SpecError(CONFIG_FILE, "lambda.snapstart",
+                        "false with lambda.ephemeral_storage_mb over 512: Lambda SnapStart does not support "
+                        "ephemeral storage over 512 MB", f"true (ephemeral_storage_mb = {lam.ephemeral_storage_mb})")
 
 
 def _default_name(directory: Path) -> str:

@@ -44,6 +44,8 @@ class FunctionConfig:
     env: dict[str, str] = field(default_factory=dict)
     cors: dict[str, Any] | None = None  # the Function URL's Cors (AllowOrigins, AllowMethods, AllowHeaders, ...)
     port: int = 0  # the gateway listener of this function's URL; 0 until assigned
+    snapstart: bool = False  # SnapStart on the version: init once at registration, sandboxes restored from it
+    labels: dict[str, str] = field(default_factory=dict)  # the image's labels (com.amazonaws.lambda.feature.snapstart)
 
     def __post_init__(self) -> None:
         self.auth_type = _check_auth(self.auth_type)
@@ -53,6 +55,9 @@ class FunctionConfig:
             raise ValueError(f"timeout_s must be above 0 and at most 900, got {self.timeout_s}")
         if self.reserved != -1 and self.reserved < 0:
             raise ValueError(f"reserved must be -1 (unreserved) or at least 0, got {self.reserved}")
+        if self.snapstart and self.provisioned:
+            raise ValueError("snapstart cannot be combined with provisioned concurrency (Lambda SnapStart does not "
+                             "support it)")
         if self.reserved != -1 and self.provisioned > self.reserved:
             raise ValueError(f"provisioned ({self.provisioned}) must be at most reserved ({self.reserved})")
 

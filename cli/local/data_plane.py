@@ -215,7 +215,11 @@ class DataPlane:
         config.port = await self.gateway.listen(config.port)
         self.gateway.add(target, config.port)
         self._targets[config.key] = target
-        await (target.pool.start() if isinstance(target, FunctionUrl) else target.start())
+        try:
+            await (target.pool.start() if isinstance(target, FunctionUrl) else target.start())
+        except BaseException:  # e.g. a SnapStart version that cannot be published: nothing stays registered
+            await self.aunregister(config.key, save=False)
+            raise
         if save:
             self._save()
         return self._endpoint(target)
@@ -348,7 +352,8 @@ def config_for_model(model_dir: str | Path, *, name: str | None = None, stage: s
         cors = {"AllowOrigins": list(s.auth.cors_origins), "AllowMethods": ["GET", "POST"],
                 "AllowHeaders": list(SIGV4_HEADERS), "MaxAge": 3600} if s.auth.cors_origins else None
         settings = dict(memory_mb=lam.memory_mb, timeout_s=lam.timeout_s, reserved=lam.reserved_concurrency,
-                        provisioned=lam.provisioned_min, idle_s=lam.idle_timeout_s, cors=cors, qualifier="live")
+                        provisioned=lam.provisioned_min, idle_s=lam.idle_timeout_s, cors=cors, qualifier="live",
+                        snapstart=lam.snapstart)
         return FunctionConfig(**{**common, **settings, **overrides})
     if spec.target == "sagemaker":
         sm = s.sagemaker

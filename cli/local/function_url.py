@@ -4,7 +4,8 @@ Status codes as a BUFFERED Function URL answers them: the function's own status 
 `Internal Server Error` for a function error, a timeout, a crashed runtime or a failed init; 429 with Lambda's
 TooManyRequestsException document when the concurrency cap is reached; 413 when the event (the request as JSON, body
 base64-encoded if binary) exceeds 6 MB; a response over 6 MB is a function error (502). Emulator-only headers say what
-happened: `x-mlfn-cold-start`, `x-mlfn-init-duration-ms`, `x-mlfn-duration-ms`, `x-mlfn-error-type`.
+happened: `x-mlfn-cold-start`, `x-mlfn-init-duration-ms` (or `x-mlfn-restore-duration-ms` for a SnapStart
+restore), `x-mlfn-duration-ms`, `x-mlfn-error-type`.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ class FunctionUrl:
         result = await self.pool.invoke(payload)
         reply = to_http(result)
         reply.headers += [("x-mlfn-cold-start", "true" if result.cold_start else "false")]
-        if result.cold_start:
+        if result.restore_ms:  # SnapStart: restored from the version's snapshot, no init phase
+            reply.headers.append(("x-mlfn-restore-duration-ms", f"{result.restore_ms:.1f}"))
+        elif result.cold_start:
             reply.headers.append(("x-mlfn-init-duration-ms", f"{result.init_ms:.1f}"))
         if result.duration_ms:
             reply.headers.append(("x-mlfn-duration-ms", f"{result.duration_ms:.1f}"))

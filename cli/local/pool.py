@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from .config import FunctionConfig
 from .logsink import LogSink
 from .sandbox import InvokeResult, Sandbox
+from .snapstart import Snapshot
 
 DEFAULT_ACCOUNT_CONCURRENCY = 10
 
@@ -93,6 +94,7 @@ class FunctionPool:
         self._filling = asyncio.Lock()
         self._recent: collections.deque[float] = collections.deque()  # start times of the last second's invocations
         self.stats = PoolStats()
+        self.snapstart: Snapshot | None = None  # SnapStart: the version's snapshot, taken by start()
 
     @property
     def cap(self) -> int:
@@ -113,6 +115,14 @@ class FunctionPool:
 
     async def start(self) -> None:
         """Start the reclaim loop and the provisioned sandboxes (waits until they are initialised)."""
+        if self.config.snapstart and self.snapstart is None:  # publishing the version takes its snapshot
+            snapshot = Snapshot(self.config, self.sink, memory_mode=self.memory_mode)
+            try:
+                await snapshot.take()
+            except BaseException:
+                await snapshot.close()
+                raise
+            self.snapstart = snapshot
         self._reaper = asyncio.create_task(self._reap_loop())
         await self._fill_provisioned()
 
@@ -136,10 +146,15 @@ class FunctionPool:
         sandboxes = list(self._idle) + list(self._busy)
         self._idle.clear()
         await asyncio.gather(*(s.kill() for s in sandboxes), return_exceptions=True)
+        if self.snapstart is not None:
+            await self.snapstart.close()
 
     async def _new_sandbox(self, provisioned: bool) -> tuple[Sandbox | None, InvokeResult | None]:
         self._starting += 1
-        sandbox = Sandbox(self.config, self.sink, provisioned=provisioned, memory_mode=self.memory_mode)
+        if self.snapstart is not None:
+            sandbox = self.snapstart.sandbox(provisioned)
+        else:
+            sandbox = Sandbox(self.config, self.sink, provisioned=provisioned, memory_mode=self.memory_mode)
         try:
             error = await sandbox.start()
         except OSError as exc:  # the runtime could not be spawned at all (a bad command, no such directory)

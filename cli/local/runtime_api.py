@@ -4,6 +4,11 @@ The real `awslambdaric` inside the sandbox long-polls `GET /2018-06-01/runtime/i
 posts the result to `.../invocation/{id}/response` or `.../invocation/{id}/error`; a failure while importing the handler
 goes to `.../init/error`. The client is known (libcurl in awslambdaric's native module, `http.client` for init errors),
 so a small HTTP/1.1 server on asyncio streams is enough: Content-Length or chunked bodies, keep-alive, nothing else.
+
+SnapStart ("Implementing SnapStart hooks for container images"): a runtime started with
+AWS_LAMBDA_INITIALIZATION_TYPE=snap-start runs its before-snapshot hooks after init and calls
+`GET .../restore/next`, which answers once the environment is restored; an after-restore hook that fails is reported
+with `POST .../restore/error`. `mlfn.cli.local.snapstart` drives both (`restore_calls`, `restore`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 
 PREFIX = "/2018-06-01/runtime"
 MAX_RESPONSE_BYTES = 6291556  # Lambda's synchronous response limit ("6 MB"; the exact number AWS reports)
+RESTORED_PID_HEADER = "Mlfn-Restored-Pid"  # the emulator's stand-in only: see mlfn.cli.local.restore_point
 _INVOCATION_PATH = re.compile(rf"^{PREFIX}/invocation/([^/]+)/(response|error)$")
 
 
@@ -66,6 +72,8 @@ class RuntimeApi:
         self.ready = asyncio.Event()  # set on the first GET /next: the init phase is over
         self.init_error: dict[str, Any] | None = None
         self.init_failed = asyncio.Event()
+        self.restore_calls: asyncio.Queue[int] = asyncio.Queue()  # each GET /restore/next: the pid it reports
+        self._restores: asyncio.Queue[dict[str, str]] = asyncio.Queue()
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -92,6 +100,10 @@ class RuntimeApi:
     def submit(self, invocation: Invocation) -> None:
         """Queue an invocation for the runtime's next GET /next."""
         self._pending.put_nowait(invocation)
+
+    def restore(self, headers: dict[str, str]) -> None:
+        """Answer the runtime's pending (or next) GET /restore/next with 200 and these headers."""
+        self._restores.put_nowait(headers)
 
     # ------------------------------------------------------------------ HTTP
 
@@ -125,9 +137,15 @@ class RuntimeApi:
             invocation = await self._pending.get()
             self._current = invocation
             return 200, invocation.headers(), invocation.event
-        if method == "POST" and path == f"{PREFIX}/init/error":
+        if method == "GET" and path == f"{PREFIX}/restore/next":
+            self.restore_calls.put_nowait(int(headers.get(RESTORED_PID_HEADER.lower(), "0") or 0))
+            return 200, await self._restores.get(), b""
+        if method == "POST" and path in (f"{PREFIX}/init/error", f"{PREFIX}/restore/error"):
             self.init_error = _json_or_text(body)
-            error_type = headers.get("lambda-runtime-function-error-type", "Runtime.Unknown")
+            default = "Runtime.AfterRestoreError" if path.endswith("restore/error") else "Runtime.Unknown"
+            error_type = headers.get("lambda-runtime-function-error-type", default)
+            if path.endswith("restore/error"):  # the hook's exception type stays in the body's errorMessage
+                self.init_error["errorType"] = error_type
             self.init_error.setdefault("errorType", error_type)
             self.init_failed.set()
             return _accepted()

@@ -16,9 +16,11 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ..plan.measure import CpuLimit, lambda_cpu_cap
 from .config import FunctionConfig
@@ -48,6 +50,7 @@ class InvokeResult:
     cold_start: bool = False
     init_ms: float = 0.0
     duration_ms: float = 0.0
+    restore_ms: float = 0.0  # a SnapStart sandbox's first invocation: its Restore Duration instead of init_ms
 
     @property
     def ok(self) -> bool:
@@ -80,6 +83,12 @@ class Sandbox:
         self._exited = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._first_invoke = True
+        self.restore_ms = 0.0
+
+    @property
+    def initialization_type(self) -> str:
+        """AWS_LAMBDA_INITIALIZATION_TYPE of this sandbox."""
+        return "provisioned-concurrency" if self.provisioned else "on-demand"
 
     @property
     def alive(self) -> bool:
@@ -109,7 +118,7 @@ class Sandbox:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": c.log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "provisioned-concurrency" if self.provisioned else "on-demand",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": self.initialization_type,
             "AWS_EXECUTION_ENV": "AWS_Lambda_Image",
             "AWS_REGION": c.region,
             "AWS_DEFAULT_REGION": c.region,
@@ -139,7 +148,7 @@ class Sandbox:
         self._tasks = [asyncio.create_task(self._pump_output()), asyncio.create_task(self._wait_exit())]
         self.log(f"INIT_START Runtime Version: mlfn-local python{sys.version_info.major}.{sys.version_info.minor}"
                  f"\tMemory cap: {self.guard.mode}")
-        waits = {asyncio.create_task(w) for w in (self.api.ready.wait(), self.api.init_failed.wait(),
+        waits = {asyncio.create_task(w) for w in (*self._init_done(), self.api.init_failed.wait(),
                                                    self._exited.wait())}
         try:
             await asyncio.wait(waits, timeout=init_limit_s(c.timeout_s, self.provisioned),
@@ -148,7 +157,7 @@ class Sandbox:
             for task in waits:
                 task.cancel()
         self.init_ms = (time.perf_counter() - started) * 1000
-        if self.api.ready.is_set():
+        if self.api.ready.is_set() or self._init_finished():
             return None
         if self.api.init_error is not None:
             doc = self.api.init_error
@@ -165,6 +174,13 @@ class Sandbox:
                  f"Error Type: {error.error_type}")
         await self.kill()
         return error
+
+    def _init_done(self) -> tuple[Coroutine[Any, Any, Any], ...]:
+        """What ends the init phase: the runtime's first GET /next (a SnapStart snapshot adds GET /restore/next)."""
+        return (self.api.ready.wait(),)
+
+    def _init_finished(self) -> bool:
+        return False
 
     async def kill(self) -> None:
         """End the sandbox (its whole process group) and free its Runtime API and cgroup."""
@@ -210,6 +226,10 @@ class Sandbox:
                     return int(line.split()[1]) // 1024
         return 0
 
+    def _cold_start_fields(self) -> str:
+        """What a REPORT line adds on a sandbox's first invocation."""
+        return f"\tInit Duration: {self.init_ms:.2f} ms"
+
     # ------------------------------------------------------------------ one invocation
 
     async def invoke(self, event: bytes) -> InvokeResult:
@@ -251,13 +271,14 @@ class Sandbox:
                                   rid, error_type=error_type)
         result.cold_start = cold
         result.init_ms = self.init_ms if cold else 0.0
+        result.restore_ms = self.restore_ms if cold else 0.0
         result.duration_ms = duration
         self.log(f"END RequestId: {rid}")
         report = (f"REPORT RequestId: {rid}\tDuration: {duration:.2f} ms\t"
                   f"Billed Duration: {billed_ms(duration, result.init_ms)} ms\t"
                   f"Memory Size: {c.memory_mb} MB\tMax Memory Used: {max_mb} MB")
         if cold:
-            report += f"\tInit Duration: {self.init_ms:.2f} ms"
+            report += self._cold_start_fields()
         if result.status in ("timeout", "crash"):
             status = "timeout" if result.status == "timeout" else "error"
             report += f"\tStatus: {status}\tError Type: {result.error_type}"

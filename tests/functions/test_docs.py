@@ -141,6 +141,11 @@ REFUSALS = {  # what docs/model-directory.md shows -> how to provoke it
     "mlfn.toml: target: expected one of lambda, sagemaker, ecs, got 'edge'": 'target = "edge"\n',
     "mlfn.toml: hooks: expected a file inside the model directory, got ../hooks.py": 'hooks = "../hooks.py"\n',
     "mlfn.toml: gpu: expected target sagemaker or ecs: Lambda has no GPUs, got target = 'lambda'": "gpu = true\n",
+    "mlfn.toml: lambda.snapstart: expected false with provisioned concurrency (lambda.provisioned_max = 2): Lambda "
+    "SnapStart does not support provisioned concurrency, got true": "[lambda]\nsnapstart = true\nprovisioned_max = 2\n",
+    "mlfn.toml: lambda.snapstart: expected false with lambda.ephemeral_storage_mb over 512: Lambda SnapStart does not "
+    "support ephemeral storage over 512 MB, got true (ephemeral_storage_mb = 1024)":
+        "[lambda]\nsnapstart = true\nephemeral_storage_mb = 1024\n",
 }
 
 

@@ -43,6 +43,10 @@ cors_origins = ["https://example.com"]
 [logs]
 retention_days = 7
 """,
+    "lam-snapstart": """target = "lambda"
+[lambda]
+snapstart = true
+""",
     "sm-gpu": """target = "sagemaker"
 gpu = true
 [sagemaker]

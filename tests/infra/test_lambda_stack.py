@@ -124,3 +124,17 @@ def test_image_uri_replaces_the_asset_and_the_bootstrap_rule(synthesized: Synthe
     fn = next(r for r in asset["Resources"].values() if r["Type"] == "AWS::Lambda::Function")
     assert "container-assets" in str(fn["Properties"]["Code"]["ImageUri"])
     assert IMAGE_URI not in str(asset)
+
+
+def test_snapstart_on_published_versions_with_the_alias_on_one(synthesized: Synthesized) -> None:
+    t = synthesized.template("lam-snapstart")
+    t.has_resource_properties("AWS::Lambda::Function", {"SnapStart": {"ApplyOn": "PublishedVersions"},
+                                                        "EphemeralStorage": {"Size": 512}})
+    t.resource_count_is("AWS::Lambda::Version", 1)
+    t.has_resource_properties("AWS::Lambda::Alias", {
+        "Name": "live",
+        "FunctionVersion": {"Fn::GetAtt": [Match.string_like_regexp("CurrentVersion"), "Version"]},
+        "ProvisionedConcurrencyConfig": Match.absent(),
+    })
+    synthesized.template("lam-default").has_resource_properties(
+        "AWS::Lambda::Function", {"SnapStart": Match.absent()})

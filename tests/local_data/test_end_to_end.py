@@ -53,3 +53,26 @@ def _sign(url: str, body: bytes) -> dict[str, str]:
     request = AWSRequest(method="POST", url=url, data=body, headers={"content-type": "application/json"})
     SigV4Auth(Credentials("mlfn-local", "mlfn-local-secret"), "lambda", "us-east-1").add_auth(request)
     return dict(request.headers)
+
+
+def test_snapstart_restores_sandboxes_of_the_real_handler_without_a_second_init(plane, client, iris):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ep = plane.register_model(iris, name="iris-snap", auth_type="NONE", snapstart=True)
+    try:
+        logs = [e["message"] for e in plane.logs.read("/aws/lambda/iris-snap")]
+        assert sum(m.startswith("INIT_START") for m in logs) == 1  # publishing ran init once, before any request
+        body = (iris / "example.json").read_bytes()
+        url = ep.url + "v1/models/iris:predict"
+        with ThreadPoolExecutor(3) as workers:
+            replies = list(workers.map(lambda _: client.post(url, content=body), range(3)))
+        assert all(r.status_code == 200 for r in replies), [r.text for r in replies]
+        restored = [r for r in replies if "x-mlfn-restore-duration-ms" in r.headers]
+        assert restored and all(r.headers["x-mlfn-cold-start"] == "true" for r in restored)
+        assert len({r.headers["x-request-id"] for r in replies}) == 3
+        logs = [e["message"] for e in plane.logs.read("/aws/lambda/iris-snap")]
+        assert sum(m.startswith("INIT_START") for m in logs) == 1  # restores, not inits
+        reports = [m for m in logs if m.startswith("REPORT ")]
+        assert any("\tRestore Duration: " in m for m in reports) and not any("Init Duration" in m for m in reports)
+    finally:
+        plane.unregister(ep.key)
