@@ -147,7 +147,7 @@ def v2_tensor(t: TensorSpec) -> Schema:
         forms.append({
             "type": "object", "required": ["name", "shape", "datatype", "data"],
             "properties": {"name": {"const": t.name}, "datatype": {"const": datatype}, "shape": {"const": shape},
-                           "data": {"anyOf": [flat, nested(shape, element(t))] if len(shape) > 1 else flat}},
+                           "data": {"anyOf": [flat, nested(shape, element(t))]} if len(shape) > 1 else flat},
         })
     return forms[0] if len(forms) == 1 else {"anyOf": forms}
 
