@@ -385,8 +385,9 @@ def build_topics(out: Path) -> float:
     predicted = model.predict(split.x_test)
     accuracy = _accuracy(predicted, split.y_test)
     vectorizer, classifier = model.steps[0][1], model.steps[-1][1]
-    # StringNormalizer lower-cases in a locale: "C" exists everywhere (onnxruntime's default, en_US.UTF-8, is not
-    # installed in the Lambda base image); the training text is English
+    # StringNormalizer lower-cases in a locale. onnxruntime's default, en_US.UTF-8, is missing where no language pack
+    # is installed (the session then fails to load, as on the machine this was written on); the "C" locale always
+    # exists, and the training text is English.
     options = {id(classifier): {"zipmap": False}, id(vectorizer): {"locale": "C"}}
     onx = convert_sklearn(model, initial_types=[("text", StringTensorType([None]))], target_opset=OPSETS,
                           options=options)
