@@ -163,7 +163,7 @@ class InferenceService:
         if result is _PASS:
             if not _is_json(kind):
                 raise self._unsupported(kind, "application/json")
-            result = self._predict_v1(loads(body), may_hold_booleans(body))
+            result = self._predict_v1(self._loads(body), may_hold_booleans(body))
         if self.hooks.postprocess_fn is not None and isinstance(result, Mapping) and "predictions" in result:
             return self._json(result)  # postprocess already gave a v1 document
         return self._json({"predictions": result})
@@ -236,7 +236,7 @@ class InferenceService:
         if result is not _PASS:
             return self._answer(result, headers, wrap)
         if _is_json(kind):
-            doc = loads(body)
+            doc = self._loads(body)
             booleans = may_hold_booleans(body)
             if v2.is_request(doc):
                 return self._infer_v2(v2.decode_doc(doc, memoryview(b""), self._ports, booleans))
@@ -247,6 +247,17 @@ class InferenceService:
             feeds = {port.name: array}
             return self._answer(self._finish(feeds, self._run(feeds)), headers, wrap)
         raise self._unsupported(kind, self._accepted)
+
+    def _loads(self, body: bytes) -> Any:
+        """A JSON body; for a model that takes raw text, the error for one that is not JSON says how to send text
+        (curl's `-d` sends form data, which is read as JSON)."""
+        if self._text is None:
+            return loads(body)
+        try:
+            return loads(body)
+        except RequestError as exc:
+            raise RequestError(f"{exc.message}; send raw text as a text/plain body to /invocations, or as a JSON "
+                               "string", exc.status, **exc.details) from None
 
     def _single_input(self, kind: str) -> Port:
         """The input a one-array body (CSV, .npy) feeds; 415 when the model cannot take one."""

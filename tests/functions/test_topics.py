@@ -127,6 +127,9 @@ REFUSED = [  # (path, body, content type) -> words the 400 names
     ("/v1/models/topics:predict", b'{"instances": ["a", 2]}', "application/json", "numbers among the strings"),
     ("/v1/models/topics:predict", b'{"instances": [true]}', "application/json", "not booleans"),
     ("/v1/models/topics:predict", b"42", "application/json", "got a number"),
+    ("/invocations", b"Open a socket", "application/x-www-form-urlencoded",
+     "malformed JSON in the request body at line 1 column 1 (char 0): unexpected character, expected a JSON value; "
+     "send raw text as a text/plain body to /invocations, or as a JSON string"),
     ("/v2/models/topics/infer", b'{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [7]}]}',
      "application/json", "values must be strings"),
     ("/v2/models/topics/infer", b'{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": "a"}]}',
