@@ -127,14 +127,15 @@ def _is_number(text: str) -> bool:
 
 
 def detect_protocol(body: Any) -> str:
-    """`v2` for `{"inputs": [{"name": ..., "datatype": ...}]}`, `v1` for `instances`/`inputs` bodies."""
+    """`v2` for `{"inputs": [{"name": ..., "datatype": ...}]}`, `v1` for `instances`/`inputs` bodies, a bare list of
+    rows, or a bare string (one text, for a model that takes raw text)."""
     if isinstance(body, dict):
         inputs = body.get("inputs")
         if isinstance(inputs, list) and inputs and isinstance(inputs[0], dict) and "datatype" in inputs[0]:
             return "v2"
         if "instances" in body or "inputs" in body:
             return "v1"
-    if isinstance(body, list):
+    if isinstance(body, list | str):
         return "v1"
     raise CliError(
         'cannot tell the protocol of --data: expected a KServe v1 body ({"instances": [...]}) '

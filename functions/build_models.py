@@ -13,7 +13,9 @@ The tests import this file for its data splits, its training functions and its P
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
+import inspect
 import shutil
 import struct
 import sys
@@ -102,6 +104,11 @@ def to_onnx(model: Any, name: str, input_name: str, features: int, *, zipmap: bo
     onx = convert_sklearn(
         model, initial_types=[(input_name, FloatTensorType([None, features]))], target_opset=OPSETS, options=options
     )
+    return pinned(onx, name, about)
+
+
+def pinned(onx: Any, name: str, about: dict[str, str]) -> bytes:
+    """A converted model's bytes with a fixed graph name, sorted opsets and `about` as its doc and metadata."""
     # skl2onnx names the graph with a random UUID and lists opsets in no fixed order: fix both for identical builds
     onx.graph.name = name
     opsets = sorted((o.domain, o.version) for o in onx.opset_import)
@@ -282,7 +289,124 @@ def build_digits(out: Path) -> float:
     return built.accuracy
 
 
-BUILDERS: dict[str, Callable[[Path], float]] = {"iris": build_iris, "digits": build_digits}
+# ---------------------------------------------------------------- the text model: what a sentence about code is about
+
+# topic -> the standard-library modules whose docstrings teach it: the training text ships with Python itself
+TOPICS = {
+    "files and paths": ("os.path", "pathlib", "shutil", "glob", "fnmatch", "tempfile", "filecmp", "stat", "zipfile",
+                        "tarfile", "io", "fileinput", "gzip", "bz2", "lzma"),
+    "networking": ("socket", "http.client", "http.server", "urllib.request", "urllib.parse", "smtplib", "ftplib",
+                   "ssl", "ipaddress", "socketserver", "imaplib", "poplib", "http.cookiejar", "selectors"),
+    "math and numbers": ("math", "cmath", "decimal", "fractions", "statistics", "random", "numbers"),
+    "text processing": ("re", "string", "textwrap", "difflib", "unicodedata", "html", "html.parser", "codecs"),
+    "dates and time": ("datetime", "time", "calendar", "zoneinfo"),
+    "concurrency": ("threading", "multiprocessing", "concurrent.futures", "queue", "asyncio", "subprocess", "sched"),
+}
+MIN_WORDS = 6  # shorter docstring paragraphs ("Return self.") say nothing about a topic
+
+
+def _paragraphs(doc: object) -> list[str]:
+    """The paragraphs of a docstring of MIN_WORDS words or more, whitespace collapsed, doctests left out."""
+    if not isinstance(doc, str):
+        return []
+    paragraphs = (" ".join(p.split()) for p in doc.split("\n\n"))
+    return [p for p in paragraphs if len(p.split()) >= MIN_WORDS and not p.startswith(">>>")]
+
+
+def module_docstrings(module_name: str) -> list[str]:
+    """The docstring paragraphs of a module, of its public classes and functions, and of their public methods
+    and properties (each object's own `__doc__`: inherited ones would teach the base class's topic)."""
+    module = importlib.import_module(module_name)
+    package = module_name.split(".")[0]
+    objects: list[object] = [module]
+    for name, value in sorted(vars(module).items()):
+        home = getattr(value, "__module__", None) or ""
+        if name.startswith("_") or not (inspect.isclass(value) or inspect.isroutine(value)):
+            continue
+        if home.split(".")[0] != package:  # imported from elsewhere: another module's topic
+            continue
+        objects.append(value)
+        if inspect.isclass(value):
+            objects += [member for key, member in sorted(vars(value).items())
+                        if not key.startswith("_") and (inspect.isroutine(member) or isinstance(member, property))]
+    seen: set[int] = set()
+    texts = []
+    for obj in objects:
+        if id(obj) not in seen:
+            seen.add(id(obj))
+            texts += _paragraphs(obj.__doc__)
+    return texts
+
+
+def topics_split() -> Split:
+    """Docstring paragraphs of the standard library labelled with their module's topic (a paragraph found under
+    two topics is left out); 25% held out."""
+    from sklearn.model_selection import train_test_split
+
+    found: dict[str, set[str]] = {}
+    for topic, modules in TOPICS.items():
+        for module_name in modules:
+            for text in module_docstrings(module_name):
+                found.setdefault(text, set()).add(topic)
+    pairs = [(text, next(iter(topics))) for text, topics in found.items() if len(topics) == 1]
+    texts = np.array([t for t, _ in pairs], dtype=object)
+    labels = np.array([label for _, label in pairs])
+    parts = train_test_split(texts, labels, test_size=0.25, random_state=SEED, stratify=labels)
+    return Split(*parts)
+
+
+def train_topics(split: Split) -> Any:
+    """TF-IDF of lower-cased words (two characters or more, in two paragraphs or more), then a linear classifier
+    trained by stochastic gradient descent on the log loss (so it gives probabilities)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import make_pipeline
+
+    return _fit(make_pipeline(TfidfVectorizer(min_df=2), SGDClassifier(loss="log_loss", alpha=3e-5,
+                                                                       random_state=SEED)), split)
+
+
+TOPICS_DESCRIPTION = ("What a sentence about programming is about: " + ", ".join(TOPICS)
+                      + "; TF-IDF and a linear classifier learned from the docstrings of Python's standard library, "
+                      "tokenized inside the ONNX graph.")
+TOPICS_EXAMPLES = ["Open a TCP connection to the server and send the request headers",
+                   "Round the number to two decimal places", "Wait until every worker thread has finished"]
+
+
+def build_topics(out: Path) -> float:
+    """Train, export with the tokenizer in the graph (a text input), check ONNX agrees with scikit-learn on the
+    held-out paragraphs and on the example request."""
+    import onnxruntime as ort
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import StringTensorType
+
+    split = topics_split()
+    model = train_topics(split)
+    predicted = model.predict(split.x_test)
+    accuracy = _accuracy(predicted, split.y_test)
+    vectorizer, classifier = model.steps[0][1], model.steps[-1][1]
+    # StringNormalizer lower-cases in a locale. onnxruntime's default, en_US.UTF-8, is missing where no language pack
+    # is installed (the session then fails to load, as on the machine this was written on); the "C" locale always
+    # exists, and the training text is English.
+    options = {id(classifier): {"zipmap": False}, id(vectorizer): {"locale": "C"}}
+    onx = convert_sklearn(model, initial_types=[("text", StringTensorType([None]))], target_opset=OPSETS,
+                          options=options)
+    about = {"description": TOPICS_DESCRIPTION,
+             "dataset": f"docstring paragraphs of Python {sys.version_info.major}.{sys.version_info.minor}'s "
+                        f"standard library ({len(split.y_train) + len(split.y_test)}), 25% held out "
+                        "(stratified, seed 0)",
+             "held_out_accuracy": f"{accuracy:.4f}", "classes": ",".join(str(c) for c in model.classes_)}
+    blob = pinned(onx, "topics", about)
+    session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    examples = np.array(TOPICS_EXAMPLES, dtype=object)
+    for texts, expected in ((split.x_test, predicted), (examples, model.predict(examples))):
+        if _accuracy(session.run(["label"], {"text": texts})[0], expected) != 1.0:
+            raise SystemExit("topics: the ONNX model disagrees with scikit-learn")
+    (out / "model.onnx").write_bytes(blob)
+    return accuracy
+
+
+BUILDERS: dict[str, Callable[[Path], float]] = {"iris": build_iris, "digits": build_digits, "topics": build_topics}
 
 
 def build(out: Path) -> dict[str, float]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .codecs import csv, npy, v2_binary
+from .codecs import csv, npy, text, v2_binary
 from .codecs.tensors import JSON_CONTENT_TYPE, Port
 from .errors import RequestError
 from .spec import TensorSpec
@@ -32,6 +32,7 @@ BATCH_SIZES = (1, 2, 3)  # the v2 shapes a dynamic batch dimension is documented
 ANY_OBJECT: Schema = {"type": "object"}
 ANY_JSON: Schema = {}
 ERROR_SCHEMA: Schema = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+ONE_TEXT: Schema = {"type": "string", "pattern": r"\S", "description": "one text (not only whitespace)"}
 
 
 # ---------------------------------------------------------------- tensors as JSON
@@ -112,16 +113,18 @@ def v1_request(inputs: Sequence[TensorSpec], batched: bool) -> Schema:
         row_forms.insert(0, {"type": "array", "minItems": 1, "items": instance(inputs[0], batched)})
         column_forms.insert(0, columns(inputs[0]))
     rows = {"anyOf": row_forms}
+    forms = [
+        {"type": "object", "required": ["instances"], "properties": {"instances": rows}},
+        {"type": "object", "required": ["inputs"], "not": {"required": ["instances"]},
+         "properties": {"inputs": {"anyOf": column_forms}}},
+        rows,
+    ]
+    takes_text = len(inputs) == 1 and text.accepts(Port.of(inputs[0]))
     return {
         "description": '`{"instances": [row, ...]}` (a row per example; rows may be objects keyed by input name), '
-                       '`{"inputs": columns}` (the whole tensors, or an object keyed by input name), or a bare '
-                       "list of rows",
-        "anyOf": [
-            {"type": "object", "required": ["instances"], "properties": {"instances": rows}},
-            {"type": "object", "required": ["inputs"], "not": {"required": ["instances"]},
-             "properties": {"inputs": {"anyOf": column_forms}}},
-            rows,
-        ],
+                       '`{"inputs": columns}` (the whole tensors, or an object keyed by input name), a bare '
+                       "list of rows" + (", or a bare string: one text" if takes_text else ""),
+        "anyOf": [*forms, ONE_TEXT] if takes_text else forms,
     }
 
 
@@ -144,7 +147,7 @@ def v2_tensor(t: TensorSpec) -> Schema:
         forms.append({
             "type": "object", "required": ["name", "shape", "datatype", "data"],
             "properties": {"name": {"const": t.name}, "datatype": {"const": datatype}, "shape": {"const": shape},
-                           "data": {"anyOf": [flat, nested(shape, element(t))] if len(shape) > 1 else flat}},
+                           "data": {"anyOf": [flat, nested(shape, element(t))]} if len(shape) > 1 else flat},
         })
     return forms[0] if len(forms) == 1 else {"anyOf": forms}
 
@@ -328,11 +331,15 @@ def _request_bodies(service: InferenceService | None) -> dict[str, Schema]:
             sagemaker[csv.CONTENT_TYPE] = {"schema": schema, "example": example}
         sagemaker[NPY] = {"schema": {"type": "string", "format": "binary"},
                           "description": "a NumPy .npy file holding the input"}
+        if text.port_of(service.model.ports) is not None:
+            sagemaker[text.CONTENT_TYPE] = {"schema": ONE_TEXT, "example": _zero(inputs[0]),
+                                            "description": "one UTF-8 text: one row"}
     return {
         "v1": _body({JSON: v1, **hooked}, "KServe v1 request"),
         "v2": _body({JSON: v2, OCTET_STREAM: binary}, "Open Inference Protocol v2 request"),
         "invocations": _body({**sagemaker, **hooked}, "SageMaker invocation: a v1 or v2 JSON body, CSV rows or an "
-                             ".npy array for a one-input model, or what the model directory's hooks read"),
+                             ".npy array for a one-input model, one text (text/plain) for a model that takes raw "
+                             "text, or what the model directory's hooks read"),
     }
 
 

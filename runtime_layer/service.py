@@ -6,8 +6,9 @@ raises `RequestError` (4xx: the caller's fault, message names what and why) or `
 
 Which decoding applies where:
 - KServe v1 `:predict` and SageMaker `/invocations`: the hooks' `preprocess` first (any content type); when
-  it returns None or is absent, JSON (v1 `instances`/`inputs`, a bare list of rows, or on /invocations a v2
-  request) or, on /invocations, `text/csv`. `postprocess` shapes the answer (v1 wraps it in `predictions`).
+  it returns None or is absent, JSON (v1 `instances`/`inputs`, a bare list of rows, a bare string for a model
+  that takes raw text, or on /invocations a v2 request) or, on /invocations, `text/csv`, `application/x-npy`
+  and, for a model that takes raw text, `text/plain`. `postprocess` shapes the answer (v1 wraps it in `predictions`).
 - v2 `infer`: the Open Inference Protocol only, JSON or binary tensors; hooks never apply.
 
 Every protocol's rows are counted before the model runs: more than `server.max_rows` in one request is a 413
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .codecs import csv, npy, v1, v2, v2_binary
+from .codecs import csv, npy, text, v1, v2, v2_binary
 from .codecs.tensors import JSON_CONTENT_TYPE, Port, dumps, loads, may_hold_booleans
 from .errors import ModelError, RequestError
 from .hooks import NO_HOOKS, Hooks, load_hooks
@@ -43,6 +44,8 @@ _V2_TYPES = _JSON_TYPES | {v2_binary.OCTET_STREAM}
 V2_ACCEPTED = ("application/json, or application/octet-stream (the binary tensor extension) with an "
                "Inference-Header-Content-Length header giving the length of the JSON header")
 _PASS = object()  # preprocess declined: decode the body ourselves
+_ONE_ARRAY: dict[str, Callable[[bytes, Port], np.ndarray]] = {  # bodies that are one input's array
+    csv.CONTENT_TYPE: csv.decode, npy.CONTENT_TYPE: npy.decode, text.CONTENT_TYPE: text.decode}
 _ANSWER_TYPES = frozenset({"application/json", "text/csv", "application/x-npy"})
 FEWER_ROWS = "send fewer rows per request"  # what every refusal of a request too large in rows or answer says
 
@@ -101,9 +104,11 @@ class InferenceService:
         self._ports = model.ports
         self._single = next(iter(model.ports.values())) if len(model.ports) == 1 else None
         self._csv_ok = self._single is not None and csv.accepts(self._single)
+        self._text = text.port_of(model.ports)
         self._v2_metadata = v2.model_metadata(spec, MODEL_VERSION)
         accepted = ["application/json", *(["text/csv"] if self._csv_ok else []),
-                    *([npy.CONTENT_TYPE] if self._single is not None else [])]
+                    *([npy.CONTENT_TYPE] if self._single is not None else []),
+                    *([f"{text.CONTENT_TYPE} (one UTF-8 text)"] if self._text is not None else [])]
         if hooks.preprocess_fn is not None:
             accepted.append(f"whatever preprocess in {hooks.file} accepts")
         self._accepted = ", ".join(accepted)
@@ -158,7 +163,7 @@ class InferenceService:
         if result is _PASS:
             if not _is_json(kind):
                 raise self._unsupported(kind, "application/json")
-            result = self._predict_v1(loads(body), may_hold_booleans(body))
+            result = self._predict_v1(self._loads(body), may_hold_booleans(body))
         if self.hooks.postprocess_fn is not None and isinstance(result, Mapping) and "predictions" in result:
             return self._json(result)  # postprocess already gave a v1 document
         return self._json({"predictions": result})
@@ -222,32 +227,45 @@ class InferenceService:
     # ------------------------------------------------------------------ SageMaker
 
     def invocations(self, body: bytes, headers: Mapping[str, str]) -> Reply:
-        """SageMaker's POST /invocations: hooks, JSON (v1, v2 or rows), text/csv or application/x-npy in;
-        JSON, or on Accept text/csv or application/x-npy for a single-array result, out."""
+        """SageMaker's POST /invocations: hooks, JSON (v1, v2, rows or one text), text/csv, application/x-npy or
+        (a model that takes raw text) text/plain in; JSON, or on Accept text/csv or application/x-npy for a
+        single-array result, out."""
         kind = media_type(headers)
         wrap = self.hooks.postprocess_fn is None
         result = self._hooked(body, kind)
         if result is not _PASS:
             return self._answer(result, headers, wrap)
         if _is_json(kind):
-            doc = loads(body)
+            doc = self._loads(body)
             booleans = may_hold_booleans(body)
             if v2.is_request(doc):
                 return self._infer_v2(v2.decode_doc(doc, memoryview(b""), self._ports, booleans))
             return self._answer(self._predict_v1(doc, booleans), headers, wrap)
-        if kind in (csv.CONTENT_TYPE, npy.CONTENT_TYPE):
+        if kind in _ONE_ARRAY:
             port = self._single_input(kind)
-            array = csv.decode(body, port) if kind == csv.CONTENT_TYPE else npy.decode(body, port)
+            array = _ONE_ARRAY[kind](body, port)
             feeds = {port.name: array}
             return self._answer(self._finish(feeds, self._run(feeds)), headers, wrap)
         raise self._unsupported(kind, self._accepted)
 
+    def _loads(self, body: bytes) -> Any:
+        """A JSON body; for a model that takes raw text, the error for one that is not JSON says how to send text
+        (curl's `-d` sends form data, which is read as JSON)."""
+        if self._text is None:
+            return loads(body)
+        try:
+            return loads(body)
+        except RequestError as exc:
+            raise RequestError(f"{exc.message}; send raw text as a text/plain body to /invocations, or as a JSON "
+                               "string", exc.status, **exc.details) from None
+
     def _single_input(self, kind: str) -> Port:
         """The input a one-array body (CSV, .npy) feeds; 415 when the model cannot take one."""
-        port = self._single
+        port = self._text if kind == text.CONTENT_TYPE else self._single
         if port is not None and (kind != csv.CONTENT_TYPE or self._csv_ok):
             return port
-        need = "one numeric 1-D or 2-D input" if kind == csv.CONTENT_TYPE else "exactly one input"
+        need = {csv.CONTENT_TYPE: "one numeric 1-D or 2-D input",
+                text.CONTENT_TYPE: "one string input taking one text per row"}.get(kind, "exactly one input")
         described = ", ".join(f"{p.name} ({p.described})" for p in self._ports.values())
         raise RequestError(f"{kind} needs a model with {need}; this model has {described}; send application/json",
                            415, expected="application/json", received=kind)

@@ -91,6 +91,9 @@ class Port:
             raise self.error("values do not form an array", text) from None
         if booleans and array.dtype.kind in "iufU" and self.dtype.name != "bool" and _holds_bool(values):
             raise self.error(f"values must be {self._kind_of_values}, not booleans", "true or false among the values")
+        if array.dtype.kind == "U" and self.dtype.name == "string" and not _only_strings(values):
+            # numpy writes numbers among strings as text: `[0, "a"]` would feed "0"
+            raise self.error("values must be strings", "numbers among the strings")
         if array.dtype.kind == "f" and self.numpy is not None and self.numpy.kind in "iu":
             # numpy infers float64 when JSON integers exceed int64 (or mix signs at uint64 scale): check the
             # values are whole numbers, then convert the original integers exactly (numpy checks the range).
@@ -193,6 +196,15 @@ def _holds_bool(values: Any) -> bool:
             return any(map(_holds_bool, values))
         return bool in set(map(type, values))
     return type(values) is bool
+
+
+def _only_strings(values: Any) -> bool:
+    """Whether a JSON value (nested lists, not ragged) holds strings only."""
+    if type(values) is list:
+        if values and type(values[0]) is list:
+            return all(map(_only_strings, values))
+        return all(type(v) is str for v in values)
+    return type(values) is str
 
 
 def _not_finite(out: np.ndarray, source: np.ndarray) -> str:

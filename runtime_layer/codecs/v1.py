@@ -4,6 +4,7 @@
   objects keyed by its input name); a multi-input model takes objects keyed by input name.
 - `inputs` is columnar: the whole batch per input, as an object keyed by input name or, for a
   single-input model, the tensor itself.
+- a bare JSON string is one text, for a model whose one input takes raw text (`codecs.text`).
 
 Predictions hold one entry per instance; a multi-output model's entries are objects keyed by output name.
 When the model's inputs have no dynamic batch dimension, each instance runs on its own.
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..errors import RequestError
 from ..record import record
+from . import text
 from .tensors import Port
 
 EXPECTED = 'a JSON object with "instances" (a list of rows) or "inputs"'
@@ -37,6 +39,8 @@ def decode(doc: Any, ports: Mapping[str, Port], batched: bool, booleans: bool = 
     `tensors.may_hold_booleans`)."""
     if isinstance(doc, list):  # a bare list of rows: its errors name the body, not an "instances" it never had
         return decode_instances(doc, ports, batched, booleans, "the request body (a JSON list of rows)")
+    if isinstance(doc, str) and (port := text.port_of(ports)) is not None:  # one raw text
+        return Batch([{port.name: text.one(doc, port)}], 1, batched)
     if not isinstance(doc, dict):
         raise RequestError(f"expected {EXPECTED}, got {_kind(doc)}", expected=EXPECTED, received=_kind(doc))
     if "instances" in doc:
@@ -149,4 +153,4 @@ def _kind(value: Any) -> str:
         return "a string"
     if value is None:
         return "null"
-    return f"a {type(value).__name__}"
+    return {bool: "a boolean", int: "a number", float: "a number"}.get(type(value), f"a {type(value).__name__}")

@@ -102,7 +102,10 @@ def decode_doc(doc: Any, binary: memoryview, ports: Mapping[str, Port], booleans
             continue
         if "data" not in item:
             raise port.error('"data" is missing (nor is parameters.binary_data_size given)', "no data")
-        array = port.from_json(item["data"], booleans)
+        data = item["data"]
+        if type(data) is not list:  # the protocol's tensor data is an array, flat or nested
+            raise port.error('"data" must be a list of values (flat or nested)', f"{type(data).__name__} {data!r:.40}")
+        array = port.from_json(data, booleans)
         if array.size != count:
             raise port.error(f"shape {shape} holds {count} elements", f"{array.size} elements in data")
         feeds[name] = array.reshape(shape)

@@ -19,7 +19,8 @@ V2_BODY = {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "da
 
 @pytest.mark.parametrize(
     ("body", "protocol"),
-    [({"instances": [[1, 2]]}, "v1"), ({"inputs": {"a": [1]}}, "v1"), ([[1, 2]], "v1"), (V2_BODY, "v2")],
+    [({"instances": [[1, 2]]}, "v1"), ({"inputs": {"a": [1]}}, "v1"), ([[1, 2]], "v1"), (V2_BODY, "v2"),
+     ("one text for a model that takes raw text", "v1")],
 )
 def test_protocol_is_recognised(body: Any, protocol: str) -> None:
     assert detect_protocol(body) == protocol

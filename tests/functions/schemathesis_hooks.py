@@ -3,7 +3,8 @@
 OpenAPI can say that a body is `application/octet-stream` or `image/png`, but not what the bytes must hold.
 So before a positive test case of such a media type is sent, this makes it the request the document describes:
 - a v2 infer body as the binary tensor extension: the operation's own JSON example (every input's name, shape
-  and datatype) as the header, its length in `Inference-Header-Content-Length`, each tensor as raw zeros;
+  and datatype) as the header, its length in `Inference-Header-Content-Length`, each tensor as raw zeros (BYTES:
+  the example's strings);
 - an `image/png` body (read by the digits hooks) as a picture of a stroke, not schemathesis's 1x1 sample,
   which is blank (the hook refuses a blank picture with 400, as it should).
 Negative cases (and every other media type) go out as schemathesis made them. schemathesis cannot write
@@ -27,14 +28,21 @@ ITEM_BYTES = {"BOOL": 1, "UINT8": 1, "INT8": 1, "UINT16": 2, "INT16": 2, "FP16":
               "FP32": 4, "UINT64": 8, "INT64": 8, "FP64": 8}
 
 
+def raw_tensor(tensor: dict[str, Any]) -> bytes:
+    """A v2 JSON example tensor's binary form: zeros, or for BYTES its strings, each after its 4-byte length."""
+    if tensor["datatype"] == "BYTES":
+        return b"".join(struct.pack("<I", len(text.encode())) + text.encode() for text in tensor["data"])
+    return bytes(math.prod(tensor["shape"]) * ITEM_BYTES[tensor["datatype"]])
+
+
 def binary_request(example: dict[str, Any]) -> tuple[bytes, int]:
-    """The binary-extension body for a v2 JSON example (numeric inputs, zeros) and its header's length."""
+    """The binary-extension body for a v2 JSON example and its header's length."""
     inputs, tensors = [], []
     for tensor in example["inputs"]:
-        size = math.prod(tensor["shape"]) * ITEM_BYTES[tensor["datatype"]]
+        raw = raw_tensor(tensor)
         inputs.append({"name": tensor["name"], "shape": tensor["shape"], "datatype": tensor["datatype"],
-                       "parameters": {"binary_data_size": size}})
-        tensors.append(bytes(size))
+                       "parameters": {"binary_data_size": len(raw)}})
+        tensors.append(raw)
     head = json.dumps({"inputs": inputs}).encode()
     return head + b"".join(tensors), len(head)
 

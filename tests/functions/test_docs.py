@@ -192,6 +192,25 @@ def test_documented_unknown_key_and_symlink_and_import_errors(tmp_path: Path, mo
     assert str(caught.value) == symlink_error and symlink_error in doc
 
 
+def test_bundled_functions_table_lists_every_folder_with_its_signature_and_accuracy() -> None:
+    """The table of bundled functions names each folder of functions/, its inputs and outputs as `mlfn validate`
+    describes them, and the held-out accuracy recorded in its model."""
+    import onnx
+
+    doc = DOC.read_text()
+    folders = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "model.onnx").is_file())
+    rows = dict(re.findall(r"^\| `functions/([\w-]+)` \|(.*)$", doc, re.MULTILINE))
+    assert sorted(rows) == folders
+    for name in folders:
+        spec = load_spec(ROOT / "functions" / name)
+        for tensor in (*spec.inputs, *spec.outputs):
+            described = "sequence" if tensor.dtype is None else tensor.describe()
+            assert f"`{tensor.name}: {described}`" in rows[name], (name, tensor.name)
+        about = {p.key: p.value for p in onnx.load(str(ROOT / "functions" / name / "model.onnx")).metadata_props}
+        documented = float(re.search(r"([0-9.]+)% held-out accuracy", rows[name]).group(1))  # type: ignore[union-attr]
+        assert abs(documented - 100 * float(about["held_out_accuracy"])) <= 0.05 + 1e-9, name
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         sys.exit("usage: python tests/functions/test_docs.py --write")

@@ -1,4 +1,5 @@
-"""The real handler (mlfn.runtime.lambda_handler under awslambdaric) on the bundled iris model, through HTTPS."""
+"""The real handler (mlfn.runtime.lambda_handler under awslambdaric) on the bundled iris and topics models, through
+HTTPS."""
 
 from __future__ import annotations
 
@@ -49,8 +50,39 @@ def test_iris_through_the_function_url_matches_onnxruntime(plane, client, iris):
         plane.unregister(ep.key)
 
 
-def _sign(url: str, body: bytes) -> dict[str, str]:
-    request = AWSRequest(method="POST", url=url, data=body, headers={"content-type": "application/json"})
+def test_raw_text_through_the_function_url_matches_onnxruntime(plane, client, functions_dir):
+    """functions/topics: a text/plain body, a JSON string and a v2 BYTES tensor, signed with SigV4."""
+    model_dir = functions_dir / "topics"
+    ep = plane.register_model(model_dir, name="topics-e2e")
+    try:
+        text = "Wait until every worker thread has finished, then close the pool"
+        session = ort.InferenceSession(str(model_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+        (label,), (probabilities,) = session.run(None, {"text": np.array([text], dtype=object)})
+        v2 = {"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": [text]}]}
+        for path, body, content_type in [("invocations", text.encode(), "text/plain; charset=utf-8"),
+                                         ("v1/models/topics:predict", json.dumps(text).encode(), "application/json"),
+                                         ("v2/models/topics/infer", json.dumps(v2).encode(), "application/json")]:
+            url = ep.url + path
+            reply = client.post(url, content=body, headers=_sign(url, body, content_type))
+            assert reply.status_code == 200, reply.text
+            answer = reply.json()
+            if "outputs" in answer:
+                got = {o["name"]: o["data"] for o in answer["outputs"]}
+                assert got["label"] == [label]
+                np.testing.assert_allclose(got["probabilities"], probabilities, rtol=1e-6)
+            else:
+                assert answer["predictions"][0]["label"] == label == "concurrency"
+                np.testing.assert_allclose(answer["predictions"][0]["probabilities"], probabilities, rtol=1e-6)
+        latin1 = "Caf\xe9".encode("latin-1")
+        url = ep.url + "invocations"
+        bad = client.post(url, content=latin1, headers=_sign(url, latin1, "text/plain"))
+        assert bad.status_code == 400 and "not UTF-8" in bad.json()["error"]
+    finally:
+        plane.unregister(ep.key)
+
+
+def _sign(url: str, body: bytes, content_type: str = "application/json") -> dict[str, str]:
+    request = AWSRequest(method="POST", url=url, data=body, headers={"content-type": content_type})
     SigV4Auth(Credentials("mlfn-local", "mlfn-local-secret"), "lambda", "us-east-1").add_auth(request)
     return dict(request.headers)
 

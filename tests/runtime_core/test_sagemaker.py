@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import orjson
@@ -177,3 +178,33 @@ def test_small_and_large_csv_bodies_parse_alike(services):
     np.testing.assert_array_equal(small, rows)
     with pytest.raises(RequestError, match=r"'x' on line 1201, column 2"):
         csv.decode(text.replace(text.splitlines()[1200], "1,x,3,4").encode(), port)
+
+
+@pytest.mark.parametrize(("dims", "takes_text"), [(["n"], True), (["n", 1], True), (["n", 2], False)])
+def test_raw_text_feeds_a_string_input_whose_dimensions_may_all_be_one(tmp_path, dims, takes_text):
+    """`text/plain` and a bare JSON string are one row, shaped for the input: `[1]` for string[n], `[1, 1]` for
+    string[n, 1]; an input that needs two strings per row takes neither."""
+    from onnx import TensorProto, helper
+
+    from mlfn.runtime.service import InferenceService
+
+    from .conftest import graph_model, save
+
+    x = helper.make_tensor_value_info("x", TensorProto.STRING, dims)
+    y = helper.make_tensor_value_info("y", TensorProto.STRING, dims)
+    service = InferenceService.from_dir(
+        save(graph_model([helper.make_node("Identity", ["x"], ["y"])], [x], [y]), tmp_path / "text"), threads=1)
+    text = "line one\nline two, é"
+    if not takes_text:
+        with pytest.raises(RequestError) as caught:
+            service.invocations(text.encode(), {"content-type": "text/plain"})
+        assert caught.value.status == 415 and "one string input taking one text per row" in caught.value.message
+        with pytest.raises(RequestError, match="got a string"):
+            service.v1_predict("text", json.dumps(text).encode(), JSON)
+        return
+    row = [text] if len(dims) == 1 else [[text]]
+    for reply in (service.invocations(text.encode(), {"content-type": "text/plain; charset=utf-8"}),
+                  service.invocations(json.dumps(text).encode(), JSON),
+                  service.v1_predict("text", json.dumps(text).encode(), JSON)):
+        assert reply.status == 200
+        assert json.loads(reply.body) == {"predictions": row}

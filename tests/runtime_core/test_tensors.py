@@ -56,6 +56,9 @@ def test_values_that_fit(dtype, values, expected):
         ("float32", [True, False], ["must be numbers, not booleans", "got booleans"]),
         ("int64", [1, False], ["must be numbers, not booleans"]),
         ("string", ["a", True], ["must be strings, not booleans"]),
+        # numpy writes numbers among strings as text ("0"): refused, not fed
+        ("string", [0, "a"], ["must be strings", "numbers among the strings"]),
+        ("string", [["a", "b"], ["c", 1.5]], ["must be strings", "numbers among the strings"]),
         ("float32", [[1.0, 3.5e38]], ["must be finite", "3.5e+38 at [0, 1], beyond float32's range"]),
         ("float32", [1.2345678901234568e39], ["must be finite", "beyond float32's range"]),
         ("float16", [70000], ["must be finite", "70000 at [0], beyond float16's range of ±65504"]),

@@ -174,6 +174,9 @@ def _binary_body(header: dict, *chunks: bytes) -> tuple[bytes, dict[str, str]]:
                   "outputs": [{"name": "nope"}]},
          ["unknown output 'nope'", "scaled, total"]),
         ("pair", {"instances": [[1, 2, 3]]}, ['"inputs"', "'instances'"]),
+        # the protocol's data is an array: a bare value is refused even where the shape holds one element
+        ("pair", {"inputs": [{"name": "a", "shape": [1, 1], "datatype": "FP32", "data": 5}]},
+         ["input 'a'", '"data" must be a list of values', "int 5"]),
         ("pair", {"id": 5, "inputs": []}, ['"id" must be a string']),
         ("iris", {"inputs": [{"name": "X", "shape": [1, 5], "datatype": "FP32", "data": [1, 2, 3, 4, 5]}]},
          ["input 'X'", "dimension 1 must be 4"]),
