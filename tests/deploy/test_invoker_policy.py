@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,15 @@ BODY = (IRIS / "example.json").read_bytes()
 
 
 @pytest.fixture(scope="module")
-def deployed(cli: Any, h: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def deployed(cli: Any, h: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The model deployed to the session's emulator, destroyed afterwards (other modules list what is deployed)."""
     model = h.copy_model(IRIS, tmp_path_factory.mktemp("models") / "callers", name="callers")
     run = cli("deploy", str(model), "--local", "--json")
     result: dict[str, Any] = run.json()
     result["stderr"] = run.stderr
     result["control_plane"] = cli("local", "status", "--json").json()["control_plane"]
-    return result
+    yield result
+    cli("destroy", "callers", "--local", "--yes")
 
 
 def iam_client(control_plane: str) -> Any:
