@@ -63,6 +63,7 @@ def install_extensions() -> None:
             cfn_lambda,  # noqa: F401
             cfn_sagemaker,  # noqa: F401
             cfn_scaling,
+            ecr_blobs,
             lambda_api,
             sagemaker_api,
         )
@@ -71,6 +72,7 @@ def install_extensions() -> None:
         cfn_engine.install()
         cfn_scaling.install()
         cfn_elbv2.install()
+        ecr_blobs.install()
         lambda_api.install()
         sagemaker_api.install()
         _installed = True

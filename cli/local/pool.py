@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 
 from .config import FunctionConfig
+from .image_rootfs import ImageRun
 from .logsink import LogSink
 from .sandbox import InvokeResult, Sandbox
 
@@ -48,8 +49,10 @@ class FunctionPool:
     """Schedules invocations of one function onto its sandboxes."""
 
     def __init__(self, config: FunctionConfig, sink: LogSink, *,
-                 account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY, memory_mode: str = "auto") -> None:
+                 account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY, memory_mode: str = "auto",
+                 run: ImageRun | None = None) -> None:
         self.config = config
+        self.run = run or ImageRun(config.image, reason="not prepared")  # what the sandboxes run (image_rootfs)
         self.sink = sink
         self.account_concurrency = account_concurrency
         self.memory_mode = memory_mode
@@ -102,7 +105,7 @@ class FunctionPool:
 
     async def _new_sandbox(self, provisioned: bool) -> tuple[Sandbox | None, InvokeResult | None]:
         self._starting += 1
-        sandbox = Sandbox(self.config, self.sink, provisioned=provisioned, memory_mode=self.memory_mode)
+        sandbox = Sandbox(self.config, self.sink, provisioned=provisioned, memory_mode=self.memory_mode, run=self.run)
         try:
             error = await sandbox.start()
         except OSError as exc:  # the runtime could not be spawned at all (a bad command, no such directory)

@@ -1,0 +1,74 @@
+"""Start a program inside an unpacked image, as Lambda and SageMaker run a container: its own root filesystem,
+read-only except a fresh /tmp, with /proc and /dev, sharing the host's network (so 127.0.0.1 reaches the emulator).
+
+    python -I -S chroot_exec.py ROOTFS WORKDIR TMP_MB -- PROGRAM [ARG...]    # as root; the environment is passed on
+    python -I -S chroot_exec.py --check ROOTFS                               # set up, then exit 0 without exec
+
+The process enters a new mount namespace (so its mounts vanish when it exits and the host never sees them), binds
+the root filesystem read-only, mounts proc, a tmpfs of TMP_MB on /tmp and the host's /dev, chroots and `exec`s the
+program: the same process id all along, so the memory cgroup and the process group of the caller still apply.
+Standard library only, run by path: nothing of mlfn is imported before the exec.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+EXIT_SETUP = 126
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _c(text: str | None) -> bytes | None:
+    return text.encode() if text is not None else None
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    _check(_libc.mount(_c(source), _c(target), _c(fstype), ctypes.c_ulong(flags), _c(data)), f"mount {target}")
+
+
+def enter(rootfs: str, tmp_mb: int) -> None:
+    """Set up the mounts and chroot into `rootfs` (this process only)."""
+    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount(rootfs, rootfs, None, MS_BIND | MS_REC)
+    _mount(None, rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+    for sub in ("proc", "tmp", "dev"):
+        if not os.path.isdir(os.path.join(rootfs, sub)):
+            raise OSError(f"the image has no /{sub} directory to mount on")
+    _mount("proc", os.path.join(rootfs, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _mount("tmpfs", os.path.join(rootfs, "tmp"), "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=1777")
+    _mount("/dev", os.path.join(rootfs, "dev"), None, MS_BIND | MS_REC)
+    os.chroot(rootfs)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        if argv[:1] == ["--check"]:
+            enter(argv[1], 1)
+            return 0
+        rootfs, workdir, tmp_mb, dashdash, *program = argv
+        if dashdash != "--" or not program:
+            raise OSError("usage: chroot_exec.py ROOTFS WORKDIR TMP_MB -- PROGRAM [ARG...]")
+        enter(rootfs, int(tmp_mb))
+        os.chdir(workdir or "/")
+        os.execvpe(program[0], program, dict(os.environ))
+    except (OSError, ValueError) as exc:
+        print(f"mlfn-local: cannot start the image: {exc}", file=sys.stderr, flush=True)
+        return EXIT_SETUP
+    return 0  # pragma: no cover - exec does not return
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
