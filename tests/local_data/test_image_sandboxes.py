@@ -193,8 +193,8 @@ def lambda_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = Path(os.environ.get("MLFN_SMOKE_HOME") or tmp_path_factory.mktemp("smoke-home"))
     env = {**os.environ, "MLFN_HOME": str(home)}
     mlfn = str(Path(sys.executable).parent / "mlfn")
-    proc = subprocess.run([mlfn, "runtime", "build", "--flavour", "lambda", "--json"], text=True, env=env,
-                          check=False, timeout=1800)
+    proc = subprocess.run([mlfn, "runtime", "build", "--flavour", "lambda", "--json"], capture_output=True, text=True,
+                          env=env, check=False, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return Path(json.loads(proc.stdout)["layout"])
 
