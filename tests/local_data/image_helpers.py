@@ -13,8 +13,10 @@ from mlfn.cli.packaging.layer import rootfs_entries, write_layer
 from mlfn.cli.packaging.oci import Descriptor, Image, Layout, canonical_json, make_manifest
 
 
-def derived_base(base: Path, out: Path, files: dict[str, str], env: dict[str, str], ref: str = "marked") -> Path:
-    """`base` plus one layer holding `files` (path in the image -> text) and `env` added to its config."""
+def derived_base(base: Path, out: Path, files: dict[str, str], env: dict[str, str], ref: str = "marked",
+                 **config_changes: Any) -> Path:
+    """`base` plus one layer holding `files` (path in the image -> text), `env` added to its config and
+    `config_changes` (e.g. Entrypoint, Cmd, Labels) replacing entries of it."""
     image, _ = Layout(base).resolve()
     root = out.parent / f"rootfs-{out.name}"
     for name, text in files.items():
@@ -27,6 +29,7 @@ def derived_base(base: Path, out: Path, files: dict[str, str], env: dict[str, st
     layout.put_file(layer.path, layer.digest, move=True)
     config: dict[str, Any] = json.loads(image.config_bytes)
     config["config"]["Env"] = [*config["config"].get("Env", []), *(f"{k}={v}" for k, v in env.items())]
+    config["config"].update(config_changes)
     config["rootfs"]["diff_ids"].append(layer.diff_id)
     config["history"] = [*config.get("history", []), {"created": "1970-01-01T00:00:00Z", "created_by": "marker"}]
     config_bytes = canonical_json(config)

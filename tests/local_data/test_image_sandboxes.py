@@ -25,6 +25,7 @@ from mlfn.cli.local.control_plane import ControlPlane
 from mlfn.cli.local.data_plane import DataPlane
 from mlfn.cli.packaging.base import Base, from_layout, resolve_base
 from mlfn.cli.packaging.model_image import build_model_image
+from mlfn.cli.packaging.oci import Layout
 from mlfn.runtime.spec import load_spec
 
 from .image_helpers import derived_base, push_built
@@ -157,7 +158,7 @@ def test_the_image_is_unpacked_once_with_its_config(cloud: tuple[ControlPlane, D
 
 def _placeholder_base(path: Path) -> Path:
     from mlfn.cli.packaging.layer import rootfs_entries, write_layer
-    from mlfn.cli.packaging.oci import LAYER_GZIP, MANIFEST, Descriptor, Image, Layout, canonical_json, make_manifest
+    from mlfn.cli.packaging.oci import LAYER_GZIP, MANIFEST, Descriptor, Image, canonical_json, make_manifest
 
     root = path.parent / "rootfs-base"
     for sub in ("proc", "tmp", "dev", "etc", "usr/bin"):
@@ -223,3 +224,28 @@ def test_the_handler_sees_what_only_the_image_has(cloud: tuple[ControlPlane, Dat
         del os.environ["MLFN_LOCAL_ISOLATION"]
     assert ep.isolation.startswith("host runtime") and "MLFN_LOCAL_ISOLATION=host" in ep.isolation
     assert _invoke(dp, ep.url).json()["predictions"]["marker"] is None
+
+
+@pytest.mark.slow
+def test_a_sagemaker_container_runs_its_image_with_serve(cloud: tuple[ControlPlane, DataPlane], tmp_path: Path,
+                                                         lambda_base: Path) -> None:
+    """SageMaker runs `docker run IMAGE serve`: the image's ENTRYPOINT with `serve` as its command."""
+    cp, dp = cloud
+    labels = {**json.loads(Layout(lambda_base).resolve()[0].config_bytes)["config"]["Labels"],
+              "dev.mlfn.flavour": "gpu", "dev.mlfn.accelerator": "cpu"}
+    marked = derived_base(lambda_base, tmp_path / "marked-base", {MARKER: "added by the base\n"},
+                          {"MLFN_IMAGE_MARK": "from the image config"}, Labels=labels,
+                          Entrypoint=["/usr/bin/python3", "-m", "mlfn.runtime.server"], Cmd=["not-serve"])
+    model = _model(tmp_path / "sm", hooks=True)
+    (model / "mlfn.toml").write_text((model / "mlfn.toml").read_text().replace('target = "lambda"',
+                                                                               'target = "sagemaker"'))
+    built = build_model_image(load_spec(model), from_layout(marked, "gpu"), tmp_path / "images" / "sm")
+    uri = push_built(built, cp.url, "mlfn-sm")
+    ep = dp.register_container("sm", unpack_model(built, tmp_path / "models"), kind="sagemaker", image=uri,
+                               auth_type="NONE", memory_mb=1024)
+    assert ep.isolation.startswith("image mlfn-sm@sha256:"), ep.isolation
+    with httpx.Client(verify=ssl.create_default_context(cafile=str(dp.ca_path)), timeout=120) as client:
+        answer = client.post(f"{ep.url}endpoints/sm/invocations", json=EXAMPLE)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"marker": "added by the base\n", "env": "from the image config",
+                             "root_writable": False, "tmp_writable": True}
