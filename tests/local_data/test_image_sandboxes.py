@@ -249,3 +249,25 @@ def test_a_sagemaker_container_runs_its_image_with_serve(cloud: tuple[ControlPla
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"marker": "added by the base\n", "env": "from the image config",
                              "root_writable": False, "tmp_writable": True}
+
+
+@pytest.mark.slow
+def test_the_base_bytecode_stays_valid_without_mtimes(lambda_base: Path) -> None:
+    """Layers set every mtime to 0, so timestamp-based .pyc files would be stale and every cold start recompile
+    every module (measured: 2.5 s instead of 0.66 s for iris in the emulator; the same on Lambda, whose root is
+    read-only): the base's .pyc files are hash-based and unchecked, in the OS layer and the packages layer."""
+    import struct
+    import tarfile
+
+    image, _ = Layout(lambda_base).resolve()
+    wanted = {"usr/lib/python3.11/__pycache__/os.cpython-311.pyc",
+              "opt/mlfn/python/numpy/__pycache__/__init__.cpython-311.pyc"}
+    flags: dict[str, int] = {}
+    for layer in image.layers[:2]:
+        with tarfile.open(Layout(lambda_base).blob_path(layer.digest), "r:gz") as tar:
+            for member in tar:
+                name = member.name.lstrip("./")
+                if name in wanted:
+                    data = tar.extractfile(member).read(8)  # type: ignore[union-attr]
+                    flags[name] = struct.unpack("<I", data[4:8])[0]
+    assert flags == dict.fromkeys(wanted, 1), flags  # bit 0: hash-based; bit 1 (check_source) clear: unchecked
