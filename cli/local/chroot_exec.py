@@ -1,12 +1,15 @@
 """Start a program inside an unpacked image, as Lambda and SageMaker run a container: its own root filesystem,
-read-only except a fresh /tmp, with /proc and /dev, sharing the host's network (so 127.0.0.1 reaches the emulator).
+read-only except a fresh /tmp (Lambda) or writable (containers), with /proc and /dev, sharing the host's network
+(so 127.0.0.1 reaches the emulator).
 
-    python -I -S chroot_exec.py ROOTFS WORKDIR TMP_MB -- PROGRAM [ARG...]    # as root; the environment is passed on
-    python -I -S chroot_exec.py --check ROOTFS                               # set up, then exit 0 without exec
+    python -I -S chroot_exec.py [--writable SCRATCH] ROOTFS WORKDIR TMP_MB -- PROGRAM [ARG...]   # as root
+    python -I -S chroot_exec.py --check ROOTFS [SCRATCH]             # set up, then exit 0 without exec
 
 The process enters a new mount namespace (so its mounts vanish when it exits and the host never sees them), binds
-the root filesystem read-only, mounts proc, a tmpfs of TMP_MB on /tmp and the host's /dev, chroots and `exec`s the
-program: the same process id all along, so the memory cgroup and the process group of the caller still apply.
+the root filesystem read-only (Lambda) or, with `--writable`, lays a tmpfs-backed overlay on it (a container's root:
+writable, its changes gone when it ends, the shared unpacked image untouched), mounts proc, a tmpfs of TMP_MB on
+/tmp and the host's /dev, chroots and `exec`s the program with the environment it was given: the same process id
+all along, so the memory cgroup and the process group of the caller still apply.
 Standard library only, run by path: nothing of mlfn is imported before the exec.
 """
 
@@ -38,12 +41,22 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     _check(_libc.mount(_c(source), _c(target), _c(fstype), ctypes.c_ulong(flags), _c(data)), f"mount {target}")
 
 
-def enter(rootfs: str, tmp_mb: int) -> None:
-    """Set up the mounts and chroot into `rootfs` (this process only)."""
+def enter(rootfs: str, tmp_mb: int, scratch: str = "") -> None:
+    """Set up the mounts and chroot into `rootfs` (this process only). The root is read-only, or with `scratch`
+    (an empty folder) writable through an overlay whose changes live in a tmpfs and vanish with the process."""
     _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    _mount(rootfs, rootfs, None, MS_BIND | MS_REC)
-    _mount(None, rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+    if scratch:
+        if any(c in rootfs + scratch for c in ",:"):
+            raise OSError(f"{rootfs}: an overlay cannot take a path with ',' or ':'")
+        _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=0700")
+        for sub in ("upper", "work"):
+            os.mkdir(os.path.join(scratch, sub))
+        _mount("overlay", rootfs, "overlay", 0,
+               f"lowerdir={rootfs},upperdir={scratch}/upper,workdir={scratch}/work")
+    else:
+        _mount(rootfs, rootfs, None, MS_BIND | MS_REC)
+        _mount(None, rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
     for sub in ("proc", "tmp", "dev"):
         if not os.path.isdir(os.path.join(rootfs, sub)):
             raise OSError(f"the image has no /{sub} directory to mount on")
@@ -56,12 +69,15 @@ def enter(rootfs: str, tmp_mb: int) -> None:
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["--check"]:
-            enter(argv[1], 1)
+            enter(argv[1], 1, *argv[2:3])
             return 0
+        scratch = ""
+        if argv[:1] == ["--writable"]:
+            scratch, argv = argv[1], argv[2:]
         rootfs, workdir, tmp_mb, dashdash, *program = argv
         if dashdash != "--" or not program:
-            raise OSError("usage: chroot_exec.py ROOTFS WORKDIR TMP_MB -- PROGRAM [ARG...]")
-        enter(rootfs, int(tmp_mb))
+            raise OSError("usage: chroot_exec.py [--writable SCRATCH] ROOTFS WORKDIR TMP_MB -- PROGRAM [ARG...]")
+        enter(rootfs, int(tmp_mb), scratch)
         os.chdir(workdir or "/")
         os.execvpe(program[0], program, dict(os.environ))
     except (OSError, ValueError) as exc:

@@ -101,10 +101,10 @@ class ContainerEndpoint:
 
     def _command(self) -> list[str]:
         if self.run.isolated:
-            # SageMaker runs `docker run IMAGE serve` (serve replaces CMD); ECS runs ENTRYPOINT + CMD. The network is
-            # the host's here, so the server is told to listen on loopback only (MLFN_PORT gives the port)
+            # SageMaker runs `docker run IMAGE serve` (serve replaces CMD); ECS runs ENTRYPOINT + CMD; a container's
+            # root is writable. The network is the host's here, so the server listens on loopback only (MLFN_PORT)
             cmd = ["serve"] if self.config.kind == "sagemaker" else None
-            return [*self.run.argv(cmd), "--host", "127.0.0.1"]
+            return [*self.run.argv(cmd, writable=True), "--host", "127.0.0.1"]
         if self.config.command:
             return [part.replace("{port}", str(self.port)) for part in self.config.command]
         return [sys.executable, "-m", "mlfn.runtime.server", "serve", "--host", "127.0.0.1", "--port", str(self.port)]

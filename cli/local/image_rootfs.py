@@ -45,6 +45,7 @@ class ImageRun:
     cmd: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     workdir: str = ""
+    scratch: str = ""  # an empty folder for a writable (overlay) root; empty: overlays do not work here
 
     @property
     def isolated(self) -> bool:
@@ -61,11 +62,13 @@ class ImageRun:
     def image_name(self) -> str:
         return self.image.rsplit("/", 1)[-1][:40] if self.image else "-"
 
-    def argv(self, cmd: list[str] | None = None, tmp_mb: int = TMP_MB) -> list[str]:
-        """The launcher command: the image's ENTRYPOINT followed by `cmd` (default: its CMD), in the chroot."""
+    def argv(self, cmd: list[str] | None = None, tmp_mb: int = TMP_MB, writable: bool = False) -> list[str]:
+        """The launcher command: the image's ENTRYPOINT followed by `cmd` (default: its CMD), in the chroot; the
+        root read-only (Lambda), or `writable` (a container's) when overlays work here."""
         program = [*self.entrypoint, *(self.cmd if cmd is None else cmd)]
-        return [sys.executable, "-I", "-S", str(LAUNCHER), self.rootfs, self.workdir or "/", str(tmp_mb), "--",
-                *program]
+        overlay = ["--writable", self.scratch] if writable and self.scratch else []
+        return [sys.executable, "-I", "-S", str(LAUNCHER), *overlay, self.rootfs, self.workdir or "/", str(tmp_mb),
+                "--", *program]
 
 
 class ImageUnavailable(Exception):
@@ -153,10 +156,12 @@ def why_not_isolated() -> str:
 
 
 @lru_cache(maxsize=64)
-def _can_enter(rootfs: str) -> str:
-    """Empty when the launcher can set up `rootfs` here (mount namespace, binds, proc, tmpfs), else its error."""
-    proc = subprocess.run([sys.executable, "-I", "-S", str(LAUNCHER), "--check", rootfs], capture_output=True,
-                          text=True, check=False, timeout=30)
+def _can_enter(rootfs: str, scratch: str = "") -> str:
+    """Empty when the launcher can set up `rootfs` here (mount namespace, binds or overlay, proc, tmpfs), else
+    its error."""
+    proc = subprocess.run([sys.executable, "-I", "-S", str(LAUNCHER), "--check", rootfs, *([scratch] if scratch
+                                                                                          else [])],
+                          capture_output=True, text=True, check=False, timeout=30)
     return "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["exit status"])[-1]
 
 
@@ -190,5 +195,8 @@ def prepare(state: str | Path, uri: str) -> ImageRun:
     error = _can_enter(str(rootfs))
     if error:
         return ImageRun(uri, reason=f"the image could not be isolated here: {error}")
+    scratch = rootfs.parent / "scratch"  # only ever a mount point, inside each process's own namespace
+    scratch.mkdir(exist_ok=True)
+    writable = not _can_enter(str(rootfs), str(scratch))
     return ImageRun(uri, rootfs=str(rootfs), entrypoint=entrypoint, cmd=cmd, env=_env(config),
-                    workdir=str(config.get("WorkingDir") or ""))
+                    workdir=str(config.get("WorkingDir") or ""), scratch=str(scratch) if writable else "")

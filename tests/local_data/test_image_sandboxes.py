@@ -39,9 +39,19 @@ from pathlib import Path
 MARK = Path("{MARKER}")
 
 
+def _writes(path):
+    if not os.environ.get("MLFN_IMAGE_MARK"):  # not inside the image (the host runtime): never write on the host
+        return None
+    try:
+        Path(path).write_text("written by the handler")
+        return True
+    except OSError:
+        return False
+
+
 def postprocess(outputs):
     return {{"marker": MARK.read_text() if MARK.exists() else None, "env": os.environ.get("MLFN_IMAGE_MARK"),
-            "root_writable": os.access("/etc", os.W_OK), "tmp_writable": os.access("/tmp", os.W_OK)}}
+            "root_writable": _writes("/etc/written-by-the-handler"), "tmp_writable": _writes("/tmp/written")}}
 '''
 
 
@@ -247,8 +257,10 @@ def test_a_sagemaker_container_runs_its_image_with_serve(cloud: tuple[ControlPla
     with httpx.Client(verify=ssl.create_default_context(cafile=str(dp.ca_path)), timeout=120) as client:
         answer = client.post(f"{ep.url}endpoints/sm/invocations", json=EXAMPLE)
     assert answer.status_code == 200, answer.text
+    # a container's root is writable (an overlay: the unpacked image shared by other instances stays untouched)
     assert answer.json() == {"marker": "added by the base\n", "env": "from the image config",
-                             "root_writable": False, "tmp_writable": True}
+                             "root_writable": True, "tmp_writable": True}
+    assert not (dp.state_dir / "images" / uri.rsplit(":", 1)[1] / "rootfs" / "etc" / "written-by-the-handler").exists()
 
 
 @pytest.mark.slow
