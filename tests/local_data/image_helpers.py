@@ -38,13 +38,23 @@ def derived_base(base: Path, out: Path, files: dict[str, str], env: dict[str, st
     return out
 
 
-def push_built(built: Any, endpoint_url: str, repository: str) -> str:
-    """Push a built model image to the emulator's ECR; its ImageUri (by digest)."""
+def with_config(built: Any, ref: str, **changes: Any) -> str:
+    """Tag in the built image's layout a copy of it whose config has `changes` (e.g. Cmd); returns `ref`."""
+    config: dict[str, Any] = json.loads(built.image.config_bytes)
+    config["config"].update(changes)
+    config_bytes = canonical_json(config)
+    built.layout.tag(ref, Image(make_manifest(config_bytes, built.image.layers), built.image.manifest_media_type,
+                                config_bytes))
+    return ref
+
+
+def push_built(built: Any, endpoint_url: str, repository: str, ref: str | None = None) -> str:
+    """Push a built model image (or the image `ref` of its layout) to the emulator's ECR; its ImageUri (by digest)."""
     from mlfn.cli.packaging import ecr
     from mlfn.cli.packaging.source import PushSource
 
     client = boto3.client("ecr", endpoint_url=endpoint_url, region_name="us-east-1", aws_access_key_id="mlfn-local",
                           aws_secret_access_key="mlfn-local-secret")
-    report = ecr.push(PushSource.from_layout(built.layout.root, built.ref), client, repository, "latest",
+    report = ecr.push(PushSource.from_layout(built.layout.root, ref or built.ref), client, repository, "latest",
                       lambda _line: None)
     return str(report.reference)

@@ -28,7 +28,7 @@ from mlfn.cli.packaging.model_image import build_model_image
 from mlfn.cli.packaging.oci import Layout
 from mlfn.runtime.spec import load_spec
 
-from .image_helpers import derived_base, push_built
+from .image_helpers import derived_base, push_built, with_config
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 EXAMPLE = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
@@ -237,25 +237,28 @@ def test_the_handler_sees_what_only_the_image_has(cloud: tuple[ControlPlane, Dat
 
 
 @pytest.mark.slow
-def test_a_sagemaker_container_runs_its_image_with_serve(cloud: tuple[ControlPlane, DataPlane], tmp_path: Path,
-                                                         lambda_base: Path) -> None:
-    """SageMaker runs `docker run IMAGE serve`: the image's ENTRYPOINT with `serve` as its command."""
+@pytest.mark.parametrize(("kind", "cmd"), [("sagemaker", "not-serve"), ("ecs", "serve")])
+def test_a_container_runs_its_image(cloud: tuple[ControlPlane, DataPlane], tmp_path: Path, lambda_base: Path,
+                                    kind: str, cmd: str) -> None:
+    """SageMaker runs `docker run IMAGE serve` (the image's ENTRYPOINT, `serve` replacing its CMD: a CMD that is
+    not `serve` must not matter); ECS runs ENTRYPOINT + CMD. Both see what only the image has."""
     cp, dp = cloud
     labels = {**json.loads(Layout(lambda_base).resolve()[0].config_bytes)["config"]["Labels"],
               "dev.mlfn.flavour": "gpu", "dev.mlfn.accelerator": "cpu"}
     marked = derived_base(lambda_base, tmp_path / "marked-base", {MARKER: "added by the base\n"},
                           {"MLFN_IMAGE_MARK": "from the image config"}, Labels=labels,
-                          Entrypoint=["/usr/bin/python3", "-m", "mlfn.runtime.server"], Cmd=["not-serve"])
-    model = _model(tmp_path / "sm", hooks=True)
+                          Entrypoint=["/usr/bin/python3", "-m", "mlfn.runtime.server"])
+    model = _model(tmp_path / kind, hooks=True)
     (model / "mlfn.toml").write_text((model / "mlfn.toml").read_text().replace('target = "lambda"',
-                                                                               'target = "sagemaker"'))
-    built = build_model_image(load_spec(model), from_layout(marked, "gpu"), tmp_path / "images" / "sm")
-    uri = push_built(built, cp.url, "mlfn-sm")
-    ep = dp.register_container("sm", unpack_model(built, tmp_path / "models"), kind="sagemaker", image=uri,
+                                                                               f'target = "{kind}"'))
+    built = build_model_image(load_spec(model), from_layout(marked, "gpu"), tmp_path / "images" / kind)
+    assert json.loads(built.image.config_bytes)["config"]["Cmd"] == ["serve"]  # mlfn's model images set serve
+    uri = push_built(built, cp.url, f"mlfn-{kind}", with_config(built, f"{kind}-cmd", Cmd=[cmd]))
+    ep = dp.register_container(kind, unpack_model(built, tmp_path / "models"), kind=kind, image=uri,
                                auth_type="NONE", memory_mb=1024)
-    assert ep.isolation.startswith("image mlfn-sm@sha256:"), ep.isolation
+    assert ep.isolation.startswith(f"image mlfn-{kind}@sha256:"), ep.isolation
     with httpx.Client(verify=ssl.create_default_context(cafile=str(dp.ca_path)), timeout=120) as client:
-        answer = client.post(f"{ep.url}endpoints/sm/invocations", json=EXAMPLE)
+        answer = client.post(f"{ep.url}invocations", json=EXAMPLE)
     assert answer.status_code == 200, answer.text
     # a container's root is writable (an overlay: the unpacked image shared by other instances stays untouched)
     assert answer.json() == {"marker": "added by the base\n", "env": "from the image config",
