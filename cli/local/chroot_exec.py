@@ -2,10 +2,11 @@
 read-only except a fresh /tmp (Lambda) or writable (containers), with /proc and /dev, sharing the host's network
 (so 127.0.0.1 reaches the emulator).
 
-    python -I -S chroot_exec.py [--writable SCRATCH] ROOTFS WORKDIR TMP_MB -- PROGRAM [ARG...]   # as root
+    python -I -S chroot_exec.py [--writable SCRATCH] ROOTFS WORKDIR TMP_MB -- PROGRAM [ARG...]
     python -I -S chroot_exec.py --check ROOTFS [SCRATCH]             # set up, then exit 0 without exec
 
-The process enters a new mount namespace (so its mounts vanish when it exits and the host never sees them), binds
+The process enters a new mount namespace (so its mounts vanish when it exits and the host never sees them; without
+root, inside a new user namespace where the caller is root, with the host's /proc bound instead of a new one), binds
 the root filesystem read-only (Lambda) or, with `--writable`, lays a tmpfs-backed overlay on it (a container's root:
 writable, its changes gone when it ends, the shared unpacked image untouched), mounts proc, a tmpfs of TMP_MB on
 /tmp and the host's /dev, chroots and `exec`s the program with the environment it was given: the same process id
@@ -19,7 +20,7 @@ import ctypes
 import os
 import sys
 
-CLONE_NEWNS = 0x00020000
+CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 EXIT_SETUP = 126
@@ -41,10 +42,29 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
     _check(_libc.mount(_c(source), _c(target), _c(fstype), ctypes.c_ulong(flags), _c(data)), f"mount {target}")
 
 
+# mount flags a bind mount inherits and may not drop (statvfs f_flag bits are the MS_* bits): nosuid, nodev, noexec,
+# noatime, nodiratime, relatime
+KEPT_FLAGS = 2 | 4 | 8 | 1024 | 2048 | 4096
+
+
+def _own_namespaces() -> bool:
+    """A new mount namespace; without root, inside a new user namespace where this user is root (rootless).
+    Returns whether it is rootless."""
+    if os.geteuid() == 0:
+        _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+        return False
+    uid, gid = os.geteuid(), os.getegid()
+    _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare(CLONE_NEWUSER|CLONE_NEWNS) (user namespaces)")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as fh:
+            fh.write(text)
+    return True
+
+
 def enter(rootfs: str, tmp_mb: int, scratch: str = "") -> None:
     """Set up the mounts and chroot into `rootfs` (this process only). The root is read-only, or with `scratch`
     (an empty folder) writable through an overlay whose changes live in a tmpfs and vanish with the process."""
-    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    rootless = _own_namespaces()
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     if scratch:
         if any(c in rootfs + scratch for c in ",:"):
@@ -56,11 +76,15 @@ def enter(rootfs: str, tmp_mb: int, scratch: str = "") -> None:
                f"lowerdir={rootfs},upperdir={scratch}/upper,workdir={scratch}/work")
     else:
         _mount(rootfs, rootfs, None, MS_BIND | MS_REC)
-        _mount(None, rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+        kept = os.statvfs(rootfs).f_flag & KEPT_FLAGS
+        _mount(None, rootfs, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | kept)
     for sub in ("proc", "tmp", "dev"):
         if not os.path.isdir(os.path.join(rootfs, sub)):
             raise OSError(f"the image has no /{sub} directory to mount on")
-    _mount("proc", os.path.join(rootfs, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if rootless:  # a new proc needs a pid namespace of our own: bind the host's
+        _mount("/proc", os.path.join(rootfs, "proc"), None, MS_BIND | MS_REC)
+    else:
+        _mount("proc", os.path.join(rootfs, "proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _mount("tmpfs", os.path.join(rootfs, "tmp"), "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_mb}m,mode=1777")
     _mount("/dev", os.path.join(rootfs, "dev"), None, MS_BIND | MS_REC)
     os.chroot(rootfs)

@@ -1,15 +1,10 @@
 """The emulator's ECR keeps what is pushed to it: moto's ECR records only each layer's size, so the bytes of every
 completed layer upload (layers and the image config) and every manifest PutImage stores are also written, content
-addressed, to the emulator's registry storage, where the data plane unpacks an image from (`image_rootfs`):
-
-    <state>/ecr/blobs/sha256/<hex>                     a layer, config or manifest, named by its sha256
-    <state>/ecr/repositories/<repository>/tags/<tag>   the manifest digest the tag points at
-
-(the layout of a registry's storage: the docker distribution registry keeps `_manifests/tags/<tag>/current/link`
-the same way). Nothing is written without a state directory (`STORES.state_dir`, set by the control plane).
+addressed, to the emulator's registry storage (`registry_storage`), where the data plane unpacks an image from
+(`image_rootfs`). Nothing is written without a state directory (`STORES.state_dir`, set by the control plane).
 `install()` wraps moto's `ECRBackend.complete_layer_upload` and `put_image`, and makes
-`batch_check_layer_availability` forget a layer whose bytes are not in the storage (so a push sends it again);
-tests/local_data/test_image_sandboxes.py fails loudly when a moto upgrade changes them.
+`batch_check_layer_availability` forget a layer or image whose bytes are not in the storage (so a push sends it
+again); tests/local_data/test_image_sandboxes.py fails loudly when a moto upgrade changes them.
 """
 
 from __future__ import annotations
@@ -24,25 +19,9 @@ from typing import Any
 from moto.ecr.models import ECRBackend
 
 from .emulated_stores import STORES
+from .registry_storage import blob_path, tag_path
 
 _installed = False
-
-
-def registry_root(state: Path) -> Path:
-    return state / "ecr"
-
-
-def blob_path(state: Path, digest: str) -> Path:
-    algorithm, _, hex_part = digest.partition(":")
-    if algorithm != "sha256" or len(hex_part) != 64 or not all(c in "0123456789abcdef" for c in hex_part):
-        raise ValueError(f"not a sha256 digest: {digest!r}")
-    return registry_root(state) / "blobs" / "sha256" / hex_part
-
-
-def tag_path(state: Path, repository: str, tag: str) -> Path:
-    if ".." in repository.split("/") or "/" in tag or tag in ("", ".", ".."):
-        raise ValueError(f"not a repository and tag: {repository}:{tag}")
-    return registry_root(state) / "repositories" / repository / "tags" / tag
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -88,15 +67,23 @@ def _put_image(original: Any) -> Any:
     return put_image
 
 
+def _stored(state: Path, image: Any) -> bool:
+    try:
+        return blob_path(state, image.image_digest).is_file()
+    except ValueError:
+        return True
+
+
 def _batch_check_layer_availability(original: Any) -> Any:
     def batch_check_layer_availability(self: ECRBackend, repository_name: str, layer_digests: list[str],
                                        registry_id: str | None = None) -> dict[str, Any]:
-        if STORES.state_dir is not None:  # a layer whose bytes are gone (another state directory) is not there
-            repository = self._get_repository(repository_name, registry_id)
+        if STORES.state_dir is not None:  # a layer or image whose bytes are gone (another state directory) is not
+            repository = self._get_repository(repository_name, registry_id)  # there: a push sends it again
             for digest in list(repository.layers):
                 with contextlib.suppress(ValueError):
                     if not blob_path(STORES.state_dir, digest).is_file():
                         del repository.layers[digest]
+            repository.images = [image for image in repository.images if _stored(STORES.state_dir, image)]
         result: dict[str, Any] = original(self, repository_name, layer_digests, registry_id)
         return result
 

@@ -6,9 +6,11 @@ own mount namespace (`chroot_exec`), with the image's entrypoint, command, envir
     run.isolated        # True: sandboxes start inside run.rootfs; False: run.reason says why not
     run.argv(["serve"]) # the command line that starts the image's entrypoint (with a replaced CMD) in the chroot
 
-Where the image cannot run isolated (not root, no mount namespace, umoci missing, the image not in the emulator's
-registry, or an image of model layers only with no runtime base) the sandbox falls back to the host's installed
-`mlfn.runtime` with the image's model folder, and `reason` says why (deploy output, `mlfn local status`).
+Without root, the launcher isolates in a user namespace of its own (rootless: umoci unpacks `--rootless`, the
+caller is root inside). Where the image cannot run isolated (no root and no user namespaces, no mount namespace,
+umoci missing, the image not in the emulator's registry, or an image of model layers only with no runtime base)
+the sandbox falls back to the host's installed `mlfn.runtime` with the image's model folder, and `reason` says
+why (deploy output, `mlfn local status`).
 `MLFN_LOCAL_ISOLATION=host` asks for the host runtime.
 """
 
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..packaging.oci import Image, Layout
-from .ecr_blobs import blob_path, tag_path
+from .registry_storage import blob_path, tag_path
 
 LAUNCHER = Path(__file__).with_name("chroot_exec.py")
 TMP_MB = 512  # Lambda's default ephemeral storage (/tmp): EphemeralStorage.Size 512 (512 to 10,240 MB)
@@ -55,7 +57,8 @@ class ImageRun:
     def mode(self) -> str:
         """One line for people: which mode runs, and why."""
         if self.isolated:
-            return f"image {self.image_name} in a chroot (own mount namespace, read-only root, /tmp writable)"
+            spaces = "own mount namespace" + (", user namespace (rootless)" if os.geteuid() != 0 else "")
+            return f"image {self.image_name} in a chroot ({spaces}, read-only root, /tmp writable)"
         return f"{HOST} (mlfn.runtime installed on this machine, model folder of the image): {self.reason}"
 
     @property
@@ -67,8 +70,8 @@ class ImageRun:
         root read-only (Lambda), or `writable` (a container's) when overlays work here."""
         program = [*self.entrypoint, *(self.cmd if cmd is None else cmd)]
         overlay = ["--writable", self.scratch] if writable and self.scratch else []
-        return [sys.executable, "-I", "-S", str(LAUNCHER), *overlay, self.rootfs, self.workdir or "/", str(tmp_mb),
-                "--", *program]
+        return [*_launcher_python(), str(LAUNCHER), *overlay, self.rootfs, self.workdir or "/", str(tmp_mb), "--",
+                *program]
 
 
 class ImageUnavailable(Exception):
@@ -132,7 +135,8 @@ def unpack(state: Path, uri: str) -> tuple[Image, Path]:
                 layout.put_file(blob_path(state, layer.digest), layer.digest)
             layout.tag("image", image)
             shutil.rmtree(rootfs, ignore_errors=True)
-            proc = subprocess.run(["umoci", "raw", "unpack", "--image", f"{layout.root}:image", str(rootfs)],
+            rootless = ["--rootless"] if os.geteuid() != 0 else []  # files owned by this user (root in its namespace)
+            proc = subprocess.run(["umoci", "raw", "unpack", *rootless, "--image", f"{layout.root}:image", str(rootfs)],
                                   capture_output=True, text=True, check=False, timeout=600)
             if proc.returncode != 0:
                 tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
@@ -147,21 +151,29 @@ def unpack(state: Path, uri: str) -> tuple[Image, Path]:
 
 
 def why_not_isolated() -> str:
-    """Why this process cannot start isolated sandboxes (empty: it can)."""
+    """Why this process cannot start isolated sandboxes (empty: it may try)."""
     if os.environ.get("MLFN_LOCAL_ISOLATION", "").lower() == "host":
         return "MLFN_LOCAL_ISOLATION=host"
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "not root (a chroot in its own mount namespace needs root; run the emulator as root to isolate)"
+    if not hasattr(os, "geteuid"):
+        return "no Linux namespaces on this system"
     return ""
+
+
+def _launcher_python() -> list[str]:
+    """An interpreter for the launcher (standard library only): this one, or any python3 this user may run."""
+    python = sys.executable if os.access(sys.executable, os.X_OK) else shutil.which("python3") or sys.executable
+    return [python, "-I", "-S"]
 
 
 @lru_cache(maxsize=64)
 def _can_enter(rootfs: str, scratch: str = "") -> str:
     """Empty when the launcher can set up `rootfs` here (mount namespace, binds or overlay, proc, tmpfs), else
     its error."""
-    proc = subprocess.run([sys.executable, "-I", "-S", str(LAUNCHER), "--check", rootfs, *([scratch] if scratch
-                                                                                          else [])],
-                          capture_output=True, text=True, check=False, timeout=30)
+    try:
+        proc = subprocess.run([*_launcher_python(), str(LAUNCHER), "--check", rootfs, *([scratch] if scratch else [])],
+                              capture_output=True, text=True, check=False, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"the launcher could not run: {exc}"
     return "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["exit status"])[-1]
 
 
@@ -194,7 +206,8 @@ def prepare(state: str | Path, uri: str) -> ImageRun:
                                     "in its root filesystem (model layers only)")
     error = _can_enter(str(rootfs))
     if error:
-        return ImageRun(uri, reason=f"the image could not be isolated here: {error}")
+        who = "" if os.geteuid() == 0 else "not root, and a user namespace of its own was refused: "
+        return ImageRun(uri, reason=f"the image could not be isolated here: {who}{error}")
     scratch = rootfs.parent / "scratch"  # only ever a mount point, inside each process's own namespace
     scratch.mkdir(exist_ok=True)
     writable = not _can_enter(str(rootfs), str(scratch))

@@ -13,6 +13,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,8 +118,7 @@ def test_a_model_only_image_runs_on_the_host_runtime_and_says_why(cloud: tuple[C
     _uri, _contents, url = _deploy(cp, dp, tmp_path, resolve_base("lambda", "none"), "plain")
     [target] = dp.status()["targets"]
     assert target["isolation"].startswith("host runtime")
-    reason = "the image has no runtime base" if os.geteuid() == 0 else "not root"
-    assert reason in target["isolation"], target["isolation"]
+    assert "the image has no runtime base" in target["isolation"], target["isolation"]
     assert _invoke(dp, url).status_code == 200
 
 
@@ -126,17 +126,49 @@ def test_an_image_missing_from_the_registry_is_named() -> None:
     run = image_rootfs.prepare("/nonexistent-state", "123456789012.dkr.ecr.us-east-1.amazonaws.com/x@sha256:"
                                + "0" * 64)
     assert not run.isolated
-    if os.geteuid() == 0:
-        assert "is not in the emulator's registry" in run.reason and "mlfn push" in run.reason
+    assert "is not in the emulator's registry" in run.reason and "mlfn push" in run.reason
 
 
-def test_without_root_the_host_runtime_is_chosen_and_the_reason_given(tmp_path: Path) -> None:
+@pytest.fixture
+def nobodys_image(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A state directory owned by nobody holding a pushed image on the placeholder base: (state, ImageUri)."""
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root to start a process as another user (setpriv)")
-    code = "from mlfn.cli.local.image_rootfs import prepare; print(prepare('/tmp', 'h/r@sha256:' + '0' * 64).mode)"
-    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
-                         capture_output=True, text=True, check=True, cwd=tmp_path, timeout=60).stdout
-    assert out.startswith("host runtime") and "not root" in out
+    state = Path(tempfile.mkdtemp(prefix="mlfn-nobody-"))  # outside pytest's root-only folders
+    try:
+        with ControlPlane(state_dir=state) as cp:
+            spec = load_spec(_model(tmp_path))
+            built = build_model_image(spec, from_layout(_placeholder_base(tmp_path / "base"), "lambda"),
+                                      tmp_path / "images" / "iris")
+            uri = push_built(built, cp.url, "mlfn-nobody")
+        subprocess.run(["chown", "-R", "65534:65534", str(state)], check=True)
+        yield state, uri
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+PREPARE = ("import json, sys; from mlfn.cli.local.image_rootfs import prepare; "
+           "run = prepare(sys.argv[1], sys.argv[2]); "
+           "print(json.dumps({'isolated': run.isolated, 'mode': run.mode, 'rootfs': run.rootfs}))")
+
+
+def test_without_root_the_image_runs_in_a_user_namespace(nobodys_image: tuple[Path, str]) -> None:
+    state, uri = nobodys_image
+    out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", PREPARE,
+                          str(state), uri], capture_output=True, text=True, check=True, timeout=120).stdout
+    run = json.loads(out)
+    assert run["isolated"] and "user namespace (rootless)" in run["mode"], run
+    assert (Path(run["rootfs"]) / "etc" / "from-the-base").stat().st_uid == 65534  # umoci --rootless
+
+
+def test_without_root_or_user_namespaces_the_host_runtime_is_chosen_and_the_reason_given(
+        nobodys_image: tuple[Path, str]) -> None:
+    state, uri = nobodys_image
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("no_userns.py")), sys.executable, "-c",
+                          PREPARE, str(state), uri], capture_output=True, text=True, check=True, timeout=120).stdout
+    run = json.loads(out)
+    assert not run["isolated"] and run["mode"].startswith("host runtime"), run
+    assert "not root, and a user namespace of its own was refused" in run["mode"], run
 
 
 def test_the_image_is_unpacked_once_with_its_config(cloud: tuple[ControlPlane, DataPlane], tmp_path: Path) -> None:
