@@ -130,7 +130,7 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None])
     endpoint = endpoint_for(session, stack, result.outputs, emulator)
     if emulator is not None:
         clock = time.perf_counter()
-        _serve_locally(emulator, endpoint, contents, stage, say, template)
+        _serve_locally(emulator, endpoint, contents, stage, say, template, image_uri)
         endpoint = endpoint_for(session, stack, result.outputs, emulator)  # a port the data plane chose
         seconds["serve"] = time.perf_counter() - clock
     seconds["total"] = sum(seconds.values())
@@ -271,9 +271,11 @@ def data_plane_key(outputs: dict[str, str]) -> str:
     return ""
 
 
-def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str, say: Say, template: Path) -> None:
-    """Point the emulator's data plane at the new contents on the control plane's URL (same port, same URL); a
-    SageMaker endpoint also gets its REST front as the template defines it (status mapping, templates)."""
+def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str, say: Say, template: Path,
+                   image_uri: str) -> None:
+    """Point the emulator's data plane at the pushed image (`contents`: its model folder, for the host runtime) on
+    the control plane's URL (same port, same URL); a SageMaker endpoint also gets its REST front as the template
+    defines it (status mapping, templates). Says whether the image runs isolated or on the host runtime, and why."""
     from .emulator import data_plane_client
     from .local.rest_front import UnsupportedFront, front_of_template
 
@@ -288,13 +290,15 @@ def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str
             raise CliError(f"the local emulator cannot serve {key}'s API Gateway front: {exc}") from None
     entry = registration(emulator.state_dir, key)
     same_front = ((entry or {}).get("front") or {}) == (extra.get("front") or {})
-    if entry and Path(entry.get("model_dir", "")) == contents.resolve() and same_front:
+    if (entry and Path(entry.get("model_dir", "")) == contents.resolve() and same_front
+            and entry.get("image", "") == image_uri):
         return
     client = data_plane_client(emulator)
     name = {"lambda": "FunctionName", "sagemaker": "EndpointName", "ecs": "ServiceName"}[target]
     try:
-        client.register_model(contents, name=outputs[name], stage=stage, url=endpoint.bind_url, target=target,
-                              **extra)
+        served = client.register_model(contents, name=outputs[name], stage=stage, url=endpoint.bind_url,
+                                       target=target, image=image_uri, **extra)
     except ValueError as exc:
         raise CliError(f"the local data plane refused {key}: {exc}") from None
     say(f"- local data plane now serves {key} from {contents.name[:12]}")
+    say(f"  runs: {served.get('isolation') or 'host runtime'}")

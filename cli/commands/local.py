@@ -34,8 +34,11 @@ def run(args: argparse.Namespace) -> int:
         result({"running": False, "state_dir": str(emulator.state_dir())}, args.json, "not running")
         return 3
     doc = {"running": True, **current.to_json(), "deployed": _deployed(current)}
-    lines = [_describe(current)] + [
-        f"  {d['stack']:<28} {d['status']:<18} {d.get('url') or '-'}" for d in doc["deployed"]]
+    lines = [_describe(current)]
+    for d in doc["deployed"]:
+        lines.append(f"  {d['stack']:<28} {d['status']:<18} {d.get('url') or '-'}")
+        if d.get("runs"):
+            lines.append(f"    runs: {d['runs']}")
     result(doc, args.json, "\n".join(lines))
     return 0
 
@@ -64,5 +67,6 @@ def _deployed(current: Any) -> list[dict[str, Any]]:
             entry["serving"] = bool(target)
             if target:
                 entry["data_plane"] = {k: target.get(k) for k in ("key", "kind", "pool", "instance") if k in target}
+                entry["runs"] = target.get("isolation", "")
         out.append(entry)
     return out

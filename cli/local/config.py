@@ -42,6 +42,7 @@ class FunctionConfig:
     task_root: str = ""  # LAMBDA_TASK_ROOT and first PYTHONPATH entry; empty: the model directory
     command: list[str] = field(default_factory=list)  # empty: python -m awslambdaric <handler>
     env: dict[str, str] = field(default_factory=dict)
+    image: str = ""  # the function's ImageUri: its sandboxes run that image when it can be isolated (image_rootfs)
     cors: dict[str, Any] | None = None  # the Function URL's Cors (AllowOrigins, AllowMethods, AllowHeaders, ...)
     port: int = 0  # the gateway listener of this function's URL; 0 until assigned
     snapstart: bool = False  # SnapStart on the version: init once at registration, sandboxes restored from it
@@ -95,6 +96,7 @@ class ContainerConfig:
     account: str = ACCOUNT
     command: list[str] = field(default_factory=list)  # empty: python -m mlfn.runtime.server serve --port {port}
     env: dict[str, str] = field(default_factory=dict)
+    image: str = ""  # the model's or task's image: its instances run that image when it can be isolated
     ready_timeout_s: float = 180.0  # SageMaker allows 3 minutes for a healthy /ping
     request_timeout_s: float = 60.0  # SageMaker's /invocations limit
     # SageMaker: the stack's REST front (`rest_front.front_of_template`) that non-runtime paths go through; empty:

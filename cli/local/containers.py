@@ -30,6 +30,7 @@ from . import rest_front
 from .config import ContainerConfig
 from .emulator_state import inference_component_copies
 from .gateway import MAX_REQUEST_BYTES, GatewayRequest, json_reply
+from .image_rootfs import ImageRun
 from .logsink import LogSink
 from .memory import MemoryGuard, limit_memory
 from .orphans import ChildRegistry
@@ -57,8 +58,9 @@ class ContainerEndpoint:
     max_request_bytes = MAX_REQUEST_BYTES
 
     def __init__(self, config: ContainerConfig, sink: LogSink, *, memory_mode: str = "auto",
-                 children: ChildRegistry | None = None, state: Path | None = None) -> None:
+                 children: ChildRegistry | None = None, state: Path | None = None, run: ImageRun | None = None) -> None:
         self.config = config
+        self.run = run or ImageRun(config.image, reason="not prepared")  # what the instance runs (image_rootfs)
         self.state = state  # the emulator's state directory, where the control plane records inference components
         self.children = children
         self.sink = sink
@@ -98,6 +100,11 @@ class ContainerEndpoint:
         self.sink.write(self.config.log_group, self.stream or "mlfn-local/scheduler", message)
 
     def _command(self) -> list[str]:
+        if self.run.isolated:
+            # SageMaker runs `docker run IMAGE serve` (serve replaces CMD); ECS runs ENTRYPOINT + CMD; a container's
+            # root is writable. The network is the host's here, so the server listens on loopback only (MLFN_PORT)
+            cmd = ["serve"] if self.config.kind == "sagemaker" else None
+            return [*self.run.argv(cmd, writable=True), "--host", "127.0.0.1"]
         if self.config.command:
             return [part.replace("{port}", str(self.port)) for part in self.config.command]
         return [sys.executable, "-m", "mlfn.runtime.server", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
@@ -111,14 +118,16 @@ class ContainerEndpoint:
             self.port = _free_port()
             self.stream = (f"AllTraffic/{uuid.uuid4().hex[:12]}" if self.config.kind == "sagemaker"
                            else f"mlfn/{self.config.name}/{uuid.uuid4().hex}")
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "en_US.UTF-8", "PYTHONUNBUFFERED": "1",
-                   "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "MLFN_MODEL_DIR": self.config.model_dir,
+            host = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+                    "MLFN_MODEL_DIR": self.config.model_dir}
+            env = {"LANG": "en_US.UTF-8", "PYTHONUNBUFFERED": "1", **(self.run.env if self.run.isolated else host),
                    "MLFN_PORT": str(self.port), "AWS_REGION": self.config.region,
                    "MLFN_ALLOW_CPU_FOR_GPU": "1",  # the emulator has no GPU: a gpu = true model runs on the CPU
                    **self.config.env}
+            cwd = "/" if self.run.isolated else self.config.model_dir  # in the image: its WORKDIR (launcher)
             try:
                 self.process = await asyncio.create_subprocess_exec(
-                    *self._command(), env=env, cwd=self.config.model_dir, start_new_session=True,
+                    *self._command(), env=env, cwd=cwd, start_new_session=True,
                     stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
             except OSError as exc:
                 self.log(f"Instance could not start: {exc}")

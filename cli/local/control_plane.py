@@ -63,6 +63,7 @@ def install_extensions() -> None:
             cfn_lambda,  # noqa: F401
             cfn_sagemaker,  # noqa: F401
             cfn_scaling,
+            ecr_blobs,
             iam_callers,
             lambda_api,
             sagemaker_api,
@@ -72,6 +73,7 @@ def install_extensions() -> None:
         cfn_engine.install()
         cfn_scaling.install()
         cfn_elbv2.install()
+        ecr_blobs.install()
         lambda_api.install()
         sagemaker_api.install()
         iam_callers.install()

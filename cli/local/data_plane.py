@@ -39,6 +39,7 @@ from .emulator_state import GATEWAY, publish_address, read_json, state_dir, with
 from .function_url import FunctionUrl
 from .gateway import Gateway, QuietServer
 from .iam_callers import CallerDirectory
+from .image_rootfs import prepare
 from .logsink import FileLogSink, Forward
 from .orphans import ChildRegistry
 from .payload_v2 import HttpReply
@@ -66,6 +67,7 @@ class Endpoint:
     region: str
     signing_service: str | tuple[str, ...]
     ca_path: str
+    isolation: str = ""  # what the sandboxes run: the image in a chroot, or the host runtime and why (image_rootfs)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -206,12 +208,13 @@ class DataPlane:
             config.port = config.port or old.config.port
             await self.aunregister(config.key, save=False)
         target: FunctionUrl | ContainerEndpoint
+        run = await asyncio.to_thread(prepare, self.state_dir, config.image)  # unpacks the image once per digest
         if isinstance(config, FunctionConfig):
-            pool = FunctionPool(config, self.logs, account=self.account, memory_mode=self.memory_mode)
+            pool = FunctionPool(config, self.logs, account=self.account, memory_mode=self.memory_mode, run=run)
             target = FunctionUrl(config, pool)
         else:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
-                                       state=self.state_dir)
+                                       state=self.state_dir, run=run)
         config.port = await self.gateway.listen(config.port)
         self.gateway.add(target, config.port)
         self._targets[config.key] = target
@@ -324,7 +327,8 @@ class DataPlane:
         return Endpoint(key=c.key, kind=kind, name=c.name, url=f"https://127.0.0.1:{c.port}/",
                         host_url=f"https://{c.url_id}.{domain}.{c.region}.localhost:{self.gateway.shared_port}/",
                         url_id=c.url_id, port=c.port, auth_type=c.auth_type, region=c.region,
-                        signing_service=target.signing_service, ca_path=str(self.tls.ca))
+                        signing_service=target.signing_service, ca_path=str(self.tls.ca),
+                        isolation=(target.pool.run if isinstance(target, FunctionUrl) else target.run).mode)
 
 
 def config_for_model(model_dir: str | Path, *, name: str | None = None, stage: str = "dev", url: str | None = None,

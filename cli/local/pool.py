@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 
 from .config import FunctionConfig
+from .image_rootfs import ImageRun
 from .logsink import LogSink
 from .sandbox import InvokeResult, Sandbox
 from .snapstart import Snapshot
@@ -79,8 +80,9 @@ class FunctionPool:
     """Schedules invocations of one function onto its sandboxes."""
 
     def __init__(self, config: FunctionConfig, sink: LogSink, *, account: Account | None = None,
-                 memory_mode: str = "auto") -> None:
+                 memory_mode: str = "auto", run: ImageRun | None = None) -> None:
         self.config = config
+        self.run = run or ImageRun(config.image, reason="not prepared")  # what the sandboxes run (image_rootfs)
         self.sink = sink
         self.account = account if account is not None else Account()
         self.account.pools.add(self)
@@ -151,10 +153,11 @@ class FunctionPool:
 
     async def _new_sandbox(self, provisioned: bool) -> tuple[Sandbox | None, InvokeResult | None]:
         self._starting += 1
-        if self.snapstart is not None:
+        if self.snapstart is not None:  # restored from the snapshot (the host runtime: see snapstart.py)
             sandbox = self.snapstart.sandbox(provisioned)
         else:
-            sandbox = Sandbox(self.config, self.sink, provisioned=provisioned, memory_mode=self.memory_mode)
+            sandbox = Sandbox(self.config, self.sink, provisioned=provisioned, memory_mode=self.memory_mode,
+                              run=self.run)
         try:
             error = await sandbox.start()
         except OSError as exc:  # the runtime could not be spawned at all (a bad command, no such directory)

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..plan.measure import CpuLimit, lambda_cpu_cap
 from .config import FunctionConfig
+from .image_rootfs import ImageRun
 from .logsink import LogSink
 from .memory import MemoryGuard, limit_memory
 from .runtime_api import Invocation, Outcome, RuntimeApi
@@ -65,8 +66,9 @@ class Sandbox:
     """One execution environment of a function."""
 
     def __init__(self, config: FunctionConfig, sink: LogSink, *, provisioned: bool = False,
-                 memory_mode: str = "auto") -> None:
+                 memory_mode: str = "auto", run: ImageRun | None = None) -> None:
         self.config = config
+        self.run = run if run is not None and run.isolated else None  # None: the host's runtime
         self.sink = sink
         self.provisioned = provisioned
         self.memory_mode = memory_mode
@@ -97,22 +99,33 @@ class Sandbox:
     # ------------------------------------------------------------------ lifecycle
 
     def _command(self) -> list[str]:
+        if self.run is not None:  # the image's ENTRYPOINT + CMD (the handler), inside its root filesystem
+            return self.run.argv()
         if self.config.command:
             return list(self.config.command)
         return [sys.executable, "-m", "awslambdaric", self.config.handler]
 
     def _environment(self) -> dict[str, str]:
         c = self.config
-        task_root = c.task_root or c.model_dir
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "LANG": "en_US.UTF-8",
-            "TZ": ":UTC",
-            "PYTHONUNBUFFERED": "1",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONPATH": os.pathsep.join(p for p in (task_root, os.environ.get("PYTHONPATH", "")) if p),
+        if self.run is not None:  # the image's ENV, then the variables Lambda sets
+            env = {"LANG": "en_US.UTF-8", "TZ": ":UTC", "PYTHONUNBUFFERED": "1", **self.run.env}
+            task_root = env.get("LAMBDA_TASK_ROOT") or self.run.workdir or "/var/task"
+            runtime_dir = env.get("LAMBDA_RUNTIME_DIR") or "/var/runtime"
+            handler = self.run.cmd[0] if self.run.cmd else c.handler
+        else:
+            task_root = c.task_root or c.model_dir
+            runtime_dir, handler = str(Path(sys.executable).parent), c.handler
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                "LANG": "en_US.UTF-8",
+                "TZ": ":UTC",
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONPATH": os.pathsep.join(p for p in (task_root, os.environ.get("PYTHONPATH", "")) if p),
+                "MLFN_MODEL_DIR": c.model_dir,
+            }
+        env.update({
             "AWS_LAMBDA_RUNTIME_API": self.api.address,
-            "MLFN_MODEL_DIR": c.model_dir,
             "AWS_LAMBDA_FUNCTION_NAME": c.name,
             "AWS_LAMBDA_FUNCTION_VERSION": c.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(c.memory_mb),
@@ -122,10 +135,10 @@ class Sandbox:
             "AWS_EXECUTION_ENV": "AWS_Lambda_Image",
             "AWS_REGION": c.region,
             "AWS_DEFAULT_REGION": c.region,
-            "_HANDLER": c.handler,
+            "_HANDLER": handler,
             "LAMBDA_TASK_ROOT": task_root,
-            "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
-        }
+            "LAMBDA_RUNTIME_DIR": runtime_dir,
+        })
         env.update(c.env)
         return env
 
@@ -137,17 +150,18 @@ class Sandbox:
         c = self.config
         started = time.perf_counter()
         await self.api.start()
-        task_root = c.task_root or c.model_dir
+        cwd = "/" if self.run is not None else c.task_root or c.model_dir  # in the image: its WORKDIR (launcher)
         self.process = await asyncio.create_subprocess_exec(
-            *self._command(), cwd=task_root, env=self._environment(), start_new_session=True,
+            *self._command(), cwd=cwd, env=self._environment(), start_new_session=True,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )
         self.guard = limit_memory(self.process.pid, c.memory_mb * 1024 * 1024, f"mlfn-{self.id[:12]}",
                                   prefer=self.memory_mode)
         self.cpu_cap = lambda_cpu_cap(self.process.pid, c.memory_mb, f"mlfn-cpu-{self.id[:12]}")  # opt-in
         self._tasks = [asyncio.create_task(self._pump_output()), asyncio.create_task(self._wait_exit())]
-        self.log(f"INIT_START Runtime Version: mlfn-local python{sys.version_info.major}.{sys.version_info.minor}"
-                 f"\tMemory cap: {self.guard.mode}")
+        runtime = (f"image {self.run.image_name}" if self.run is not None
+                   else f"mlfn-local python{sys.version_info.major}.{sys.version_info.minor}")
+        self.log(f"INIT_START Runtime Version: {runtime}\tMemory cap: {self.guard.mode}")
         waits = {asyncio.create_task(w) for w in (*self._init_done(), self.api.init_failed.wait(),
                                                    self._exited.wait())}
         try:

@@ -43,6 +43,10 @@ EPOCH = "1970-01-01T00:00:00Z"
 WHEEL_TARGET = ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
                 *(f"--platform={p}" for p in ("manylinux_2_36_x86_64", "manylinux_2_28_x86_64",
                                               "manylinux_2_17_x86_64", "manylinux2014_x86_64"))]
+# Every layer sets every file's mtime to 0 (reproducible digests), which makes timestamp-based .pyc files stale: the
+# image's Python would recompile each module at every cold start and, on a read-only root (Lambda), never keep the
+# result. Hash-based .pyc files that are not checked against their source stay valid: the image never changes.
+PYC_MODE = "unchecked-hash"
 COMMANDS = {
     "lambda": (["/usr/bin/python3", "-m", "awslambdaric"], ["mlfn.runtime.lambda_handler.handler"]),
     "gpu": (["/usr/bin/python3", "-m", "mlfn.runtime.server"], ["serve"]),
@@ -133,9 +137,22 @@ def _cached_layer(name: str, key: str, make: Callable[[], list[Entry]], cache: P
                  layer.entries)
 
 
+def compile_bytecode(step: str, trees: list[str], say: Say, chroot: Path | None = None) -> None:
+    """(Re)write the .pyc files of `trees` as `PYC_MODE` .pyc files; with `chroot`, by that root's own python3."""
+    python = ["chroot", str(chroot), "/usr/bin/python3"] if chroot is not None else [sys.executable]
+    run_step(step, [*python, "-m", "compileall", "-q", "-f", "--invalidation-mode", PYC_MODE, *trees], say)
+
+
+def _os_entries(rootfs: Path, say: Say) -> list[Entry]:
+    trees = sorted(f"/usr/lib/{p.name}" for p in (rootfs / "usr" / "lib").glob("python3*") if p.is_dir())
+    compile_bytecode("os bytecode", trees, say, chroot=rootfs)
+    return rootfs_entries(rootfs, skip=EMPTY_DIRS)
+
+
 def _python_packages(requirements: list[str], dest: Path, say: Say) -> list[Entry]:
     run_step("runtime wheels", [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                                 *WHEEL_TARGET, "--target", str(dest), *requirements], say)
+    compile_bytecode("runtime bytecode", [str(dest)], say)
     return rootfs_entries(dest, prefix="opt/mlfn/python")
 
 
@@ -152,10 +169,11 @@ def build_offline_base(flavour: str, out: Path, *, cache: Path, say: Say,
         wheel = mlfn_wheel(tmp / "wheels", say)
         run_step("mlfn", [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                           "--no-deps", "--target", str(tmp / "app"), str(wheel)], say)
-        os_key = digests.of_bytes((cache / f"rootfs-{SUITE}.complete").read_bytes())
-        py_key = digests.of_bytes(canonical_json([pins, WHEEL_TARGET]))
+        compile_bytecode("mlfn bytecode", [str(tmp / "app")], say)
+        os_key = digests.of_bytes((cache / f"rootfs-{SUITE}.complete").read_bytes() + PYC_MODE.encode())
+        py_key = digests.of_bytes(canonical_json([pins, WHEEL_TARGET, PYC_MODE]))
         layers = [
-            ("os", _cached_layer("os", os_key, lambda: rootfs_entries(rootfs, skip=EMPTY_DIRS), cache, layout, say)),
+            ("os", _cached_layer("os", os_key, lambda: _os_entries(rootfs, say), cache, layout, say)),
             ("python", _cached_layer("python", py_key, lambda: _python_packages(pins, tmp / "python", say), cache,
                                      layout, say)),
             ("mlfn", _layer("mlfn", rootfs_entries(tmp / "app", prefix="opt/mlfn/app"), layout, say)),

@@ -35,6 +35,9 @@ def test_first_deploy_prints_the_https_url_and_serves_the_model(cli: Any, h: Any
     assert result["image"].endswith("/mlfn-flower@" + result["digest"])
     assert "CREATE_COMPLETE      ModelFunction" in first.stderr  # one progress line per resource event
     assert "mlfn invoke flower --local --data" in first.stderr and "--cacert" in first.stderr
+    # no runtime base here (an isolated MLFN_HOME): the model-only image runs on the host runtime, and says why
+    assert "  runs: host runtime (mlfn.runtime installed on this machine, model folder of the image): " in first.stderr
+    assert "the image has no runtime base" in first.stderr
     answer = json.loads(invoke(cli).stdout)
     assert h.same_predictions(answer["predictions"], h.onnxruntime_answer(model, ROWS))
 
@@ -87,6 +90,8 @@ def test_status_list_logs_and_local_status(cli: Any, h: Any, first: Any) -> None
     local = cli("local", "status", "--json").json()
     assert local["running"] and local["control_plane"].startswith("http://127.0.0.1:")
     assert [d["stack"] for d in local["deployed"] if d.get("serving")] == ["mlfn-flower-dev"]
+    assert [d["runs"][:12] for d in local["deployed"]] == ["host runtime"]
+    assert "\n    runs: host runtime (" in cli("local", "status").stdout
 
     def logged() -> Any:
         events = cli("logs", "flower", "--local", "--since", "10m", "--json").json()["events"]
