@@ -50,6 +50,14 @@ NO_CAPACITY_TEMPLATE = "\n".join([
     "#end",
     "$body",
 ])
+# API Gateway picks an integration response's template by the request's Accept type, application/json when Accept is
+# absent (and converts the payload by that type: "Content type conversions in API Gateway"), so the template is
+# registered under every type a caller asks for: mlfn invoke's application/json, the container's other answers
+# (text/csv, application/x-npy), raw text and bytes. Under application/json alone, a caller asking for text/csv at zero
+# copies got the 400 as base64 text (CONVERT_TO_TEXT without a template) and no 503. (`*/*`, curl's default Accept, is
+# not a key: that a template may be keyed on a wildcard is not documented.)
+NO_CAPACITY_TEMPLATE_TYPES = ("application/json", "text/csv", "application/x-npy", "text/plain",
+                              "application/octet-stream")
 
 
 class SageMakerRestFront(Construct):
@@ -88,7 +96,7 @@ class SageMakerRestFront(Construct):
                 responses.append(apigw.IntegrationResponse(
                     selection_pattern=pattern, status_code=status, response_parameters=params,
                     content_handling=apigw.ContentHandling.CONVERT_TO_TEXT,
-                    response_templates={"application/json": NO_CAPACITY_TEMPLATE}))
+                    response_templates=dict.fromkeys(NO_CAPACITY_TEMPLATE_TYPES, NO_CAPACITY_TEMPLATE)))
                 continue
             responses.append(apigw.IntegrationResponse(selection_pattern=pattern, status_code=status,
                                                        response_parameters=params))
