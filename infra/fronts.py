@@ -51,11 +51,11 @@ NO_CAPACITY_TEMPLATE = "\n".join([
     "$body",
 ])
 # API Gateway picks an integration response's template by the request's Accept type, application/json when Accept is
-# absent (and converts the payload by that type: "Content type conversions in API Gateway"), so the template is
-# registered under every type a caller asks for: mlfn invoke's application/json, the container's other answers
-# (text/csv, application/x-npy), raw text and bytes. Under application/json alone, a caller asking for text/csv at zero
-# copies got the 400 as base64 text (CONVERT_TO_TEXT without a template) and no 503. (`*/*`, curl's default Accept, is
-# not a key: that a template may be keyed on a wildcard is not documented.)
+# absent (and converts the payload by that type: "Content type conversions in API Gateway"). What it picks for an
+# Accept matching no key AWS does not document (LocalStack, validated against AWS, falls back to application/json),
+# so the template is registered under every type a caller asks for: mlfn invoke's application/json, the container's
+# other answers (text/csv, application/x-npy), raw text and bytes. Without a template a 4xx at zero copies would reach
+# the caller as base64 text (CONVERT_TO_TEXT) with status 400. `*/*` is not a key: a wildcard key is not documented.
 NO_CAPACITY_TEMPLATE_TYPES = ("application/json", "text/csv", "application/x-npy", "text/plain",
                               "application/octet-stream")
 
