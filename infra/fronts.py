@@ -50,6 +50,14 @@ NO_CAPACITY_TEMPLATE = "\n".join([
     "#end",
     "$body",
 ])
+# API Gateway picks an integration response's template by the request's Accept type, application/json when Accept is
+# absent (and converts the payload by that type: "Content type conversions in API Gateway"). What it picks for an
+# Accept matching no key AWS does not document (LocalStack, validated against AWS, falls back to application/json),
+# so the template is registered under every type a caller asks for: mlfn invoke's application/json, the container's
+# other answers (text/csv, application/x-npy), raw text and bytes. Without a template a 4xx at zero copies would reach
+# the caller as base64 text (CONVERT_TO_TEXT) with status 400. `*/*` is not a key: a wildcard key is not documented.
+NO_CAPACITY_TEMPLATE_TYPES = ("application/json", "text/csv", "application/x-npy", "text/plain",
+                              "application/octet-stream")
 
 
 class SageMakerRestFront(Construct):
@@ -88,7 +96,7 @@ class SageMakerRestFront(Construct):
                 responses.append(apigw.IntegrationResponse(
                     selection_pattern=pattern, status_code=status, response_parameters=params,
                     content_handling=apigw.ContentHandling.CONVERT_TO_TEXT,
-                    response_templates={"application/json": NO_CAPACITY_TEMPLATE}))
+                    response_templates=dict.fromkeys(NO_CAPACITY_TEMPLATE_TYPES, NO_CAPACITY_TEMPLATE)))
                 continue
             responses.append(apigw.IntegrationResponse(selection_pattern=pattern, status_code=status,
                                                        response_parameters=params))

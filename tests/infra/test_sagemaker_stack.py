@@ -6,6 +6,8 @@ from typing import Any
 
 from aws_cdk.assertions import Match
 
+from mlfn.infra.fronts import NO_CAPACITY_TEMPLATE
+
 from .conftest import IMAGE_URI, Synthesized
 
 
@@ -135,6 +137,16 @@ def test_zero_copies_400_becomes_503_with_retry_after(synthesized: Synthesized) 
     serverless = _resources(synthesized.templates["sm-serverless"], "AWS::ApiGateway::Method")
     for resource in serverless.values():  # no component, no zero copies: the 4xx answer passes through untouched
         assert all("ResponseTemplates" not in r for r in resource["Properties"]["Integration"]["IntegrationResponses"])
+
+
+def test_zero_copies_template_applies_for_every_accept_type_the_front_answers(synthesized: Synthesized) -> None:
+    """API Gateway picks the response template by the request's Accept type; a caller asking for CSV, NumPy, raw
+    text or bytes at zero copies must get the 503 too, not the 400 as base64 text (CONVERT_TO_TEXT, no template)."""
+    for method in _resources(synthesized.templates["sm-gpu"], "AWS::ApiGateway::Method").values():
+        responses = method["Properties"]["Integration"]["IntegrationResponses"]
+        templates = next(r for r in responses if r["StatusCode"] == "400")["ResponseTemplates"]
+        for accept in ("application/json", "text/csv", "application/x-npy", "text/plain", "application/octet-stream"):
+            assert templates.get(accept) == NO_CAPACITY_TEMPLATE, accept
 
 
 def test_serverless_endpoint_has_no_component_or_scaling(synthesized: Synthesized) -> None:
