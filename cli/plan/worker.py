@@ -16,8 +16,15 @@ from typing import Any
 
 
 def _peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak resident memory of this process: VmHWM, which starts anew at exec. Not ru_maxrss: Linux keeps it across
+    exec, so a worker started by a large process (a long test run, a benchmark) would report that process's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def _say(document: dict[str, Any]) -> None:

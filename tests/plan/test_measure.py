@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -65,3 +66,14 @@ def test_payload_is_the_example_or_a_named_file(tmp_path: Path, functions_dir: P
         payload_for(tmp_path, None)
     with pytest.raises(CliError, match=r"--payload nope\.json: no such file"):
         payload_for(tmp_path, "nope.json")
+
+
+def test_a_workers_peak_memory_is_its_own_not_its_parents() -> None:
+    """Linux keeps ru_maxrss across exec: a worker started by a large process (late in a long test run) reported
+    that process's peak, and every Lambda size below it was skipped as "below the model's peak memory"."""
+    parent = bytearray(600 * 1024 * 1024)
+    parent[:: 4096] = b"\x01" * len(parent[:: 4096])  # touch every page: 600 MB resident in this process
+    code = "from mlfn.cli.plan.worker import _peak_rss_mb; print(_peak_rss_mb())"
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert float(child.stdout) < 300, child.stdout
+    del parent
