@@ -100,7 +100,7 @@ def _start_data_plane(folder: Path, control_url: str, timeout_s: float) -> None:
     try:
         spawn_until_ready(
             [sys.executable, "-m", "mlfn.cli.local.data_plane", "--state-dir", str(folder),
-             "--cloudwatch-logs", control_url],
+             "--control-plane", control_url],
             folder / DATA_PLANE_LOG, ready, what="the local emulator's data plane", timeout_s=timeout_s,
         )
     except StartError as exc:

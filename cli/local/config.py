@@ -44,6 +44,7 @@ class FunctionConfig:
     env: dict[str, str] = field(default_factory=dict)
     cors: dict[str, Any] | None = None  # the Function URL's Cors (AllowOrigins, AllowMethods, AllowHeaders, ...)
     port: int = 0  # the gateway listener of this function's URL; 0 until assigned
+    public: bool = True  # has a Function URL (a gateway port); False: served to the Invoke API only
 
     def __post_init__(self) -> None:
         self.auth_type = _check_auth(self.auth_type)

@@ -37,6 +37,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..aws.session import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY
+from . import moto_adapter
 from .emulated_stores import STORES
 from .emulator_state import CONTROL_PLANE, publish_address, state_dir, withdraw_address
 from .function_urls import UrlAllocator, set_url_allocator
@@ -128,6 +129,7 @@ class ControlPlane:
         SETTINGS.asynchronous, SETTINGS.resource_delay_s = self.asynchronous, self.resource_delay_s
         set_url_allocator(self.url_allocator)
         STORES.state_dir = self.state_dir
+        moto_adapter.set_state_dir(self.state_dir)  # pushed layers go to its registry storage
         STORES.save()
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import json
@@ -33,12 +34,13 @@ from urllib.parse import urlsplit
 
 from .config import ContainerConfig, FunctionConfig, config_from_json
 from .containers import ContainerEndpoint
-from .emulator_state import GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
+from .emulator_state import DATA_PLANE, GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
 from .function_url import FunctionUrl
 from .gateway import Gateway, QuietServer
 from .logsink import FileLogSink, Forward
 from .orphans import ChildRegistry
 from .pool import DEFAULT_ACCOUNT_CONCURRENCY, FunctionPool
+from .reconciler import Reconciler
 from .sigv4 import Credential, default_credentials
 from .tls import ensure_tls, trust_hint
 
@@ -72,7 +74,8 @@ class DataPlane:
 
     def __init__(self, state: str | Path | None = None, *, credentials: dict[str, Credential] | None = None,
                  account_concurrency: int = DEFAULT_ACCOUNT_CONCURRENCY, memory_mode: str = "auto",
-                 log_forward: Forward | None = None, echo_logs: bool = False, persist: bool = True) -> None:
+                 log_forward: Forward | None = None, echo_logs: bool = False, persist: bool = True,
+                 control_plane: str | None = None) -> None:
         self.state_dir = state_dir(state).resolve()
         self.folder = self.state_dir / "data-plane"
         self.credentials = credentials or default_credentials()
@@ -89,6 +92,10 @@ class DataPlane:
         self._watcher: asyncio.Task[None] | None = None
         self._synced: dict[str, int] = {}  # keys whose provisioned concurrency came from the control plane
         self.children = ChildRegistry(self.folder / "children.json")
+        # with a control plane, its Lambda state decides which functions run (see `reconciler`)
+        self.reconciler = Reconciler(self, control_plane) if control_plane else None
+        self._reconciling: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()  # Event invocations in flight
 
     @property
     def ca_path(self) -> Path:
@@ -181,10 +188,13 @@ class DataPlane:
                 with contextlib.suppress(Exception):
                     await self.aregister(config_from_json(data), save=False)
         self._watcher = asyncio.create_task(self._follow_control_plane())
+        if self.reconciler is not None:
+            self._reconciling = asyncio.create_task(self.reconciler.run())
 
     async def astop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in (self._watcher, self._reconciling):
+            if task is not None:
+                task.cancel()
         for key in list(self._targets):
             await self.aunregister(key, save=False)
         await self.gateway.close()
@@ -205,8 +215,9 @@ class DataPlane:
         else:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
                                        state=self.state_dir)
-        config.port = await self.gateway.listen(config.port)
-        self.gateway.add(target, config.port)
+        if _public(config):
+            config.port = await self.gateway.listen(config.port)
+            self.gateway.add(target, config.port)
         self._targets[config.key] = target
         await (target.pool.start() if isinstance(target, FunctionUrl) else target.start())
         if save:
@@ -261,8 +272,9 @@ class DataPlane:
         target = self._targets.pop(key, None)
         if target is None:
             return False
-        self.gateway.remove(target)
-        await self.gateway.close_port(target.config.port)
+        if _public(target.config):
+            self.gateway.remove(target)
+            await self.gateway.close_port(target.config.port)
         await (target.pool.close() if isinstance(target, FunctionUrl) else target.close())
         if save:
             self._save()
@@ -275,12 +287,59 @@ class DataPlane:
             if isinstance(target, FunctionUrl):
                 c = target.config
                 entry["settings"] = {"memory_mb": c.memory_mb, "timeout_s": c.timeout_s, "reserved": c.reserved,
-                                     "provisioned": c.provisioned, "idle_s": c.idle_s}
+                                     "provisioned": c.provisioned, "idle_s": c.idle_s, "version": c.version,
+                                     "model_dir": c.model_dir}
                 entry["pool"] = dataclasses.asdict(target.pool.snapshot())
             else:
                 entry["instance"] = target.describe()
             out["targets"].append(entry)
+        if self.reconciler is not None:
+            out["problems"] = dict(self.reconciler.problems)
         return out
+
+    def target_configs(self) -> dict[str, FunctionConfig]:
+        """The settings of every function served now, by key."""
+        return {k: t.config for k, t in self._targets.items() if isinstance(t, FunctionUrl)}
+
+    async def ainvoke(self, function: str, qualifier: str, payload: bytes, *, event: bool = False,
+                      tail: bool = False) -> dict[str, Any]:
+        """Run one Invoke API call on `function:qualifier`'s sandboxes (what the control plane's Invoke asks for).
+
+        Returns {"status", "payload" (base64), "error_type", "version", "log_tail" (base64 of the last 4 KB of
+        the invocation's log, with `tail`)}; with `event`, {"status": "queued"} at once (it runs in the background).
+        """
+        key = f"lambda:{function}:{qualifier}"
+        if key not in self._targets and self.reconciler is not None:
+            await self.reconciler.ensure(function, qualifier)
+        target = self._targets.get(key)
+        if not isinstance(target, FunctionUrl):
+            why = self.reconciler.problems.get(key) if self.reconciler else None
+            raise LookupError(why or f"the local data plane does not serve {function}:{qualifier}")
+        if event:
+            task = asyncio.create_task(target.pool.invoke(payload))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return {"status": "queued", "version": target.config.version}
+        result = await target.pool.invoke(payload)
+        out: dict[str, Any] = {"status": result.status, "error_type": result.error_type,
+                               "payload": base64.b64encode(result.payload).decode(), "version": target.config.version}
+        if tail:
+            out["log_tail"] = base64.b64encode(self._log_tail(target.config.log_group, result.request_id)).decode()
+        return out
+
+    def _log_tail(self, group: str, request_id: str, limit: int = 4096) -> bytes:
+        """The last `limit` bytes of one invocation's log lines (START to REPORT), as Lambda's LogResult holds."""
+        lines: list[str] = []
+        stream = None
+        for event in self.logs.read(group):
+            message = str(event["message"])
+            if stream is None and message.startswith(f"START RequestId: {request_id}"):
+                stream = event["logStreamName"]
+            if stream is not None and event["logStreamName"] == stream:
+                lines.append(message if message.endswith("\n") else message + "\n")
+                if message.startswith(f"REPORT RequestId: {request_id}"):
+                    break
+        return "".join(lines).encode()[-limit:]
 
     def _save(self) -> None:
         if self.persist:
@@ -324,6 +383,10 @@ def config_for_model(model_dir: str | Path, *, name: str | None = None, stage: s
     return ContainerConfig(**{**common, **settings, **overrides})
 
 
+def _public(config: FunctionConfig | ContainerConfig) -> bool:
+    return not isinstance(config, FunctionConfig) or config.public
+
+
 def _port_of(url: str | None) -> int:
     return (urlsplit(url).port or 0) if url else 0
 
@@ -354,6 +417,16 @@ class _Admin:
         await send({"type": "http.response.body", "body": data})
 
     async def _route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        if method == "POST" and path == "/invoke":  # the control plane's Lambda Invoke (moto's is unauthenticated)
+            try:
+                call = json.loads(body)
+                return 200, await self.plane.ainvoke(call["function"], call["qualifier"],
+                                                     base64.b64decode(call.get("payload", "")),
+                                                     event=bool(call.get("event")), tail=bool(call.get("tail")))
+            except LookupError as exc:
+                return 404, {"error": str(exc.args[0]) if exc.args else "missing field"}
+            except (ValueError, TypeError) as exc:
+                return 400, {"error": str(exc)}
         if not secrets.compare_digest(headers.get("authorization", ""), f"Bearer {self.token}"):
             return 401, {"error": "missing or wrong admin token"}
         try:
@@ -372,17 +445,17 @@ class _Admin:
         return 404, {"error": f"{method} {path} is not an admin operation"}
 
 
-async def serve(state: str | Path | None, *, echo_logs: bool, cloudwatch_logs: str | None = None) -> None:
-    """Run the data plane in this process until SIGINT/SIGTERM or POST /shutdown. With `cloudwatch_logs` (the
-    control plane's URL) sandbox logs also go to its CloudWatch Logs."""
+async def serve(state: str | Path | None, *, echo_logs: bool, control_plane: str | None = None) -> None:
+    """Run the data plane in this process until SIGINT/SIGTERM or POST /shutdown. With `control_plane` (its URL)
+    the functions it holds are served (see `reconciler`) and sandbox logs also go to its CloudWatch Logs."""
     import uvicorn
 
     forward = None
-    if cloudwatch_logs:
+    if control_plane:
         from .cloudwatch_logs import CloudWatchLogsForwarder
 
-        forward = CloudWatchLogsForwarder(cloudwatch_logs)
-    plane = DataPlane(state, echo_logs=echo_logs, log_forward=forward)
+        forward = CloudWatchLogsForwarder(control_plane)
+    plane = DataPlane(state, echo_logs=echo_logs, log_forward=forward, control_plane=control_plane)
     await plane.astart()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -399,6 +472,7 @@ async def serve(state: str | Path | None, *, echo_logs: bool, cloudwatch_logs: s
     admin_file = plane.folder / "admin.json"
     write_json(admin_file, {"url": f"http://127.0.0.1:{port}", "token": token, "pid": os.getpid()})
     os.chmod(admin_file, 0o600)
+    publish_address(plane.state_dir, DATA_PLANE, f"http://127.0.0.1:{port}")  # where Invoke goes (no token)
     print(f"mlfn data plane: gateway https://127.0.0.1:{plane.gateway.shared_port}/, admin http://127.0.0.1:{port}",
           flush=True)
     for ep in plane.endpoints():
@@ -409,6 +483,7 @@ async def serve(state: str | Path | None, *, echo_logs: bool, cloudwatch_logs: s
     await task
     await plane.astop()
     admin_file.unlink(missing_ok=True)
+    withdraw_address(plane.state_dir, DATA_PLANE)
     if forward is not None:
         forward.close()
 
@@ -463,10 +538,11 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Run the local emulator's data plane (sandboxes + HTTPS gateway).")
     parser.add_argument("--state-dir", help="emulator state directory (default: $MLFN_HOME/local or ./.mlfn/local)")
     parser.add_argument("--echo-logs", action="store_true", help="also print sandbox logs to stderr")
-    parser.add_argument("--cloudwatch-logs", metavar="URL",
-                        help="also send sandbox logs to the CloudWatch Logs of the control plane at URL")
+    parser.add_argument("--control-plane", metavar="URL",
+                        help="serve the Lambda functions the control plane at URL holds, and send sandbox logs to "
+                             "its CloudWatch Logs")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.state_dir, echo_logs=args.echo_logs, cloudwatch_logs=args.cloudwatch_logs))
+    asyncio.run(serve(args.state_dir, echo_logs=args.echo_logs, control_plane=args.control_plane))
 
 
 if __name__ == "__main__":

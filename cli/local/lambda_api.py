@@ -11,7 +11,11 @@ must run before the server handles its first Lambda request (moto builds the rou
 
 from __future__ import annotations
 
+import base64
 import json
+import urllib.error
+import urllib.request
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -26,7 +30,9 @@ from moto.awslambda.models import LambdaBackend
 from moto.awslambda.responses import LambdaResponse
 from moto.core.responses import TYPE_RESPONSE
 
+from . import moto_adapter
 from .emulated_stores import STORES, FunctionUrl, ProvisionedConcurrency, now_iso
+from .emulator_state import DATA_PLANE, read_address
 from .function_urls import allocate_url
 
 AUTH_TYPES = ("AWS_IAM", "NONE")
@@ -38,6 +44,21 @@ class ResourceConflict(LambdaClientError):
 
     def __init__(self, message: str) -> None:
         super().__init__("ResourceConflictException", message)
+
+
+class ServiceException(LambdaClientError):
+    code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ServiceException", message)
+
+
+class TooManyRequests(LambdaClientError):
+    code = 429
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        super().__init__("TooManyRequestsException", str(document.get("message", "Rate Exceeded.")))
+        self.description = json.dumps({"__type": "TooManyRequestsException", **document})
 
 
 class ProvisionedConcurrencyNotFound(LambdaClientError):
@@ -167,8 +188,60 @@ def delete_provisioned_concurrency(account: str, region: str, function_name: str
         STORES.save()
 
 
+def invoke_on_data_plane(state: Path | None, function_name: str, qualifier: str, payload: bytes, *, event: bool,
+                         tail: bool) -> dict[str, Any]:
+    """Ask the data plane serving `state` to run one invocation (it reads the function from this control plane)."""
+    address = read_address(state, DATA_PLANE) if state is not None else None
+    if not address:
+        raise ServiceException("The local emulator's data plane is not running, so nothing can run "
+                               f"{function_name}: start it with `mlfn local start`.")
+    document = {"function": function_name, "qualifier": qualifier, "payload": base64.b64encode(payload).decode(),
+                "event": event, "tail": tail}
+    request = urllib.request.Request(f"{address}/invoke", data=json.dumps(document).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=960) as response:  # the longest function timeout, and init
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        reason = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        raise ServiceException(f"The local emulator cannot run {function_name}:{qualifier}: {reason}") from None
+    except OSError as exc:
+        raise ServiceException(f"The local emulator's data plane did not answer: {exc}") from None
+
+
 class MlfnLambdaResponse(LambdaResponse):
-    """moto's Lambda API plus the emulator's Function URLs and provisioned concurrency."""
+    """moto's Lambda API plus the emulator's Function URLs and provisioned concurrency; Invoke runs the function
+    on the data plane (moto's would echo the payload)."""
+
+    def invoke(self) -> TYPE_RESPONSE:  # type: ignore[override]
+        name_or_arn = unquote(self.path.rsplit("/", 2)[-2])
+        name = bare_function_name(name_or_arn)
+        qualifier = self.querystring.get("Qualifier", [None])[0] or (
+            name_or_arn.split(":")[7] if name_or_arn.startswith("arn:") and name_or_arn.count(":") > 6
+            else name_or_arn.partition(":")[2]) or "$LATEST"
+        if qualifier != "$LATEST" and not qualifier.isdigit():
+            self.backend.get_alias(qualifier, name)  # 404 for an unknown function or alias
+        else:
+            self.backend.get_function(name, None if qualifier == "$LATEST" else qualifier)
+        kind = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+        if kind not in ("RequestResponse", "Event", "DryRun"):
+            raise InvalidParameterValueException(f"Unsupported invocation type {kind}")
+        if kind == "DryRun":
+            return 204, {"status": 204}, ""
+        body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
+        tail = self.headers.get("X-Amz-Log-Type") == "Tail" and kind == "RequestResponse"
+        result = invoke_on_data_plane(STORES.state_dir, name, qualifier, body, event=kind == "Event", tail=tail)
+        headers = {"X-Amz-Executed-Version": str(result.get("version", qualifier))}
+        if kind == "Event":
+            return 202, {**headers, "status": 202}, ""
+        payload = base64.b64decode(result.get("payload", ""))
+        if result["status"] == "throttled":
+            raise TooManyRequests(json.loads(payload))
+        if result["status"] != "ok":
+            headers["X-Amz-Function-Error"] = "Unhandled"
+        if tail:
+            headers["X-Amz-Log-Result"] = str(result.get("log_tail", ""))
+        return 200, {**headers, "content-type": "application/json"}, payload
 
     def _function_from_path(self) -> str:
         # /<version>/functions/<name>/<url|urls|provisioned-concurrency>
@@ -254,12 +327,9 @@ _ROUTES = {
 }
 
 
-_moto_delete_function = LambdaBackend.delete_function
-
-
 def _delete_function(self: LambdaBackend, function_name: str, qualifier: str | None = None) -> None:
     """moto's delete_function, also forgetting the function's URLs and provisioned concurrency (as Lambda does)."""
-    _moto_delete_function(self, function_name, qualifier)
+    moto_adapter.moto_delete_function(self, function_name, qualifier)
     name = bare_function_name(function_name)
     with STORES.lock:
         for store in (STORES.urls, STORES.provisioned):
@@ -274,7 +344,7 @@ def install() -> None:
     for pattern in list(lambda_urls.url_paths):
         lambda_urls.url_paths[pattern] = MlfnLambdaResponse.dispatch
     lambda_urls.url_paths.update(_ROUTES)
-    LambdaBackend.delete_function = _delete_function  # type: ignore[method-assign]
+    moto_adapter.install(STORES.state_dir, _delete_function)
 
 
 __all__ = ["MlfnLambdaResponse", "UnknownFunctionException", "install", "put_function_url"]

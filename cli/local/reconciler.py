@@ -1,0 +1,208 @@
+"""One place decides what the data plane runs for Lambda: the control plane's state, read through the Lambda and
+ECR APIs, whoever wrote it (CloudFormation, boto3, the AWS CLI, `mlfn deploy`).
+
+Every `interval` seconds the reconciler lists the functions with `PackageType: Image`, their Function URLs (each
+alias's or the unqualified function's), resolves each URL's qualifier to a version, reads that version's memory,
+timeout, environment and image, the function's reserved concurrency and the qualifier's provisioned concurrency, and
+makes the data plane serve exactly that: a new URL starts being served, a changed setting re-registers it on the same
+URL (new sandboxes; reserved/provisioned concurrency change in place), a deleted function or URL stops. Functions
+called through the Invoke API without a URL are served the same way for as long as they exist (`ensure`).
+
+The image is the function's `ImageUri` in the emulator's ECR: its manifest comes from `BatchGetImage`, its layers
+from the emulator's registry storage (`image_store`), and the sandboxes run its /opt/mlfn/model folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .config import LAMBDA_HANDLER, FunctionConfig
+from .image_store import ImageError, model_dir_for
+from .sagemaker_api import ECR_IMAGE
+
+if TYPE_CHECKING:
+    from .data_plane import DataPlane
+
+IN_PLACE = {"reserved", "provisioned", "idle_s"}
+DEFAULT_IDLE_S = 300.0
+LATEST = "$LATEST"
+
+
+class Reconciler:
+    """Keeps the data plane's Lambda targets equal to what the control plane at `control_url` holds."""
+
+    def __init__(self, plane: DataPlane, control_url: str, *, interval: float = 1.0) -> None:
+        self.plane = plane
+        self.control_url = control_url
+        self.interval = interval
+        self.invoked: set[tuple[str, str]] = set()  # (function, qualifier) called through Invoke, without a URL
+        self.problems: dict[str, str] = {}  # key -> why it cannot be served (shown in status)
+        self._clients: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ reading the control plane (blocking)
+
+    def _client(self, service: str, region: str) -> Any:
+        key = f"{service}/{region}"
+        if key not in self._clients:
+            import boto3
+
+            from ..aws.session import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY
+
+            self._clients[key] = boto3.client(service, endpoint_url=self.control_url, region_name=region,
+                                              aws_access_key_id=LOCAL_ACCESS_KEY,
+                                              aws_secret_access_key=LOCAL_SECRET_KEY)
+        return self._clients[key]
+
+    def desired(self, region: str = "us-east-1") -> dict[str, FunctionConfig]:
+        """What should run now: one config per served (function, qualifier), keyed like the data plane's targets."""
+        lam = self._client("lambda", region)
+        out: dict[str, FunctionConfig] = {}
+        names: set[str] = set()
+        for page in lam.get_paginator("list_functions").paginate():
+            for fn in page["Functions"]:
+                if fn.get("PackageType") != "Image":
+                    continue
+                name = fn["FunctionName"]
+                names.add(name)
+                for url in lam.list_function_url_configs(FunctionName=name).get("FunctionUrlConfigs", []):
+                    qualifier = _qualifier_of(url["FunctionArn"]) or LATEST
+                    self._add(out, name, qualifier, region, url)
+        for name, qualifier in sorted(self.invoked):
+            if name not in names:
+                self.invoked.discard((name, qualifier))
+            elif f"lambda:{name}:{qualifier}" not in out:
+                self._add(out, name, qualifier, region, None)
+        return out
+
+    def _add(self, out: dict[str, FunctionConfig], name: str, qualifier: str, region: str,
+             url: dict[str, Any] | None) -> None:
+        key = f"lambda:{name}:{qualifier}"
+        try:
+            out[key] = self.config_for(name, qualifier, region, url)
+            self.problems.pop(key, None)
+        except (ImageError, ValueError) as exc:
+            if self.problems.get(key) != str(exc):
+                print(f"mlfn data plane: cannot serve {key}: {exc}", file=sys.stderr, flush=True)
+            self.problems[key] = str(exc)
+        except Exception as exc:
+            if _error_code(exc) != "ResourceNotFoundException":
+                raise
+
+    def config_for(self, name: str, qualifier: str, region: str, url: dict[str, Any] | None) -> FunctionConfig:
+        """The data plane's settings for `name:qualifier` from the function's configuration of that version."""
+        lam = self._client("lambda", region)
+        version = qualifier
+        if qualifier != LATEST and not qualifier.isdigit():
+            version = lam.get_alias(FunctionName=name, Name=qualifier)["FunctionVersion"]
+        function = lam.get_function(FunctionName=name, Qualifier=version)
+        conf = function["Configuration"]
+        reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+        provisioned = 0
+        if qualifier != LATEST:
+            with contextlib.suppress(Exception):  # ProvisionedConcurrencyConfigNotFoundException: none
+                provisioned = int(lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier=qualifier)[
+                    "RequestedProvisionedConcurrentExecutions"])
+        model_dir = self.model_dir(function.get("Code", {}).get("ImageUri", ""), region)
+        command = (conf.get("ImageConfigResponse") or {}).get("ImageConfig", {}).get("Command") or []
+        arn = conf["FunctionArn"].split(":")
+        return FunctionConfig(
+            name=name, model_dir=str(model_dir), qualifier=qualifier, memory_mb=int(conf.get("MemorySize", 128)),
+            timeout_s=float(conf.get("Timeout", 3)), reserved=-1 if reserved is None else int(reserved),
+            provisioned=provisioned, auth_type=(url or {}).get("AuthType", "AWS_IAM"), idle_s=_idle_s(model_dir),
+            region=arn[3], account=arn[4], version=str(conf.get("Version", version)),
+            handler=command[0] if command else LAMBDA_HANDLER,
+            env=dict((conf.get("Environment") or {}).get("Variables") or {}),
+            cors=(url or {}).get("Cors") or None, port=_port_of((url or {}).get("FunctionUrl")), public=url is not None)
+
+    def model_dir(self, image_uri: str, region: str) -> Path:
+        """The model folder of `image_uri` (an image in the emulator's ECR), unpacked from its layers."""
+        match = ECR_IMAGE.match(image_uri or "")
+        if not match:
+            raise ImageError(f"ImageUri {image_uri!r} is not an image in the emulator's ECR "
+                             "(ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY[:TAG|@DIGEST])")
+        image_id = {"imageDigest": match["digest"]} if match["digest"] else {"imageTag": match["tag"] or "latest"}
+        ecr = self._client("ecr", match["region"])
+        images = ecr.batch_get_image(repositoryName=match["repo"], imageIds=[image_id]).get("images", [])
+        if not images:
+            raise ImageError(f"image {image_uri} is not in the emulator's ECR (push it with `mlfn push`)")
+        return model_dir_for(self.plane.state_dir, images[0]["imageManifest"], images[0]["imageId"]["imageDigest"])
+
+    # ------------------------------------------------------------------ applying it (the data plane's loop)
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.reconcile()
+            await asyncio.sleep(self.interval)
+
+    async def reconcile(self) -> None:
+        """One pass: read the control plane, then start, change or stop the data plane's Lambda targets."""
+        desired = await asyncio.to_thread(self.desired)
+        async with self._lock:
+            await self._apply(desired)
+
+    async def _apply(self, desired: dict[str, FunctionConfig]) -> None:
+        plane = self.plane
+        for key in [k for k in plane.target_configs() if k.startswith("lambda:") and k not in desired]:
+            await plane.aunregister(key)
+        for key, config in desired.items():
+            try:
+                await self._apply_one(key, config)
+            except (OSError, ValueError) as exc:
+                if self.problems.get(key) != str(exc):
+                    print(f"mlfn data plane: cannot serve {key}: {exc}", file=sys.stderr, flush=True)
+                self.problems[key] = str(exc)
+
+    async def _apply_one(self, key: str, config: FunctionConfig) -> None:
+        current = self.plane.target_configs().get(key)
+        if current is None:
+            await self.plane.aregister(config)
+            return
+        changed = {f.name for f in dataclasses.fields(config)
+                   if getattr(config, f.name) != getattr(current, f.name) and f.name != "port"}
+        if not changed:
+            return
+        if changed <= IN_PLACE:
+            await self.plane.aupdate(key, **{k: getattr(config, k) for k in changed})
+        else:
+            await self.plane.aregister(config)
+
+    async def ensure(self, name: str, qualifier: str) -> None:
+        """Serve `name:qualifier` for the Invoke API (it may have no Function URL), now."""
+        self.invoked.add((name, qualifier))
+        await self.reconcile()
+
+
+def _qualifier_of(function_arn: str) -> str | None:
+    parts = function_arn.split(":")
+    return parts[7] if len(parts) > 7 else None
+
+
+def _port_of(url: str | None) -> int:
+    return (urlsplit(url).port or 0) if url else 0
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+_idle_cache: dict[Path, float] = {}
+
+
+def _idle_s(model_dir: Path) -> float:
+    """The emulator's scale-to-zero delay: `[lambda] idle_timeout_s` of the image's mlfn.toml (not an AWS setting)."""
+    if model_dir not in _idle_cache:
+        idle = DEFAULT_IDLE_S
+        with contextlib.suppress(Exception):
+            from mlfn.runtime.spec import load_spec
+
+            idle = float(load_spec(model_dir).settings.lambda_.idle_timeout_s)
+        _idle_cache[model_dir] = idle
+    return _idle_cache[model_dir]
