@@ -232,7 +232,28 @@ def synthesized_template(spec: ModelSpec, image_uri: str, stage: str, target: st
     return cached
 
 
+def _wait_until_served(emulator: Any, key: str, contents: Path, say: Say, timeout_s: float = 120) -> None:
+    """Wait until the data plane serves `key` from `contents` (it reads the stack's function from the control plane)."""
+    from .emulator import data_plane_client
+
+    client = data_plane_client(emulator)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client.status()
+        served = {t["key"]: t for t in status.get("targets", [])}
+        settings = served.get(key, {}).get("settings", {})
+        if Path(settings.get("model_dir", "")) == contents.resolve():
+            say(f"- local data plane serves {key} from {contents.name[:12]}")
+            return
+        problem = status.get("problems", {}).get(key)
+        if time.monotonic() > deadline:
+            raise CliError(f"the local data plane did not pick up {key} within {timeout_s:.0f}s"
+                           + (f": {problem}" if problem else f" (see {emulator.state_dir}/data-plane.log)"))
+        time.sleep(0.2)
+
+
 def registration(state_dir: Path, key: str) -> dict[str, Any] | None:
+
     from .local.emulator_state import read_json
 
     for entry in read_json(state_dir / "data-plane" / "registrations.json") or []:
@@ -282,7 +303,10 @@ def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str
     outputs = endpoint.outputs
     key = data_plane_key(outputs)
     target = outputs["Target"]
-    extra: dict[str, Any] = {"qualifier": outputs.get("AliasName", ALIAS)} if target == "lambda" else {}
+    if target == "lambda":  # the data plane follows the control plane by itself: wait until it runs the new image
+        _wait_until_served(emulator, key, contents, say)
+        return
+    extra: dict[str, Any] = {}
     if target == "sagemaker":
         try:
             extra["front"] = front_of_template(json.loads(template.read_text()))

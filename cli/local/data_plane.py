@@ -187,9 +187,11 @@ class DataPlane:
             for data in read_json(self.folder / "registrations.json") or []:
                 with contextlib.suppress(Exception):
                     await self.aregister(config_from_json(data), save=False)
-        self._watcher = asyncio.create_task(self._follow_control_plane())
-        if self.reconciler is not None:
+        if self.reconciler is not None:  # provisioned concurrency comes with the rest of the function's state
             self._reconciling = asyncio.create_task(self.reconciler.run())
+        else:
+            self._watcher = asyncio.create_task(self._follow_control_plane())
+
 
     async def astop(self) -> None:
         for task in (self._watcher, self._reconciling):

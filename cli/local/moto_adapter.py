@@ -2,6 +2,8 @@
 
 - ECR: moto keeps only the size of an uploaded layer; `CompleteLayerUpload` here also stores its bytes in the
   emulator's registry storage (`image_store`), so the data plane can run what a function's `ImageUri` names.
+- ECR: pushing an image with a tag another image holds moves the tag and leaves that image untagged (moto deletes
+  it), so a function still running the previous image keeps it (what a rollback needs).
 - Lambda: `delete_function` also forgets the emulator's Function URLs and provisioned concurrency (`lambda_api`).
 
 `install(state_dir)` applies them (idempotent); `check()` raises `MotoChanged` naming what a moto upgrade removed or
@@ -25,6 +27,8 @@ from . import image_store
 REQUIRED: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (ECRBackend, "complete_layer_upload", ("repository_name", "upload_id", "layer_digests", "registry_id")),
     (ECRBackend, "_get_repository", ("name", "registry_id")),
+    (ECRBackend, "put_image", ("repository_name", "image_manifest", "image_tag", "image_manifest_mediatype",
+                               "digest")),
     (LambdaBackend, "delete_function", ("function_name", "qualifier")),
 )
 
@@ -69,6 +73,18 @@ def _complete_layer_upload(self: ECRBackend, repository_name: str, upload_id: st
     return result
 
 
+def _put_image(self: ECRBackend, repository_name: str, image_manifest: str, image_tag: str,
+               image_manifest_mediatype: str | None = None, digest: str | None = None) -> Any:
+    repository = self.repositories.get(repository_name)
+    before = list(repository.images) if repository is not None else []
+    image = _originals["put_image"](self, repository_name, image_manifest, image_tag, image_manifest_mediatype, digest)
+    for old in before:
+        if repository is not None and old not in repository.images:  # its only tag moved: keep it, untagged
+            old.image_tags, old.image_tag = [], None
+            repository.images.insert(0, old)
+    return image
+
+
 def install(state: Path | None, delete_function: Callable[..., Any]) -> None:
     """Apply the patches (once) and send layers to `state`'s registry storage (None: keep none)."""
     check()
@@ -76,7 +92,9 @@ def install(state: Path | None, delete_function: Callable[..., Any]) -> None:
     if not _originals:
         _originals["complete_layer_upload"] = ECRBackend.complete_layer_upload
         _originals["delete_function"] = LambdaBackend.delete_function
+        _originals["put_image"] = ECRBackend.put_image
         ECRBackend.complete_layer_upload = _complete_layer_upload  # type: ignore[method-assign]
+        ECRBackend.put_image = _put_image  # type: ignore[method-assign]
         LambdaBackend.delete_function = delete_function  # type: ignore[method-assign]
 
 

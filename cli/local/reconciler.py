@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from ..packaging.layer import MODEL_PREFIX
 from .config import LAMBDA_HANDLER, FunctionConfig
 from .image_store import ImageError, model_dir_for
 from .sagemaker_api import ECR_IMAGE
@@ -118,7 +119,7 @@ class Reconciler:
             provisioned=provisioned, auth_type=(url or {}).get("AuthType", "AWS_IAM"), idle_s=_idle_s(model_dir),
             region=arn[3], account=arn[4], version=str(conf.get("Version", version)),
             handler=command[0] if command else LAMBDA_HANDLER,
-            env=dict((conf.get("Environment") or {}).get("Variables") or {}),
+            env=_environment(conf, model_dir),
             cors=(url or {}).get("Cors") or None, port=_port_of((url or {}).get("FunctionUrl")), public=url is not None)
 
     def model_dir(self, image_uri: str, region: str) -> Path:
@@ -178,6 +179,18 @@ class Reconciler:
         """Serve `name:qualifier` for the Invoke API (it may have no Function URL), now."""
         self.invoked.add((name, qualifier))
         await self.reconcile()
+
+
+def _environment(conf: dict[str, Any], model_dir: Path) -> dict[str, str]:
+    """The function's environment variables; a path into the image's model folder points at its unpacked copy
+    (sandboxes run the host's runtime on that folder, not the image's root filesystem)."""
+    inside = "/" + MODEL_PREFIX.strip("/")
+    out = {}
+    for name, value in ((conf.get("Environment") or {}).get("Variables") or {}).items():
+        if value == inside or value.startswith(inside + "/"):
+            value = str(model_dir) + value[len(inside):]
+        out[name] = value
+    return out
 
 
 def _qualifier_of(function_arn: str) -> str | None:
