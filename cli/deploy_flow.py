@@ -24,10 +24,9 @@ from typing import Any
 from mlfn.runtime.spec import ModelSpec
 
 from .console import CliError
-from .endpoints import Endpoint, endpoint_for, open_session
+from .endpoints import Endpoint, data_plane_key, endpoint_for, open_session, registration
 
 Say = Callable[[str], None]
-ALIAS = "live"
 
 
 @dataclass(frozen=True)
@@ -252,22 +251,6 @@ def _wait_until_served(emulator: Any, key: str, contents: Path, say: Say, timeou
         time.sleep(0.2)
 
 
-def registration(state_dir: Path, key: str) -> dict[str, Any] | None:
-
-    from .local.emulator_state import read_json
-
-    for entry in read_json(state_dir / "data-plane" / "registrations.json") or []:
-        if isinstance(entry, dict) and _key_of(entry) == key:
-            return entry
-    return None
-
-
-def _key_of(entry: dict[str, Any]) -> str:
-    if "qualifier" in entry:
-        return f"lambda:{entry.get('name')}:{entry.get('qualifier')}"
-    return f"{entry.get('kind')}:{entry.get('name')}"
-
-
 def _already_serving(session: Any, emulator: Any, stack: str, contents: Path) -> bool:
     """Locally: the data plane already runs exactly these contents for this stack (a no-op redeploy)."""
     if emulator is None:
@@ -280,18 +263,6 @@ def _already_serving(session: Any, emulator: Any, stack: str, contents: Path) ->
     key = data_plane_key(outputs)
     entry = registration(emulator.state_dir, key) if key else None
     return bool(entry and Path(entry.get("model_dir", "")) == contents.resolve())
-
-
-def data_plane_key(outputs: dict[str, str]) -> str:
-    """The data plane's key for a stack's model (from its outputs)."""
-    target = outputs.get("Target", "")
-    if target == "lambda":
-        return f"lambda:{outputs.get('FunctionName')}:{outputs.get('AliasName', ALIAS)}"
-    if target == "sagemaker":
-        return f"sagemaker:{outputs.get('EndpointName')}"
-    if target == "ecs":
-        return f"ecs:{outputs.get('ServiceName')}"
-    return ""
 
 
 def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str, say: Say, template: Path) -> None:

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from .console import CliError
 
 DEFAULT_STAGE = "dev"
+ALIAS = "live"  # the alias an mlfn Lambda stack serves (its AliasName output)
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,6 @@ def endpoint_for(session: Any, stack_name: str, outputs: dict[str, str], emulato
 
 def _registered_url(emulator: Any, outputs: dict[str, str]) -> str | None:
     """Where the data plane serves this model (from its saved registrations), or None before it is registered."""
-    from .deploy_flow import data_plane_key, registration
-
     entry = registration(emulator.state_dir, data_plane_key(outputs))
     return f"https://127.0.0.1:{entry['port']}/" if entry and entry.get("port") else None
 
@@ -136,3 +136,31 @@ def how_to_call(endpoint: Endpoint, example: str | None, local: bool) -> list[st
     invoke = f"mlfn invoke {name}" + ("" if stage == DEFAULT_STAGE else f" --stage {stage}") + (
         " --local" if local else "") + f" --data {data}"
     return [f"  {invoke}", "  " + " ".join(curl)]
+
+
+def registration(state_dir: Path, key: str) -> dict[str, Any] | None:
+    """What the local data plane saved for `key` (its model folder, port), or None."""
+    from .local.emulator_state import read_json
+
+    for entry in read_json(state_dir / "data-plane" / "registrations.json") or []:
+        if isinstance(entry, dict) and _key_of(entry) == key:
+            return entry
+    return None
+
+
+def _key_of(entry: dict[str, Any]) -> str:
+    if "qualifier" in entry:
+        return f"lambda:{entry.get('name')}:{entry.get('qualifier')}"
+    return f"{entry.get('kind')}:{entry.get('name')}"
+
+
+def data_plane_key(outputs: dict[str, str]) -> str:
+    """The data plane's key for a stack's model (from its outputs)."""
+    target = outputs.get("Target", "")
+    if target == "lambda":
+        return f"lambda:{outputs.get('FunctionName')}:{outputs.get('AliasName', ALIAS)}"
+    if target == "sagemaker":
+        return f"sagemaker:{outputs.get('EndpointName')}"
+    if target == "ecs":
+        return f"ecs:{outputs.get('ServiceName')}"
+    return ""

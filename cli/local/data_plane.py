@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from .config import ContainerConfig, FunctionConfig, config_from_json
+from .config import ACCOUNT, REGION, ContainerConfig, FunctionConfig, config_from_json
 from .containers import ContainerEndpoint
 from .emulator_state import DATA_PLANE, GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
 from .function_url import FunctionUrl
@@ -43,6 +43,7 @@ from .pool import DEFAULT_ACCOUNT_CONCURRENCY, FunctionPool
 from .reconciler import Reconciler
 from .sigv4 import Credential, default_credentials
 from .tls import ensure_tls, trust_hint
+from .url_ports import UnservedUrl, url_key
 
 T = TypeVar("T")
 # What MlfnLambdaModel's Function URL CORS allows (mlfn.infra.lambda_model.CORS_HEADERS, not imported: aws_cdk is slow)
@@ -50,7 +51,7 @@ SIGV4_HEADERS = ("content-type", "authorization", "x-amz-date", "x-amz-security-
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class Registration:
     """What a registration gives back: where to call it and how."""
 
     key: str  # "lambda:<function>:<alias>" | "sagemaker:<endpoint>" | "ecs:<service>"
@@ -96,6 +97,8 @@ class DataPlane:
         self.reconciler = Reconciler(self, control_plane) if control_plane else None
         self._reconciling: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()  # Event invocations in flight
+        self._urls: dict[str, int] = {}  # Function URL key -> the port this data plane bound for it
+        self._listening: set[int] = set()  # ports of Function URLs and endpoints it listens on
 
     @property
     def ca_path(self) -> Path:
@@ -139,7 +142,7 @@ class DataPlane:
     def register_lambda(self, function_name: str, model_dir: str | Path, *, alias: str = "live",
                         memory_mb: int = 2048, timeout_s: float = 30, reserved: int = -1, provisioned: int = 0,
                         auth_type: str = "AWS_IAM", idle_s: float = 300, url: str | None = None,
-                        **extra: Any) -> Endpoint:
+                        **extra: Any) -> Registration:
         """Serve a function alias at a Function URL; `url` (e.g. the control plane's) fixes its port."""
         config = FunctionConfig(name=function_name, model_dir=str(Path(model_dir).resolve()), qualifier=alias,
                                 memory_mb=memory_mb, timeout_s=timeout_s, reserved=reserved, provisioned=provisioned,
@@ -148,18 +151,18 @@ class DataPlane:
 
     def register_container(self, name: str, model_dir: str | Path, *, kind: str = "sagemaker",
                            auth_type: str = "AWS_IAM", idle_s: float = 900, memory_mb: int = 2048,
-                           url: str | None = None, **extra: Any) -> Endpoint:
+                           url: str | None = None, **extra: Any) -> Registration:
         """Serve a SageMaker endpoint (`kind="sagemaker"`) or ECS service (`kind="ecs"`) from `serve` processes."""
         config = ContainerConfig(name=name, model_dir=str(Path(model_dir).resolve()), kind=kind, auth_type=auth_type,
                                  idle_s=idle_s, memory_mb=memory_mb, port=_port_of(url), **extra)
         return self._call(self.aregister(config))
 
     def register_model(self, model_dir: str | Path, *, name: str | None = None, stage: str = "dev",
-                       url: str | None = None, **overrides: Any) -> Endpoint:
+                       url: str | None = None, **overrides: Any) -> Registration:
         """Register a model directory for its `target` with the settings of its mlfn.toml (see `config_for_model`)."""
         return self._call(self.aregister(config_for_model(model_dir, name=name, stage=stage, url=url, **overrides)))
 
-    def update_lambda(self, key: str, **changes: Any) -> Endpoint:
+    def update_lambda(self, key: str, **changes: Any) -> Registration:
         """Change a registered function: `reserved`, `provisioned` and `idle_s` apply in place (warm sandboxes
         stay); any other setting re-registers it on the same URL."""
         return self._call(self.aupdate(key, **changes))
@@ -167,7 +170,7 @@ class DataPlane:
     def unregister(self, key: str) -> bool:
         return self._call(self.aunregister(key))
 
-    def endpoints(self) -> list[Endpoint]:
+    def endpoints(self) -> list[Registration]:
         return [self._endpoint(t) for t in self._targets.values()]
 
     def status(self) -> dict[str, Any]:
@@ -184,6 +187,8 @@ class DataPlane:
         publish_address(self.state_dir, GATEWAY, f"https://127.0.0.1:{self.gateway.shared_port}/",
                         ca=str(self.tls.ca))
         if self.persist:
+            for key, port in (read_json(self.folder / "urls.json") or {}).items():
+                await self._rebind_url(key, int(port))
             for data in read_json(self.folder / "registrations.json") or []:
                 with contextlib.suppress(Exception):
                     await self.aregister(config_from_json(data), save=False)
@@ -191,7 +196,6 @@ class DataPlane:
             self._reconciling = asyncio.create_task(self.reconciler.run())
         else:
             self._watcher = asyncio.create_task(self._follow_control_plane())
-
 
     async def astop(self) -> None:
         for task in (self._watcher, self._reconciling):
@@ -202,7 +206,7 @@ class DataPlane:
         await self.gateway.close()
         withdraw_address(self.state_dir, GATEWAY)
 
-    async def aregister(self, config: FunctionConfig | ContainerConfig, *, save: bool = True) -> Endpoint:
+    async def aregister(self, config: FunctionConfig | ContainerConfig, *, save: bool = True) -> Registration:
         if not Path(config.model_dir).is_dir() and not config.command:
             raise ValueError(f"model directory {config.model_dir} does not exist")
         if config.key in self._targets:
@@ -218,7 +222,8 @@ class DataPlane:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
                                        state=self.state_dir)
         if _public(config):
-            config.port = await self.gateway.listen(config.port)
+            if config.port not in self._listening:
+                config.port = await self._bind(config.port)
             self.gateway.add(target, config.port)
         self._targets[config.key] = target
         await (target.pool.start() if isinstance(target, FunctionUrl) else target.start())
@@ -226,7 +231,7 @@ class DataPlane:
             self._save()
         return self._endpoint(target)
 
-    async def aupdate(self, key: str, **changes: Any) -> Endpoint:
+    async def aupdate(self, key: str, **changes: Any) -> Registration:
         target = self._targets.get(key)
         if not isinstance(target, FunctionUrl):
             raise KeyError(f"no function registered as {key!r}")
@@ -276,7 +281,10 @@ class DataPlane:
             return False
         if _public(target.config):
             self.gateway.remove(target)
-            await self.gateway.close_port(target.config.port)
+            if self._urls.get(key) == target.config.port:  # the URL lives on: its port answers why it is not served
+                self.gateway.add(self._unserved(key, target.config.account, target.config.region), target.config.port)
+            else:
+                await self._close(target.config.port)
         await (target.pool.close() if isinstance(target, FunctionUrl) else target.close())
         if save:
             self._save()
@@ -298,6 +306,65 @@ class DataPlane:
         if self.reconciler is not None:
             out["problems"] = dict(self.reconciler.problems)
         return out
+
+    # ------------------------------------------------------------------ Function URL ports (see `url_ports`)
+
+    async def _bind(self, port: int) -> int:
+        """Listen on `port` (0: a port the kernel picks); a taken port is an error, never another port."""
+        actual = await self.gateway.listen(port)
+        if port and actual != port:
+            await self.gateway.close_port(actual)
+            raise OSError(f"port {port} is taken by another process")
+        self._listening.add(actual)
+        return actual
+
+    async def _close(self, port: int) -> None:
+        self._listening.discard(port)
+        await self.gateway.close_port(port)
+
+    def _unserved(self, key: str, account: str, region: str) -> UnservedUrl:
+        return UnservedUrl(key, account, region,
+                           lambda: self.reconciler.problems.get(key) if self.reconciler is not None else None)
+
+    async def _rebind_url(self, key: str, port: int) -> None:
+        try:
+            await self._bind(port)
+        except OSError as exc:
+            print(f"mlfn data plane: the Function URL of {key} cannot be served: {exc}", flush=True)
+            if self.reconciler is not None:
+                self.reconciler.problems[key] = f"its port {port} is taken by another process"
+            return
+        self._urls[key] = port
+        self.gateway.add(self._unserved(key, ACCOUNT, REGION), port)
+
+    async def areserve_url(self, function: str, qualifier: str | None, *, account: str = ACCOUNT,
+                           region: str = REGION) -> str:
+        """Bind the port of a new Function URL (the control plane asks, on CreateFunctionUrlConfig) and return its
+        URL; the same function alias gets the same URL for as long as it keeps one."""
+        key = url_key(function, qualifier)
+        port = self._urls.get(key)
+        if port is None or port not in self._listening:
+            port = await self._bind(0)
+            self._urls[key] = port
+            self.gateway.add(self._unserved(key, account, region), port)
+            self._save()
+        return f"https://127.0.0.1:{port}/"
+
+    async def arelease_url(self, key: str) -> None:
+        """The Function URL was deleted: stop serving it and free its port."""
+        port = self._urls.pop(key, None)
+        if port is None:
+            return
+        if key in self._targets:
+            await self.aunregister(key)
+        else:
+            for target in [t for p, t in self.gateway.by_port.items() if p == port]:
+                self.gateway.remove(target)
+            await self._close(port)
+        self._save()
+
+    def reserved_urls(self) -> dict[str, int]:
+        return dict(self._urls)
 
     def target_configs(self) -> dict[str, FunctionConfig]:
         """The settings of every function served now, by key."""
@@ -346,12 +413,13 @@ class DataPlane:
     def _save(self) -> None:
         if self.persist:
             write_json(self.folder / "registrations.json", [t.config.to_json() for t in self._targets.values()])
+            write_json(self.folder / "urls.json", self._urls)
 
-    def _endpoint(self, target: FunctionUrl | ContainerEndpoint) -> Endpoint:
+    def _endpoint(self, target: FunctionUrl | ContainerEndpoint) -> Registration:
         c = target.config
         kind = "lambda" if isinstance(c, FunctionConfig) else c.kind
         domain = {"lambda": "lambda-url", "sagemaker": "sagemaker", "ecs": "ecs"}[kind]
-        return Endpoint(key=c.key, kind=kind, name=c.name, url=f"https://127.0.0.1:{c.port}/",
+        return Registration(key=c.key, kind=kind, name=c.name, url=f"https://127.0.0.1:{c.port}/",
                         host_url=f"https://{c.url_id}.{domain}.{c.region}.localhost:{self.gateway.shared_port}/",
                         url_id=c.url_id, port=c.port, auth_type=c.auth_type, region=c.region,
                         signing_service=target.signing_service, ca_path=str(self.tls.ca))
@@ -419,6 +487,15 @@ class _Admin:
         await send({"type": "http.response.body", "body": data})
 
     async def _route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        if method == "POST" and path == "/urls":  # the control plane's CreateFunctionUrlConfig: bind, report
+            call = json.loads(body)
+            try:
+                url = await self.plane.areserve_url(call["function"], call.get("qualifier"),
+                                                    account=call.get("account", ACCOUNT),
+                                                    region=call.get("region", REGION))
+            except OSError as exc:
+                return 503, {"error": f"no port for the Function URL: {exc}"}
+            return 200, {"url": url}
         if method == "POST" and path == "/invoke":  # the control plane's Lambda Invoke (moto's is unauthenticated)
             try:
                 call = json.loads(body)

@@ -31,9 +31,9 @@ from moto.awslambda.responses import LambdaResponse
 from moto.core.responses import TYPE_RESPONSE
 
 from . import moto_adapter
-from .emulated_stores import STORES, FunctionUrl, ProvisionedConcurrency, now_iso
+from .emulated_stores import STORES, FunctionUrlRecord, ProvisionedConcurrency, now_iso
 from .emulator_state import DATA_PLANE, read_address
-from .function_urls import allocate_url
+from .function_urls import UrlAllocator, allocate_url, port_per_url_allocator
 
 AUTH_TYPES = ("AWS_IAM", "NONE")
 INVOKE_MODES = ("BUFFERED", "RESPONSE_STREAM")
@@ -95,7 +95,7 @@ def check_qualifier(backend: LambdaBackend, function_name: str, qualifier: str |
 
 def put_function_url(
     backend: LambdaBackend, account: str, region: str, function_name: str, qualifier: str | None, config: dict[str, Any]
-) -> FunctionUrl:
+) -> FunctionUrlRecord:
     """Create a Function URL (the API call and the CloudFormation resource both come here)."""
     function_name = bare_function_name(function_name)
     check_qualifier(backend, function_name, qualifier, allow_version=False)
@@ -110,7 +110,7 @@ def put_function_url(
         if key in STORES.urls:
             raise ResourceConflict(f"Failed to create function url config for [functionArn = {function_name}]. "
                                    "Error message:  FunctionUrlConfig exists for this Lambda function")
-        url = FunctionUrl(
+        url = FunctionUrlRecord(
             account=account,
             region=region,
             function_name=function_name,
@@ -125,7 +125,7 @@ def put_function_url(
     return url
 
 
-def get_function_url(account: str, region: str, function_name: str, qualifier: str | None) -> FunctionUrl:
+def get_function_url(account: str, region: str, function_name: str, qualifier: str | None) -> FunctionUrlRecord:
     with STORES.lock:
         url = STORES.urls.get((account, region, bare_function_name(function_name), qualifier))
     if url is None:
@@ -135,7 +135,7 @@ def get_function_url(account: str, region: str, function_name: str, qualifier: s
 
 def update_function_url(
     account: str, region: str, function_name: str, qualifier: str | None, config: dict[str, Any]
-) -> FunctionUrl:
+) -> FunctionUrlRecord:
     with STORES.lock:
         url = get_function_url(account, region, function_name, qualifier)
         if "AuthType" in config:
@@ -188,25 +188,48 @@ def delete_provisioned_concurrency(account: str, region: str, function_name: str
         STORES.save()
 
 
+def data_plane_address(state: Path | None) -> str | None:
+    """The internal API of the data plane sharing this control plane's state directory, if one runs."""
+    return read_address(state, DATA_PLANE) if state is not None else None
+
+
+def _post(address: str, path: str, document: dict[str, Any], timeout: float) -> dict[str, Any]:
+    request = urllib.request.Request(f"{address}{path}", data=json.dumps(document).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        reason = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        raise ServiceException(f"The local emulator's data plane refused: {reason}") from None
+    except OSError as exc:
+        raise ServiceException(f"The local emulator's data plane did not answer: {exc}") from None
+
+
 def invoke_on_data_plane(state: Path | None, function_name: str, qualifier: str, payload: bytes, *, event: bool,
                          tail: bool) -> dict[str, Any]:
     """Ask the data plane serving `state` to run one invocation (it reads the function from this control plane)."""
-    address = read_address(state, DATA_PLANE) if state is not None else None
+    address = data_plane_address(state)
     if not address:
         raise ServiceException("The local emulator's data plane is not running, so nothing can run "
                                f"{function_name}: start it with `mlfn local start`.")
     document = {"function": function_name, "qualifier": qualifier, "payload": base64.b64encode(payload).decode(),
                 "event": event, "tail": tail}
-    request = urllib.request.Request(f"{address}/invoke", data=json.dumps(document).encode(), method="POST",
-                                     headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=960) as response:  # the longest function timeout, and init
-            return dict(json.loads(response.read()))
-    except urllib.error.HTTPError as exc:
-        reason = json.loads(exc.read() or b"{}").get("error", exc.reason)
-        raise ServiceException(f"The local emulator cannot run {function_name}:{qualifier}: {reason}") from None
-    except OSError as exc:
-        raise ServiceException(f"The local emulator's data plane did not answer: {exc}") from None
+    return _post(address, "/invoke", document, timeout=960)  # the longest function timeout, and init
+
+
+def data_plane_allocator(state: Path | None) -> UrlAllocator:
+    """Function URLs whose port the data plane binds and reports (it serves them). Without a running data plane (the
+    control plane alone, as in its own tests) nobody can bind one: a free port, bound once a data plane serves it."""
+
+    def allocate(account: str, region: str, function_name: str, qualifier: str | None) -> str:
+        address = data_plane_address(state)
+        if not address:
+            return port_per_url_allocator(account, region, function_name, qualifier)
+        document = {"account": account, "region": region, "function": function_name, "qualifier": qualifier}
+        return str(_post(address, "/urls", document, timeout=30)["url"])
+
+    return allocate
 
 
 class MlfnLambdaResponse(LambdaResponse):

@@ -14,6 +14,7 @@ serving nothing.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,117 @@ def moto_delete_function(backend: LambdaBackend, function_name: str, qualifier: 
     """moto's own delete_function (before the emulator's patch)."""
     original = _originals.get("delete_function", LambdaBackend.delete_function)
     original(backend, function_name, qualifier)
+
+
+# ---------------------------------------------------------------------- the control plane's state on disk
+
+def _instantiated() -> list[Any]:
+    from moto.core.base_backend import BackendDict
+
+    return list(BackendDict._instances)  # the services that hold anything (moto's own bookkeeping)
+
+
+def _reducers() -> dict[type, Callable[[Any], Any]]:
+    """How to pickle what moto's backends hold that pickle cannot: locks and events (new ones), weak-value dicts
+    (their items), defaultdicts whose factory is a lambda making an empty dict, list or defaultdict of those (the
+    same factory without the lambda); any other lambda factory leaves its service out."""
+    import collections
+    import weakref
+
+    def defaultdict_(d: collections.defaultdict[Any, Any]) -> Any:
+        factory = d.default_factory
+        if factory is not None and getattr(factory, "__name__", "") == "<lambda>":
+            factory = _plain_factory(factory)  # moto's `lambda: {}` and `lambda: defaultdict(dict)`
+        return collections.defaultdict, (factory, dict(d))
+
+    lock_types = {type(threading.Lock()), type(threading.RLock())}
+    reducers: dict[type, Callable[[Any], Any]] = {t: (lambda lock: (type(lock), ())) for t in lock_types}
+    reducers[weakref.WeakValueDictionary] = lambda w: (weakref.WeakValueDictionary, (dict(w.items()),))
+    reducers[collections.defaultdict] = defaultdict_
+    reducers[threading.Event] = lambda e: (threading.Event, ())
+    return reducers
+
+
+def _plain_factory(factory: Callable[[], Any]) -> Callable[[], Any]:
+    import collections
+    import functools
+
+    sample = factory()
+    if type(sample) in (dict, list) and not sample:
+        return type(sample)
+    if isinstance(sample, collections.defaultdict) and not sample and sample.default_factory in (dict, list):
+        return functools.partial(collections.defaultdict, sample.default_factory)
+    raise TypeError(f"a defaultdict whose factory makes {type(sample).__name__}")
+
+
+def save_state(path: Path) -> list[str]:
+    """Write every moto backend that holds anything to `path` (one pickle, so references between services - a
+    stack's resources and the functions they are - stay shared). Returns the services left out (not picklable)."""
+    import copyreg
+    import io
+    import pickle
+
+    snapshot = {(bd.backend.__module__, bd.backend.__qualname__): {a: dict(r) for a, r in bd.items()}
+                for bd in _instantiated()}
+    left_out: list[str] = []
+    while True:
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+        pickler.dispatch_table = {**copyreg.dispatch_table, **_reducers()}
+        try:
+            pickler.dump(snapshot)
+            pickle.loads(buffer.getvalue())  # what cannot be read back is no better than what cannot be written
+            break
+        except Exception:  # find the service that cannot be pickled, leave it out, try again
+            culprit = next((k for k in snapshot if not _picklable(snapshot[k])), None)
+            if culprit is None:
+                raise
+            left_out.append(culprit[0])
+            del snapshot[culprit]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.replace(path)
+    return left_out
+
+
+def _picklable(value: Any) -> bool:
+    import copyreg
+    import io
+    import pickle
+
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = {**copyreg.dispatch_table, **_reducers()}
+    try:
+        pickler.dump(value)
+        pickle.loads(buffer.getvalue())
+    except Exception:
+        return False
+    return True
+
+
+def load_state(path: Path) -> int:
+    """Put the backends saved in `path` back into moto (before its server answers); returns how many services."""
+    import importlib
+    import pickle
+
+    from moto.core.base_backend import BackendDict
+
+    if not path.is_file():
+        return 0
+    try:
+        snapshot = pickle.loads(path.read_bytes())
+    except Exception as exc:  # a moto upgrade since it was saved: start empty, keep the file for a look
+        path.replace(path.with_suffix(".unreadable"))
+        raise MotoChanged(f"the saved control-plane state cannot be read ({exc}); starting empty") from None
+    for (module_name, class_name), accounts in snapshot.items():
+        module = importlib.import_module(module_name)
+        backends = [v for v in vars(module).values()
+                    if isinstance(v, BackendDict) and v.backend.__qualname__ == class_name]
+        if not backends:
+            raise MotoChanged(f"moto's {module_name} no longer has the backends of {class_name}")
+        for account, regions in accounts.items():
+            by_region = backends[0][account]
+            for region, backend in regions.items():
+                dict.__setitem__(by_region, region, backend)
+    return len(snapshot)

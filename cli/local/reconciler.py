@@ -19,16 +19,25 @@ import contextlib
 import dataclasses
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..packaging.layer import MODEL_PREFIX
 from .config import LAMBDA_HANDLER, FunctionConfig
-from .image_store import ImageError, model_dir_for
-from .sagemaker_api import ECR_IMAGE
+from .image_store import ECR_IMAGE, ImageError, model_dir_for
 
-if TYPE_CHECKING:
-    from .data_plane import DataPlane
+
+class Plane(Protocol):
+    """What the reconciler drives (the data plane)."""
+
+    state_dir: Path
+
+    def target_configs(self) -> dict[str, FunctionConfig]: ...
+    def reserved_urls(self) -> dict[str, int]: ...
+    async def aregister(self, config: FunctionConfig, *, save: bool = True) -> Any: ...
+    async def aupdate(self, key: str, **changes: Any) -> Any: ...
+    async def aunregister(self, key: str, *, save: bool = True) -> bool: ...
+    async def arelease_url(self, key: str) -> None: ...
 
 IN_PLACE = {"reserved", "provisioned", "idle_s"}
 DEFAULT_IDLE_S = 300.0
@@ -38,12 +47,13 @@ LATEST = "$LATEST"
 class Reconciler:
     """Keeps the data plane's Lambda targets equal to what the control plane at `control_url` holds."""
 
-    def __init__(self, plane: DataPlane, control_url: str, *, interval: float = 1.0) -> None:
+    def __init__(self, plane: Plane, control_url: str, *, interval: float = 1.0) -> None:
         self.plane = plane
         self.control_url = control_url
         self.interval = interval
         self.invoked: set[tuple[str, str]] = set()  # (function, qualifier) called through Invoke, without a URL
         self.problems: dict[str, str] = {}  # key -> why it cannot be served (shown in status)
+        self.url_keys: set[str] = set()  # the Function URLs the control plane holds, as of the last pass
         self._clients: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
@@ -66,6 +76,7 @@ class Reconciler:
         lam = self._client("lambda", region)
         out: dict[str, FunctionConfig] = {}
         names: set[str] = set()
+        url_keys: set[str] = set()
         for page in lam.get_paginator("list_functions").paginate():
             for fn in page["Functions"]:
                 if fn.get("PackageType") != "Image":
@@ -74,12 +85,14 @@ class Reconciler:
                 names.add(name)
                 for url in lam.list_function_url_configs(FunctionName=name).get("FunctionUrlConfigs", []):
                     qualifier = _qualifier_of(url["FunctionArn"]) or LATEST
+                    url_keys.add(f"lambda:{name}:{qualifier}")
                     self._add(out, name, qualifier, region, url)
         for name, qualifier in sorted(self.invoked):
             if name not in names:
                 self.invoked.discard((name, qualifier))
             elif f"lambda:{name}:{qualifier}" not in out:
                 self._add(out, name, qualifier, region, None)
+        self.url_keys = url_keys
         return out
 
     def _add(self, out: dict[str, FunctionConfig], name: str, qualifier: str, region: str,
@@ -153,6 +166,8 @@ class Reconciler:
         plane = self.plane
         for key in [k for k in plane.target_configs() if k.startswith("lambda:") and k not in desired]:
             await plane.aunregister(key)
+        for key in [k for k in plane.reserved_urls() if k not in self.url_keys]:
+            await plane.arelease_url(key)  # the Function URL (or its function) was deleted
         for key, config in desired.items():
             try:
                 await self._apply_one(key, config)

@@ -173,6 +173,26 @@ def test_invoke_of_an_unknown_function_is_resource_not_found(aws: dict[str, Any]
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
 
 
+def test_a_url_that_cannot_be_served_answers_a_clear_error_at_once(emulator: dict[str, Any], aws: dict[str, Any],
+                                                                   h: Any) -> None:
+    """The data plane binds a Function URL's port when the URL is created, and says why nothing runs there."""
+    lam = aws["lambda"]
+    role = aws["iam"].get_role(RoleName="boto-made-role")["Role"]["Arn"]
+    missing = emulator["image"].split("@")[0] + ":never-pushed"
+    lam.create_function(FunctionName="boto-imageless", PackageType="Image", Code={"ImageUri": missing}, Role=role)
+    url = lam.create_function_url_config(FunctionName="boto-imageless", AuthType="NONE")["FunctionUrl"]
+    context = ssl.create_default_context(cafile=emulator["ca"])
+    first = httpx.post(url, content=b"{}", verify=context, timeout=30)  # bound already: never a refused connection
+    assert first.status_code == 503
+
+    def reason() -> str:
+        reply = httpx.post(url, content=b"{}", verify=context, timeout=30)
+        return str(reply.json()["Message"]) if reply.status_code == 503 else ""
+
+    message = h.wait_until(lambda: "not in the emulator's ECR" in reason() and reason(), timeout_s=30)
+    assert "boto-imageless:$LATEST" in message and missing in message
+
+
 def test_delete_function_stops_serving_its_url(emulator: dict[str, Any], aws: dict[str, Any], function_url: str,
                                                h: Any) -> None:
     aws["lambda"].delete_function(FunctionName=FUNCTION)
