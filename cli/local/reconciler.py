@@ -101,13 +101,15 @@ class Reconciler:
         try:
             out[key] = self.config_for(name, qualifier, region, url)
             self.problems.pop(key, None)
-        except (ImageError, ValueError) as exc:
-            if self.problems.get(key) != str(exc):
-                print(f"mlfn data plane: cannot serve {key}: {exc}", file=sys.stderr, flush=True)
-            self.problems[key] = str(exc)
-        except Exception as exc:
-            if _error_code(exc) != "ResourceNotFoundException":
-                raise
+        except Exception as exc:  # one function that cannot run must not stop the others
+            if _error_code(exc) == "ResourceNotFoundException":  # deleted between two calls
+                return
+            self._problem(key, str(exc))
+
+    def _problem(self, key: str, why: str) -> None:
+        if self.problems.get(key) != why:
+            print(f"mlfn data plane: cannot serve {key}: {why}", file=sys.stderr, flush=True)
+        self.problems[key] = why
 
     def config_for(self, name: str, qualifier: str, region: str, url: dict[str, Any] | None) -> FunctionConfig:
         """The data plane's settings for `name:qualifier` from the function's configuration of that version."""
@@ -143,7 +145,12 @@ class Reconciler:
                              "(ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY[:TAG|@DIGEST])")
         image_id = {"imageDigest": match["digest"]} if match["digest"] else {"imageTag": match["tag"] or "latest"}
         ecr = self._client("ecr", match["region"])
-        images = ecr.batch_get_image(repositoryName=match["repo"], imageIds=[image_id]).get("images", [])
+        try:
+            images = ecr.batch_get_image(repositoryName=match["repo"], imageIds=[image_id]).get("images", [])
+        except Exception as exc:
+            if _error_code(exc) != "RepositoryNotFoundException":
+                raise
+            images = []
         if not images:
             raise ImageError(f"image {image_uri} is not in the emulator's ECR (push it with `mlfn push`)")
         return model_dir_for(self.plane.state_dir, images[0]["imageManifest"], images[0]["imageId"]["imageDigest"])
@@ -151,9 +158,15 @@ class Reconciler:
     # ------------------------------------------------------------------ applying it (the data plane's loop)
 
     async def run(self) -> None:
+        failing = ""
         while True:
-            with contextlib.suppress(Exception):
+            try:
                 await self.reconcile()
+                failing = ""
+            except Exception as exc:  # the control plane is down or restarting: try again, say it once
+                if str(exc) != failing:
+                    print(f"mlfn data plane: cannot read the control plane: {exc}", file=sys.stderr, flush=True)
+                failing = str(exc)
             await asyncio.sleep(self.interval)
 
     async def reconcile(self) -> None:
@@ -172,9 +185,7 @@ class Reconciler:
             try:
                 await self._apply_one(key, config)
             except (OSError, ValueError) as exc:
-                if self.problems.get(key) != str(exc):
-                    print(f"mlfn data plane: cannot serve {key}: {exc}", file=sys.stderr, flush=True)
-                self.problems[key] = str(exc)
+                self._problem(key, str(exc))
 
     async def _apply_one(self, key: str, config: FunctionConfig) -> None:
         current = self.plane.target_configs().get(key)

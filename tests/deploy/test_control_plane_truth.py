@@ -191,6 +191,14 @@ def test_a_url_that_cannot_be_served_answers_a_clear_error_at_once(emulator: dic
 
     message = h.wait_until(lambda: "not in the emulator's ECR" in reason() and reason(), timeout_s=30)
     assert "boto-imageless:$LATEST" in message and missing in message
+    # nor does it keep other functions from being served: one in a repository that does not exist at all
+    lam.create_function(FunctionName="boto-norepo", PackageType="Image", Role=role,
+                        Code={"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/no-such-repo:v1"})
+    lam.create_function_url_config(FunctionName="boto-norepo", AuthType="NONE")
+    lam.create_function(FunctionName="boto-after", PackageType="Image", Role=role,
+                        Code={"ImageUri": emulator["image"]}, ImageConfig={"Command": ["broken.handler"]})
+    answer = lam.invoke(FunctionName="boto-after", Payload=b"{}")
+    assert answer["FunctionError"] == "Unhandled" and b"broken on purpose" in answer["Payload"].read()
 
 
 def test_delete_function_stops_serving_its_url(emulator: dict[str, Any], aws: dict[str, Any], function_url: str,
