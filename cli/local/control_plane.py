@@ -68,6 +68,7 @@ def install_extensions() -> None:
             cfn_scaling,
             lambda_api,
             sagemaker_api,
+            sagemaker_runtime,
         )
 
         cfn_base.install(cfn_generic.GenericResource.for_type)
@@ -76,6 +77,7 @@ def install_extensions() -> None:
         cfn_elbv2.install()
         lambda_api.install()
         sagemaker_api.install()
+        sagemaker_runtime.install()
         _installed = True
 
 

@@ -26,6 +26,7 @@ import os
 import secrets
 import signal
 import threading
+import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,10 @@ from .config import ACCOUNT, REGION, ContainerConfig, FunctionConfig, config_fro
 from .containers import ContainerEndpoint
 from .emulator_state import DATA_PLANE, GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
 from .function_url import FunctionUrl
-from .gateway import Gateway, QuietServer
+from .gateway import Gateway, GatewayRequest, QuietServer
 from .logsink import FileLogSink, Forward
 from .orphans import ChildRegistry
+from .payload_v2 import HttpReply
 from .pool import DEFAULT_ACCOUNT_CONCURRENCY, FunctionPool
 from .reconciler import Reconciler
 from .sigv4 import Credential, default_credentials
@@ -396,6 +398,17 @@ class DataPlane:
             out["log_tail"] = base64.b64encode(self._log_tail(target.config.log_group, result.request_id)).decode()
         return out
 
+    async def ainvoke_endpoint(self, endpoint: str, headers: dict[str, str], body: bytes) -> HttpReply:
+        """One sagemaker-runtime InvokeEndpoint (from the control plane) on the endpoint's container."""
+        target = self._targets.get(f"sagemaker:{endpoint}")
+        if not isinstance(target, ContainerEndpoint):
+            raise LookupError(f"the local data plane does not serve endpoint {endpoint} (deploy it with "
+                              "`mlfn deploy --local`)")
+        request = GatewayRequest(method="POST", raw_path=f"/endpoints/{endpoint}/invocations", raw_query="",
+                                 headers=list(headers.items()), body=body, source_ip="127.0.0.1", host="",
+                                 request_id=str(uuid.uuid4()))
+        return await target.handle(request, None)
+
     def _log_tail(self, group: str, request_id: str, limit: int = 4096) -> bytes:
         """The last `limit` bytes of one invocation's log lines (START to REPORT), as Lambda's LogResult holds."""
         lines: list[str] = []
@@ -496,6 +509,15 @@ class _Admin:
             except OSError as exc:
                 return 503, {"error": f"no port for the Function URL: {exc}"}
             return 200, {"url": url}
+        if method == "POST" and path == "/invoke-endpoint":  # the control plane's sagemaker-runtime InvokeEndpoint
+            call = json.loads(body)
+            try:
+                reply = await self.plane.ainvoke_endpoint(call["endpoint"], dict(call.get("headers") or {}),
+                                                          base64.b64decode(call.get("body", "")))
+            except LookupError as exc:
+                return 404, {"error": str(exc.args[0])}
+            return 200, {"status": reply.status, "headers": reply.headers,
+                         "body": base64.b64encode(reply.body).decode()}
         if method == "POST" and path == "/invoke":  # the control plane's Lambda Invoke (moto's is unauthenticated)
             try:
                 call = json.loads(body)

@@ -206,16 +206,23 @@ def _post(address: str, path: str, document: dict[str, Any], timeout: float) -> 
         raise ServiceException(f"The local emulator's data plane did not answer: {exc}") from None
 
 
+def call_data_plane(state: Path | None, path: str, document: dict[str, Any], *, what: str,
+                    timeout: float = 960) -> dict[str, Any]:
+    """POST `document` to the internal API of the data plane serving `state` (default timeout: the longest function
+    timeout, and init); ServiceException when none runs."""
+    address = data_plane_address(state)
+    if not address:
+        raise ServiceException(f"The local emulator's data plane is not running, so nothing can run {what}: start "
+                               "it with `mlfn local start`.")
+    return _post(address, path, document, timeout=timeout)
+
+
 def invoke_on_data_plane(state: Path | None, function_name: str, qualifier: str, payload: bytes, *, event: bool,
                          tail: bool) -> dict[str, Any]:
     """Ask the data plane serving `state` to run one invocation (it reads the function from this control plane)."""
-    address = data_plane_address(state)
-    if not address:
-        raise ServiceException("The local emulator's data plane is not running, so nothing can run "
-                               f"{function_name}: start it with `mlfn local start`.")
     document = {"function": function_name, "qualifier": qualifier, "payload": base64.b64encode(payload).decode(),
                 "event": event, "tail": tail}
-    return _post(address, "/invoke", document, timeout=960)  # the longest function timeout, and init
+    return call_data_plane(state, "/invoke", document, what=function_name)
 
 
 def data_plane_allocator(state: Path | None) -> UrlAllocator:
