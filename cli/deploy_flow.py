@@ -240,8 +240,7 @@ def _wait_until_served(emulator: Any, key: str, contents: Path, say: Say, timeou
     while True:
         status = client.status()
         served = {t["key"]: t for t in status.get("targets", [])}
-        settings = served.get(key, {}).get("settings", {})
-        if Path(settings.get("model_dir", "")) == contents.resolve():
+        if Path(served.get(key, {}).get("config", {}).get("model_dir", "")) == contents.resolve():
             say(f"- local data plane serves {key} from {contents.name[:12]}")
             return
         problem = status.get("problems", {}).get(key)
@@ -261,7 +260,7 @@ def _already_serving(session: Any, emulator: Any, stack: str, contents: Path) ->
     if not outputs:
         return False
     key = data_plane_key(outputs)
-    entry = registration(emulator.state_dir, key) if key else None
+    entry = registration(emulator, key) if key else None
     return bool(entry and Path(entry.get("model_dir", "")) == contents.resolve())
 
 
@@ -283,7 +282,7 @@ def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str
             extra["front"] = front_of_template(json.loads(template.read_text()))
         except UnsupportedFront as exc:
             raise CliError(f"the local emulator cannot serve {key}'s API Gateway front: {exc}") from None
-    entry = registration(emulator.state_dir, key)
+    entry = registration(emulator, key)
     same_front = ((entry or {}).get("front") or {}) == (extra.get("front") or {})
     if entry and Path(entry.get("model_dir", "")) == contents.resolve() and same_front:
         return

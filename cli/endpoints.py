@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -100,8 +99,8 @@ def endpoint_for(session: Any, stack_name: str, outputs: dict[str, str], emulato
 
 
 def _registered_url(emulator: Any, outputs: dict[str, str]) -> str | None:
-    """Where the data plane serves this model (from its saved registrations), or None before it is registered."""
-    entry = registration(emulator.state_dir, data_plane_key(outputs))
+    """Where the data plane serves this model, or None before it is registered."""
+    entry = registration(emulator, data_plane_key(outputs))
     return f"https://127.0.0.1:{entry['port']}/" if entry and entry.get("port") else None
 
 
@@ -138,20 +137,15 @@ def how_to_call(endpoint: Endpoint, example: str | None, local: bool) -> list[st
     return [f"  {invoke}", "  " + " ".join(curl)]
 
 
-def registration(state_dir: Path, key: str) -> dict[str, Any] | None:
-    """What the local data plane saved for `key` (its model folder, port), or None."""
-    from .local.emulator_state import read_json
+def registration(emulator: Any, key: str) -> dict[str, Any] | None:
+    """What the running data plane serves as `key` (its settings: model folder, port, front), asked through its
+    admin API; None when it serves nothing so."""
+    from .emulator import data_plane_client
 
-    for entry in read_json(state_dir / "data-plane" / "registrations.json") or []:
-        if isinstance(entry, dict) and _key_of(entry) == key:
-            return entry
+    for target in data_plane_client(emulator).status().get("targets", []):
+        if target.get("key") == key:
+            return dict(target.get("config") or {})
     return None
-
-
-def _key_of(entry: dict[str, Any]) -> str:
-    if "qualifier" in entry:
-        return f"lambda:{entry.get('name')}:{entry.get('qualifier')}"
-    return f"{entry.get('kind')}:{entry.get('name')}"
 
 
 def data_plane_key(outputs: dict[str, str]) -> str:

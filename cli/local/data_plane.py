@@ -295,12 +295,11 @@ class DataPlane:
     async def astatus(self) -> dict[str, Any]:
         out: dict[str, Any] = {"shared_port": self.gateway.shared_port, "ca": str(self.tls.ca), "targets": []}
         for target in self._targets.values():
-            entry = self._endpoint(target).to_json()
+            entry = {**self._endpoint(target).to_json(), "config": target.config.to_json()}
             if isinstance(target, FunctionUrl):
                 c = target.config
                 entry["settings"] = {"memory_mb": c.memory_mb, "timeout_s": c.timeout_s, "reserved": c.reserved,
-                                     "provisioned": c.provisioned, "idle_s": c.idle_s, "version": c.version,
-                                     "model_dir": c.model_dir}
+                                     "provisioned": c.provisioned, "idle_s": c.idle_s, "version": c.version}
                 entry["pool"] = dataclasses.asdict(target.pool.snapshot())
             else:
                 entry["instance"] = target.describe()
