@@ -38,9 +38,13 @@ def run(args: argparse.Namespace) -> int:
     if current is None:
         result({"running": False, "state_dir": str(emulator.state_dir())}, args.json, "not running")
         return 3
-    doc = {"running": True, **current.to_json(), "deployed": _deployed(current)}
+    from ..emulator import data_plane_client
+
+    problems = data_plane_client(current).status().get("problems", {})
+    doc = {"running": True, **current.to_json(), "deployed": _deployed(current), "not_served": problems}
     lines = [_describe(current)] + [
-        f"  {d['stack']:<28} {d['status']:<18} {d.get('url') or '-'}" for d in doc["deployed"]]
+        f"  {d['stack']:<28} {d['status']:<18} {d.get('url') or '-'}" for d in doc["deployed"]] + [
+        f"  not served: {key[7:]}: {why}" for key, why in problems.items()]
     result(doc, args.json, "\n".join(lines))
     return 0
 

@@ -191,6 +191,8 @@ def test_a_url_that_cannot_be_served_answers_a_clear_error_at_once(emulator: dic
 
     message = h.wait_until(lambda: "not in the emulator's ECR" in reason() and reason(), timeout_s=30)
     assert "boto-imageless:$LATEST" in message and missing in message
+    not_served = emulator["cli"]("local", "status", "--json").json()["not_served"]
+    assert missing in not_served["lambda:boto-imageless:$LATEST"]  # `mlfn local status` says so too
     # nor does it keep other functions from being served: one in a repository that does not exist at all
     lam.create_function(FunctionName="boto-norepo", PackageType="Image", Role=role,
                         Code={"ImageUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/no-such-repo:v1"})
