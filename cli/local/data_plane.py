@@ -367,6 +367,10 @@ class DataPlane:
     def reserved_urls(self) -> dict[str, int]:
         return dict(self._urls)
 
+    def container_keys(self) -> set[str]:
+        """The SageMaker endpoints and ECS services served now."""
+        return {k for k, t in self._targets.items() if isinstance(t, ContainerEndpoint)}
+
     def target_configs(self) -> dict[str, FunctionConfig]:
         """The settings of every function served now, by key."""
         return {k: t.config for k, t in self._targets.items() if isinstance(t, FunctionUrl)}
@@ -400,9 +404,13 @@ class DataPlane:
     async def ainvoke_endpoint(self, endpoint: str, headers: dict[str, str], body: bytes) -> HttpReply:
         """One sagemaker-runtime InvokeEndpoint (from the control plane) on the endpoint's container."""
         target = self._targets.get(f"sagemaker:{endpoint}")
+        if target is None and self.reconciler is not None:
+            await self.reconciler.reconcile()  # created a moment ago: serve it now
+            target = self._targets.get(f"sagemaker:{endpoint}")
         if not isinstance(target, ContainerEndpoint):
-            raise LookupError(f"the local data plane does not serve endpoint {endpoint} (deploy it with "
-                              "`mlfn deploy --local`)")
+            why = self.reconciler.problems.get(f"sagemaker:{endpoint}") if self.reconciler else None
+            raise LookupError(f"the local data plane does not serve endpoint {endpoint}: "
+                              f"{why or 'it is not InService, or its model has no image in the emulator ECR'}")
         request = GatewayRequest(method="POST", raw_path=f"/endpoints/{endpoint}/invocations", raw_query="",
                                  headers=list(headers.items()), body=body, source_ip="127.0.0.1", host="",
                                  request_id=str(uuid.uuid4()))

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..packaging.layer import MODEL_PREFIX
-from .config import LAMBDA_HANDLER, FunctionConfig
+from .config import LAMBDA_HANDLER, ContainerConfig, FunctionConfig
 from .image_store import ECR_IMAGE, ImageError, model_dir_for
 
 
@@ -33,8 +33,9 @@ class Plane(Protocol):
     state_dir: Path
 
     def target_configs(self) -> dict[str, FunctionConfig]: ...
+    def container_keys(self) -> set[str]: ...
     def reserved_urls(self) -> dict[str, int]: ...
-    async def aregister(self, config: FunctionConfig, *, save: bool = True) -> Any: ...
+    async def aregister(self, config: FunctionConfig | ContainerConfig, *, save: bool = True) -> Any: ...
     async def aupdate(self, key: str, **changes: Any) -> Any: ...
     async def aunregister(self, key: str, *, save: bool = True) -> bool: ...
     async def arelease_url(self, key: str) -> None: ...
@@ -54,6 +55,7 @@ class Reconciler:
         self.invoked: set[tuple[str, str]] = set()  # (function, qualifier) called through Invoke, without a URL
         self.problems: dict[str, str] = {}  # key -> why it cannot be served (shown in status)
         self.url_keys: set[str] = set()  # the Function URLs the control plane holds, as of the last pass
+        self.owned_endpoints: set[str] = set()  # SageMaker endpoints this reconciler started serving
         self._clients: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
@@ -170,10 +172,47 @@ class Reconciler:
             await asyncio.sleep(self.interval)
 
     async def reconcile(self) -> None:
-        """One pass: read the control plane, then start, change or stop the data plane's Lambda targets."""
+        """One pass: read the control plane, then start, change or stop the data plane's Lambda targets (and
+        start SageMaker endpoints nothing serves yet)."""
         desired = await asyncio.to_thread(self.desired)
+        endpoints = await asyncio.to_thread(self.endpoints, set(self.plane.container_keys()))
         async with self._lock:
             await self._apply(desired)
+            await self._apply_endpoints(endpoints)
+
+    # ------------------------------------------------------------------ SageMaker endpoints
+
+    def endpoints(self, served: set[str], region: str = "us-east-1") -> dict[str, ContainerConfig | None]:
+        """Every SageMaker endpoint the control plane holds, by key: the settings of one nothing serves yet (its
+        model's image in the emulator's ECR), None for one that is served already."""
+        sm = self._client("sagemaker", region)
+        out: dict[str, ContainerConfig | None] = {}
+        for endpoint in sm.list_endpoints(MaxResults=100).get("Endpoints", []):
+            name, key = endpoint["EndpointName"], f"sagemaker:{endpoint['EndpointName']}"
+            out[key] = None
+            if key in served or endpoint.get("EndpointStatus") != "InService":
+                continue
+            try:
+                image = _endpoint_image(sm, name)
+                out[key] = ContainerConfig(name=name, model_dir=str(self.model_dir(image, region)), kind="sagemaker")
+                self.problems.pop(key, None)
+            except Exception as exc:  # one endpoint that cannot run must not stop the others
+                if _error_code(exc) not in ("ValidationException", "ResourceNotFound"):
+                    self._problem(key, str(exc))
+        return out
+
+    async def _apply_endpoints(self, endpoints: dict[str, ContainerConfig | None]) -> None:
+        for key in [k for k in self.owned_endpoints if k not in endpoints]:  # the endpoint was deleted
+            self.owned_endpoints.discard(key)
+            await self.plane.aunregister(key)
+        for key, config in endpoints.items():
+            if config is not None and key not in self.plane.container_keys():
+                try:
+                    await self.plane.aregister(config)
+                except (OSError, ValueError) as exc:
+                    self._problem(key, str(exc))
+                    continue
+                self.owned_endpoints.add(key)
 
     async def _apply(self, desired: dict[str, FunctionConfig]) -> None:
         plane = self.plane
@@ -205,6 +244,25 @@ class Reconciler:
         """Serve `name:qualifier` for the Invoke API (it may have no Function URL), now."""
         self.invoked.add((name, qualifier))
         await self.reconcile()
+
+
+def _endpoint_image(sm: Any, name: str) -> str:
+    """The image an endpoint runs: its (first) inference component's model, else its first variant's model."""
+    components = sm.list_inference_components(EndpointNameEquals=name).get("InferenceComponents", [])
+    model = ""
+    if components:
+        spec = sm.describe_inference_component(
+            InferenceComponentName=components[0]["InferenceComponentName"])["Specification"]
+        if spec.get("Container", {}).get("Image"):
+            return str(spec["Container"]["Image"])
+        model = spec.get("ModelName", "")
+    if not model:
+        config = sm.describe_endpoint(EndpointName=name)["EndpointConfigName"]
+        variants = sm.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+        model = next((v["ModelName"] for v in variants if v.get("ModelName")), "")
+    described = sm.describe_model(ModelName=model)
+    container = described.get("PrimaryContainer") or (described.get("Containers") or [{}])[0]
+    return str(container.get("Image", ""))
 
 
 def _environment(conf: dict[str, Any], model_dir: Path) -> dict[str, str]:

@@ -203,6 +203,25 @@ def test_a_url_that_cannot_be_served_answers_a_clear_error_at_once(emulator: dic
     assert answer["FunctionError"] == "Unhandled" and b"broken on purpose" in answer["Payload"].read()
 
 
+def test_a_sagemaker_endpoint_made_with_boto3_answers_invoke_endpoint(emulator: dict[str, Any], aws: dict[str, Any],
+                                                                       h: Any) -> None:
+    env = emulator["env"]
+    kwargs = dict(endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                  aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    sm = boto3.client("sagemaker", **kwargs)  # type: ignore[call-overload]
+    runtime = boto3.client("sagemaker-runtime", **kwargs)  # type: ignore[call-overload]
+    role = aws["iam"].get_role(RoleName="boto-made-role")["Role"]["Arn"]
+    sm.create_model(ModelName="boto-model", ExecutionRoleArn=role, PrimaryContainer={"Image": emulator["image"]})
+    sm.create_endpoint_config(EndpointConfigName="boto-config", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "boto-model", "InstanceType": "ml.m5.large",
+         "InitialInstanceCount": 1}])
+    sm.create_endpoint(EndpointName="boto-endpoint", EndpointConfigName="boto-config")
+    answer = runtime.invoke_endpoint(EndpointName="boto-endpoint", ContentType="application/json",
+                                     Accept="application/json", Body=json.dumps({"instances": ROWS}))
+    predictions = json.loads(answer["Body"].read())["predictions"]
+    assert h.same_predictions(predictions, h.onnxruntime_answer(emulator["model"], ROWS))
+
+
 def test_delete_function_stops_serving_its_url(emulator: dict[str, Any], aws: dict[str, Any], function_url: str,
                                                h: Any) -> None:
     aws["lambda"].delete_function(FunctionName=FUNCTION)
