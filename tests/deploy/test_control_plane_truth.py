@@ -134,8 +134,8 @@ def test_invoke_request_response_with_the_log_tail(aws: dict[str, Any], function
     assert answer["ExecutedVersion"].isdigit()
 
 
-def test_invoke_function_error_is_unhandled_with_lambdas_error_document(emulator: dict[str, Any],
-                                                                         aws: dict[str, Any]) -> None:
+def test_invoke_function_error_is_unhandled_with_lambdas_error_document(emulator: dict[str, Any], aws: dict[str, Any],
+                                                                         function_url: str) -> None:
     """A function without a URL (the image's other handler, through ImageConfig), invoked on $LATEST."""
     lam = aws["lambda"]
     role = aws["iam"].get_role(RoleName="boto-made-role")["Role"]["Arn"]
@@ -174,7 +174,7 @@ def test_invoke_of_an_unknown_function_is_resource_not_found(aws: dict[str, Any]
 
 
 def test_a_url_that_cannot_be_served_answers_a_clear_error_at_once(emulator: dict[str, Any], aws: dict[str, Any],
-                                                                   h: Any) -> None:
+                                                                   function_url: str, h: Any) -> None:
     """The data plane binds a Function URL's port when the URL is created, and says why nothing runs there."""
     lam = aws["lambda"]
     role = aws["iam"].get_role(RoleName="boto-made-role")["Role"]["Arn"]
@@ -204,7 +204,7 @@ def test_a_url_that_cannot_be_served_answers_a_clear_error_at_once(emulator: dic
 
 
 def test_a_sagemaker_endpoint_made_with_boto3_answers_invoke_endpoint(emulator: dict[str, Any], aws: dict[str, Any],
-                                                                       h: Any) -> None:
+                                                                       function_url: str, h: Any) -> None:
     env = emulator["env"]
     kwargs = dict(endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
                   aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
