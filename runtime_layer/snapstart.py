@@ -18,9 +18,7 @@ the before-snapshot hooks registered with `snapshot_restore_py` (its own depende
 
 from __future__ import annotations
 
-import gc
 import os
-import random
 import sys
 from typing import Any
 
@@ -28,12 +26,18 @@ SNAP_START = "snap-start"  # AWS_LAMBDA_INITIALIZATION_TYPE of a SnapStart versi
 
 
 def before_snapshot() -> None:
+    import gc
+
     gc.collect()
 
 
 def after_restore(handler: Any = None) -> None:
     """Give this restored sandbox its own random state; its first invocation reports no init duration."""
-    random.seed()  # from os.urandom, like the generator's seeding at import
+    # Only generators already imported are in the snapshot; one imported later seeds itself from os.urandom. So the
+    # Lambda init path does not import `random` for this (the runtime imports it on first use).
+    random = sys.modules.get("random")
+    if random is not None:
+        random.seed()
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed()
