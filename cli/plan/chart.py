@@ -13,7 +13,7 @@ from .cost import Option
 
 WIDTH, PANEL_H, MARGIN_L, MARGIN_R, MARGIN_T, GAP = 760, 230, 70, 190, 40, 60
 COLORS = {"x86_64": "#1f77b4", "arm64": "#ff7f0e", "sagemaker": "#2ca02c", "ecs-gpu": "#9467bd",
-          "lambda+pc": "#8c564b"}
+          "lambda+pc": "#8c564b", "sagemaker-serverless": "#17becf"}
 
 
 def _ticks(high: float) -> list[float]:
@@ -89,7 +89,7 @@ def render(options: Sequence[Option], *, title: str, chosen: Option | None = Non
             p99_lines[arch] = [by_size[mb].p99_ms if mb in by_size else None for mb in sizes]
     cost_others: dict[str, tuple[float, str]] = {}
     p99_others: dict[str, tuple[float, str]] = {}
-    for target in ("lambda+pc", "sagemaker", "ecs-gpu"):
+    for target in ("lambda+pc", "sagemaker", "sagemaker-serverless", "ecs-gpu"):
         best = _best(options, target, lambda o: o.monthly_usd)
         if best is not None and best.monthly_usd is not None:
             name = best.config.split(" (")[0]

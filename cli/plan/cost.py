@@ -10,6 +10,12 @@ The free tier (1M requests, 400,000 GB-s a month) is per account, so plans leave
 Instances (SageMaker real-time, ECS on EC2 GPU): per hour, a month being `HOURS_PER_MONTH`; throughput per
 instance = vCPUs x requests a second one vCPU served here (one worker per vCPU, estimated); enough instances
 for the traffic, and idle cost per hour with (0) and without (one instance) scale to zero.
+
+SageMaker Serverless Inference: the memory size chosen (1,024 to 6,144 MB in 1 GB steps, CPU only) times the
+duration, billed by the millisecond, plus the data processed in and out per GB ("Deploy models with Amazon
+SageMaker Serverless Inference"; rates per size from AWS's sample `sagemaker-serverless-inference-benchmarking`,
+whose per-size rates are linear in GB). SageMaker gives compute in proportion to memory without saying the
+ratio, so its latency is Lambda's at the same memory (estimated, and said so).
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 MB_PER_GB = 1024  # Lambda's GB-second: memory in MB / 1024 (AWS example: 512MB/1024)
 ARCHES = ("x86_64", "arm64")
 INIT_LIMIT_MS = 10_000  # on-demand init phase limit ("Understanding the Lambda execution environment lifecycle")
+SERVERLESS_SIZES_MB = (1024, 2048, 3072, 4096, 5120, 6144)  # SageMaker Serverless Inference memory sizes
+BYTES_PER_GB = 1024 ** 3  # data processed: AWS's sample divides by 1024**3
 
 
 def billed_ms(duration_ms: float) -> int:
@@ -51,6 +59,13 @@ def lambda_request_usd(duration_ms: float, memory_mb: int, request_usd: float, g
     return request_usd + warm + cold
 
 
+def serverless_request_usd(duration_ms: float, memory_mb: int, gb_second_usd: float, data_gb_usd: float,
+                           bytes_processed: int) -> float:
+    """One SageMaker Serverless Inference request: memory x duration (to the ms) plus data in and out."""
+    return (billed_ms(duration_ms) / 1000 * memory_mb / MB_PER_GB * gb_second_usd
+            + bytes_processed / BYTES_PER_GB * data_gb_usd)
+
+
 def provisioned_monthly(concurrency: int, memory_mb: int, hours: float, provisioned_usd: float) -> float:
     """Provisioned concurrency alone: GB-seconds kept ready for `hours`, busy or not."""
     return concurrency * memory_mb / MB_PER_GB * hours * 3600 * provisioned_usd
@@ -70,12 +85,13 @@ class Option:
     p99_ms: float | None
     per_million_usd: float | None
     monthly_usd: float | None
-    idle_per_hour_usd: float | None
+    idle_per_hour_usd: float | None  # with at least one instance (or provisioned environment) kept
     fits: bool = True
     memory_mb: int | None = None
     arch: str | None = None
     note: str = ""
     chosen: bool = False
+    idle_at_zero_usd: float | None = None  # idle cost per hour when it scales to zero (None: it cannot)
 
     @property
     def priced(self) -> bool:
@@ -118,7 +134,8 @@ def _lambda_options(m: Measurement, book: PriceBook, traffic: Traffic) -> list[O
             per_request = lambda_request_usd(s.mean_ms, s.memory_mb, request, rate, init_ms=init_ms,
                                              cold_rate=traffic.cold_rate)
             options.append(Option("lambda", f"{arch} {s.memory_mb} MB", s.p50_ms, s.p99_ms, per_request * 1e6,
-                                   per_request * traffic.requests_per_month, 0.0, s.fits, s.memory_mb, arch, note))
+                                   per_request * traffic.requests_per_month, 0.0, s.fits, s.memory_mb, arch, note,
+                                   idle_at_zero_usd=0.0))
             if traffic.provisioned:
                 options.append(_provisioned(s, arch, book, traffic))
     return options
@@ -163,7 +180,8 @@ def _instance_option(target: str, row: Price, m: Measurement, traffic: Traffic, 
     per_million = row.usd / (per_instance_rps * 3600) * 1e6 if per_instance_rps else None
     monthly = n * row.usd * HOURS_PER_MONTH
     return Option(target, config, base.p50_ms, base.p99_ms, per_million, monthly, row.usd, fits, None, row.arch,
-                  f"{note}; {n} instance(s) for {traffic.rps:.2f} req/s; idle $0/h if scaled to zero")
+                  f"{note}; {n} instance(s) for {traffic.rps:.2f} req/s; idle ${row.usd:g}/h with one instance, "
+                  f"$0/h scaled to zero (the HTTPS front is not priced)", idle_at_zero_usd=0.0)
 
 
 def _sagemaker_options(m: Measurement, book: PriceBook, traffic: Traffic) -> list[Option]:
@@ -173,11 +191,42 @@ def _sagemaker_options(m: Measurement, book: PriceBook, traffic: Traffic) -> lis
     options = [_instance_option("sagemaker", row, m, traffic, base,
                                 "latency and throughput from one vCPU here, scaled by the instance's vCPUs")
                for row in book.instances("sagemaker.ml.")]
-    serverless = book.usd("sagemaker.serverless.gb_second")
-    if serverless is None:
-        options.append(Option("sagemaker-serverless", "serverless inference", None, None, None, None, 0.0, True,
-                              None, "x86_64", "unpriced: " + _missing(book, "sagemaker.serverless.gb_second")
-                              + "; SageMaker does not document the CPU share per memory size, so no latency"))
+    return options + _serverless_options(m, book, traffic)
+
+
+def _serverless_size(m: Measurement, memory_mb: int) -> SizeResult | None:
+    """The latency to assume at a Serverless Inference size: the Lambda measurement at that memory, else at the
+    largest measured size below it (pessimistic). SageMaker gives compute in proportion to memory without saying
+    the ratio; Lambda's (1,769 MB a vCPU) is the estimate."""
+    below = [s for s in m.sizes if s.memory_mb <= memory_mb]
+    return max(below, key=lambda s: s.memory_mb) if below else None
+
+
+def _serverless_options(m: Measurement, book: PriceBook, traffic: Traffic) -> list[Option]:
+    """SageMaker Serverless Inference at each memory size: CPU only, so never for a gpu = true model."""
+    rate, data = book.usd("sagemaker.serverless.gb_second"), book.usd("sagemaker.serverless.data_gb")
+    processed = m.request_bytes + m.response_bytes
+    options = []
+    for memory_mb in SERVERLESS_SIZES_MB:
+        fits = memory_mb >= m.peak_rss_mb and not m.gpu
+        why = "gpu = true: Serverless Inference has no GPUs" if m.gpu else (
+            "" if memory_mb >= m.peak_rss_mb else "does not fit: peak memory above the size")
+        config = f"serverless {memory_mb} MB"
+        size = _serverless_size(m, memory_mb)
+        p50, p99 = (size.p50_ms, size.p99_ms) if size else (None, None)
+        if rate is None or data is None or size is None:
+            missing = _missing(book, "sagemaker.serverless.gb_second", "sagemaker.serverless.data_gb") \
+                if rate is None or data is None else f"no latency measured at or below {memory_mb} MB"
+            options.append(Option("sagemaker-serverless", config, p50, p99, None, None, 0.0, fits, memory_mb,
+                                  "x86_64", f"unpriced: {missing}", idle_at_zero_usd=0.0))
+            continue
+        per_request = serverless_request_usd(size.mean_ms, memory_mb, rate, data, processed)
+        estimate = (f"estimated: latency at Lambda's CPU share for {size.memory_mb} MB (SageMaker gives compute in "
+                    f"proportion to memory but does not say the ratio); {processed:,} bytes in and out a request; "
+                    "cold starts not priced")
+        options.append(Option("sagemaker-serverless", config, p50, p99, per_request * 1e6,
+                              per_request * traffic.requests_per_month, 0.0, fits, memory_mb, "x86_64",
+                              "; ".join(x for x in (why, estimate) if x), idle_at_zero_usd=0.0))
     return options
 
 

@@ -26,10 +26,12 @@ def _deployed_option(spec: ModelSpec, target: str, book: prices.PriceBook, traff
         options = cost.plan_options(m, book, traffic)
         return next(o for o in options if o.target == "lambda" and o.arch == s.lambda_.architecture)
     if target == "sagemaker" and s.sagemaker.serverless:
-        serverless = book.usd("sagemaker.serverless.gb_second")
-        note = "unpriced: no Serverless Inference price in the snapshot" if serverless is None else ""
-        return cost.Option("sagemaker-serverless", f"serverless {s.sagemaker.serverless_memory_mb} MB", None, None,
-                           None, None, 0.0, note=note)
+        size = s.sagemaker.serverless_memory_mb
+        m = measure(spec.directory, sizes=(size,), runs=100, seconds_per_size=0.5)
+        rows = cost._serverless_options(m, book, traffic)
+        return next((o for o in rows if o.memory_mb == size),
+                    cost.Option("sagemaker-serverless", f"serverless {size} MB", None, None, None, None, 0.0,
+                                note=f"unpriced: {size} MB is not a Serverless Inference memory size"))
     key = f"sagemaker.{s.sagemaker.instance_type}" if target == "sagemaker" else f"ec2.{s.ecs.instance_type}"
     row = book.rows.get(key)
     if row is None or row.vcpus is None:

@@ -85,6 +85,8 @@ class Measurement:
     sizes: list[SizeResult] = field(default_factory=list)
     gpu: bool = False  # the model sets gpu = true: Lambda cannot run it
     skipped: list[str] = field(default_factory=list)  # sizes not measured, and why
+    request_bytes: int = 0  # the payload's size (SageMaker Serverless bills data processed in and out)
+    response_bytes: int = 0  # the model's answer to it
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -243,6 +245,7 @@ class Worker:
         self.threads = int(ready["threads"])
         self.warm = False  # True once a measured round ran (the ready answer already ran one request)
         self.peak_rss_mb = float(ready["peak_rss_mb"])
+        self.response_bytes = int(ready.get("response_bytes", 0))
 
     def _read(self, timeout: float) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -324,7 +327,8 @@ def measure(model_dir: str | Path, *, payload: str | None = None, sizes: Sequenc
                            limit.join(1.0))
             pool[first.threads] = first
             result = Measurement(spec.name, str(body), limit.method, limit.described, limit.host_cpus,
-                                 first.init_ms, first.peak_rss_mb, gpu=spec.settings.gpu)
+                                 first.init_ms, first.peak_rss_mb, gpu=spec.settings.gpu,
+                                 request_bytes=body.stat().st_size, response_bytes=first.response_bytes)
             progress(f"loaded {spec.name} in {first.init_ms:.0f} ms at 1 vCPU ({limit.described})")
             done: dict[float, SizeResult] = {}
             raw: dict[tuple[int, int], dict[str, Any]] = {}

@@ -1,15 +1,17 @@
 """The prices a plan uses: a dated snapshot per region shipped with mlfn, a file, or AWS's Price List API.
 
 A snapshot (`prices-<region>.json` next to this module) holds one row per price: `key`, `usd` (null when the
-price was not found: that row is unpriced, never guessed), `unit`, `source`, and for instances `vcpus`,
-`memory_gib`, `arch`, `gpu`.
+price was not found: that row is unpriced, never guessed), `unit`, `source`, `basis` (`aws-page`, `aws-sample`,
+`third-party`, `not-found`, `price-list-api`: the report names every row not from an AWS price page), and for
+instances `vcpus`, `memory_gib`, `arch`, `gpu`.
 Keys: `lambda.request`, `lambda.<arch>.gb_second`, `lambda.<arch>.provisioned_gb_second`,
 `lambda.<arch>.provisioned_duration_gb_second`, `lambda.free_requests`, `lambda.free_gb_seconds`,
 `apigateway.http.request`, `apigateway.rest.request`, `sagemaker.serverless.gb_second`,
+`sagemaker.serverless.data_gb`,
 `sagemaker.<instance type>` and `ec2.<instance type>` (per hour).
 
 `refresh(book, client)` replaces the Lambda request and x86_64 duration rows and the EC2 instance rows with
-`pricing.get_products` answers (first tier, on-demand, Linux, shared tenancy). moto does not implement the
+`pricing.get_products` answers (first tier, on-demand, Linux, shared tenancy). moto (5.2.5) does not implement the
 Price List API; the refresh is tested against a local HTTP server that answers in the API's documented shape.
 """
 
@@ -43,6 +45,7 @@ class Price:
     memory_gib: float | None = None
     arch: str | None = None
     gpu: str | None = None
+    basis: str | None = None  # aws-page | aws-sample | third-party | not-found | price-list-api
 
 
 @dataclass
@@ -62,6 +65,15 @@ class PriceBook:
     def instances(self, prefix: str) -> list[Price]:
         """Instance rows under `prefix` ("sagemaker.ml." or "ec2."), priced or not."""
         return [p for k, p in self.rows.items() if k.startswith(prefix) and p.vcpus is not None]
+
+    def not_from_aws_pages(self) -> dict[str, list[str]]:
+        """Keys by basis, for every row whose figure is not from an AWS price page or the Price List API."""
+        out: dict[str, list[str]] = {}
+        for key, row in self.rows.items():
+            basis = "not-found" if row.usd is None else (row.basis or "unstated")
+            if basis not in ("aws-page", "price-list-api"):
+                out.setdefault(basis, []).append(key)
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {"region": self.region, "date": self.date, "origin": self.origin, "source": self.source,
@@ -142,7 +154,8 @@ def refresh(book: PriceBook, client: Any) -> PriceBook:
     for key, (service, filters, scale) in wanted.items():
         usd = _get(client, service, filters)
         if usd is not None and key in rows:
-            rows[key] = replace(rows[key], usd=usd * scale, source=f"AWS Price List API {service} {filters}")
+            rows[key] = replace(rows[key], usd=usd * scale, source=f"AWS Price List API {service} {filters}",
+                                basis="price-list-api")
             found += 1
     today = date.today().isoformat()
     return PriceBook(book.region, today, f"AWS Price List API ({found} rows) over {book.origin}",

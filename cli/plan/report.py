@@ -26,11 +26,28 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}" if value < 100 else f"{value:,.0f}"
 
 
+def _price_caveats(book: PriceBook) -> list[str]:
+    """Which prices are not from AWS's price pages, said in the output rather than passed off as AWS's."""
+    words = {"aws-sample": "from an AWS sample's constants, not an AWS price page",
+             "third-party": "third-party transcriptions, not found in AWS's price pages",
+             "not-found": "not found in AWS's price pages (unpriced)", "unstated": "of unstated origin"}
+    return [f"  {words.get(basis, basis)}: {', '.join(keys)}" for basis, keys in book.not_from_aws_pages().items()]
+
+
+def _idle(o: Option) -> str:
+    """Idle cost per hour with one instance kept, and when scaled to zero where the target can."""
+    if o.idle_per_hour_usd is None:
+        return "-"
+    if o.idle_at_zero_usd is None or o.idle_at_zero_usd == o.idle_per_hour_usd:
+        return _money(o.idle_per_hour_usd)
+    return f"{_money(o.idle_per_hour_usd)} ({_money(o.idle_at_zero_usd)} at zero)"
+
+
 def _table(options: Sequence[Option]) -> list[str]:
     header = ("", "configuration", "p50 ms", "p99 ms", "$ / 1M req", "$ / month", "idle $ / h", "note")
     rows = [("*" if o.chosen else ("-" if not o.fits else ""), o.config, _ms(o.p50_ms), _ms(o.p99_ms),
              _money(o.per_million_usd), _money(o.monthly_usd),
-             _money(o.idle_per_hour_usd) if o.idle_per_hour_usd is not None else "-", o.note)
+             _idle(o), o.note)
             for o in options]
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=True)) + "  " + r[-1]
@@ -46,6 +63,7 @@ def text(m: Measurement, book: PriceBook, traffic: Traffic, options: Sequence[Op
         f"CPU share applied with: {m.how}; this host has {m.host_cpus} CPUs",
         *([f"not measured: {', '.join(m.skipped)}"] if m.skipped else []),
         f"prices: {book.origin}, dated {book.date}, region {book.region} (each row's source: --json)",
+        *_price_caveats(book),
         "latency: warm, in process through mlfn's runtime (decode, model, encode; no HTTP); SageMaker and ECS "
         "figures are the one-vCPU ones",
         f"traffic: {traffic.requests_per_month:,.0f} requests a month ({traffic.rps:.2f} req/s), "

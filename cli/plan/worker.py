@@ -48,8 +48,8 @@ def main(argv: list[str]) -> int:
     if first.status != 200:
         _say({"error": f"the payload {payload_path} answered {first.status}: {first.body[:200]!r}"})
         return 1
-    _say({"ready": True, "threads": service.model.threads,
-          "peak_rss_mb": _peak_rss_mb()})
+    _say({"ready": True, "threads": service.model.threads, "peak_rss_mb": _peak_rss_mb(),
+          "response_bytes": len(first.body)})
     for line in sys.stdin:
         ask = json.loads(line)
         for _ in range(int(ask.get("warmup", 0))):

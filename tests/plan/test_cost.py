@@ -13,6 +13,7 @@ from mlfn.cli.plan.cost import (
     lambda_request_usd,
     plan_options,
     provisioned_monthly,
+    serverless_request_usd,
 )
 from mlfn.cli.plan.measure import Measurement, SizeResult
 from mlfn.cli.plan.prices import snapshot
@@ -86,7 +87,7 @@ def test_cheapest_configuration_meeting_the_slo() -> None:
 def test_unpriced_rows_are_never_chosen_and_say_why() -> None:
     options = plan_options(_measurement(), snapshot("us-east-1"), Traffic(1_000_000, provisioned=1))
     unpriced = [o for o in options if not o.priced]
-    assert any(o.target == "sagemaker-serverless" for o in unpriced)
+    assert any(o.target == "sagemaker" for o in unpriced) and any(o.target == "ecs-gpu" for o in unpriced)
     assert all("unpriced" in o.note for o in unpriced)
     assert not any(o.chosen for o in unpriced)
     pc = [o for o in options if o.target == "lambda+pc" and o.arch == "x86_64"]
@@ -110,3 +111,63 @@ def test_a_gpu_model_is_never_planned_on_lambda() -> None:
     assert lam and all(not o.fits and o.note.startswith("gpu = true: Lambda has no GPUs") for o in lam)
     best = cheapest(options, None)
     assert best is not None and best.target in ("sagemaker", "ecs-gpu")
+
+
+# SageMaker Serverless Inference rates per memory size, per second, as AWS's own sample prices them
+# (github.com/aws-samples/sagemaker-serverless-inference-benchmarking, cost_constants.py: INFERENCE_COST is the
+# per-second rate / 1000 per ms, PROCESSING_COST = 0.016 / 1024**3 per byte in and out). The pricing page
+# (aws.amazon.com/sagemaker/pricing) renders its rates and examples client-side: no worked example was found there.
+SAMPLE_SERVERLESS_PER_SECOND = {1024: 0.0000200, 2048: 0.0000400, 3072: 0.0000600, 4096: 0.0000800,
+                                5120: 0.0001000, 6144: 0.0001200}
+
+
+def test_serverless_inference_is_memory_times_milliseconds_plus_data_processed() -> None:
+    for memory_mb, per_second in SAMPLE_SERVERLESS_PER_SECOND.items():
+        # one GB-second rate reproduces every size's per-second rate, and a 1 ms request costs 1/1000 of it
+        assert serverless_request_usd(1000, memory_mb, 0.00002, 0.016, 0) == pytest.approx(per_second)
+        assert serverless_request_usd(1, memory_mb, 0.00002, 0.016, 0) == pytest.approx(per_second / 1000)
+    # billed by the millisecond, rounded up: 135.2 ms is 136 ms
+    assert serverless_request_usd(135.2, 2048, 0.00002, 0.0, 0) == pytest.approx(0.136 * 2 * 0.00002)
+    # data processed in and out: $0.016 per GB (1024**3 bytes)
+    assert serverless_request_usd(0.5, 1024, 0.0, 0.016, 1024 ** 3) == pytest.approx(0.016)
+    # a month of 1M requests of 100 ms at 2 GB with 10 KB in and out: $4.00 compute + $0.149 data
+    month = 1e6 * serverless_request_usd(100, 2048, 0.00002, 0.016, 10 * 1024)
+    assert month == pytest.approx(4.0 + 1e6 * 10 * 1024 / 1024 ** 3 * 0.016)
+
+
+def test_a_real_time_instance_is_paid_by_the_hour_whatever_the_traffic() -> None:
+    """ml.c5.xlarge at $0.204 an hour (AWS's sample): 4 vCPUs x 25 req/s each at 40 ms = 100 req/s an instance."""
+    book = snapshot("us-east-1")
+    options = {o.config.split(" (")[0]: o for o in plan_options(_measurement(), book, Traffic(1_000_000))
+               if o.target == "sagemaker"}
+    c5 = options["ml.c5.xlarge"]
+    assert c5.monthly_usd == pytest.approx(0.204 * 730)  # one instance covers 0.38 req/s
+    assert c5.per_million_usd == pytest.approx(0.204 / (100 * 3600) * 1e6)
+    assert c5.idle_per_hour_usd == 0.204 and c5.idle_at_zero_usd == 0.0
+    busy = {o.config.split(" (")[0]: o for o in plan_options(_measurement(), book, Traffic(250 * 2_628_000))
+            if o.target == "sagemaker"}["ml.c5.xlarge"]
+    assert busy.monthly_usd == pytest.approx(3 * 0.204 * 730)  # 250 req/s needs 3 instances
+    assert options["ml.c7i.large"].monthly_usd is None and "unpriced" in options["ml.c7i.large"].note
+
+
+def test_serverless_options_fit_memory_and_take_lambdas_share_at_that_size() -> None:
+    m = _measurement()
+    m.request_bytes, m.response_bytes = 300, 100
+    rows = {o.memory_mb: o for o in plan_options(m, snapshot("us-east-1"), Traffic(1_000_000))
+            if o.target == "sagemaker-serverless"}
+    assert sorted(rows) == [1024, 2048, 3072, 4096, 5120, 6144]
+    # 1,024 MB takes the 1,024 MB measurement (69 ms); 2,048 MB the largest below it (1,769 MB: 40 ms)
+    assert rows[1024].p50_ms == 69.0 and rows[2048].p50_ms == 40.0 and rows[6144].p50_ms == 40.0
+    assert rows[1024].per_million_usd == pytest.approx(1e6 * (0.069 * 0.00002 + 400 / 1024 ** 3 * 0.016))
+    assert all(o.idle_per_hour_usd == 0.0 and "estimated" in o.note for o in rows.values())
+    m.gpu = True
+    gpu = [o for o in plan_options(m, snapshot("us-east-1"), Traffic(1000)) if o.target == "sagemaker-serverless"]
+    assert gpu and not any(o.fits for o in gpu) and all("no GPUs" in o.note for o in gpu)
+
+
+def test_prices_not_from_aws_pages_are_named() -> None:
+    caveats = snapshot("us-east-1").not_from_aws_pages()
+    assert "sagemaker.serverless.gb_second" in caveats["aws-sample"]
+    assert "lambda.arm64.gb_second" in caveats["third-party"]
+    assert "ec2.g6.xlarge" in caveats["not-found"]
+    assert not any("lambda.request" in keys for keys in caveats.values())
