@@ -222,8 +222,9 @@ def _serverless_options(m: Measurement, book: PriceBook, traffic: Traffic) -> li
             continue
         per_request = serverless_request_usd(size.mean_ms, memory_mb, rate, data, processed)
         estimate = (f"estimated: latency at Lambda's CPU share for {size.memory_mb} MB (SageMaker gives compute in "
-                    f"proportion to memory but does not say the ratio); {processed:,} bytes in and out a request; "
-                    "cold starts not priced")
+                    f"proportion to memory but does not say the ratio); billed time taken as the model's own (AWS's sample "
+                    f"adds the endpoint's OverheadLatency); {processed:,} bytes in and out a request; cold starts "
+                    "not priced")
         options.append(Option("sagemaker-serverless", config, p50, p99, per_request * 1e6,
                               per_request * traffic.requests_per_month, 0.0, fits, memory_mb, "x86_64",
                               "; ".join(x for x in (why, estimate) if x), idle_at_zero_usd=0.0))
