@@ -35,6 +35,10 @@ ARCHES = ("x86_64", "arm64")
 INIT_LIMIT_MS = 10_000  # on-demand init phase limit ("Understanding the Lambda execution environment lifecycle")
 SERVERLESS_SIZES_MB = (1024, 2048, 3072, 4096, 5120, 6144)  # SageMaker Serverless Inference memory sizes
 BYTES_PER_GB = 1024 ** 3  # data processed: AWS's sample divides by 1024**3
+HTTP_API_METER_BYTES = 512 * 1024  # HTTP APIs are metered in 512 KB increments
+# the HTTPS front mlfn puts before each target (infra/fronts.py); Lambda has its own Function URL at no charge
+FRONTS = {"sagemaker": "apigateway.rest.request", "sagemaker-serverless": "apigateway.rest.request",
+          "ecs-gpu": "apigateway.http.request"}
 
 
 def billed_ms(duration_ms: float) -> int:
@@ -64,6 +68,16 @@ def serverless_request_usd(duration_ms: float, memory_mb: int, gb_second_usd: fl
     """One SageMaker Serverless Inference request: memory x duration (to the ms) plus data in and out."""
     return (billed_ms(duration_ms) / 1000 * memory_mb / MB_PER_GB * gb_second_usd
             + bytes_processed / BYTES_PER_GB * data_gb_usd)
+
+
+def front_request_usd(book: PriceBook, target: str, request_bytes: int) -> float | None:
+    """What the target's API Gateway front charges a request (None: its price was not found)."""
+    key = FRONTS[target]
+    usd = book.usd(key)
+    if usd is None:
+        return None
+    calls = max(1, math.ceil(request_bytes / HTTP_API_METER_BYTES)) if key == "apigateway.http.request" else 1
+    return usd * calls
 
 
 def provisioned_monthly(concurrency: int, memory_mb: int, hours: float, provisioned_usd: float) -> float:
@@ -166,8 +180,8 @@ def _one_vcpu(m: Measurement) -> SizeResult | None:
     return min(m.sizes, key=lambda s: abs(s.applied_vcpus - 1.0))
 
 
-def _instance_option(target: str, row: Price, m: Measurement, traffic: Traffic, base: SizeResult,
-                     estimated: str) -> Option:
+def _instance_option(target: str, row: Price, m: Measurement, book: PriceBook, traffic: Traffic,
+                     base: SizeResult, estimated: str) -> Option:
     per_instance_rps = (row.vcpus or 1) * 1000 / base.mean_ms if base.mean_ms > 0 else 0.0
     # one worker per vCPU, each holding the model
     fits = (row.memory_gib or 0) * 1024 >= m.peak_rss_mb * (row.vcpus or 1)
@@ -176,19 +190,24 @@ def _instance_option(target: str, row: Price, m: Measurement, traffic: Traffic, 
     if row.usd is None:
         return Option(target, config, base.p50_ms, base.p99_ms, None, None, None, fits, None, row.arch,
                       f"unpriced: {row.source}")
+    front = front_request_usd(book, target, m.request_bytes)
+    if front is None:
+        return Option(target, config, base.p50_ms, base.p99_ms, None, None, row.usd, fits, None, row.arch,
+                      f"unpriced: {_missing(book, FRONTS[target])}", idle_at_zero_usd=0.0)
     n = instances_needed(traffic.rps, per_instance_rps)
-    per_million = row.usd / (per_instance_rps * 3600) * 1e6 if per_instance_rps else None
-    monthly = n * row.usd * HOURS_PER_MONTH
+    per_million = (row.usd / (per_instance_rps * 3600) + front) * 1e6 if per_instance_rps else None
+    monthly = n * row.usd * HOURS_PER_MONTH + front * traffic.requests_per_month
     return Option(target, config, base.p50_ms, base.p99_ms, per_million, monthly, row.usd, fits, None, row.arch,
-                  f"{note}; {n} instance(s) for {traffic.rps:.2f} req/s; idle ${row.usd:g}/h with one instance, "
-                  f"$0/h scaled to zero (the HTTPS front is not priced)", idle_at_zero_usd=0.0)
+                  f"{note}; {n} instance(s) for {traffic.rps:.2f} req/s; API Gateway front ${front * 1e6:.2f} per 1M "
+                  f"requests included; idle ${row.usd:g}/h with one instance, $0/h scaled to zero",
+                  idle_at_zero_usd=0.0)
 
 
 def _sagemaker_options(m: Measurement, book: PriceBook, traffic: Traffic) -> list[Option]:
     base = _one_vcpu(m)
     if base is None:
         return []
-    options = [_instance_option("sagemaker", row, m, traffic, base,
+    options = [_instance_option("sagemaker", row, m, book, traffic, base,
                                 "latency and throughput from one vCPU here, scaled by the instance's vCPUs")
                for row in book.instances("sagemaker.ml.")]
     return options + _serverless_options(m, book, traffic)
@@ -214,17 +233,19 @@ def _serverless_options(m: Measurement, book: PriceBook, traffic: Traffic) -> li
         config = f"serverless {memory_mb} MB"
         size = _serverless_size(m, memory_mb)
         p50, p99 = (size.p50_ms, size.p99_ms) if size else (None, None)
-        if rate is None or data is None or size is None:
-            missing = _missing(book, "sagemaker.serverless.gb_second", "sagemaker.serverless.data_gb") \
-                if rate is None or data is None else f"no latency measured at or below {memory_mb} MB"
+        front = front_request_usd(book, "sagemaker-serverless", m.request_bytes)
+        if rate is None or data is None or front is None or size is None:
+            missing = _missing(book, "sagemaker.serverless.gb_second", "sagemaker.serverless.data_gb",
+                               FRONTS["sagemaker-serverless"]) if size else \
+                f"no latency measured at or below {memory_mb} MB"
             options.append(Option("sagemaker-serverless", config, p50, p99, None, None, 0.0, fits, memory_mb,
                                   "x86_64", f"unpriced: {missing}", idle_at_zero_usd=0.0))
             continue
-        per_request = serverless_request_usd(size.mean_ms, memory_mb, rate, data, processed)
+        per_request = serverless_request_usd(size.mean_ms, memory_mb, rate, data, processed) + front
         estimate = (f"estimated: latency at Lambda's CPU share for {size.memory_mb} MB (SageMaker gives compute in "
-                    f"proportion to memory but does not say the ratio); billed time taken as the model's own (AWS's sample "
-                    f"adds the endpoint's OverheadLatency); {processed:,} bytes in and out a request; cold starts "
-                    "not priced")
+                    "proportion to memory but does not say the ratio); billed time taken as the model's own (AWS's "
+                    f"sample adds the endpoint's OverheadLatency); {processed:,} bytes in and out a request; "
+                    f"API Gateway front ${front * 1e6:.2f} per 1M included; cold starts not priced")
         options.append(Option("sagemaker-serverless", config, p50, p99, per_request * 1e6,
                               per_request * traffic.requests_per_month, 0.0, fits, memory_mb, "x86_64",
                               "; ".join(x for x in (why, estimate) if x), idle_at_zero_usd=0.0))
@@ -235,7 +256,7 @@ def _ecs_gpu_options(m: Measurement, book: PriceBook, traffic: Traffic) -> list[
     base = _one_vcpu(m)
     if base is None:
         return []
-    return [_instance_option("ecs-gpu", row, m, traffic, base,
+    return [_instance_option("ecs-gpu", row, m, book, traffic, base,
                              "estimated: no GPU here, so latency and throughput are the CPU figures of one vCPU "
                              "scaled by the instance's vCPUs (a GPU should do better)")
             for row in book.instances("ec2.")]

@@ -38,7 +38,7 @@ def _deployed_option(spec: ModelSpec, target: str, book: prices.PriceBook, traff
         return cost.Option(target, key.split(".", 1)[1], None, None, None, None, None,
                            note=f"unpriced: {key.split('.', 1)[1]} is not in {book.origin}")
     m = measure(spec.directory, sizes=(MB_PER_LAMBDA_VCPU,), runs=100, seconds_per_size=0.5)
-    return cost._instance_option(target, row, m, traffic, m.sizes[0], "estimated from one vCPU here")
+    return cost._instance_option(target, row, m, book, traffic, m.sizes[0], "estimated from one vCPU here")
 
 
 def monthly_line(spec: ModelSpec, target: str, region: str | None) -> str | None:

@@ -8,6 +8,7 @@ from mlfn.cli.plan.cost import (
     Traffic,
     billed_ms,
     cheapest,
+    front_request_usd,
     instances_needed,
     lambda_monthly,
     lambda_request_usd,
@@ -141,12 +142,13 @@ def test_a_real_time_instance_is_paid_by_the_hour_whatever_the_traffic() -> None
     options = {o.config.split(" (")[0]: o for o in plan_options(_measurement(), book, Traffic(1_000_000))
                if o.target == "sagemaker"}
     c5 = options["ml.c5.xlarge"]
-    assert c5.monthly_usd == pytest.approx(0.204 * 730)  # one instance covers 0.38 req/s
-    assert c5.per_million_usd == pytest.approx(0.204 / (100 * 3600) * 1e6)
+    # one instance covers 0.38 req/s; the REST API front costs $3.50 per 1M (AWS's API Gateway whitepaper, Table 4)
+    assert c5.monthly_usd == pytest.approx(0.204 * 730 + 3.50)
+    assert c5.per_million_usd == pytest.approx(0.204 / (100 * 3600) * 1e6 + 3.50)
     assert c5.idle_per_hour_usd == 0.204 and c5.idle_at_zero_usd == 0.0
     busy = {o.config.split(" (")[0]: o for o in plan_options(_measurement(), book, Traffic(250 * 2_628_000))
             if o.target == "sagemaker"}["ml.c5.xlarge"]
-    assert busy.monthly_usd == pytest.approx(3 * 0.204 * 730)  # 250 req/s needs 3 instances
+    assert busy.monthly_usd == pytest.approx(3 * 0.204 * 730 + 250 * 2_628_000 * 3.5e-6)  # 250 req/s: 3 instances
     assert options["ml.c7i.large"].monthly_usd is None and "unpriced" in options["ml.c7i.large"].note
 
 
@@ -158,7 +160,7 @@ def test_serverless_options_fit_memory_and_take_lambdas_share_at_that_size() -> 
     assert sorted(rows) == [1024, 2048, 3072, 4096, 5120, 6144]
     # 1,024 MB takes the 1,024 MB measurement (69 ms); 2,048 MB the largest below it (1,769 MB: 40 ms)
     assert rows[1024].p50_ms == 69.0 and rows[2048].p50_ms == 40.0 and rows[6144].p50_ms == 40.0
-    assert rows[1024].per_million_usd == pytest.approx(1e6 * (0.069 * 0.00002 + 400 / 1024 ** 3 * 0.016))
+    assert rows[1024].per_million_usd == pytest.approx(1e6 * (0.069 * 0.00002 + 400 / 1024 ** 3 * 0.016 + 3.5e-6))
     assert all(o.idle_per_hour_usd == 0.0 and "estimated" in o.note for o in rows.values())
     m.gpu = True
     gpu = [o for o in plan_options(m, snapshot("us-east-1"), Traffic(1000)) if o.target == "sagemaker-serverless"]
@@ -170,4 +172,12 @@ def test_prices_not_from_aws_pages_are_named() -> None:
     assert "sagemaker.serverless.gb_second" in caveats["aws-sample"]
     assert "lambda.arm64.gb_second" in caveats["third-party"]
     assert "ec2.g6.xlarge" in caveats["not-found"]
-    assert not any("lambda.request" in keys for keys in caveats.values())
+    assert not any("lambda.request" in keys or "apigateway.rest.request" in keys for keys in caveats.values())
+
+
+def test_the_api_gateway_front_is_priced_per_request() -> None:
+    """REST API $3.50 and HTTP API $1.00 per million (us-east-1, first tiers); HTTP APIs meter 512 KB increments."""
+    book = snapshot("us-east-1")
+    assert front_request_usd(book, "sagemaker", 10_000_000) == pytest.approx(3.5e-6)
+    assert front_request_usd(book, "ecs-gpu", 100) == pytest.approx(1e-6)
+    assert front_request_usd(book, "ecs-gpu", 512 * 1024 + 1) == pytest.approx(2e-6)
