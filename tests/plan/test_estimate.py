@@ -32,3 +32,13 @@ def test_no_line_without_plan_and_unpriced_instances_say_so(tmp_path: Path, func
     assert line is not None and "unpriced" in line and "ml.m5.large is not in snapshot" in line
     assert "not estimated (no price snapshot for region eu-north-9" in (monthly_line(load_spec(folder), "lambda",
                                                                                      "eu-north-9") or "")
+
+
+def test_serverless_line_prices_the_configured_memory_size(tmp_path: Path, functions_dir: Path) -> None:
+    folder = _iris(tmp_path, functions_dir, "\n[plan]\nrequests_per_month = 1000000\n\n[sagemaker]\nserverless = true\n"
+                                            "serverless_memory_mb = 2048\n")
+    line = monthly_line(load_spec(folder), "sagemaker", None)
+    assert line is not None and "unpriced" not in line, line
+    assert "for sagemaker-serverless serverless 2048 MB" in line
+    # at least the REST front ($3.50 per 1M) and 1 ms of 2 GB per request ($0.04 per 1M)
+    assert float(line.split(": $")[1].split(" ")[0]) >= 3.54
