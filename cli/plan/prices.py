@@ -10,8 +10,9 @@ Keys: `lambda.request`, `lambda.<arch>.gb_second`, `lambda.<arch>.provisioned_gb
 `sagemaker.serverless.data_gb`,
 `sagemaker.<instance type>` and `ec2.<instance type>` (per hour).
 
-`refresh(book, client)` replaces the Lambda request and x86_64 duration rows and the EC2 instance rows with
-`pricing.get_products` answers (first tier, on-demand, Linux, shared tenancy). moto (5.2.5) does not implement the
+`refresh(book, client)` replaces the Lambda request and x86_64 duration rows, the EC2 instance rows (on-demand,
+Linux, shared tenancy) and the SageMaker instance rows (`component` Hosting, `instanceName`, `regionCode`: the
+filters of AWS's awslabs/llmeter) with `pricing.get_products` answers (first tier). moto (5.2.5) does not implement the
 Price List API; the refresh is tested against a local HTTP server that answers in the API's documented shape.
 """
 
@@ -149,6 +150,10 @@ def refresh(book: PriceBook, client: Any) -> PriceBook:
         wanted[row.key] = ("AmazonEC2", {"location": location, "instanceType": row.key.removeprefix("ec2."),
                                          "operatingSystem": "Linux", "tenancy": "Shared", "preInstalledSw": "NA",
                                          "capacitystatus": "Used"}, 1.0)
+    for row in book.instances("sagemaker.ml."):
+        # the filters AWS's own awslabs/llmeter uses for SageMaker hosting (real-time) instances
+        wanted[row.key] = ("AmazonSageMaker", {"component": "Hosting", "instanceName": row.key.removeprefix(
+            "sagemaker."), "regionCode": book.region}, 1.0)
     rows = dict(book.rows)
     found = 0
     for key, (service, filters, scale) in wanted.items():

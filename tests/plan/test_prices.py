@@ -34,7 +34,8 @@ def _entry(usd: str, attributes: dict[str, str]) -> str:
         "version": "20261101", "publicationDate": "2026-11-01T00:00:00Z"})
 
 
-ANSWERS = {"AWS-Lambda-Requests": "0.0000002100", "AWS-Lambda-Duration": "0.0000170000", "g5.xlarge": "1.1000000000"}
+ANSWERS = {"AWS-Lambda-Requests": "0.0000002100", "AWS-Lambda-Duration": "0.0000170000", "g5.xlarge": "1.1000000000",
+           "ml.c5.xlarge": "0.2100000000", "ml.g5.xlarge": "1.4100000000"}
 
 
 class PriceList(BaseHTTPRequestHandler):
@@ -45,9 +46,9 @@ class PriceList(BaseHTTPRequestHandler):
         assert self.headers["X-Amz-Target"] == "AWSPriceListService.GetProducts"
         PriceList.seen.append(body)
         filters = {f["Field"]: f["Value"] for f in body["Filters"]}
-        key = filters.get("group") or filters.get("instanceType", "")
-        items = [_entry(ANSWERS[key], filters)] if key in ANSWERS and filters["location"] == "US East (N. Virginia)" \
-            else []
+        key = filters.get("group") or filters.get("instanceType") or filters.get("instanceName", "")
+        here = filters.get("location") == "US East (N. Virginia)" or filters.get("regionCode") == "us-east-1"
+        items = [_entry(ANSWERS[key], filters)] if key in ANSWERS and here else []
         data = json.dumps({"FormatVersion": "aws_v1", "PriceList": items}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-amz-json-1.1")
@@ -81,8 +82,15 @@ def test_refresh_reads_the_price_list_api_over_http(price_list: Any) -> None:
     assert book.usd("ec2.g5.xlarge") == pytest.approx(1.1)
     assert book.usd("ec2.g6.xlarge") is None  # the API had nothing: still unpriced
     assert book.usd("lambda.arm64.gb_second") == snapshot("us-east-1").usd("lambda.arm64.gb_second")
-    assert book.origin.startswith("AWS Price List API (3 rows)") and "AWS Price List API" in \
+    assert book.usd("sagemaker.ml.c5.xlarge") == pytest.approx(0.21)
+    assert book.usd("sagemaker.ml.g5.xlarge") == pytest.approx(1.41)  # unpriced in the snapshot, priced now
+    assert book.rows["sagemaker.ml.g5.xlarge"].basis == "price-list-api"
+    assert not any("sagemaker.ml.g5.xlarge" in keys for keys in book.not_from_aws_pages().values())
+    assert book.origin.startswith("AWS Price List API (5 rows)") and "AWS Price List API" in \
         book.rows["lambda.request"].source
+    sagemaker = next(b for b in PriceList.seen if b["ServiceCode"] == "AmazonSageMaker")
+    assert {f["Field"]: f["Value"] for f in sagemaker["Filters"]}.items() >= {
+        "component": "Hosting", "regionCode": "us-east-1"}.items()
     ec2 = next(b for b in PriceList.seen if b["ServiceCode"] == "AmazonEC2")
     assert {f["Field"] for f in ec2["Filters"]} >= {"instanceType", "location", "operatingSystem", "tenancy"}
 
