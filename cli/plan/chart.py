@@ -11,7 +11,8 @@ from html import escape
 
 from .cost import Option
 
-WIDTH, PANEL_H, MARGIN_L, MARGIN_R, MARGIN_T, GAP = 760, 230, 70, 190, 40, 60
+WIDTH, PANEL_H, MARGIN_L, MARGIN_R, MARGIN_T, GAP = 880, 230, 70, 310, 40, 60
+OFF_SCALE = 5  # another target's line is drawn only up to 5x the highest Lambda figure
 COLORS = {"x86_64": "#1f77b4", "arm64": "#ff7f0e", "sagemaker": "#2ca02c", "ecs-gpu": "#9467bd",
           "lambda+pc": "#8c564b", "sagemaker-serverless": "#17becf"}
 
@@ -35,7 +36,9 @@ def _fmt(value: float) -> str:
 def _panel(top: float, title: str, unit: str, sizes: Sequence[int], lambda_lines: dict[str, list[float | None]],
            others: dict[str, tuple[float, str]]) -> list[str]:
     values = [v for line in lambda_lines.values() for v in line if v is not None]
-    values += [v for v, _ in others.values()]
+    # another target far above every Lambda figure would flatten the Lambda lines: it is named, not drawn
+    limit = OFF_SCALE * max(values) if values else float("inf")
+    values += [v for v, _ in others.values() if v <= limit]
     ticks = _ticks(max(values, default=1.0))
     plot_w = WIDTH - MARGIN_L - MARGIN_R
 
@@ -64,6 +67,11 @@ def _panel(top: float, title: str, unit: str, sizes: Sequence[int], lambda_lines
         legend_y += 16
     for target, (value, label) in others.items():
         color = COLORS.get(target, "#555")
+        if value > limit:
+            out.append(f'<text x="{MARGIN_L + plot_w + 10}" y="{legend_y}" fill="{color}">{escape(label)}: '
+                       f'{_fmt(value)} (off the scale)</text>')
+            legend_y += 16
+            continue
         out.append(f'<line x1="{MARGIN_L}" x2="{MARGIN_L + plot_w}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
                    f'stroke="{color}" stroke-dasharray="6 4" stroke-width="1.5"/>')
         out.append(f'<text x="{MARGIN_L + plot_w + 10}" y="{legend_y}" fill="{color}">{escape(label)}</text>')
