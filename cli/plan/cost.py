@@ -225,6 +225,7 @@ def _serverless_options(m: Measurement, book: PriceBook, traffic: Traffic) -> li
     """SageMaker Serverless Inference at each memory size: CPU only, so never for a gpu = true model."""
     rate, data = book.usd("sagemaker.serverless.gb_second"), book.usd("sagemaker.serverless.data_gb")
     processed = m.request_bytes + m.response_bytes
+    front = front_request_usd(book, "sagemaker-serverless", m.request_bytes)
     options = []
     for memory_mb in SERVERLESS_SIZES_MB:
         fits = memory_mb >= m.peak_rss_mb and not m.gpu
@@ -233,7 +234,6 @@ def _serverless_options(m: Measurement, book: PriceBook, traffic: Traffic) -> li
         config = f"serverless {memory_mb} MB"
         size = _serverless_size(m, memory_mb)
         p50, p99 = (size.p50_ms, size.p99_ms) if size else (None, None)
-        front = front_request_usd(book, "sagemaker-serverless", m.request_bytes)
         if rate is None or data is None or front is None or size is None:
             missing = _missing(book, "sagemaker.serverless.gb_second", "sagemaker.serverless.data_gb",
                                FRONTS["sagemaker-serverless"]) if size else \
