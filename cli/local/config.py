@@ -47,6 +47,7 @@ class FunctionConfig:
     port: int = 0  # the gateway listener of this function's URL; 0 until assigned
     snapstart: bool = False  # SnapStart on the version: init once at registration, sandboxes restored from it
     labels: dict[str, str] = field(default_factory=dict)  # the image's labels (com.amazonaws.lambda.feature.snapstart)
+    public: bool = True  # has a Function URL (a gateway port); False: served to the Invoke API only
 
     def __post_init__(self) -> None:
         self.auth_type = _check_auth(self.auth_type)

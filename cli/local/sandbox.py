@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..packaging.layer import MODEL_PREFIX
 from ..plan.measure import CpuLimit, lambda_cpu_cap
 from .config import FunctionConfig
 from .image_rootfs import ImageRun
@@ -139,7 +140,7 @@ class Sandbox:
             "LAMBDA_TASK_ROOT": task_root,
             "LAMBDA_RUNTIME_DIR": runtime_dir,
         })
-        env.update(c.env)
+        env.update(c.env if self.run is not None else host_paths(c.env, c.model_dir))
         return env
 
     def log(self, message: str) -> None:
@@ -313,3 +314,11 @@ def _error_type(outcome: Outcome) -> str:
     with contextlib.suppress(ValueError, AttributeError):
         return str(json.loads(outcome.body).get("errorType", "Unhandled"))
     return "Unhandled"
+
+
+def host_paths(env: dict[str, str], model_dir: str) -> dict[str, str]:
+    """The function's variables for the host runtime: a path into the image's model folder (/opt/mlfn/model) points
+    at its unpacked copy, which is all of the image the host runtime has."""
+    inside = "/" + MODEL_PREFIX.strip("/")
+    return {name: model_dir + value[len(inside):] if value == inside or value.startswith(inside + "/") else value
+            for name, value in env.items()}
