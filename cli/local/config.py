@@ -48,6 +48,7 @@ class FunctionConfig:
     snapstart: bool = False  # SnapStart on the version: init once at registration, sandboxes restored from it
     labels: dict[str, str] = field(default_factory=dict)  # the image's labels (com.amazonaws.lambda.feature.snapstart)
     public: bool = True  # has a Function URL (a gateway port); False: served to the Invoke API only
+    weights: dict[str, float] = field(default_factory=dict)  # the alias's RoutingConfig: other version -> share
 
     def __post_init__(self) -> None:
         self.auth_type = _check_auth(self.auth_type)
@@ -60,6 +61,8 @@ class FunctionConfig:
         if self.snapstart and self.provisioned:
             raise ValueError("snapstart cannot be combined with provisioned concurrency (Lambda SnapStart does not "
                              "support it)")
+        if sum(self.weights.values()) > 1 or any(not 0 <= w <= 1 for w in self.weights.values()):
+            raise ValueError(f"weights must be from 0 to 1 and add up to at most 1, got {self.weights}")
         if self.reserved != -1 and self.provisioned > self.reserved:
             raise ValueError(f"provisioned ({self.provisioned}) must be at most reserved ({self.reserved})")
 

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import random
 import secrets
 import signal
 import threading
@@ -226,6 +227,7 @@ class DataPlane:
         if isinstance(config, FunctionConfig):
             pool = FunctionPool(config, self.logs, account=self.account, memory_mode=self.memory_mode, run=run)
             target = FunctionUrl(config, pool)
+            target.route = self.routed
         else:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
                                        state=self.state_dir, run=run)
@@ -248,9 +250,9 @@ class DataPlane:
         if not isinstance(target, FunctionUrl):
             raise KeyError(f"no function registered as {key!r}")
         config = FunctionConfig(**{**dataclasses.asdict(target.config), **changes})  # validates the new values
-        if set(changes) <= {"reserved", "provisioned", "idle_s"}:
+        if set(changes) <= {"reserved", "provisioned", "idle_s", "weights"}:
             target.config.reserved, target.config.provisioned = config.reserved, config.provisioned
-            target.config.idle_s = config.idle_s
+            target.config.idle_s, target.config.weights = config.idle_s, config.weights
             await target.pool.reconfigure()
             self._save()
             return self._endpoint(target)
@@ -298,6 +300,17 @@ class DataPlane:
             if len(candidates) == 1:
                 return candidates[0]
         return None
+
+    def routed(self, target: FunctionUrl) -> FunctionUrl:
+        """Which version serves one request to `target`: an alias with RoutingConfig sends each of its other versions
+        its weight's share of requests (drawn at random per request), the rest to its own version."""
+        roll = random.random()
+        for version, weight in target.config.weights.items():
+            if roll < weight:
+                other = self._targets.get(f"lambda:{target.config.name}:{version}")
+                return other if isinstance(other, FunctionUrl) else target
+            roll -= weight
+        return target
 
     async def aunregister(self, key: str, *, save: bool = True) -> bool:
         target = self._targets.pop(key, None)
@@ -408,6 +421,7 @@ class DataPlane:
         if target is None:
             why = self.reconciler.problems.get(f"lambda:{function}:{qualifier}") if self.reconciler else None
             raise LookupError(why or f"the local data plane does not serve {function}:{qualifier}")
+        target = self.routed(target)
         version = "$LATEST" if qualifier == "$LATEST" else target.config.version
         group = target.config.log_group
         log_tail = (lambda request_id: self._log_tail(group, request_id)) if tail else None

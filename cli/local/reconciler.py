@@ -41,7 +41,7 @@ class Plane(Protocol):
     async def aunregister(self, key: str, *, save: bool = True) -> bool: ...
     async def arelease_url(self, key: str) -> None: ...
 
-IN_PLACE = {"reserved", "provisioned", "idle_s"}
+IN_PLACE = {"reserved", "provisioned", "idle_s", "weights"}
 DEFAULT_IDLE_S = 300.0
 LATEST = "$LATEST"
 
@@ -95,6 +95,10 @@ class Reconciler:
                 self.invoked.discard((name, qualifier))
             elif f"lambda:{name}:{qualifier}" not in out:
                 self._add(out, name, qualifier, region, None)
+        for config in [c for c in out.values() if c.weights]:  # an alias's other versions serve its share
+            for version in config.weights:
+                if f"lambda:{config.name}:{version}" not in out:
+                    self._add(out, config.name, version, region, None)
         self.url_keys = url_keys
         return out
 
@@ -117,9 +121,12 @@ class Reconciler:
     def config_for(self, name: str, qualifier: str, region: str, url: dict[str, Any] | None) -> FunctionConfig:
         """The data plane's settings for `name:qualifier` from the function's configuration of that version."""
         lam = self._client("lambda", region)
-        version = qualifier
+        version, weights = qualifier, {}
         if qualifier != LATEST and not qualifier.isdigit():
-            version = lam.get_alias(FunctionName=name, Name=qualifier)["FunctionVersion"]
+            alias = lam.get_alias(FunctionName=name, Name=qualifier)
+            version = alias["FunctionVersion"]
+            weights = {str(v): float(w) for v, w in
+                       ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items()}
         function = lam.get_function(FunctionName=name, Qualifier=version)
         conf = function["Configuration"]
         reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
@@ -138,7 +145,8 @@ class Reconciler:
             region=arn[3], account=arn[4], version=str(conf.get("Version", version)),
             handler=command[0] if command else LAMBDA_HANDLER,
             env=dict((conf.get("Environment") or {}).get("Variables") or {}), image=image,
-            cors=(url or {}).get("Cors") or None, port=_port_of((url or {}).get("FunctionUrl")), public=url is not None)
+            cors=(url or {}).get("Cors") or None, port=_port_of((url or {}).get("FunctionUrl")), public=url is not None,
+            weights=weights)
 
     def image(self, image_uri: str, region: str) -> tuple[str, Path]:
         """`image_uri` (an image in the emulator's ECR) pinned to its digest, and its model folder."""

@@ -222,6 +222,29 @@ def test_a_sagemaker_endpoint_made_with_boto3_answers_invoke_endpoint(emulator: 
     assert h.same_predictions(predictions, h.onnxruntime_answer(emulator["model"], ROWS))
 
 
+def test_an_alias_routing_config_splits_requests_between_two_versions(aws: dict[str, Any], function_url: str,
+                                                                      h: Any) -> None:
+    """update_alias with RoutingConfig (AdditionalVersionWeights): each version answers its share of the alias's
+    requests, ExecutedVersion saying which; without it, only the alias's version answers."""
+    lam = aws["lambda"]
+    old = lam.get_alias(FunctionName=FUNCTION, Name="live")["FunctionVersion"]
+    lam.update_function_configuration(FunctionName=FUNCTION, Timeout=21)  # a change, so a new version
+    new = lam.publish_version(FunctionName=FUNCTION)["Version"]
+    assert new != old
+    lam.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion=new,
+                     RoutingConfig={"AdditionalVersionWeights": {old: 0.5}})
+
+    def answered(count: int) -> list[str]:
+        return [lam.invoke(FunctionName=FUNCTION, Qualifier="live", Payload=url_event())["ExecutedVersion"]
+                for _ in range(count)]
+
+    assert h.wait_until(lambda: old in answered(4), timeout_s=60, every_s=1)  # the reconciler applied it
+    versions = answered(40)  # all 40 from one version: probability 2 x 0.5^40
+    assert set(versions) == {old, new}, versions
+    lam.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion=new, RoutingConfig={})
+    assert h.wait_until(lambda: set(answered(10)) == {new}, timeout_s=60, every_s=1)
+
+
 def test_delete_function_stops_serving_its_url(emulator: dict[str, Any], aws: dict[str, Any], function_url: str,
                                                h: Any) -> None:
     aws["lambda"].delete_function(FunctionName=FUNCTION)
