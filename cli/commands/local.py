@@ -40,13 +40,20 @@ def run(args: argparse.Namespace) -> int:
         return 3
     from ..emulator import data_plane_client
 
-    problems = data_plane_client(current).status().get("problems", {})
-    doc = {"running": True, **current.to_json(), "deployed": _deployed(current), "not_served": problems}
+    plane = data_plane_client(current).status()
+    problems = plane.get("problems", {})
+    deployed = _deployed(current, plane)
+    claimed = {d.get("data_plane", {}).get("key") for d in deployed}
+    others = [{"key": t["key"], "url": t["url"] if (t.get("config") or {}).get("public", True) else None,
+               "runs": t.get("isolation", "")} for t in plane.get("targets", []) if t["key"] not in claimed]
+    doc = {"running": True, **current.to_json(), "deployed": deployed, "served": others, "not_served": problems}
     lines = [_describe(current)]
-    for d in doc["deployed"]:
+    for d in deployed:
         lines.append(f"  {d['stack']:<28} {d['status']:<18} {d.get('url') or '-'}")
         if d.get("runs"):
             lines.append(f"    runs: {d['runs']}")
+    for o in others:  # made without a stack (boto3, the AWS CLI), or a version an alias routes to
+        lines += [f"  {o['key']:<47} {o['url'] or '(Invoke only)'}", f"    runs: {o['runs']}"]
     lines += [f"  not served: {key.partition(':')[2]}: {why}" for key, why in problems.items()]
     result(doc, args.json, "\n".join(lines))
     return 0
@@ -57,15 +64,14 @@ def _describe(current: Any) -> str:
             f"(CA {current.ca_path})\nstate {current.state_dir}")
 
 
-def _deployed(current: Any) -> list[dict[str, Any]]:
-    """Stacks in the emulator and what the data plane serves for each."""
+def _deployed(current: Any, plane: dict[str, Any]) -> list[dict[str, Any]]:
+    """Stacks in the emulator and what the data plane (its `plane` status) serves for each."""
     from ..aws.cloudformation import list_stacks
     from ..aws.session import local_session
-    from ..emulator import data_plane_client
     from ..endpoints import data_plane_key, endpoint_for
 
     session = local_session(current.control_url)
-    served = {t["key"]: t for t in data_plane_client(current).status().get("targets", [])}
+    served = {t["key"]: t for t in plane.get("targets", [])}
     out = []
     for stack in list_stacks(session):
         entry: dict[str, Any] = {"stack": stack["name"], "status": stack["status"]}

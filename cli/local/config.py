@@ -43,6 +43,7 @@ class FunctionConfig:
     command: list[str] = field(default_factory=list)  # empty: python -m awslambdaric <handler>
     env: dict[str, str] = field(default_factory=dict)
     image: str = ""  # the function's ImageUri: its sandboxes run that image when it can be isolated (image_rootfs)
+    image_command: list[str] = field(default_factory=list)  # ImageConfig.Command: replaces the image's CMD (handler)
     cors: dict[str, Any] | None = None  # the Function URL's Cors (AllowOrigins, AllowMethods, AllowHeaders, ...)
     port: int = 0  # the gateway listener of this function's URL; 0 until assigned
     snapstart: bool = False  # SnapStart on the version: init once at registration, sandboxes restored from it

@@ -200,7 +200,9 @@ class DataPlane:
                 await self._rebind_url(key, int(port))
             for data in read_json(self.folder / "registrations.json") or []:
                 with contextlib.suppress(Exception):
-                    await self.aregister(config_from_json(data), save=False)
+                    served = await self.aregister(config_from_json(data), save=False)
+                    if self.reconciler is not None and served.kind == "lambda":
+                        self.reconciler.owned.add(served.key)  # it follows the control plane again
         if self.reconciler is not None:  # provisioned concurrency comes with the rest of the function's state
             self._reconciling = asyncio.create_task(self.reconciler.run())
         else:

@@ -57,6 +57,7 @@ class Reconciler:
         self.problems: dict[str, str] = {}  # key -> why it cannot be served (shown in status)
         self.url_keys: set[str] = set()  # the Function URLs the control plane holds, as of the last pass
         self.owned_endpoints: set[str] = set()  # SageMaker endpoints this reconciler started serving
+        self.owned: set[str] = set()  # Lambda targets it serves (others, registered through the library, stay)
         self._clients: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
@@ -143,7 +144,7 @@ class Reconciler:
             timeout_s=float(conf.get("Timeout", 3)), reserved=-1 if reserved is None else int(reserved),
             provisioned=provisioned, auth_type=(url or {}).get("AuthType", "AWS_IAM"), idle_s=_idle_s(model_dir),
             region=arn[3], account=arn[4], version=str(conf.get("Version", version)),
-            handler=command[0] if command else LAMBDA_HANDLER,
+            handler=command[0] if command else LAMBDA_HANDLER, image_command=list(command),
             env=dict((conf.get("Environment") or {}).get("Variables") or {}), image=image,
             cors=(url or {}).get("Cors") or None, port=_port_of((url or {}).get("FunctionUrl")), public=url is not None,
             weights=weights)
@@ -226,7 +227,8 @@ class Reconciler:
 
     async def _apply(self, desired: dict[str, FunctionConfig]) -> None:
         plane = self.plane
-        for key in [k for k in plane.target_configs() if k.startswith("lambda:") and k not in desired]:
+        for key in [k for k in plane.target_configs() if k in self.owned and k not in desired]:
+            self.owned.discard(key)
             await plane.aunregister(key)
         for key in [k for k in plane.reserved_urls() if k not in self.url_keys]:
             await plane.arelease_url(key)  # the Function URL (or its function) was deleted
@@ -240,6 +242,7 @@ class Reconciler:
         current = self.plane.target_configs().get(key)
         if current is None:
             await self.plane.aregister(config)
+            self.owned.add(key)
             return
         changed = {f.name for f in dataclasses.fields(config)
                    if getattr(config, f.name) != getattr(current, f.name) and f.name != "port"}
@@ -249,6 +252,7 @@ class Reconciler:
             await self.plane.aupdate(key, **{k: getattr(config, k) for k in changed})
         else:
             await self.plane.aregister(config)
+        self.owned.add(key)  # the control plane holds it: from now on it follows the control plane
 
     async def ensure(self, name: str, qualifier: str) -> None:
         """Serve `name:qualifier` for the Invoke API (it may have no Function URL), now."""

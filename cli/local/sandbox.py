@@ -101,7 +101,7 @@ class Sandbox:
 
     def _command(self) -> list[str]:
         if self.run is not None:  # the image's ENTRYPOINT + CMD (the handler), inside its root filesystem
-            return self.run.argv()
+            return self.run.argv(self.config.image_command or None)
         if self.config.command:
             return list(self.config.command)
         return [sys.executable, "-m", "awslambdaric", self.config.handler]
@@ -112,7 +112,8 @@ class Sandbox:
             env = {"LANG": "en_US.UTF-8", "TZ": ":UTC", "PYTHONUNBUFFERED": "1", **self.run.env}
             task_root = env.get("LAMBDA_TASK_ROOT") or self.run.workdir or "/var/task"
             runtime_dir = env.get("LAMBDA_RUNTIME_DIR") or "/var/runtime"
-            handler = self.run.cmd[0] if self.run.cmd else c.handler
+            cmd = c.image_command or self.run.cmd
+            handler = cmd[0] if cmd else c.handler
         else:
             task_root = c.task_root or c.model_dir
             runtime_dir, handler = str(Path(sys.executable).parent), c.handler

@@ -201,6 +201,12 @@ def test_a_url_that_cannot_be_served_answers_a_clear_error_at_once(emulator: dic
                         Code={"ImageUri": emulator["image"]}, ImageConfig={"Command": ["broken.handler"]})
     answer = lam.invoke(FunctionName="boto-after", Payload=b"{}")
     assert answer["FunctionError"] == "Unhandled" and b"broken on purpose" in answer["Payload"].read()
+    # what it runs, although no stack holds it: the image has no runtime base, so the host runtime, and why
+    served = {s["key"]: s for s in emulator["cli"]("local", "status", "--json").json()["served"]}
+    after = served["lambda:boto-after:$LATEST"]
+    assert after["url"] is None and after["runs"].startswith("host runtime"), after
+    assert "the image has no runtime base" in after["runs"]
+    assert "runs: host runtime" in emulator["cli"]("local", "status").stdout
 
 
 def test_a_sagemaker_endpoint_made_with_boto3_answers_invoke_endpoint(emulator: dict[str, Any], aws: dict[str, Any],

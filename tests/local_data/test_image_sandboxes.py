@@ -369,3 +369,19 @@ def test_the_reconciler_runs_the_functions_image_pinned_to_its_digest(tmp_path: 
     assert targets["plain"]["isolation"].startswith("host runtime"), targets["plain"]["isolation"]
     assert "the image has no runtime base" in targets["plain"]["isolation"]
     assert Path(targets["plain"]["config"]["model_dir"]) == state / "models" / plain.digest.split(":")[1]
+
+
+def test_image_config_command_replaces_the_images_cmd(tmp_path: Path) -> None:
+    """ImageConfig.Command (the function's, from the control plane) replaces the image's CMD: the handler that runs."""
+    from mlfn.cli.local.config import FunctionConfig
+    from mlfn.cli.local.logsink import FileLogSink
+    from mlfn.cli.local.sandbox import Sandbox
+
+    run = image_rootfs.ImageRun("x", rootfs=str(tmp_path), entrypoint=("/usr/bin/python3", "-m", "awslambdaric"),
+                                cmd=("mlfn.runtime.lambda_handler.handler",))
+    for command, handler in (([], "mlfn.runtime.lambda_handler.handler"), (["broken.handler"], "broken.handler")):
+        config = FunctionConfig(name="f", model_dir=str(tmp_path), image_command=command)
+        sandbox = Sandbox(config, FileLogSink(tmp_path / "logs"), run=run)
+        argv = sandbox._command()
+        assert argv[argv.index("--") + 1:] == ["/usr/bin/python3", "-m", "awslambdaric", handler]
+        assert sandbox._environment()["_HANDLER"] == handler
