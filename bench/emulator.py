@@ -105,7 +105,9 @@ def main() -> None:
                 cold_init.append(float(reply.headers["x-mlfn-init-duration-ms"]))
             plane.unregister(ep["key"])
 
-            ep = plane.register_lambda("bench", model_dir, idle_s=600, **settings)
+            # unreserved: a reserved concurrency of 1 caps a Function URL at 10 requests per second (pool.py); one
+            # client in a closed loop keeps one sandbox busy either way
+            ep = plane.register_lambda("bench", model_dir, idle_s=600, **{**settings, "reserved": -1})
             url = ep["url"] + path
             client.post(url, content=body, headers={"content-type": "application/json"})  # cold start, not counted
             warm: list[float] = []
@@ -115,7 +117,7 @@ def main() -> None:
                 started = time.perf_counter()
                 reply = client.post(url, content=body, headers={"content-type": "application/json"})
                 warm.append((time.perf_counter() - started) * 1000)
-                assert reply.status_code == 200
+                assert reply.status_code == 200, reply.text
                 inside.append(float(reply.headers["x-mlfn-duration-ms"]))
             count, started = 0, time.perf_counter()
             stop = time.monotonic() + args.seconds

@@ -23,10 +23,9 @@ from typing import Any
 from mlfn.runtime.spec import ModelSpec
 
 from .console import CliError
-from .endpoints import Endpoint, endpoint_for, open_session
+from .endpoints import Endpoint, data_plane_key, endpoint_for, open_session, registration
 
 Say = Callable[[str], None]
-ALIAS = "live"
 
 
 @dataclass(frozen=True)
@@ -230,19 +229,24 @@ def synthesized_template(spec: ModelSpec, image_uri: str, stage: str, target: st
     return cached
 
 
-def registration(state_dir: Path, key: str) -> dict[str, Any] | None:
-    from .local.emulator_state import read_json
+def _wait_until_served(emulator: Any, key: str, contents: Path, say: Say, timeout_s: float = 120) -> None:
+    """Wait until the data plane serves `key` from `contents` (it reads the stack's function from the control plane)."""
+    from .emulator import data_plane_client
 
-    for entry in read_json(state_dir / "data-plane" / "registrations.json") or []:
-        if isinstance(entry, dict) and _key_of(entry) == key:
-            return entry
-    return None
-
-
-def _key_of(entry: dict[str, Any]) -> str:
-    if "qualifier" in entry:
-        return f"lambda:{entry.get('name')}:{entry.get('qualifier')}"
-    return f"{entry.get('kind')}:{entry.get('name')}"
+    client = data_plane_client(emulator)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = client.status()
+        served = {t["key"]: t for t in status.get("targets", [])}
+        if Path(served.get(key, {}).get("config", {}).get("model_dir", "")) == contents.resolve():
+            say(f"- local data plane serves {key} from {contents.name[:12]}")
+            say(f"  runs: {served[key].get('isolation') or 'host runtime'}")
+            return
+        problem = status.get("problems", {}).get(key)
+        if time.monotonic() > deadline:
+            raise CliError(f"the local data plane did not pick up {key} within {timeout_s:.0f}s"
+                           + (f": {problem}" if problem else f" (see {emulator.state_dir}/data-plane.log)"))
+        time.sleep(0.2)
 
 
 def _already_serving(session: Any, emulator: Any, stack: str, contents: Path) -> bool:
@@ -255,40 +259,32 @@ def _already_serving(session: Any, emulator: Any, stack: str, contents: Path) ->
     if not outputs:
         return False
     key = data_plane_key(outputs)
-    entry = registration(emulator.state_dir, key) if key else None
+    entry = registration(emulator, key) if key else None
     return bool(entry and Path(entry.get("model_dir", "")) == contents.resolve())
-
-
-def data_plane_key(outputs: dict[str, str]) -> str:
-    """The data plane's key for a stack's model (from its outputs)."""
-    target = outputs.get("Target", "")
-    if target == "lambda":
-        return f"lambda:{outputs.get('FunctionName')}:{outputs.get('AliasName', ALIAS)}"
-    if target == "sagemaker":
-        return f"sagemaker:{outputs.get('EndpointName')}"
-    if target == "ecs":
-        return f"ecs:{outputs.get('ServiceName')}"
-    return ""
 
 
 def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str, say: Say, template: Path,
                    image_uri: str) -> None:
-    """Point the emulator's data plane at the pushed image (`contents`: its model folder, for the host runtime) on
-    the control plane's URL (same port, same URL); a SageMaker endpoint also gets its REST front as the template
-    defines it (status mapping, templates). Says whether the image runs isolated or on the host runtime, and why."""
+    """Have the emulator's data plane serve the pushed image (`contents`: its model folder, for the host runtime):
+    a Lambda function it picks up from the control plane by itself (this waits for it); a SageMaker endpoint or ECS
+    service is registered on the control plane's URL, a SageMaker one with its REST front as the template defines it.
+    Says whether the image runs isolated or on the host runtime, and why."""
     from .emulator import data_plane_client
     from .local.rest_front import UnsupportedFront, front_of_template
 
     outputs = endpoint.outputs
     key = data_plane_key(outputs)
     target = outputs["Target"]
-    extra: dict[str, Any] = {"qualifier": outputs.get("AliasName", ALIAS)} if target == "lambda" else {}
+    if target == "lambda":  # the data plane follows the control plane by itself: wait until it runs the new image
+        _wait_until_served(emulator, key, contents, say)
+        return
+    extra: dict[str, Any] = {}
     if target == "sagemaker":
         try:
             extra["front"] = front_of_template(json.loads(template.read_text()))
         except UnsupportedFront as exc:
             raise CliError(f"the local emulator cannot serve {key}'s API Gateway front: {exc}") from None
-    entry = registration(emulator.state_dir, key)
+    entry = registration(emulator, key)
     same_front = ((entry or {}).get("front") or {}) == (extra.get("front") or {})
     if (entry and Path(entry.get("model_dir", "")) == contents.resolve() and same_front
             and entry.get("image", "") == image_uri):

@@ -75,10 +75,7 @@ def ensure_running(directory: str | Path | None = None, *, timeout_s: float = 12
         return info
     folder.mkdir(parents=True, exist_ok=True)
     if running_url(folder) is None:
-        # moto keeps its state in memory: a new control plane starts empty, so the data plane must too (its saved
-        # registrations would serve models no stack describes any more)
-        stop(folder, timeout_s=timeout_s)
-        (folder / "data-plane" / "registrations.json").unlink(missing_ok=True)
+        stop(folder, timeout_s=timeout_s)  # a data plane alone: it follows the control plane, start both afresh
     try:
         url = start_process(folder, timeout_s=timeout_s)
     except RuntimeError as exc:
@@ -100,7 +97,7 @@ def _start_data_plane(folder: Path, control_url: str, timeout_s: float) -> None:
     try:
         spawn_until_ready(
             [sys.executable, "-m", "mlfn.cli.local.data_plane", "--state-dir", str(folder),
-             "--cloudwatch-logs", control_url, "--control-plane", control_url],
+             "--control-plane", control_url],
             folder / DATA_PLANE_LOG, ready, what="the local emulator's data plane", timeout_s=timeout_s,
         )
     except StartError as exc:
@@ -120,6 +117,16 @@ def stop(directory: str | Path | None = None, *, timeout_s: float = 30) -> bool:
         stopped = True
     stopped = stop_process(folder) or stopped
     return stopped
+
+
+def reset(directory: str | Path | None = None) -> Path:
+    """Stop the emulator and delete everything it kept (stacks, functions, images, logs, TLS files)."""
+    import shutil
+
+    folder = state_dir(directory)
+    stop(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
 
 
 def data_plane_client(info: EmulatorInfo) -> Any:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from .console import CliError
 
 DEFAULT_STAGE = "dev"
+ALIAS = "live"  # the alias an mlfn Lambda stack serves (its AliasName output)
 
 
 @dataclass(frozen=True)
@@ -105,10 +106,8 @@ def endpoint_for(session: Any, stack_name: str, outputs: dict[str, str], emulato
 
 
 def _registered_url(emulator: Any, outputs: dict[str, str]) -> str | None:
-    """Where the data plane serves this model (from its saved registrations), or None before it is registered."""
-    from .deploy_flow import data_plane_key, registration
-
-    entry = registration(emulator.state_dir, data_plane_key(outputs))
+    """Where the data plane serves this model, or None before it is registered."""
+    entry = registration(emulator, data_plane_key(outputs))
     return f"https://127.0.0.1:{entry['port']}/" if entry and entry.get("port") else None
 
 
@@ -143,3 +142,26 @@ def how_to_call(endpoint: Endpoint, example: str | None, local: bool) -> list[st
     invoke = f"mlfn invoke {name}" + ("" if stage == DEFAULT_STAGE else f" --stage {stage}") + (
         " --local" if local else "") + f" --data {data}"
     return [f"  {invoke}", "  " + " ".join(curl)]
+
+
+def registration(emulator: Any, key: str) -> dict[str, Any] | None:
+    """What the running data plane serves as `key` (its settings: model folder, port, front), asked through its
+    admin API; None when it serves nothing so."""
+    from .emulator import data_plane_client
+
+    for target in data_plane_client(emulator).status().get("targets", []):
+        if target.get("key") == key:
+            return dict(target.get("config") or {})
+    return None
+
+
+def data_plane_key(outputs: dict[str, str]) -> str:
+    """The data plane's key for a stack's model (from its outputs)."""
+    target = outputs.get("Target", "")
+    if target == "lambda":
+        return f"lambda:{outputs.get('FunctionName')}:{outputs.get('AliasName', ALIAS)}"
+    if target == "sagemaker":
+        return f"sagemaker:{outputs.get('EndpointName')}"
+    if target == "ecs":
+        return f"ecs:{outputs.get('ServiceName')}"
+    return ""

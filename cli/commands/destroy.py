@@ -28,8 +28,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..aws.cloudformation import delete_log_groups, describe_stack, destroy, fixed_name_log_groups, outputs_of
-    from ..deploy_flow import data_plane_key
-    from ..endpoints import open_session, stack_name_for
+    from ..endpoints import data_plane_key, open_session, stack_name_for
 
     session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
     stack_name = stack_name_for(args.name, args.stage)
@@ -56,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         from ..emulator import data_plane_client
 
         key = data_plane_key(outputs)
-        if key:
+        if key and not key.startswith("lambda:"):  # a Lambda function's end reaches the data plane by itself
             data_plane_client(emulator).unregister(key)
     result({"stack": stack_name, "destroyed": True, "deletedLogGroups": deleted_logs}, args.json,
            f"{stack_name}: destroyed")

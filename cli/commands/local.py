@@ -1,4 +1,4 @@
-"""`mlfn local start|stop|status`: the local cloud (control plane + data plane) on 127.0.0.1."""
+"""`mlfn local start|stop|status|reset`: the local cloud (control plane + data plane) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from ..console import info, result
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("local", help="start, stop or inspect the local emulator (AWS on 127.0.0.1)")
-    p.add_argument("action", choices=("start", "stop", "status"))
+    p.add_argument("action", choices=("start", "stop", "status", "reset"),
+                   help="stop keeps what was deployed for the next start; reset stops and deletes it")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=run)
 
@@ -25,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
         info("already running" if was else f"started (state in {now.state_dir})")
         result(doc, args.json, _describe(now))
         return 0
+    if args.action == "reset":
+        folder = emulator.reset()
+        result({"reset": True, "state_dir": str(folder)}, args.json, f"stopped; deleted {folder}")
+        return 0
     if args.action == "stop":
         stopped = emulator.stop()
         result({"stopped": stopped}, args.json, "stopped" if stopped else "not running")
@@ -33,12 +38,23 @@ def run(args: argparse.Namespace) -> int:
     if current is None:
         result({"running": False, "state_dir": str(emulator.state_dir())}, args.json, "not running")
         return 3
-    doc = {"running": True, **current.to_json(), "deployed": _deployed(current)}
+    from ..emulator import data_plane_client
+
+    plane = data_plane_client(current).status()
+    problems = plane.get("problems", {})
+    deployed = _deployed(current, plane)
+    claimed = {d.get("data_plane", {}).get("key") for d in deployed}
+    others = [{"key": t["key"], "url": t["url"] if (t.get("config") or {}).get("public", True) else None,
+               "runs": t.get("isolation", "")} for t in plane.get("targets", []) if t["key"] not in claimed]
+    doc = {"running": True, **current.to_json(), "deployed": deployed, "served": others, "not_served": problems}
     lines = [_describe(current)]
-    for d in doc["deployed"]:
+    for d in deployed:
         lines.append(f"  {d['stack']:<28} {d['status']:<18} {d.get('url') or '-'}")
         if d.get("runs"):
             lines.append(f"    runs: {d['runs']}")
+    for o in others:  # made without a stack (boto3, the AWS CLI), or a version an alias routes to
+        lines += [f"  {o['key']:<47} {o['url'] or '(Invoke only)'}", f"    runs: {o['runs']}"]
+    lines += [f"  not served: {key.partition(':')[2]}: {why}" for key, why in problems.items()]
     result(doc, args.json, "\n".join(lines))
     return 0
 
@@ -48,16 +64,14 @@ def _describe(current: Any) -> str:
             f"(CA {current.ca_path})\nstate {current.state_dir}")
 
 
-def _deployed(current: Any) -> list[dict[str, Any]]:
-    """Stacks in the emulator and what the data plane serves for each."""
+def _deployed(current: Any, plane: dict[str, Any]) -> list[dict[str, Any]]:
+    """Stacks in the emulator and what the data plane (its `plane` status) serves for each."""
     from ..aws.cloudformation import list_stacks
     from ..aws.session import local_session
-    from ..deploy_flow import data_plane_key
-    from ..emulator import data_plane_client
-    from ..endpoints import endpoint_for
+    from ..endpoints import data_plane_key, endpoint_for
 
     session = local_session(current.control_url)
-    served = {t["key"]: t for t in data_plane_client(current).status().get("targets", [])}
+    served = {t["key"]: t for t in plane.get("targets", [])}
     out = []
     for stack in list_stacks(session):
         entry: dict[str, Any] = {"stack": stack["name"], "status": stack["status"]}

@@ -93,8 +93,8 @@ def _version(session: Any, outputs: dict[str, str]) -> dict[str, Any]:
 
 
 def _local(emulator: Any, outputs: dict[str, str]) -> dict[str, Any]:
-    from ..deploy_flow import data_plane_key
     from ..emulator import data_plane_client
+    from ..endpoints import data_plane_key
 
     key = data_plane_key(outputs)
     for target in data_plane_client(emulator).status().get("targets", []):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from moto.cloudformation import parsing
@@ -148,21 +149,23 @@ def _name_type_map() -> dict[str, str]:
     return {t: m.cloudformation_name_type() for t, m in _model_map().items()}
 
 
-def _resource_class_from_type(resource_type: str) -> type[CloudFormationModel]:
-    from .cfn_generic import GenericResource
+_fallback: list[Callable[[str], type[CloudFormationModel]]] = []  # what serves a type nobody implements
 
+
+def _resource_class_from_type(resource_type: str) -> type[CloudFormationModel]:
     if resource_type in parsing.NULL_MODELS:
         return None  # type: ignore[return-value]
     if resource_type.startswith("Custom::"):
         return parsing.CustomModel
     model = _model_map().get(resource_type)
-    if model is None:
-        return GenericResource.for_type(resource_type)
+    if model is None and _fallback:
+        return _fallback[0](resource_type)
     return model
 
 
-def install() -> None:
-    """Lay `MODELS` over moto's resource map (with the generic fallback). Idempotent."""
+def install(fallback: Callable[[str], type[CloudFormationModel]]) -> None:
+    """Lay `MODELS` over moto's resource map, with `fallback(type)` for the types neither implements. Idempotent."""
+    _fallback[:] = [fallback]
     parsing.get_model_map = _model_map  # type: ignore[assignment]
     parsing.get_model_list = _model_list  # type: ignore[assignment]
     parsing.get_name_type_map = _name_type_map  # type: ignore[assignment]

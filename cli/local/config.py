@@ -43,10 +43,13 @@ class FunctionConfig:
     command: list[str] = field(default_factory=list)  # empty: python -m awslambdaric <handler>
     env: dict[str, str] = field(default_factory=dict)
     image: str = ""  # the function's ImageUri: its sandboxes run that image when it can be isolated (image_rootfs)
+    image_command: list[str] = field(default_factory=list)  # ImageConfig.Command: replaces the image's CMD (handler)
     cors: dict[str, Any] | None = None  # the Function URL's Cors (AllowOrigins, AllowMethods, AllowHeaders, ...)
     port: int = 0  # the gateway listener of this function's URL; 0 until assigned
     snapstart: bool = False  # SnapStart on the version: init once at registration, sandboxes restored from it
     labels: dict[str, str] = field(default_factory=dict)  # the image's labels (com.amazonaws.lambda.feature.snapstart)
+    public: bool = True  # has a Function URL (a gateway port); False: served to the Invoke API only
+    weights: dict[str, float] = field(default_factory=dict)  # the alias's RoutingConfig: other version -> share
 
     def __post_init__(self) -> None:
         self.auth_type = _check_auth(self.auth_type)
@@ -59,6 +62,8 @@ class FunctionConfig:
         if self.snapstart and self.provisioned:
             raise ValueError("snapstart cannot be combined with provisioned concurrency (Lambda SnapStart does not "
                              "support it)")
+        if sum(self.weights.values()) > 1 or any(not 0 <= w <= 1 for w in self.weights.values()):
+            raise ValueError(f"weights must be from 0 to 1 and add up to at most 1, got {self.weights}")
         if self.reserved != -1 and self.provisioned > self.reserved:
             raise ValueError(f"provisioned ({self.provisioned}) must be at most reserved ({self.reserved})")
 

@@ -37,12 +37,14 @@ from pathlib import Path
 from types import TracebackType
 
 from ..aws.session import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY
+from . import moto_adapter
 from .emulated_stores import STORES
 from .emulator_state import CONTROL_PLANE, publish_address, state_dir, withdraw_address
 from .function_urls import UrlAllocator, set_url_allocator
 from .processes import alive, spawn_until_ready, terminate
 
 DEFAULT_ACCOUNT = "123456789012"
+STATE_FILE = "control-plane-state.pickle"  # moto's backends, saved when the control plane stops
 DEFAULT_REGIONS = (LOCAL_REGION,)
 _installed = False
 _install_lock = threading.Lock()
@@ -60,23 +62,24 @@ def install_extensions() -> None:
             cfn_cloudwatch,  # noqa: F401
             cfn_elbv2,
             cfn_engine,
+            cfn_generic,
             cfn_lambda,  # noqa: F401
             cfn_sagemaker,  # noqa: F401
             cfn_scaling,
-            ecr_blobs,
             iam_callers,
             lambda_api,
             sagemaker_api,
+            sagemaker_runtime,
         )
 
-        cfn_base.install()
+        cfn_base.install(cfn_generic.GenericResource.for_type)
         cfn_engine.install()
         cfn_scaling.install()
         cfn_elbv2.install()
-        ecr_blobs.install()
         lambda_api.install()
         sagemaker_api.install()
         iam_callers.install()
+        sagemaker_runtime.install()
         _installed = True
 
 
@@ -130,8 +133,17 @@ class ControlPlane:
         from .cfn_engine import SETTINGS
 
         SETTINGS.asynchronous, SETTINGS.resource_delay_s = self.asynchronous, self.resource_delay_s
-        set_url_allocator(self.url_allocator)
+        from .lambda_api import data_plane_allocator
+
+        set_url_allocator(self.url_allocator or data_plane_allocator(self.state_dir))
         STORES.state_dir = self.state_dir
+        moto_adapter.set_state_dir(self.state_dir)  # pushed layers go to its registry storage
+        if self.state_dir is not None:  # what the previous control plane of this state directory held
+            STORES.load()
+            try:
+                moto_adapter.load_state(self.state_dir / STATE_FILE)
+            except moto_adapter.MotoChanged as exc:
+                print(f"control plane: {exc}", file=sys.stderr)
         STORES.save()
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
@@ -158,6 +170,10 @@ class ControlPlane:
         if self._server is not None:
             self._server.stop()  # type: ignore[attr-defined]
             self._server = None
+            if self.state_dir is not None:  # kept for the next start (`mlfn local reset` deletes it)
+                left_out = moto_adapter.save_state(self.state_dir / STATE_FILE)
+                if left_out:
+                    print(f"control plane: not kept across a restart: {', '.join(left_out)}", file=sys.stderr)
 
     def __enter__(self) -> ControlPlane:
         self.start()

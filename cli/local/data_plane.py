@@ -23,9 +23,11 @@ import contextlib
 import dataclasses
 import json
 import os
+import random
 import secrets
 import signal
 import threading
+import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,19 +35,21 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from . import invoke_api
-from .config import ContainerConfig, FunctionConfig, config_from_json
+from .config import ACCOUNT, REGION, ContainerConfig, FunctionConfig, config_from_json
 from .containers import ContainerEndpoint
-from .emulator_state import GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
+from .emulator_state import DATA_PLANE, GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
 from .function_url import FunctionUrl
-from .gateway import Gateway, QuietServer
+from .gateway import Gateway, GatewayRequest, QuietServer
 from .iam_callers import CallerDirectory
 from .image_rootfs import prepare
 from .logsink import FileLogSink, Forward
 from .orphans import ChildRegistry
 from .payload_v2 import HttpReply
 from .pool import DEFAULT_ACCOUNT_CONCURRENCY, Account, FunctionPool
+from .reconciler import Reconciler
 from .sigv4 import Credential, default_credentials
 from .tls import ensure_tls, trust_hint
+from .url_ports import UnservedUrl, url_key
 
 T = TypeVar("T")
 # What MlfnLambdaModel's Function URL CORS allows (mlfn.infra.lambda_model.CORS_HEADERS, not imported: aws_cdk is slow)
@@ -53,7 +57,7 @@ SIGV4_HEADERS = ("content-type", "authorization", "x-amz-date", "x-amz-security-
 
 
 @dataclass(frozen=True)
-class Endpoint:
+class Registration:
     """What a registration gives back: where to call it and how."""
 
     key: str  # "lambda:<function>:<alias>" | "sagemaker:<endpoint>" | "ecs:<service>"
@@ -98,6 +102,11 @@ class DataPlane:
         self._watcher: asyncio.Task[None] | None = None
         self._synced: dict[str, int] = {}  # keys whose provisioned concurrency came from the control plane
         self.children = ChildRegistry(self.folder / "children.json")
+        # with a control plane, its Lambda state decides which functions run (see `reconciler`)
+        self.reconciler = Reconciler(self, control_plane) if control_plane else None
+        self._reconciling: asyncio.Task[None] | None = None
+        self._urls: dict[str, int] = {}  # Function URL key -> the port this data plane bound for it
+        self._listening: set[int] = set()  # ports of Function URLs and endpoints it listens on
 
     @property
     def ca_path(self) -> Path:
@@ -141,7 +150,7 @@ class DataPlane:
     def register_lambda(self, function_name: str, model_dir: str | Path, *, alias: str = "live",
                         memory_mb: int = 2048, timeout_s: float = 30, reserved: int = -1, provisioned: int = 0,
                         auth_type: str = "AWS_IAM", idle_s: float = 300, url: str | None = None,
-                        **extra: Any) -> Endpoint:
+                        **extra: Any) -> Registration:
         """Serve a function alias at a Function URL; `url` (e.g. the control plane's) fixes its port."""
         config = FunctionConfig(name=function_name, model_dir=str(Path(model_dir).resolve()), qualifier=alias,
                                 memory_mb=memory_mb, timeout_s=timeout_s, reserved=reserved, provisioned=provisioned,
@@ -150,19 +159,19 @@ class DataPlane:
 
     def register_container(self, name: str, model_dir: str | Path, *, kind: str = "sagemaker",
                            auth_type: str = "AWS_IAM", idle_s: float = 900, memory_mb: int = 2048,
-                           url: str | None = None, **extra: Any) -> Endpoint:
+                           url: str | None = None, **extra: Any) -> Registration:
         """Serve a SageMaker endpoint (`kind="sagemaker"`) or ECS service (`kind="ecs"`) from `serve` processes."""
         config = ContainerConfig(name=name, model_dir=str(Path(model_dir).resolve()), kind=kind, auth_type=auth_type,
                                  idle_s=idle_s, memory_mb=memory_mb, port=_port_of(url), **extra)
         return self._call(self.aregister(config))
 
     def register_model(self, model_dir: str | Path, *, name: str | None = None, stage: str = "dev",
-                       url: str | None = None, target: str | None = None, **overrides: Any) -> Endpoint:
+                       url: str | None = None, target: str | None = None, **overrides: Any) -> Registration:
         """Register a model directory for its `target` with the settings of its mlfn.toml (see `config_for_model`)."""
         return self._call(self.aregister(config_for_model(model_dir, name=name, stage=stage, url=url, target=target,
                                                           **overrides)))
 
-    def update_lambda(self, key: str, **changes: Any) -> Endpoint:
+    def update_lambda(self, key: str, **changes: Any) -> Registration:
         """Change a registered function: `reserved`, `provisioned` and `idle_s` apply in place (warm sandboxes
         stay); any other setting re-registers it on the same URL."""
         return self._call(self.aupdate(key, **changes))
@@ -170,7 +179,7 @@ class DataPlane:
     def unregister(self, key: str) -> bool:
         return self._call(self.aunregister(key))
 
-    def endpoints(self) -> list[Endpoint]:
+    def endpoints(self) -> list[Registration]:
         return [self._endpoint(t) for t in self._targets.values()]
 
     def status(self) -> dict[str, Any]:
@@ -187,20 +196,28 @@ class DataPlane:
         publish_address(self.state_dir, GATEWAY, f"https://127.0.0.1:{self.gateway.shared_port}/",
                         ca=str(self.tls.ca))
         if self.persist:
+            for key, port in (read_json(self.folder / "urls.json") or {}).items():
+                await self._rebind_url(key, int(port))
             for data in read_json(self.folder / "registrations.json") or []:
                 with contextlib.suppress(Exception):
-                    await self.aregister(config_from_json(data), save=False)
-        self._watcher = asyncio.create_task(self._follow_control_plane())
+                    served = await self.aregister(config_from_json(data), save=False)
+                    if self.reconciler is not None and served.kind == "lambda":
+                        self.reconciler.owned.add(served.key)  # it follows the control plane again
+        if self.reconciler is not None:  # provisioned concurrency comes with the rest of the function's state
+            self._reconciling = asyncio.create_task(self.reconciler.run())
+        else:
+            self._watcher = asyncio.create_task(self._follow_control_plane())
 
     async def astop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in (self._watcher, self._reconciling):
+            if task is not None:
+                task.cancel()
         for key in list(self._targets):
             await self.aunregister(key, save=False)
         await self.gateway.close()
         withdraw_address(self.state_dir, GATEWAY)
 
-    async def aregister(self, config: FunctionConfig | ContainerConfig, *, save: bool = True) -> Endpoint:
+    async def aregister(self, config: FunctionConfig | ContainerConfig, *, save: bool = True) -> Registration:
         if not Path(config.model_dir).is_dir() and not config.command:
             raise ValueError(f"model directory {config.model_dir} does not exist")
         if config.key in self._targets:
@@ -212,11 +229,14 @@ class DataPlane:
         if isinstance(config, FunctionConfig):
             pool = FunctionPool(config, self.logs, account=self.account, memory_mode=self.memory_mode, run=run)
             target = FunctionUrl(config, pool)
+            target.route = self.routed
         else:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
                                        state=self.state_dir, run=run)
-        config.port = await self.gateway.listen(config.port)
-        self.gateway.add(target, config.port)
+        if _public(config):
+            if config.port not in self._listening:
+                config.port = await self._bind(config.port)
+            self.gateway.add(target, config.port)
         self._targets[config.key] = target
         try:
             await (target.pool.start() if isinstance(target, FunctionUrl) else target.start())
@@ -227,14 +247,14 @@ class DataPlane:
             self._save()
         return self._endpoint(target)
 
-    async def aupdate(self, key: str, **changes: Any) -> Endpoint:
+    async def aupdate(self, key: str, **changes: Any) -> Registration:
         target = self._targets.get(key)
         if not isinstance(target, FunctionUrl):
             raise KeyError(f"no function registered as {key!r}")
         config = FunctionConfig(**{**dataclasses.asdict(target.config), **changes})  # validates the new values
-        if set(changes) <= {"reserved", "provisioned", "idle_s"}:
+        if set(changes) <= {"reserved", "provisioned", "idle_s", "weights"}:
             target.config.reserved, target.config.provisioned = config.reserved, config.provisioned
-            target.config.idle_s = config.idle_s
+            target.config.idle_s, target.config.weights = config.idle_s, config.weights
             await target.pool.reconfigure()
             self._save()
             return self._endpoint(target)
@@ -283,20 +303,27 @@ class DataPlane:
                 return candidates[0]
         return None
 
-    async def ainvoke(self, function_name: str, qualifier: str | None, payload: bytes) -> HttpReply | None:
-        """Lambda's Invoke (RequestResponse) of a registered function; None when it is not registered here."""
-        target = self.function_target(function_name, qualifier)
-        if target is None:
-            return None
-        version = "$LATEST" if qualifier in (None, "$LATEST") else target.config.version
-        return await invoke_api.invoke(target.pool, payload, version)
+    def routed(self, target: FunctionUrl) -> FunctionUrl:
+        """Which version serves one request to `target`: an alias with RoutingConfig sends each of its other versions
+        its weight's share of requests (drawn at random per request), the rest to its own version."""
+        roll = random.random()
+        for version, weight in target.config.weights.items():
+            if roll < weight:
+                other = self._targets.get(f"lambda:{target.config.name}:{version}")
+                return other if isinstance(other, FunctionUrl) else target
+            roll -= weight
+        return target
 
     async def aunregister(self, key: str, *, save: bool = True) -> bool:
         target = self._targets.pop(key, None)
         if target is None:
             return False
-        self.gateway.remove(target)
-        await self.gateway.close_port(target.config.port)
+        if _public(target.config):
+            self.gateway.remove(target)
+            if self._urls.get(key) == target.config.port:  # the URL lives on: its port answers why it is not served
+                self.gateway.add(self._unserved(key, target.config.account, target.config.region), target.config.port)
+            else:
+                await self._close(target.config.port)
         await (target.pool.close() if isinstance(target, FunctionUrl) else target.close())
         if save:
             self._save()
@@ -305,26 +332,142 @@ class DataPlane:
     async def astatus(self) -> dict[str, Any]:
         out: dict[str, Any] = {"shared_port": self.gateway.shared_port, "ca": str(self.tls.ca), "targets": []}
         for target in self._targets.values():
-            entry = self._endpoint(target).to_json()
+            entry = {**self._endpoint(target).to_json(), "config": target.config.to_json()}
             if isinstance(target, FunctionUrl):
                 c = target.config
                 entry["settings"] = {"memory_mb": c.memory_mb, "timeout_s": c.timeout_s, "reserved": c.reserved,
-                                     "provisioned": c.provisioned, "idle_s": c.idle_s}
+                                     "provisioned": c.provisioned, "idle_s": c.idle_s, "version": c.version}
                 entry["pool"] = dataclasses.asdict(target.pool.snapshot())
             else:
                 entry["instance"] = target.describe()
             out["targets"].append(entry)
+        if self.reconciler is not None:
+            out["problems"] = dict(self.reconciler.problems)
         return out
+
+    # ------------------------------------------------------------------ Function URL ports (see `url_ports`)
+
+    async def _bind(self, port: int) -> int:
+        """Listen on `port` (0: a port the kernel picks); a taken port is an error, never another port."""
+        actual = await self.gateway.listen(port)
+        if port and actual != port:
+            await self.gateway.close_port(actual)
+            raise OSError(f"port {port} is taken by another process")
+        self._listening.add(actual)
+        return actual
+
+    async def _close(self, port: int) -> None:
+        self._listening.discard(port)
+        await self.gateway.close_port(port)
+
+    def _unserved(self, key: str, account: str, region: str) -> UnservedUrl:
+        return UnservedUrl(key, account, region,
+                           lambda: self.reconciler.problems.get(key) if self.reconciler is not None else None)
+
+    async def _rebind_url(self, key: str, port: int) -> None:
+        try:
+            await self._bind(port)
+        except OSError as exc:
+            print(f"mlfn data plane: the Function URL of {key} cannot be served: {exc}", flush=True)
+            if self.reconciler is not None:
+                self.reconciler.problems[key] = f"its port {port} is taken by another process"
+            return
+        self._urls[key] = port
+        self.gateway.add(self._unserved(key, ACCOUNT, REGION), port)
+
+    async def areserve_url(self, function: str, qualifier: str | None, *, account: str = ACCOUNT,
+                           region: str = REGION) -> str:
+        """Bind the port of a new Function URL (the control plane asks, on CreateFunctionUrlConfig) and return its
+        URL; the same function alias gets the same URL for as long as it keeps one."""
+        key = url_key(function, qualifier)
+        port = self._urls.get(key)
+        if port is None or port not in self._listening:
+            port = await self._bind(0)
+            self._urls[key] = port
+            self.gateway.add(self._unserved(key, account, region), port)
+            self._save()
+        return f"https://127.0.0.1:{port}/"
+
+    async def arelease_url(self, key: str) -> None:
+        """The Function URL was deleted: stop serving it and free its port."""
+        port = self._urls.pop(key, None)
+        if port is None:
+            return
+        if key in self._targets:
+            await self.aunregister(key)
+        else:
+            for target in [t for p, t in self.gateway.by_port.items() if p == port]:
+                self.gateway.remove(target)
+            await self._close(port)
+        self._save()
+
+    def reserved_urls(self) -> dict[str, int]:
+        return dict(self._urls)
+
+    def container_keys(self) -> set[str]:
+        """The SageMaker endpoints and ECS services served now."""
+        return {k for k, t in self._targets.items() if isinstance(t, ContainerEndpoint)}
+
+    def target_configs(self) -> dict[str, FunctionConfig]:
+        """The settings of every function served now, by key."""
+        return {k: t.config for k, t in self._targets.items() if isinstance(t, FunctionUrl)}
+
+    async def ainvoke(self, function: str, qualifier: str | None, payload: bytes, *, event: bool = False,
+                      tail: bool = False) -> HttpReply:
+        """One Invoke API call on `function:qualifier`'s sandboxes (the control plane's Invoke hands it over), as
+        Lambda answers it (`invoke_api`); LookupError when nothing here can run it, saying why."""
+        qualifier = qualifier or "$LATEST"
+        if f"lambda:{function}:{qualifier}" not in self._targets and self.reconciler is not None:
+            await self.reconciler.ensure(function, qualifier)
+        target = self.function_target(function, qualifier)
+        if target is None:
+            why = self.reconciler.problems.get(f"lambda:{function}:{qualifier}") if self.reconciler else None
+            raise LookupError(why or f"the local data plane does not serve {function}:{qualifier}")
+        target = self.routed(target)
+        version = "$LATEST" if qualifier == "$LATEST" else target.config.version
+        group = target.config.log_group
+        log_tail = (lambda request_id: self._log_tail(group, request_id)) if tail else None
+        return await invoke_api.invoke(target.pool, payload, version, event=event, log_tail=log_tail)
+
+    async def ainvoke_endpoint(self, endpoint: str, headers: dict[str, str], body: bytes) -> HttpReply:
+        """One sagemaker-runtime InvokeEndpoint (from the control plane) on the endpoint's container."""
+        target = self._targets.get(f"sagemaker:{endpoint}")
+        if target is None and self.reconciler is not None:
+            await self.reconciler.reconcile()  # created a moment ago: serve it now
+            target = self._targets.get(f"sagemaker:{endpoint}")
+        if not isinstance(target, ContainerEndpoint):
+            why = self.reconciler.problems.get(f"sagemaker:{endpoint}") if self.reconciler else None
+            raise LookupError(f"the local data plane does not serve endpoint {endpoint}: "
+                              f"{why or 'it is not InService, or its model has no image in the emulator ECR'}")
+        request = GatewayRequest(method="POST", raw_path=f"/endpoints/{endpoint}/invocations", raw_query="",
+                                 headers=list(headers.items()), body=body, source_ip="127.0.0.1", host="",
+                                 request_id=str(uuid.uuid4()))
+        return await target.handle(request, None)
+
+    def _log_tail(self, group: str, request_id: str, limit: int = 4096) -> bytes:
+        """The last `limit` bytes of one invocation's log lines (START to REPORT), as Lambda's LogResult holds."""
+        lines: list[str] = []
+        stream = None
+        for event in self.logs.read(group):
+            message = str(event["message"])
+            if stream is None and message.startswith(f"START RequestId: {request_id}"):
+                stream = event["logStreamName"]
+            if stream is not None and event["logStreamName"] == stream:
+                lines.append(message if message.endswith("\n") else message + "\n")
+                if message.startswith(f"REPORT RequestId: {request_id}"):
+                    break
+        return "".join(lines).encode()[-limit:]
 
     def _save(self) -> None:
         if self.persist:
             write_json(self.folder / "registrations.json", [t.config.to_json() for t in self._targets.values()])
+            write_json(self.folder / "urls.json", self._urls)
 
-    def _endpoint(self, target: FunctionUrl | ContainerEndpoint) -> Endpoint:
+    def _endpoint(self, target: FunctionUrl | ContainerEndpoint) -> Registration:
         c = target.config
         kind = "lambda" if isinstance(c, FunctionConfig) else c.kind
         domain = {"lambda": "lambda-url", "sagemaker": "sagemaker", "ecs": "ecs"}[kind]
-        return Endpoint(key=c.key, kind=kind, name=c.name, url=f"https://127.0.0.1:{c.port}/",
+        return Registration(key=c.key, kind=kind, name=c.name, url=f"https://127.0.0.1:{c.port}/",
                         host_url=f"https://{c.url_id}.{domain}.{c.region}.localhost:{self.gateway.shared_port}/",
                         url_id=c.url_id, port=c.port, auth_type=c.auth_type, region=c.region,
                         signing_service=target.signing_service, ca_path=str(self.tls.ca),
@@ -367,6 +510,10 @@ def config_for_model(model_dir: str | Path, *, name: str | None = None, stage: s
     return ContainerConfig(**{**common, **settings, **overrides})
 
 
+def _public(config: FunctionConfig | ContainerConfig) -> bool:
+    return not isinstance(config, FunctionConfig) or config.public
+
+
 def _port_of(url: str | None) -> int:
     return (urlsplit(url).port or 0) if url else 0
 
@@ -397,6 +544,35 @@ class _Admin:
         await send({"type": "http.response.body", "body": data})
 
     async def _route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, Any]:
+        if method == "POST" and path == "/urls":  # the control plane's CreateFunctionUrlConfig: bind, report
+            call = json.loads(body)
+            try:
+                url = await self.plane.areserve_url(call["function"], call.get("qualifier"),
+                                                    account=call.get("account", ACCOUNT),
+                                                    region=call.get("region", REGION))
+            except OSError as exc:
+                return 503, {"error": f"no port for the Function URL: {exc}"}
+            return 200, {"url": url}
+        if method == "POST" and path == "/invoke-endpoint":  # the control plane's sagemaker-runtime InvokeEndpoint
+            call = json.loads(body)
+            try:
+                reply = await self.plane.ainvoke_endpoint(call["endpoint"], dict(call.get("headers") or {}),
+                                                          base64.b64decode(call.get("body", "")))
+            except LookupError as exc:
+                return 404, {"error": str(exc.args[0])}
+            return 200, {"status": reply.status, "headers": reply.headers,
+                         "body": base64.b64encode(reply.body).decode()}
+        if method == "POST" and path == "/invoke":  # the control plane's Lambda Invoke (moto's is unauthenticated)
+            try:
+                call = json.loads(body)
+                reply = await self.plane.ainvoke(call["function"], call.get("qualifier"),
+                                                 base64.b64decode(call.get("payload", "")),
+                                                 event=bool(call.get("event")), tail=bool(call.get("tail")))
+            except LookupError as exc:
+                return 404, {"error": str(exc.args[0]) if exc.args else "missing field"}
+            except (ValueError, TypeError) as exc:
+                return 400, {"error": str(exc)}
+            return 200, invoke_api.reply_to_json(reply)
         if not secrets.compare_digest(headers.get("authorization", ""), f"Bearer {self.token}"):
             return 401, {"error": "missing or wrong admin token"}
         try:
@@ -407,13 +583,6 @@ class _Admin:
                 return 200, endpoint.to_json()
             if method == "POST" and path == "/unregister":
                 return 200, {"removed": await self.plane.aunregister(json.loads(body)["key"])}
-            if method == "POST" and path == "/invoke":
-                request = json.loads(body)
-                reply = await self.plane.ainvoke(request["function"], request.get("qualifier"),
-                                                 base64.b64decode(request.get("payload", "")))
-                if reply is None:
-                    return 404, {"error": f"function {request['function']} is not registered here"}
-                return 200, invoke_api.reply_to_json(reply)
             if method == "POST" and path == "/shutdown":
                 self.stop.set()
                 return 200, {"stopping": True}
@@ -422,18 +591,16 @@ class _Admin:
         return 404, {"error": f"{method} {path} is not an admin operation"}
 
 
-async def serve(state: str | Path | None, *, echo_logs: bool, cloudwatch_logs: str | None = None,
-                control_plane: str | None = None) -> None:
-    """Run the data plane in this process until SIGINT/SIGTERM or POST /shutdown. With `cloudwatch_logs` (the
-    control plane's URL) sandbox logs also go to its CloudWatch Logs; with `control_plane`, its IAM identities may
-    call AWS_IAM Function URLs as their policies allow."""
+async def serve(state: str | Path | None, *, echo_logs: bool, control_plane: str | None = None) -> None:
+    """Run the data plane in this process until SIGINT/SIGTERM or POST /shutdown. With `control_plane` (its URL)
+    the functions it holds are served (see `reconciler`) and sandbox logs also go to its CloudWatch Logs."""
     import uvicorn
 
     forward = None
-    if cloudwatch_logs:
+    if control_plane:
         from .cloudwatch_logs import CloudWatchLogsForwarder
 
-        forward = CloudWatchLogsForwarder(cloudwatch_logs)
+        forward = CloudWatchLogsForwarder(control_plane)
     plane = DataPlane(state, echo_logs=echo_logs, log_forward=forward, control_plane=control_plane)
     await plane.astart()
     stop = asyncio.Event()
@@ -451,6 +618,7 @@ async def serve(state: str | Path | None, *, echo_logs: bool, cloudwatch_logs: s
     admin_file = plane.folder / "admin.json"
     write_json(admin_file, {"url": f"http://127.0.0.1:{port}", "token": token, "pid": os.getpid()})
     os.chmod(admin_file, 0o600)
+    publish_address(plane.state_dir, DATA_PLANE, f"http://127.0.0.1:{port}")  # where Invoke goes (no token)
     print(f"mlfn data plane: gateway https://127.0.0.1:{plane.gateway.shared_port}/, admin http://127.0.0.1:{port}",
           flush=True)
     for ep in plane.endpoints():
@@ -461,6 +629,7 @@ async def serve(state: str | Path | None, *, echo_logs: bool, cloudwatch_logs: s
     await task
     await plane.astop()
     admin_file.unlink(missing_ok=True)
+    withdraw_address(plane.state_dir, DATA_PLANE)
     if forward is not None:
         forward.close()
 
@@ -515,13 +684,11 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Run the local emulator's data plane (sandboxes + HTTPS gateway).")
     parser.add_argument("--state-dir", help="emulator state directory (default: $MLFN_HOME/local or ./.mlfn/local)")
     parser.add_argument("--echo-logs", action="store_true", help="also print sandbox logs to stderr")
-    parser.add_argument("--cloudwatch-logs", metavar="URL",
-                        help="also send sandbox logs to the CloudWatch Logs of the control plane at URL")
     parser.add_argument("--control-plane", metavar="URL",
-                        help="check callers who sign with its IAM users and roles against their policies")
+                        help="serve the Lambda functions the control plane at URL holds, and send sandbox logs to "
+                             "its CloudWatch Logs")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.state_dir, echo_logs=args.echo_logs, cloudwatch_logs=args.cloudwatch_logs,
-                      control_plane=args.control_plane))
+    asyncio.run(serve(args.state_dir, echo_logs=args.echo_logs, control_plane=args.control_plane))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .emulator_state import write_json
+from .emulator_state import read_json, write_json
 
 
 def now_iso() -> str:
@@ -22,7 +22,7 @@ def now_iso() -> str:
 
 
 @dataclass
-class FunctionUrl:
+class FunctionUrlRecord:
     """One Function URL: an unqualified function's or one alias's."""
 
     account: str
@@ -136,7 +136,7 @@ class Stores:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.urls: dict[UrlKey, FunctionUrl] = {}
+        self.urls: dict[UrlKey, FunctionUrlRecord] = {}
         self.provisioned: dict[PcKey, ProvisionedConcurrency] = {}
         self.inference_components: dict[IcKey, InferenceComponent] = {}
         self.state_dir: Path | None = None
@@ -147,6 +147,21 @@ class Stores:
             self.provisioned.clear()
             self.inference_components.clear()
             self.save()
+
+    def load(self) -> None:
+        """Read the records back from the state directory (a restarted control plane)."""
+        if self.state_dir is None:
+            return
+        with self.lock:
+            for entry in read_json(self.state_dir / "function-urls.json") or []:
+                url = FunctionUrlRecord(**entry)
+                self.urls[(url.account, url.region, url.function_name, url.qualifier)] = url
+            for entry in read_json(self.state_dir / "provisioned-concurrency.json") or []:
+                pc = ProvisionedConcurrency(**entry)
+                self.provisioned[(pc.account, pc.region, pc.function_name, pc.qualifier)] = pc
+            for entry in read_json(self.state_dir / "inference-components.json") or []:
+                ic = InferenceComponent(**entry)
+                self.inference_components[(ic.account, ic.region, ic.name)] = ic
 
     def save(self) -> None:
         """Mirror URLs and provisioned concurrency to the state directory for the data plane."""

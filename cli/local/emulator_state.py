@@ -16,6 +16,8 @@ from typing import Any
 
 CONTROL_PLANE = "control-plane"
 GATEWAY = "gateway"
+DATA_PLANE = "data-plane"  # the data plane's internal API (where the control plane's Invoke goes), 127.0.0.1
+
 
 
 def state_dir(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 
 from .config import FunctionConfig
 from .cors import decorate, preflight
@@ -36,6 +37,8 @@ class FunctionUrl:
         self.url_id = config.url_id
         self.auth_type = config.auth_type
         self.region = config.region
+        # an alias with RoutingConfig: which of its versions' targets serves one request (default: this one)
+        self.route: Callable[[FunctionUrl], FunctionUrl] = lambda target: target
 
     def domain(self, host: str) -> str:
         return host.split(":", 1)[0] if host else f"{self.url_id}.lambda-url.{self.region}.localhost"
@@ -77,7 +80,7 @@ class FunctionUrl:
         payload = json.dumps(event, separators=(",", ":")).encode()
         if len(payload) > MAX_REQUEST_BYTES:
             return too_large(MAX_REQUEST_BYTES)
-        result = await self.pool.invoke(payload)
+        result = await self.route(self).pool.invoke(payload)
         reply = to_http(result)
         reply.headers += [("x-mlfn-cold-start", "true" if result.cold_start else "false")]
         if result.restore_ms:  # SnapStart: restored from the version's snapshot, no init phase

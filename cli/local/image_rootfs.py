@@ -99,7 +99,7 @@ def _read(state: Path, digest: str, what: str, uri: str) -> bytes:
 
 
 def resolve(state: Path, uri: str) -> Image:
-    """The image `uri` names, from the emulator's registry storage (see `ecr_blobs`)."""
+    """The image `uri` names, from the emulator's registry storage (see `registry_storage`)."""
     repository, tag, digest = parse_uri(uri)
     if not digest:
         try:
@@ -114,6 +114,24 @@ def resolve(state: Path, uri: str) -> Image:
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ImageUnavailable(f"{uri}: {digest[:19]} is not a single-platform image manifest") from None
     return Image(manifest_bytes, media_type, _read(state, config_digest, "config", uri))
+
+
+def model_folder(state: Path, uri: str) -> Path:
+    """The image's model folder (/opt/mlfn/model) unpacked from its layers into `<state>/models/<digest hex>` once
+    per digest: what the host runtime serves when the image cannot run isolated (and what `mlfn deploy` probes)."""
+    from types import SimpleNamespace
+
+    from ..image_contents import unpack_model
+
+    image = resolve(state, uri)
+    try:
+        layers = [SimpleNamespace(path=str(blob_path(state, layer.digest))) for layer in image.layers]
+    except ValueError as exc:
+        raise ImageUnavailable(f"{uri}: {exc}") from None
+    missing = [layer.path for layer in layers if not Path(layer.path).is_file()]
+    if missing:
+        raise ImageUnavailable(f"a layer of {uri} is not in the emulator's registry (push it again): {missing[0]}")
+    return unpack_model(SimpleNamespace(digest=image.digest, layers=layers), state / "models")
 
 
 def unpack(state: Path, uri: str) -> tuple[Image, Path]:

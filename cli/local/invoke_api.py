@@ -1,11 +1,14 @@
-"""Lambda's Invoke API (RequestResponse) on the data plane's sandboxes, and the control plane's hand-off to it.
+"""Lambda's Invoke API on the data plane's sandboxes: the one implementation of its semantics.
 
-The control plane is moto, whose `invoke` only echoes; for a function the data plane runs, `MlfnLambdaResponse`
-forwards the call (`forward_invoke`) to the data plane's admin API (`POST /invoke`), which answers as Lambda's
-Invoke does (Lambda API Reference "Invoke"; botocore's `lambda` model for the error shapes):
+The control plane is moto, whose `invoke` only echoes; `lambda_api.MlfnLambdaResponse.invoke` resolves the function
+and qualifier there (404 `ResourceNotFoundException`), answers `DryRun` itself (204), and hands every other call to
+the data plane's internal API (`POST /invoke`), which answers with `invoke` below as Lambda's Invoke does (Lambda API
+Reference "Invoke"; botocore's `lambda` model for the error shapes):
 
-- 200 with the result, `X-Amz-Executed-Version`; a function error, timeout, crash or failed init is still 200, with
-  `X-Amz-Function-Error: Unhandled` and the error document `{"errorType", "errorMessage"}` as the body;
+- `RequestResponse`: 200 with the result and `X-Amz-Executed-Version`; a function error, timeout, crash or failed
+  init is still 200, with `X-Amz-Function-Error: Unhandled` and the error document `{"errorType", "errorMessage"}` as
+  the body; with `LogType: Tail`, `X-Amz-Log-Result` holds the base64 of the last 4 KB of the invocation's log;
+- `Event`: 202 with an empty body at once; the function runs in the background, its errors go to its log only;
 - 400 `InvalidRequestContentException` when the payload is not JSON;
 - 413 `RequestTooLargeException` for a payload over 6,291,456 bytes;
 - 429 `TooManyRequestsException` with the throttle's `Reason` when the concurrency cap is reached.
@@ -13,18 +16,20 @@ Invoke does (Lambda API Reference "Invoke"; botocore's `lambda` model for the er
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-import urllib.error
-import urllib.request
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from .gateway import MAX_REQUEST_BYTES
 from .payload_v2 import HttpReply
 from .pool import FunctionPool
 
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+LOG_TAIL_BYTES = 4096  # LogResult: "The last 4 KB of the execution log, which is base64-encoded."
 _JSON = ("content-type", "application/json")
+_background: set[asyncio.Task[Any]] = set()  # Event invocations in flight
 
 
 def _error(status: int, error_type: str, message: str) -> HttpReply:
@@ -32,8 +37,10 @@ def _error(status: int, error_type: str, message: str) -> HttpReply:
     return HttpReply(status, [_JSON, ("x-amzn-errortype", error_type)], body)
 
 
-async def invoke(pool: FunctionPool, payload: bytes, executed_version: str) -> HttpReply:
-    """One synchronous Invoke of the function behind `pool` (`executed_version`: `$LATEST` when unqualified)."""
+async def invoke(pool: FunctionPool, payload: bytes, executed_version: str, *, event: bool = False,
+                 log_tail: Callable[[str], bytes] | None = None) -> HttpReply:
+    """One Invoke of the function behind `pool` (`executed_version`: `$LATEST` when unqualified). `event`: run it in
+    the background and answer 202; `log_tail(request_id)`: the invocation's log, for `LogType: Tail`."""
     if len(payload) > MAX_REQUEST_BYTES:
         return _error(413, "RequestTooLargeException",
                       f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation")
@@ -42,12 +49,20 @@ async def invoke(pool: FunctionPool, payload: bytes, executed_version: str) -> H
             json.loads(payload)
         except ValueError:
             return _error(400, "InvalidRequestContentException", "Could not parse request body into json")
+    headers = [_JSON, ("x-amz-executed-version", executed_version)]
+    if event:
+        task = asyncio.create_task(pool.invoke(payload or b"{}"))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        return HttpReply(202, headers, b"")
     result = await pool.invoke(payload or b"{}")
     if result.status == "throttled":
         return HttpReply(429, [_JSON, ("x-amzn-errortype", "TooManyRequestsException")], result.payload)
-    headers = [_JSON, ("x-amz-executed-version", executed_version)]
     if not result.ok:
         headers.append(("x-amz-function-error", "Unhandled"))
+    if log_tail is not None:
+        tail = log_tail(result.request_id)[-LOG_TAIL_BYTES:]
+        headers.append(("x-amz-log-result", base64.b64encode(tail).decode()))
     return HttpReply(200, headers, result.payload)
 
 
@@ -55,24 +70,8 @@ def reply_to_json(reply: HttpReply) -> dict[str, Any]:
     return {"status": reply.status, "headers": reply.headers, "body": base64.b64encode(reply.body).decode()}
 
 
-def forward_invoke(state: Path | None, function_name: str, qualifier: str | None,
-                   payload: bytes) -> tuple[int, dict[str, str], bytes] | None:
-    """Run a RequestResponse Invoke on the data plane of `state`; None when no data plane runs the function."""
-    if state is None:
-        return None
-    try:
-        admin = json.loads((state / "data-plane" / "admin.json").read_text())
-    except (OSError, ValueError):
-        return None
-    document = {"function": function_name, "qualifier": qualifier, "payload": base64.b64encode(payload).decode()}
-    request = urllib.request.Request(
-        f"{admin['url']}/invoke", data=json.dumps(document).encode(), method="POST",
-        headers={"content-type": "application/json", "authorization": f"Bearer {admin['token']}"})
-    try:
-        with urllib.request.urlopen(request, timeout=960) as response:  # longer than the longest function timeout
-            answer = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError):  # not registered there (404), or no data plane listening
-        return None
+def reply_from_json(answer: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+    """The (status, headers, body) moto's server answers with; it takes the status from the headers too."""
     status = int(answer["status"])
-    headers = {k: v for k, v in answer["headers"]} | {"status": str(status)}  # moto's server takes the status here
+    headers = {str(k): str(v) for k, v in answer["headers"]} | {"status": str(status)}
     return status, headers, base64.b64decode(answer["body"])

@@ -4,7 +4,8 @@
   HTTPS URLs (see `function_urls`): create/get/update/delete_function_url_config, list_function_url_configs.
 - Provisioned concurrency (moto has none): put/get/delete_provisioned_concurrency_config,
   list_provisioned_concurrency_configs.
-- Invoke (RequestResponse) of a function the data plane runs goes to the data plane (`invoke_api`); moto echoes.
+- Invoke (RequestResponse, Event, DryRun, LogType Tail) runs the function on the data plane (`invoke_api`); moto's
+  only echoes.
 
 `install()` points every route of moto's Lambda URL table at `MlfnLambdaResponse` and adds the missing routes; it
 must run before the server handles its first Lambda request (moto builds the routing table then).
@@ -12,7 +13,11 @@ must run before the server handles its first Lambda request (moto builds the rou
 
 from __future__ import annotations
 
+import base64
 import json
+import urllib.error
+import urllib.request
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -27,9 +32,11 @@ from moto.awslambda.models import LambdaBackend
 from moto.awslambda.responses import LambdaResponse
 from moto.core.responses import TYPE_RESPONSE
 
-from .emulated_stores import STORES, FunctionUrl, ProvisionedConcurrency, now_iso
-from .function_urls import allocate_url
-from .invoke_api import forward_invoke
+from . import moto_adapter
+from .emulated_stores import STORES, FunctionUrlRecord, ProvisionedConcurrency, now_iso
+from .emulator_state import DATA_PLANE, read_address
+from .function_urls import UrlAllocator, allocate_url, port_per_url_allocator
+from .invoke_api import INVOCATION_TYPES, reply_from_json
 
 AUTH_TYPES = ("AWS_IAM", "NONE")
 INVOKE_MODES = ("BUFFERED", "RESPONSE_STREAM")
@@ -40,6 +47,13 @@ class ResourceConflict(LambdaClientError):
 
     def __init__(self, message: str) -> None:
         super().__init__("ResourceConflictException", message)
+
+
+class ServiceException(LambdaClientError):
+    code = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ServiceException", message)
 
 
 class ProvisionedConcurrencyNotFound(LambdaClientError):
@@ -83,7 +97,7 @@ def check_qualifier(backend: LambdaBackend, function_name: str, qualifier: str |
 
 def put_function_url(
     backend: LambdaBackend, account: str, region: str, function_name: str, qualifier: str | None, config: dict[str, Any]
-) -> FunctionUrl:
+) -> FunctionUrlRecord:
     """Create a Function URL (the API call and the CloudFormation resource both come here)."""
     function_name = bare_function_name(function_name)
     check_qualifier(backend, function_name, qualifier, allow_version=False)
@@ -98,7 +112,7 @@ def put_function_url(
         if key in STORES.urls:
             raise ResourceConflict(f"Failed to create function url config for [functionArn = {function_name}]. "
                                    "Error message:  FunctionUrlConfig exists for this Lambda function")
-        url = FunctionUrl(
+        url = FunctionUrlRecord(
             account=account,
             region=region,
             function_name=function_name,
@@ -113,7 +127,7 @@ def put_function_url(
     return url
 
 
-def get_function_url(account: str, region: str, function_name: str, qualifier: str | None) -> FunctionUrl:
+def get_function_url(account: str, region: str, function_name: str, qualifier: str | None) -> FunctionUrlRecord:
     with STORES.lock:
         url = STORES.urls.get((account, region, bare_function_name(function_name), qualifier))
     if url is None:
@@ -123,7 +137,7 @@ def get_function_url(account: str, region: str, function_name: str, qualifier: s
 
 def update_function_url(
     account: str, region: str, function_name: str, qualifier: str | None, config: dict[str, Any]
-) -> FunctionUrl:
+) -> FunctionUrlRecord:
     with STORES.lock:
         url = get_function_url(account, region, function_name, qualifier)
         if "AuthType" in config:
@@ -176,8 +190,80 @@ def delete_provisioned_concurrency(account: str, region: str, function_name: str
         STORES.save()
 
 
+def data_plane_address(state: Path | None) -> str | None:
+    """The internal API of the data plane sharing this control plane's state directory, if one runs."""
+    return read_address(state, DATA_PLANE) if state is not None else None
+
+
+def _post(address: str, path: str, document: dict[str, Any], timeout: float) -> dict[str, Any]:
+    request = urllib.request.Request(f"{address}{path}", data=json.dumps(document).encode(), method="POST",
+                                     headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return dict(json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        reason = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        raise ServiceException(f"The local emulator's data plane refused: {reason}") from None
+    except OSError as exc:
+        raise ServiceException(f"The local emulator's data plane did not answer: {exc}") from None
+
+
+def call_data_plane(state: Path | None, path: str, document: dict[str, Any], *, what: str,
+                    timeout: float = 960) -> dict[str, Any]:
+    """POST `document` to the internal API of the data plane serving `state` (default timeout: the longest function
+    timeout, and init); ServiceException when none runs."""
+    address = data_plane_address(state)
+    if not address:
+        raise ServiceException(f"The local emulator's data plane is not running, so nothing can run {what}: start "
+                               "it with `mlfn local start`.")
+    return _post(address, path, document, timeout=timeout)
+
+
+def invoke_on_data_plane(state: Path | None, function_name: str, qualifier: str, payload: bytes, *, event: bool,
+                         tail: bool) -> dict[str, Any]:
+    """Ask the data plane serving `state` to run one invocation (it reads the function from this control plane)."""
+    document = {"function": function_name, "qualifier": qualifier, "payload": base64.b64encode(payload).decode(),
+                "event": event, "tail": tail}
+    return call_data_plane(state, "/invoke", document, what=function_name)
+
+
+def data_plane_allocator(state: Path | None) -> UrlAllocator:
+    """Function URLs whose port the data plane binds and reports (it serves them). Without a running data plane (the
+    control plane alone, as in its own tests) nobody can bind one: a free port, bound once a data plane serves it."""
+
+    def allocate(account: str, region: str, function_name: str, qualifier: str | None) -> str:
+        address = data_plane_address(state)
+        if not address:
+            return port_per_url_allocator(account, region, function_name, qualifier)
+        document = {"account": account, "region": region, "function": function_name, "qualifier": qualifier}
+        return str(_post(address, "/urls", document, timeout=30)["url"])
+
+    return allocate
+
+
 class MlfnLambdaResponse(LambdaResponse):
-    """moto's Lambda API plus the emulator's Function URLs and provisioned concurrency."""
+    """moto's Lambda API plus the emulator's Function URLs and provisioned concurrency; Invoke runs the function
+    on the data plane (moto's would echo the payload)."""
+
+    def invoke(self) -> TYPE_RESPONSE:  # type: ignore[override]
+        """Invoke: the function and qualifier are resolved here (404), DryRun answered here (204), and the rest
+        runs on the data plane (`invoke_api`), whose answer is passed on as it is."""
+        name_or_arn = unquote(self.path.split("?")[0].rstrip("/").rsplit("/", 2)[-2])
+        name = bare_function_name(name_or_arn)
+        qualifier = self._qualifier() or qualifier_of(name_or_arn) or "$LATEST"
+        if qualifier != "$LATEST" and not qualifier.isdigit():
+            self.backend.get_alias(qualifier, name)  # 404 for an unknown function or alias
+        else:
+            self.backend.get_function(name, None if qualifier == "$LATEST" else qualifier)
+        kind = self.headers.get("X-Amz-Invocation-Type") or "RequestResponse"
+        if kind not in INVOCATION_TYPES:
+            raise InvalidParameterValueException(f"Unsupported invocation type {kind}")
+        if kind == "DryRun":
+            return 204, {"status": 204}, ""
+        body = self.body if isinstance(self.body, bytes) else (self.body or "").encode()
+        tail = self.headers.get("X-Amz-Log-Type") == "Tail" and kind == "RequestResponse"
+        answer = invoke_on_data_plane(STORES.state_dir, name, qualifier, body, event=kind == "Event", tail=tail)
+        return reply_from_json(answer)
 
     def _function_from_path(self) -> str:
         # /<version>/functions/<name>/<url|urls|provisioned-concurrency>
@@ -189,20 +275,6 @@ class MlfnLambdaResponse(LambdaResponse):
 
     def _json(self) -> dict[str, Any]:
         return json.loads(self.body) if self.body else {}
-
-    def invoke(self) -> TYPE_RESPONSE:
-        """A RequestResponse Invoke runs on the data plane when it runs the function (moto's own only echoes)."""
-        name_or_arn = unquote(self.path.split("?")[0].rstrip("/").rsplit("/", 2)[-2])
-        name = bare_function_name(name_or_arn)
-        qualifier = self._qualifier() or qualifier_of(name_or_arn)
-        if self.headers.get("X-Amz-Invocation-Type", "RequestResponse") == "RequestResponse":
-            self.backend.get_function(name, qualifier)  # ResourceNotFoundException as Lambda answers it
-            payload = self.body.encode() if isinstance(self.body, str) else (self.body or b"")
-            forwarded = forward_invoke(STORES.state_dir, name, qualifier, payload)
-            if forwarded is not None:
-                return forwarded
-        echoed: TYPE_RESPONSE = super().invoke()
-        return echoed
 
     def create_function_url_config(self) -> TYPE_RESPONSE:
         url = put_function_url(
@@ -277,12 +349,9 @@ _ROUTES = {
 }
 
 
-_moto_delete_function = LambdaBackend.delete_function
-
-
 def _delete_function(self: LambdaBackend, function_name: str, qualifier: str | None = None) -> None:
     """moto's delete_function, also forgetting the function's URLs and provisioned concurrency (as Lambda does)."""
-    _moto_delete_function(self, function_name, qualifier)
+    moto_adapter.moto_delete_function(self, function_name, qualifier)
     name = bare_function_name(function_name)
     with STORES.lock:
         for store in (STORES.urls, STORES.provisioned):
@@ -297,7 +366,7 @@ def install() -> None:
     for pattern in list(lambda_urls.url_paths):
         lambda_urls.url_paths[pattern] = MlfnLambdaResponse.dispatch
     lambda_urls.url_paths.update(_ROUTES)
-    LambdaBackend.delete_function = _delete_function  # type: ignore[method-assign]
+    moto_adapter.install(STORES.state_dir, _delete_function)
 
 
 __all__ = ["MlfnLambdaResponse", "UnknownFunctionException", "install", "put_function_url"]

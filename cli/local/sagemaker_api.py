@@ -23,10 +23,9 @@ from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.responses import SageMakerResponse
 
 from .emulated_stores import STORES, InferenceComponent, now_iso
+from .registry_storage import ECR_IMAGE
 
 OCI_MANIFESTS = ("application/vnd.oci.image.manifest.v1+json", "application/vnd.oci.image.index.v1+json")
-ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
-                       r"(?P<repo>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(\d*x?large|medium|small|micro|nano|\d+xlarge|metal(-\d+xl)?)$")
 
 

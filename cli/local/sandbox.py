@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ..packaging.layer import MODEL_PREFIX
 from ..plan.measure import CpuLimit, lambda_cpu_cap
 from .config import FunctionConfig
 from .image_rootfs import ImageRun
@@ -100,7 +101,7 @@ class Sandbox:
 
     def _command(self) -> list[str]:
         if self.run is not None:  # the image's ENTRYPOINT + CMD (the handler), inside its root filesystem
-            return self.run.argv()
+            return self.run.argv(self.config.image_command or None)
         if self.config.command:
             return list(self.config.command)
         return [sys.executable, "-m", "awslambdaric", self.config.handler]
@@ -111,7 +112,8 @@ class Sandbox:
             env = {"LANG": "en_US.UTF-8", "TZ": ":UTC", "PYTHONUNBUFFERED": "1", **self.run.env}
             task_root = env.get("LAMBDA_TASK_ROOT") or self.run.workdir or "/var/task"
             runtime_dir = env.get("LAMBDA_RUNTIME_DIR") or "/var/runtime"
-            handler = self.run.cmd[0] if self.run.cmd else c.handler
+            cmd = c.image_command or self.run.cmd
+            handler = cmd[0] if cmd else c.handler
         else:
             task_root = c.task_root or c.model_dir
             runtime_dir, handler = str(Path(sys.executable).parent), c.handler
@@ -139,7 +141,7 @@ class Sandbox:
             "LAMBDA_TASK_ROOT": task_root,
             "LAMBDA_RUNTIME_DIR": runtime_dir,
         })
-        env.update(c.env)
+        env.update(c.env if self.run is not None else host_paths(c.env, c.model_dir))
         return env
 
     def log(self, message: str) -> None:
@@ -313,3 +315,11 @@ def _error_type(outcome: Outcome) -> str:
     with contextlib.suppress(ValueError, AttributeError):
         return str(json.loads(outcome.body).get("errorType", "Unhandled"))
     return "Unhandled"
+
+
+def host_paths(env: dict[str, str], model_dir: str) -> dict[str, str]:
+    """The function's variables for the host runtime: a path into the image's model folder (/opt/mlfn/model) points
+    at its unpacked copy, which is all of the image the host runtime has."""
+    inside = "/" + MODEL_PREFIX.strip("/")
+    return {name: model_dir + value[len(inside):] if value == inside or value.startswith(inside + "/") else value
+            for name, value in env.items()}

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mlfn.cli.local.data_plane import DataPlane, Endpoint
+from mlfn.cli.local.data_plane import DataPlane, Registration
 
 HANDLERS = Path(__file__).resolve().parent / "handlers"
 
@@ -38,11 +38,11 @@ def client(plane: DataPlane) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def tiny(plane: DataPlane, request: pytest.FixtureRequest) -> Iterator[Callable[..., Endpoint]]:
+def tiny(plane: DataPlane, request: pytest.FixtureRequest) -> Iterator[Callable[..., Registration]]:
     """Register a function running one of the tiny handlers (auth NONE unless given); unregistered after the test."""
     keys: list[str] = []
 
-    def register(handler: str, **settings: Any) -> Endpoint:
+    def register(handler: str, **settings: Any) -> Registration:
         name = f"{request.node.name.replace('_', '-')[:40]}-{len(keys)}"
         settings.setdefault("auth_type", "NONE")
         settings.setdefault("memory_mb", 256)

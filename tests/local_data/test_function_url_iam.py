@@ -21,7 +21,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from mlfn.cli.local.control_plane import ControlPlane
-from mlfn.cli.local.data_plane import DataPlane, Endpoint
+from mlfn.cli.local.data_plane import DataPlane, Registration
 
 HANDLERS = Path(__file__).resolve().parent / "handlers"
 DENIED = {"Message": "Forbidden. For troubleshooting Function URL authorization issues, see: "
@@ -49,7 +49,7 @@ def admin(control: ControlPlane, service: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def url(control: ControlPlane, data: DataPlane) -> Iterator[Endpoint]:
+def url(control: ControlPlane, data: DataPlane) -> Iterator[Registration]:
     """An AWS_IAM Function URL on alias `live` of a function that also exists in the control plane."""
     name = "iam-checked"
     buf = io.BytesIO()
@@ -105,7 +105,7 @@ VIA_URL = {"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}
 
 
 def test_invoke_function_url_alone_is_403_then_invoke_function_through_the_url_is_200(
-        control: ControlPlane, url: Endpoint, client: httpx.Client) -> None:
+        control: ControlPlane, url: Registration, client: httpx.Client) -> None:
     creds = new_user(control, "url-only", allow("lambda:InvokeFunctionUrl", ARN))
     denied = call(client, url.url, creds)
     assert denied.status_code == 403 and denied.json() == DENIED
@@ -120,7 +120,7 @@ def test_invoke_function_url_alone_is_403_then_invoke_function_through_the_url_i
 
 
 def test_a_user_without_policies_a_wrong_condition_and_an_explicit_deny_get_403(
-        control: ControlPlane, url: Endpoint, client: httpx.Client) -> None:
+        control: ControlPlane, url: Registration, client: httpx.Client) -> None:
     nothing = new_user(control, "nothing")
     assert call(client, url.url, nothing).json() == DENIED
     wrong = new_user(control, "wrong-condition", allow("lambda:InvokeFunctionUrl", ARN),
@@ -132,7 +132,7 @@ def test_a_user_without_policies_a_wrong_condition_and_an_explicit_deny_get_403(
     assert call(client, url.url, wildcard).status_code == 403
 
 
-def test_group_and_attached_managed_policies_count(control: ControlPlane, url: Endpoint,
+def test_group_and_attached_managed_policies_count(control: ControlPlane, url: Registration,
                                                    client: httpx.Client) -> None:
     iam = admin(control, "iam")
     creds = new_user(control, "in-group")
@@ -147,7 +147,7 @@ def test_group_and_attached_managed_policies_count(control: ControlPlane, url: E
     assert call(client, url.url, creds).status_code == 200
 
 
-def test_the_functions_resource_based_policy_can_grant_both(control: ControlPlane, url: Endpoint,
+def test_the_functions_resource_based_policy_can_grant_both(control: ControlPlane, url: Registration,
                                                             client: httpx.Client) -> None:
     creds = new_user(control, "by-resource-policy")
     assert call(client, url.url, creds).status_code == 403
@@ -161,7 +161,7 @@ def test_the_functions_resource_based_policy_can_grant_both(control: ControlPlan
     assert call(client, url.url, creds).status_code == 200
 
 
-def test_an_assumed_role_session_is_checked_against_its_roles_policies(control: ControlPlane, url: Endpoint,
+def test_an_assumed_role_session_is_checked_against_its_roles_policies(control: ControlPlane, url: Registration,
                                                                        client: httpx.Client) -> None:
     iam = admin(control, "iam")
     trust = json.dumps({"Version": "2012-10-17", "Statement": [
@@ -183,7 +183,7 @@ def test_an_assumed_role_session_is_checked_against_its_roles_policies(control: 
 
 
 def test_the_emulators_own_key_stands_for_the_admin_and_a_wrong_secret_still_fails_the_signature(
-        control: ControlPlane, url: Endpoint, client: httpx.Client) -> None:
+        control: ControlPlane, url: Registration, client: httpx.Client) -> None:
     assert call(client, url.url, Credentials("mlfn-local", "mlfn-local-secret")).status_code == 200
     creds = new_user(control, "bad-secret", allow("lambda:Invoke*", ARN))
     forged = call(client, url.url, Credentials(creds.access_key, "not-the-secret"))
@@ -191,7 +191,7 @@ def test_the_emulators_own_key_stands_for_the_admin_and_a_wrong_secret_still_fai
     assert "signature does not match" in forged.headers["x-mlfn-error"]
 
 
-def test_an_unreachable_control_plane_is_a_403_that_says_so(data: DataPlane, url: Endpoint, client: httpx.Client,
+def test_an_unreachable_control_plane_is_a_403_that_says_so(data: DataPlane, url: Registration, client: httpx.Client,
                                                               control: ControlPlane) -> None:
     from mlfn.cli.local.iam_callers import CallerDirectory
 

@@ -14,8 +14,10 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -318,3 +320,68 @@ def test_the_base_bytecode_stays_valid_without_mtimes(lambda_base: Path) -> None
                     data = tar.extractfile(member).read(8)  # type: ignore[union-attr]
                     flags[name] = struct.unpack("<I", data[4:8])[0]
     assert flags == dict.fromkeys(wanted, 1), flags  # bit 0: hash-based; bit 1 (check_source) clear: unchecked
+
+
+# ---------------------------------------------------------------------------------------------- from the control plane
+
+
+def _function_made_with_boto3(cp: ControlPlane, name: str, image: str) -> None:
+    import boto3
+
+    kwargs = dict(endpoint_url=cp.url, region_name="us-east-1", aws_access_key_id="mlfn-local",
+                  aws_secret_access_key="mlfn-local-secret")
+    role = boto3.client("iam", **kwargs).create_role(  # type: ignore[call-overload]
+        RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    lam = boto3.client("lambda", **kwargs)  # type: ignore[call-overload]
+    lam.create_function(FunctionName=name, PackageType="Image", Code={"ImageUri": image},
+                        Role=role["Role"]["Arn"], MemorySize=256, Timeout=10)
+    lam.create_function_url_config(FunctionName=name, AuthType="NONE")
+
+
+def test_the_reconciler_runs_the_functions_image_pinned_to_its_digest(tmp_path: Path) -> None:
+    """A function made with boto3 whose ImageUri is a tag: the data plane serves the image the tag named (by digest),
+    isolated in its root filesystem when it has a runtime base, else on the host runtime, saying why."""
+    if os.geteuid() != 0:
+        pytest.skip("unpacking for a chroot needs root")
+    state = tmp_path / "state"
+    with ControlPlane(state_dir=state) as cp:
+        base = from_layout(_placeholder_base(tmp_path / "base"), "lambda")
+        based = build_model_image(load_spec(_model(tmp_path / "based")), base, tmp_path / "images" / "b")
+        plain = build_model_image(load_spec(_model(tmp_path / "plain")), resolve_base("lambda", "none"),
+                                  tmp_path / "images" / "p")
+        based_uri, plain_uri = push_built(based, cp.url, "mlfn-based"), push_built(plain, cp.url, "mlfn-plain")
+        _function_made_with_boto3(cp, "based", based_uri.split("@")[0] + ":latest")
+        _function_made_with_boto3(cp, "plain", plain_uri)
+        dp = DataPlane(state, persist=False, control_plane=cp.url)
+        dp.start()
+        try:
+            deadline = time.monotonic() + 120  # the reconciler's pass every second; the images unpack once
+            targets: dict[str, Any] = {}
+            while len(targets) < 2 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                targets = {t["name"]: t for t in dp.status()["targets"]}
+        finally:
+            dp.stop()
+    assert targets["based"]["config"]["image"] == based_uri  # the tag, pinned to the digest it named
+    assert targets["based"]["isolation"].startswith("image mlfn-based@sha256:"), targets["based"]["isolation"]
+    assert "in a chroot" in targets["based"]["isolation"]
+    assert targets["plain"]["isolation"].startswith("host runtime"), targets["plain"]["isolation"]
+    assert "the image has no runtime base" in targets["plain"]["isolation"]
+    assert Path(targets["plain"]["config"]["model_dir"]) == state / "models" / plain.digest.split(":")[1]
+
+
+def test_image_config_command_replaces_the_images_cmd(tmp_path: Path) -> None:
+    """ImageConfig.Command (the function's, from the control plane) replaces the image's CMD: the handler that runs."""
+    from mlfn.cli.local.config import FunctionConfig
+    from mlfn.cli.local.logsink import FileLogSink
+    from mlfn.cli.local.sandbox import Sandbox
+
+    run = image_rootfs.ImageRun("x", rootfs=str(tmp_path), entrypoint=("/usr/bin/python3", "-m", "awslambdaric"),
+                                cmd=("mlfn.runtime.lambda_handler.handler",))
+    for command, handler in (([], "mlfn.runtime.lambda_handler.handler"), (["broken.handler"], "broken.handler")):
+        config = FunctionConfig(name="f", model_dir=str(tmp_path), image_command=command)
+        sandbox = Sandbox(config, FileLogSink(tmp_path / "logs"), run=run)
+        argv = sandbox._command()
+        assert argv[argv.index("--") + 1:] == ["/usr/bin/python3", "-m", "awslambdaric", handler]
+        assert sandbox._environment()["_HANDLER"] == handler

@@ -79,7 +79,9 @@ def greeting(event, context):
 
 
 def direct(event, context):
-    """For the Invoke API: sleep `seconds`, raise if `fail`, else answer with the event."""
+    """For the Invoke API: print `say`, sleep `seconds`, raise if `fail`, else answer with the event."""
+    if event.get("say"):
+        print(event["say"], flush=True)
     time.sleep(float(event.get("seconds", 0)))
     if event.get("fail"):
         raise ValueError("asked to fail")
