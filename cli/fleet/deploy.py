@@ -43,7 +43,7 @@ def run_deploy(args: argparse.Namespace) -> int:
     progress.close()
     info(f"- synth: {batch.runs} CDK app run(s), {batch.seconds:.1f}s")
     doc = {"models": [r.to_json() for r in rows], "failed": sum(r.failed for r in rows),
-           "synth_runs": batch.runs}
+           "synth_runs": batch.runs, "synth_seconds": round(batch.seconds, 2)}
     result(doc, args.json, render(rows) + "\n" + summary(rows))
     return 1 if any(r.failed for r in rows) else 0
 
@@ -87,7 +87,7 @@ def deploy_one(index: int, request: Any, steps: FleetSteps, batch: BatchSynth, p
                          step=steps.for_model(index, say))
         row.stage, row.target, row.stack, row.digest = outcome.stage, outcome.target, outcome.stack_name, \
             outcome.digest
-        row.url = outcome.endpoint.url
+        row.url, row.steps = outcome.endpoint.url, dict(outcome.seconds)
         row.result = "unchanged" if outcome.status == "NO_CHANGES" else "deployed"
     except DeployError as exc:
         row.stack = exc.stack_name

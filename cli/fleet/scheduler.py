@@ -2,6 +2,7 @@
 
 - build, probe and push run at most `workers` at a time (default: the machine's cores);
 - synth goes to the fleet's one CDK app run (`BatchSynth`);
+- a stack that already holds the same template and tags is not sent a change set (`unchanged_stack`);
 - at most `stacks` change sets are in flight; a stack step that CloudFormation throttles ("Rate exceeded",
   error code Throttling) is retried with exponential backoff (2, 4, 8, 16, 32 s, with jitter), as AWS advises.
 """
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .synth_batch import BatchSynth
+from .unchanged import unchanged_stack
 
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException",
                               "RequestLimitExceeded"})
@@ -74,6 +76,11 @@ class FleetSteps:
                 with self.cpu:
                     return fn(*args, **kwargs)
             if name == "stack":
+                skipped = (unchanged_stack(args[0], args[1], kwargs["session"], kwargs.get("tags"))
+                           if len(args) >= 2 and "session" in kwargs else None)
+                if skipped is not None:
+                    say("  unchanged: the stack already holds this template and these tags (no change set)")
+                    return skipped
                 with self.stacks:
                     self._count(+1)
                     try:

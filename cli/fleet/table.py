@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 FAILING = ("failed", "rolled back")
@@ -13,13 +13,14 @@ class Row:
     model: str
     stage: str
     target: str
-    result: str  # deployed | unchanged | failed | rolled back
+    result: str  # deployed | unchanged | failed | rolled back (destroyed, answered, planned)
     url: str = ""
     seconds: float = 0.0
     stack: str = ""
     digest: str = ""
     resource: str = ""  # the failing resource (logical id and type), when CloudFormation named one
     reason: str = ""  # AWS's reason, or mlfn's one line
+    steps: dict[str, float] = field(default_factory=dict)  # seconds per deploy step (build, push, synth, stack...)
 
     @property
     def failed(self) -> bool:
@@ -28,6 +29,7 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["seconds"] = round(self.seconds, 2)
+        doc["steps"] = {k: round(v, 2) for k, v in self.steps.items()}
         return doc
 
 

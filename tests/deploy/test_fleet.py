@@ -66,6 +66,7 @@ def test_a_second_run_reports_every_model_unchanged(cli: Any, fleet: Path, first
     assert [row["result"] for row in doc["models"]] == ["unchanged"] * len(GOOD)
     assert doc["synth_runs"] == 0 and doc["failed"] == 0
     assert all(f"[{name}] unchanged in" in run.stderr for name in GOOD)
+    assert run.stderr.count("(no change set)") == len(GOOD)  # the stacks already hold these templates
 
 
 def test_status_reports_drift_of_the_edited_folder_only(cli: Any, h: Any, fleet: Path, first: Any) -> None:
@@ -78,3 +79,34 @@ def test_status_reports_drift_of_the_edited_folder_only(cli: Any, h: Any, fleet:
     assert by_model["fleet-a"]["deployed"] and by_model["fleet-broken"]["status"].startswith("invalid folder")
     text = cli("status", str(fleet), "--local", "--stage", "dev").stdout
     assert "image sha256:" in next(line for line in text.splitlines() if line.startswith("fleet-b "))
+
+
+def test_only_the_edited_model_is_redeployed_and_it_answers_with_its_new_version(cli: Any, h: Any, fleet: Path,
+                                                                                first: Any) -> None:
+    doc = cli("deploy", *(str(fleet / name) for name in GOOD), "--local", "--json").json()
+    assert {row["model"]: row["result"] for row in doc["models"]} == {
+        "fleet-a": "unchanged", "fleet-b": "deployed", "fleet-c": "unchanged"}
+    assert doc["synth_runs"] == 1
+    answer = cli("invoke", "fleet-b", "--local", "--data", json.dumps({"instances": ROWS})).json()
+    assert h.same_predictions(answer["predictions"], h.onnxruntime_answer(fleet / "fleet-b", ROWS))
+    assert not h.same_predictions(answer["predictions"], h.onnxruntime_answer(IRIS, ROWS))
+    rows = cli("status", str(fleet / "fleet-b"), "--local", "--stage", "dev", "--json").json()
+    assert rows[0]["drift"] == [] and rows[0]["version"] == "2"
+
+
+def test_invoke_and_list_take_the_selection_and_destroy_removes_every_stack(cli: Any, fleet: Path,
+                                                                             first: Any) -> None:
+    called = cli("invoke", str(fleet), "--local", "--json", check=False)
+    assert called.code == 1  # the broken model has no endpoint
+    rows = {row["model"]: row for row in called.json()["models"]}
+    assert all(rows[name]["result"] == "answered" and "output_label" in rows[name]["reason"] for name in GOOD)
+    assert rows["fleet-broken"]["result"] == "failed"
+    listed = cli("list", str(fleet / "fleet-[ab]"), "--local", "--json").json()
+    assert sorted({row["model"] for row in listed}) == ["fleet-a", "fleet-b"]
+    refused = cli("destroy", *(str(fleet / name) for name in GOOD), "--local", check=False)
+    assert refused.code == 2 and "pass --yes" in refused.stderr  # no terminal to confirm on
+    gone = cli("destroy", *(str(fleet / name) for name in GOOD), "--local", "--yes", "--json").json()
+    assert [row["result"] for row in gone["models"]] == ["destroyed"] * len(GOOD)
+    after = cli("status", str(fleet / "fleet-a"), str(fleet / "fleet-c"), "--local", "--stage", "dev",
+                "--json").json()
+    assert [row["status"] for row in after] == ["not deployed", "not deployed"]
