@@ -118,3 +118,13 @@ def test_a_failed_update_is_a_rolled_back_row_naming_the_resource_and_the_reason
     assert row.resource == "ModelFunction (AWS::Lambda::Function)" and row.reason == "Code storage limit exceeded."
     assert "-> ModelFunction (AWS::Lambda::Function): Code storage limit exceeded." in render([row])
     assert row.failed and Row("m", "dev", "lambda", "unchanged").failed is False
+
+
+def test_sessions_share_one_botocore_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fleet opens a session per model; service models must be parsed once per process, not per session."""
+    from mlfn.cli.aws.session import local_session
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    one, two = local_session(), local_session()
+    assert one is not two
+    assert one._session.get_component("data_loader") is two._session.get_component("data_loader")
