@@ -135,3 +135,36 @@ def _json(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return {}
+
+
+def run_synth(args: argparse.Namespace, paths: list[str]) -> int:
+    """Every selected model's stack in one CDK app run (jsii and CDK start once): one template per model."""
+    import time
+
+    from mlfn.infra.checks import check_stage, resolve_target
+    from mlfn.infra.naming import stack_name
+    from mlfn.infra.synth import synth_models
+
+    if args.image:
+        raise CliError("--image names one model's image: synthesize one model folder to use it")
+    models, names = [], []
+    for spec in _specs(paths):
+        try:
+            check_stage(spec, args.stage)
+            target = resolve_target(spec, args.target)
+        except MlfnError as exc:
+            raise CliError(f"{spec.directory}: {exc}") from None
+        models.append({"model_dir": spec.directory, "stage": args.stage, "target": target})
+        names.append((spec.name, target, stack_name(spec, args.stage)))
+    out = Path(args.out) if args.out else Path("cdk.out") / "mlfn-fleet"
+    info(f"- synth {len(models)} stack(s) in one CDK app run -> {out}")
+    started = time.perf_counter()
+    templates = synth_models(models, outdir=out)
+    seconds = time.perf_counter() - started
+    rows = [{"model": name, "target": target, "stack": stack, "template": str(path),
+             "resources": len(json.loads(path.read_text(encoding="utf-8")).get("Resources", {}))}
+            for (name, target, stack), path in zip(names, templates, strict=True)]
+    text = "\n".join(f"{r['stack']}: {r['resources']} resources -> {r['template']}" for r in rows)
+    result({"stacks": rows, "outdir": str(out), "seconds": round(seconds, 1)}, args.json,
+           f"{text}\n{len(rows)} stack(s), cdk-nag clean, in one app run ({seconds:.1f}s)")
+    return 0

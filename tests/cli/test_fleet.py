@@ -128,3 +128,26 @@ def test_sessions_share_one_botocore_loader(monkeypatch: pytest.MonkeyPatch) -> 
     one, two = local_session(), local_session()
     assert one is not two
     assert one._session.get_component("data_loader") is two._session.get_component("data_loader")
+
+
+@pytest.mark.slow  # one synth (jsii + node): ~15 s
+def test_synth_of_a_folder_writes_every_stack_in_one_app_run(functions: Path, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    for name in ("a", "b", "c"):  # distinct model names: distinct stacks
+        toml = functions / name / "mlfn.toml"
+        toml.write_text(toml.read_text().replace('name = "iris"', f'name = "syn-{name}"'))
+    out = tmp_path / "assembly"
+    done = subprocess.run([sys.executable, "-m", "mlfn.cli.main", "synth", str(functions / "[ab]"), "--out", str(out),
+                           "--json"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc = json.loads(done.stdout)
+    assert [s["stack"] for s in doc["stacks"]] == ["mlfn-syn-a-dev", "mlfn-syn-b-dev"]
+    for stack in doc["stacks"]:
+        template = json.loads(Path(stack["template"]).read_text())
+        assert stack["resources"] == len(template["Resources"]) > 5
+        assert any(r["Type"] == "AWS::Lambda::Function" for r in template["Resources"].values())
+    manifest = json.loads((out / "manifest.json").read_text())  # one cloud assembly holds both
+    assert {"mlfn-syn-a-dev", "mlfn-syn-b-dev"} <= set(manifest["artifacts"])
