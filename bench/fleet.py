@@ -93,6 +93,7 @@ def emulator_memory_mb(state: Path) -> tuple[float, int]:
 
 
 def one_size(count: int) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
     with tempfile.TemporaryDirectory(prefix="mlfn-bench-fleet-") as tmp:
         work = Path(tmp)
         folders = generate(work / "functions", count)
@@ -120,7 +121,7 @@ def one_size(count: int) -> dict[str, Any]:
             "first_synth_s": first["synth_seconds"], "changed_synth_s": changed["synth_seconds"],
             "changed_results": sorted(r["result"] for r in changed["models"]),
             "idle_memory_mb": idle_mb, "idle_processes": idle_procs, "warm_memory_mb": warm_mb,
-            "warm_processes": warm_procs}
+            "warm_processes": warm_procs, "load_before": load_before, "load_after": os.getloadavg()[0]}
 
 
 SYNTH_CHILD = """
