@@ -121,7 +121,16 @@ def one_size(count: int) -> dict[str, Any]:
             "first_synth_s": first["synth_seconds"], "changed_synth_s": changed["synth_seconds"],
             "changed_results": sorted(r["result"] for r in changed["models"]),
             "idle_memory_mb": idle_mb, "idle_processes": idle_procs, "warm_memory_mb": warm_mb,
-            "warm_processes": warm_procs, "load_before": load_before, "load_after": os.getloadavg()[0]}
+            "warm_processes": warm_procs, "noop_steps_median_s": median_steps(noop), "load_before": load_before,
+            "load_after": os.getloadavg()[0]}
+
+
+def median_steps(doc: dict[str, Any]) -> dict[str, float]:
+    """Per deploy step, the median over the models of a fleet run (which step a no-op spends its time in)."""
+    import statistics
+
+    rows = [r["steps"] for r in doc["models"] if r.get("steps")]
+    return {k: round(statistics.median(r.get(k, 0.0) for r in rows), 3) for k in (rows[0] if rows else {})}
 
 
 SYNTH_CHILD = """

@@ -1,6 +1,7 @@
 """How a fleet's deploy steps share the machine and CloudFormation: the `step` hook of `deploy_flow.deploy`.
 
-- build, probe and push run at most `workers` at a time (default: the machine's cores);
+- build and probe run at most `workers` at a time (default: the machine's cores), pushes (registry-bound) at most
+  4 x `workers`;
 - synth goes to the fleet's one CDK app run (`BatchSynth`);
 - a stack that already holds the same template and tags is not sent a change set (`unchanged_stack`);
 - at most `stacks` change sets are in flight; a stack step that CloudFormation throttles ("Rate exceeded",
@@ -23,7 +24,8 @@ from .unchanged import unchanged_stack
 THROTTLING_CODES = frozenset({"Throttling", "ThrottlingException", "TooManyRequestsException",
                               "RequestLimitExceeded"})
 THROTTLING_TEXT = "Rate exceeded"
-CPU_STEPS = frozenset({"build", "probe", "push"})
+CPU_STEPS = frozenset({"build", "probe"})
+IO_STEPS = frozenset({"push"})  # waits on the registry, mostly: 4 per core
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class FleetSteps:
     def __init__(self, limits: Limits, batch: BatchSynth, sleep: Callable[[float], None] = time.sleep) -> None:
         self.limits, self.batch, self.sleep = limits, batch, sleep
         self.cpu = threading.BoundedSemaphore(limits.workers)
+        self.io = threading.BoundedSemaphore(limits.workers * 4)
         self.stacks = threading.BoundedSemaphore(limits.stacks)
         self._lock = threading.Lock()
         self.in_flight = 0
@@ -72,8 +75,8 @@ class FleetSteps:
         def step(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             if name == "synth":
                 return self.batch.template(index, *args)
-            if name in CPU_STEPS:
-                with self.cpu:
+            if name in CPU_STEPS or name in IO_STEPS:
+                with self.cpu if name in CPU_STEPS else self.io:
                     return fn(*args, **kwargs)
             if name == "stack":
                 skipped = (unchanged_stack(args[0], args[1], kwargs["session"], kwargs.get("tags"))
