@@ -40,7 +40,7 @@ def render(rows: list[Row], columns: tuple[str, ...] = ("model", "stage", "targe
     lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     for row, text in zip(rows, cells, strict=True):
         lines.append("  ".join(t.ljust(w) for t, w in zip(text, widths, strict=True)).rstrip())
-        if row.failed:
+        if row.failed and "reason" not in columns:
             where = f"{row.resource}: " if row.resource else ""
             lines.append(f"    -> {where}{row.reason}")
     return "\n".join(lines)
