@@ -10,7 +10,7 @@ __all__ = ["add_fleet_options", "is_selection", "run_deploy"]
 def add_fleet_options(p: argparse.ArgumentParser) -> None:
     """--workers, --max-stacks and --verbose (they matter only when several models are selected)."""
     p.add_argument("--workers", type=_positive, metavar="N",
-                   help="fleet: builds and pushes at a time (default: the machine's cores)")
+                   help="fleet: builds and health probes at a time (default: the machine's cores; pushes: 4 x N)")
     p.add_argument("--max-stacks", type=_positive, metavar="N",
                    help="fleet: change sets in flight at a time (default 4)")
     p.add_argument("--verbose", "-v", action="store_true", help="fleet: print every stack event of every model")
