@@ -26,6 +26,7 @@ from .console import CliError
 from .endpoints import Endpoint, data_plane_key, endpoint_for, open_session, registration
 
 Say = Callable[[str], None]
+Step = Callable[..., Any]  # fleet hook: step(name, fn, *args, **kwargs) -> fn's result
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,16 @@ def validate(request: DeployRequest) -> tuple[ModelSpec, str, str]:
     return spec.with_target(target), target, stage
 
 
-def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None]) -> DeployOutcome:
+def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None],
+           step: Step | None = None) -> DeployOutcome:
+    """`step` (fleet hook, mlfn.cli.fleet): runs each named step ("build", "probe", "push", "synth", "stack",
+    "serve") as `step(name, fn, *args, **kwargs)`, so a fleet deploy can bound, batch and retry them."""
     from mlfn.infra.naming import stack_name as name_of_stack
 
     from .aws import cloudformation
 
     spec, target, stage = validate(request)
+    _step = step or _run_step  # fleet hook
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
     session, emulator = open_session(local=request.local, region=request.region, profile=request.profile,
@@ -92,7 +97,7 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None])
     base = _base(spec, request)  # before anything is built or pushed
 
     clock = time.perf_counter()
-    built = _build(spec, base, say)
+    built = _step("build", _build, spec, base, say)
     seconds["build"] = time.perf_counter() - clock
 
     from .health_probe import probe
@@ -105,23 +110,23 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None])
     stack = name_of_stack(spec, stage)
     if not _already_serving(session, emulator, stack, contents):
         say(f"- health probe of {built.digest[:19]} (the image's model contents, a throwaway sandbox) ...")
-        probe(contents, target)
+        _step("probe", probe, contents, target)
         say("  healthy")
     seconds["probe"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    image_uri = _push(built, spec, session, say)
+    image_uri = _step("push", _push, built, spec, session, say)
     seconds["push"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    template = synthesized_template(spec, image_uri, stage, target, say)
+    template = _step("synth", synthesized_template, spec, image_uri, stage, target, say)
     seconds["synth"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     say(f"- deploying stack {stack} (change set) ...")
-    result = cloudformation.deploy(template, stack, session=session, on_event=on_event, on_note=say,
-                                   description=f"mlfn deploy {spec.name} ({target}, {stage})",
-                                   tags={"mlfn:model": spec.name, "mlfn:stage": stage})
+    result = _step("stack", cloudformation.deploy, template, stack, session=session, on_event=on_event,
+                   on_note=say, description=f"mlfn deploy {spec.name} ({target}, {stage})",
+                   tags={"mlfn:model": spec.name, "mlfn:stage": stage})
     seconds["stack"] = time.perf_counter() - clock
     if result.status == "NO_CHANGES":
         say(f"  no changes: {stack} already runs {built.digest[:19]}")
@@ -129,12 +134,17 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None])
     endpoint = endpoint_for(session, stack, result.outputs, emulator)
     if emulator is not None:
         clock = time.perf_counter()
-        _serve_locally(emulator, endpoint, contents, stage, say, template, image_uri)
+        _step("serve", _serve_locally, emulator, endpoint, contents, stage, say, template, image_uri)
         endpoint = endpoint_for(session, stack, result.outputs, emulator)  # a port the data plane chose
         seconds["serve"] = time.perf_counter() - clock
     seconds["total"] = sum(seconds.values())
     return DeployOutcome(spec.name, stage, target, stack, result.status, built.digest, image_uri, endpoint,
                          emulator is not None, seconds, result.changes)
+
+
+def _run_step(_name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """One model alone: each step simply runs."""
+    return fn(*args, **kwargs)
 
 
 def _base(spec: ModelSpec, request: DeployRequest) -> Any:
@@ -202,14 +212,19 @@ def _infra_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def synthesized_template(spec: ModelSpec, image_uri: str, stage: str, target: str, say: Say) -> Path:
-    """The stack's template, synthesized once per (image digest, stage, target, infra code): the digest covers every
-    file of the model folder, so an unchanged folder reuses it and a no-op redeploy never starts jsii."""
+def template_cache(spec: ModelSpec, image_uri: str, stage: str, target: str) -> Path:
+    """Where the template for these inputs is kept once synthesized (a fleet deploy fills it in one CDK run)."""
     from .packaging.base import mlfn_home
 
     key = hashlib.sha256(json.dumps([image_uri, stage, target, _infra_fingerprint()]).encode()).hexdigest()[:32]
-    folder = mlfn_home() / "synth" / f"{spec.name}-{stage}"
-    cached = folder / f"{key}.template.json"
+    return mlfn_home() / "synth" / f"{spec.name}-{stage}" / f"{key}.template.json"
+
+
+def synthesized_template(spec: ModelSpec, image_uri: str, stage: str, target: str, say: Say) -> Path:
+    """The stack's template, synthesized once per (image digest, stage, target, infra code): the digest covers every
+    file of the model folder, so an unchanged folder reuses it and a no-op redeploy never starts jsii."""
+    cached = template_cache(spec, image_uri, stage, target)
+    folder = cached.parent
     if cached.is_file():
         say("- template: unchanged inputs, synthesized before")
         return cached
@@ -219,14 +234,19 @@ def synthesized_template(spec: ModelSpec, image_uri: str, stage: str, target: st
     started = time.perf_counter()
     outdir = folder / "cdk.out"
     template = synth_model(spec.directory, image_uri=image_uri, stage=stage, outdir=outdir, target=target)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.template.json"):
+    keep_template(cached, template)
+    say(f"  synthesized in {time.perf_counter() - started:.1f}s")
+    return cached
+
+
+def keep_template(cached: Path, template: Path) -> None:
+    """Store a synthesized template as the cache entry `cached`, replacing the stack's older ones."""
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    for old in cached.parent.glob("*.template.json"):
         old.unlink()
     tmp = cached.with_suffix(".tmp")
     tmp.write_text(template.read_text())
     tmp.replace(cached)
-    say(f"  synthesized in {time.perf_counter() - started:.1f}s")
-    return cached
 
 
 def _wait_until_served(emulator: Any, key: str, contents: Path, say: Say, timeout_s: float = 120) -> None:

@@ -75,3 +75,14 @@ def synth_model(
     stack = ModelStack(app, spec=spec, image_uri=image_uri, stage=stage, target=target)
     synth_app(app)
     return Path(app.outdir) / stack.template_file
+
+
+def synth_models(models: list[dict[str, Any]], *, outdir: str | Path,
+                 context: dict[str, Any] | None = None) -> list[Path]:
+    """Synthesize many models' stacks in ONE app run (jsii and CDK start once) and return each template's path, in
+    the order given. Each item: `model_dir`, and optionally `image_uri`, `stage` (default dev), `target`."""
+    app = make_app(outdir, context)
+    stacks = [ModelStack(app, spec=load_spec(m["model_dir"]), image_uri=m.get("image_uri"),
+                         stage=m.get("stage") or "dev", target=m.get("target")) for m in models]
+    synth_app(app)
+    return [Path(app.outdir) / stack.template_file for stack in stacks]

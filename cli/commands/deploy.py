@@ -9,21 +9,27 @@ from pathlib import Path
 from typing import Any
 
 from ..console import info, result
+from ..fleet.cli import add_fleet_options, is_selection, run_deploy
 from ._common import add_location
 
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("deploy", help="deploy a model directory to an HTTPS endpoint (AWS, or --local)")
-    p.add_argument("model_dir", help="folder holding model.onnx and an optional mlfn.toml")
+    p.add_argument("model_dir", nargs="+", help="folder holding model.onnx and an optional mlfn.toml; or a folder "
+                   "of them, several folders, or a glob: every model found (fleet)")
     p.add_argument("--target", choices=("lambda", "sagemaker", "ecs"), help="override the model's own target")
     p.add_argument("--base", help="runtime base image, as for `mlfn build --base` (default: the local base from "
                                   "`mlfn runtime build`, else the shipped descriptor)")
     add_location(p, stage_help="stage to deploy (one of the model's `stages`; default: the first, dev)",
                  local_help="deploy to the local emulator (no AWS account needed)")
+    add_fleet_options(p)  # fleet hook
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if is_selection(args.model_dir):  # fleet hook: several models
+        return run_deploy(args)
+    args.model_dir = args.model_dir[0]
     from ..deploy_flow import DeployRequest, deploy
     from ..endpoints import how_to_call
 

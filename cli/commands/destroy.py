@@ -17,7 +17,7 @@ from ._common import add_location
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("destroy", help="delete a deployed model's stack and everything in it")
-    p.add_argument("name", help="the model's name")
+    p.add_argument("name", nargs="+", help="the model's name; or model folders, folders of them or globs (fleet)")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     p.add_argument("--keep-logs", action="store_true",
                    help="keep the log groups with fixed names too (the next deploy of the model then fails until "
@@ -30,6 +30,14 @@ def run(args: argparse.Namespace) -> int:
     from ..aws.cloudformation import delete_log_groups, describe_stack, destroy, fixed_name_log_groups, outputs_of
     from ..endpoints import data_plane_key, open_session, stack_name_for
 
+    if isinstance(args.name, list):  # fleet hook
+        from ..fleet.selection import names_path
+
+        if len(args.name) > 1 or names_path(args.name[0]):
+            from ..fleet.commands import run_destroy
+
+            return run_destroy(args, args.name)
+        args.name = args.name[0]
     session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
     stack_name = stack_name_for(args.name, args.stage)
     stack = describe_stack(session.client("cloudformation"), stack_name)

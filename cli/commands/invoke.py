@@ -12,8 +12,10 @@ from ._common import add_location
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("invoke", help="call a deployed model and print its answer")
-    p.add_argument("name", help="the model's name (mlfn.toml `name`, default the folder's name)")
-    p.add_argument("--data", required=True, help="request body: inline JSON, or @FILE (JSON, PNG, CSV, ...)")
+    p.add_argument("name", nargs="+", help="the model's name (mlfn.toml `name`, default the folder's name); or model "
+                   "folders, folders of them or globs: each model called once (fleet)")
+    p.add_argument("--data", help="request body: inline JSON, or @FILE (JSON, PNG, CSV, ...); a fleet without it "
+                                  "sends each folder's example.json")
     p.add_argument("--content-type", help="content type of a non-JSON body (default: from @FILE's suffix, else JSON, "
                                           "CSV or octet-stream as the body reads)")
     p.add_argument("--wait", type=float, default=None, metavar="SECONDS",
@@ -27,6 +29,16 @@ def run(args: argparse.Namespace) -> int:
     from ..client import DEFAULT_WAIT_S, WAKING_TARGETS, build_payload, file_content_type, read_data, send_until_awake
     from ..endpoints import lookup, open_session
 
+    if isinstance(args.name, list):  # fleet hook
+        from ..fleet.selection import names_path
+
+        if len(args.name) > 1 or names_path(args.name[0]):
+            from ..fleet.commands import run_invoke
+
+            return run_invoke(args, args.name)
+        args.name = args.name[0]
+    if args.data is None:
+        raise CliError("--data is required: the request body, inline JSON or @FILE")
     wait_s = DEFAULT_WAIT_S if args.wait is None else args.wait
     if not 0 <= wait_s <= 3600:
         raise CliError(f"--wait {args.wait:g}: expected seconds from 0 to 3600")

@@ -11,6 +11,7 @@ from ._common import add_location
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("list", help="list deployed models (mlfn stacks)")
+    p.add_argument("folders", nargs="*", help="only these model folders, folders of them or globs (fleet)")
     add_location(p, stage=False)
     p.set_defaults(handler=run)
 
@@ -19,6 +20,10 @@ def run(args: argparse.Namespace) -> int:
     from ..endpoints import open_session
     from .status import summaries
 
+    if args.folders:  # fleet hook
+        from ..fleet.status import run_status
+
+        return run_status(args, args.folders, with_drift=False)
     session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
     rows = summaries(session, emulator)
     lines = [f"{'STACK':<28} {'TARGET':<10} {'STATUS':<20} URL"] + [

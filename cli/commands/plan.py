@@ -15,7 +15,8 @@ DEFAULT_REQUESTS_PER_MONTH = 1_000_000
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "plan", help="measure the model here and price Lambda, SageMaker and ECS GPU before deploying")
-    p.add_argument("model_dir", help="folder holding model.onnx and an optional mlfn.toml")
+    p.add_argument("model_dir", nargs="+", help="folder holding model.onnx and an optional mlfn.toml; or a folder of "
+                   "them, several folders, or a glob: each model planned in turn (fleet)")
     traffic = p.add_mutually_exclusive_group()
     traffic.add_argument("--requests-per-month", type=float, metavar="N",
                          help=f"planned traffic (default: [plan] requests_per_month in mlfn.toml, else "
@@ -59,6 +60,14 @@ def run(args: argparse.Namespace) -> int:
     from ..plan import chart, cost, prices, report
     from ..plan.measure import measure
 
+    if isinstance(args.model_dir, list):  # fleet hook
+        from ..fleet.selection import is_selection
+
+        if is_selection(args.model_dir):
+            from ..fleet.commands import run_plan
+
+            return run_plan(args, args.model_dir)
+        args.model_dir = args.model_dir[0]
     if not 0 <= args.cold_rate <= 1:
         raise CliError(f"--cold-rate must be between 0 and 1; got {args.cold_rate:g}")
     if args.provisioned_concurrency < 0:

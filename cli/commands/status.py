@@ -13,7 +13,8 @@ from ._common import add_location
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("status", help="show a deployed model's status (or all of them)")
-    p.add_argument("name", nargs="?", help="the model's name (default: all)")
+    p.add_argument("name", nargs="*", help="the model's name (default: all); or model folders, folders of them or "
+                   "globs: one line per model and stage with drift from the folder (fleet)")
     add_location(p)
     p.set_defaults(handler=run)
 
@@ -34,7 +35,13 @@ def summaries(session: Any, emulator: Any) -> list[dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     from ..aws.cloudformation import describe_stack, outputs_of
     from ..endpoints import endpoint_for, open_session, stack_name_for
+    from ..fleet.selection import names_path
 
+    if args.name and (len(args.name) > 1 or names_path(args.name[0])):  # fleet hook
+        from ..fleet.status import run_status
+
+        return run_status(args, args.name)
+    args.name = args.name[0] if args.name else None
     session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
     if not args.name:
         rows = summaries(session, emulator)

@@ -20,7 +20,8 @@ from ..console import info, result
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("synth", help="write the model's CloudFormation template (CDK synth, offline)")
-    p.add_argument("model_dir", help="folder holding model.onnx and an optional mlfn.toml")
+    p.add_argument("model_dir", nargs="+", help="folder holding model.onnx and an optional mlfn.toml; or a folder of "
+                   "them, several folders, or a glob: every stack in one CDK app run (fleet)")
     p.add_argument("--target", choices=TARGETS, help="override the target in mlfn.toml")
     p.add_argument("--stage", default="dev", help="stage (one of the model's `stages`; default: dev)")
     p.add_argument("--image", metavar="URI", help="ECR image ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO@sha256:... "
@@ -35,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from mlfn.infra.image import EcrImage
     from mlfn.infra.naming import stack_name
 
+    from ..fleet.selection import is_selection
+
+    if is_selection(args.model_dir):  # fleet hook
+        from ..fleet.commands import run_synth
+
+        return run_synth(args, args.model_dir)
+    args.model_dir = args.model_dir[0]
     spec = load_spec(args.model_dir)
     check_stage(spec, args.stage)
     target = resolve_target(spec, args.target)
