@@ -21,6 +21,7 @@ from aws_cdk import aws_lambda as lambda_
 from .base import MlfnModel
 from .image import MODEL_DIR_IN_IMAGE, asset_options
 from .monitoring import ModelMetrics, ModelMonitoring, retained_log_group
+from .rollout import LambdaRollout
 
 ALIAS_NAME = "live"
 # Headers a browser needs to send a SigV4-signed request (CORS only applies when origins are configured).
@@ -67,6 +68,12 @@ class MlfnLambdaModel(MlfnModel):
             provisioned_concurrent_executions=lam.provisioned_min or None,
         )
         self.scaling = self._autoscaling()
+        self.rollout = None
+        if s.rollout.strategy != "all_at_once":
+            self.rollout = LambdaRollout(
+                self, "Rollout", alias=self.alias, version=self.function.current_version, rollout=s.rollout,
+                model_dir=self.spec.directory, model_name=self.spec.name, timeout_s=lam.timeout_s,
+                log_retention_days=s.logs.retention_days)
 
         none = s.auth.type == "none"
         cors = None
