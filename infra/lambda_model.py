@@ -121,7 +121,11 @@ class MlfnLambdaModel(MlfnModel):
         return scaling
 
     def outputs(self) -> dict[str, str]:
-        return {"FunctionName": self.function.function_name, "AliasName": ALIAS_NAME}
+        out = {"FunctionName": self.function.function_name, "AliasName": ALIAS_NAME}
+        if self.rollout is not None:  # where `mlfn status` and `mlfn rollback` find the rollout's deployments
+            out["RolloutApplication"] = self.rollout.group.application.application_name
+            out["RolloutDeploymentGroup"] = self.rollout.group.deployment_group_name
+        return out
 
     def invoker_statements(self) -> list[iam.PolicyStatement]:
         """Since October 2025 an AWS_IAM Function URL's caller needs both `lambda:InvokeFunctionUrl` and

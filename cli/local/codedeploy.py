@@ -301,7 +301,7 @@ _installed = False
 
 def install() -> None:
     """Patch moto's CodeDeploy (idempotent): run Lambda deployments, StopDeployment, CreateDeploymentConfig,
-    errorInformation and rollbackInfo in GetDeployment."""
+    errorInformation and rollbackInfo in GetDeployment, alarmConfiguration in GetDeploymentGroup."""
     global _installed
     if _installed:
         return
@@ -323,6 +323,16 @@ def install() -> None:
         return info
 
     cd_responses._deployment_info = deployment_info  # type: ignore[assignment]
+    original_group_info = cd_responses._deployment_group_info
+
+    def deployment_group_info(group: Any) -> dict[str, Any]:
+        info: dict[str, Any] = original_group_info(group)
+        config = group.alarm_configuration
+        info["alarmConfiguration"] = (config if isinstance(config, dict) else
+                                      {"enabled": config.enabled, "alarms": config.alarms} if config else {})
+        return info
+
+    cd_responses._deployment_group_info = deployment_group_info  # type: ignore[assignment]
     response = cd_responses.CodeDeployResponse
 
     def stop_deployment(self: Any) -> Any:

@@ -61,6 +61,9 @@ def test_lambda_canary_is_a_codedeploy_deployment_with_alarms_and_a_pre_traffic_
     alias = next(iter(_resources(synthesized, "lam-canary", "AWS::Lambda::Alias").values()))
     update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
     assert update["BeforeAllowTrafficHook"] and update["DeploymentGroupName"]
+    outputs = synthesized.templates["lam-canary"]["Outputs"]
+    assert {"RolloutApplication", "RolloutDeploymentGroup"} <= set(outputs)
+    assert "RolloutApplication" not in synthesized.templates["lam-default"]["Outputs"]
     template.has_resource_properties("AWS::Lambda::Function", {
         "Handler": "index.handler",
         "Environment": {"Variables": {"TARGET_VERSION": Match.any_value(), "EXAMPLE_PATH": "", "EXAMPLE": ""}}})

@@ -16,12 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from mlfn.cli.local import codedeploy
 from mlfn.cli.local.alias_weights import RoutingError, check_routing, pick_version
-from mlfn.cli.local.control_plane import ControlPlane
 from mlfn.cli.local.metrics_sink import Invocation, MetricsSink, emf_datums, lambda_datums
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,22 +44,11 @@ MINUTE_S = 60 * SCALE
 
 
 @pytest.fixture
-def aws(control_plane: ControlPlane) -> Iterator[dict[str, Any]]:
-    """boto3 clients, the emulator's CodeDeploy and alarm evaluator at SCALE, and a running metrics sink."""
-    evaluator = control_plane.alarms
-    before, evaluator.time_scale = evaluator.time_scale, SCALE
-    evaluator.stop()
-    evaluator.start()
-    codedeploy.install()
-    codedeploy.SETTINGS.endpoint_url, codedeploy.SETTINGS.time_scale = control_plane.url, SCALE
-    clients = {s: boto3.client(s) for s in ("lambda", "iam", "cloudwatch", "codedeploy")}
-    sink = MetricsSink(clients["cloudwatch"]).start()
-    yield {**clients, "sink": sink}
+def aws(rollout_aws: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The emulator at time scale 0.01 with a running metrics sink."""
+    sink = MetricsSink(rollout_aws["cloudwatch"]).start()
+    yield {**rollout_aws, "sink": sink}
     sink.stop()
-    codedeploy.SETTINGS.pre_traffic = None
-    evaluator.stop()
-    evaluator.time_scale = before
-    evaluator.start()
 
 
 def _rollout(aws: dict[str, Any], tmp_path: Path, *, bad: bool, routing: dict[str, Any],
