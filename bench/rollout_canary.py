@@ -169,6 +169,7 @@ class Load:
     sink: Any
     rate: float = 150.0
     refresh_s: float = 0.02
+    seed: int = 7
     calls: list[Call] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -176,7 +177,7 @@ class Load:
         from mlfn.cli.local.alias_weights import pick_version
         from mlfn.cli.local.metrics_sink import Invocation
 
-        rng = random.Random(7)
+        rng = random.Random(self.seed)
         end = time.monotonic() + deadline_s
         alias, fetched = None, 0.0
         for i in range(max_calls):
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--percent", type=int, default=20, help="canary percentage (default 20)")
     parser.add_argument("--interval", type=int, default=5, help="canary interval in minutes (default 5)")
     parser.add_argument("--good", action="store_true", help="deploy a good version instead of a bad one")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the load's inputs and version draws")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from mlfn.cli.local import codedeploy
@@ -246,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         handlers = {fn.v1: handler_for(v1_dir, sink), fn.v2: handler_for(v2_dir, sink)}
         codedeploy.SETTINGS.pre_traffic = example_check(handlers, {fn.v1: v1_dir, fn.v2: v2_dir})
         errors_alarm(cw, f"{fn.name}-5xx", 2)
-        load = Load(lam, fn, handlers, sink, rate=args.rate)
+        load = Load(lam, fn, handlers, sink, rate=args.rate, seed=args.seed)
         worker = threading.Thread(target=load.run, args=(100_000, 120), daemon=True)
         worker.start()
         time.sleep(60 * args.scale)  # a minute of steady load on v1 first
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         run = codedeploy.RUNS[deployment]
         rollback_at = next((t for t, w in run.weights[1:] if w == 0.0), None)
         result = {"status": info["status"], "error": info.get("errorInformation", {}).get("message", ""),
-                  "scale": args.scale, "rate": args.rate, "canary_percent": args.percent,
+                  "scale": args.scale, "rate": args.rate, "canary_percent": args.percent, "seed": args.seed,
                   **figures(load.calls, fn, rollback_at)}
     print(json.dumps(result, indent=2))
     return 0

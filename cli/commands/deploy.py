@@ -67,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _follow_rollout(outcome: Any, args: argparse.Namespace, started: float) -> dict[str, Any] | None:
-    """Report a Lambda rollout the update started (CodeDeploy shifting the alias) until it ends, unless --no-wait.
-    On AWS CloudFormation's alias update itself waits for CodeDeploy, so this mostly reports how it ended."""
+    """Report a Lambda rollout the update started (CodeDeploy shifting the alias) until it ends, unless --no-wait."""
     from ..aws.cloudformation import describe_stack, outputs_of
     from ..endpoints import open_session
     from ..rollout import follow, has_rollout, state

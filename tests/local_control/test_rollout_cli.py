@@ -126,3 +126,28 @@ def test_rollback_of_a_model_without_rollout_is_refused(emulated: dict[str, Any]
     code, _, err = _cli(capsys, "rollback", name)
     assert code == 2
     assert "has no [rollout]" in err and "Traceback" not in err
+
+
+def test_deploy_follows_the_shift_step_by_step(emulated: dict[str, Any]) -> None:
+    """What `mlfn deploy` prints while the rollout it started runs: each traffic step, alarm states, the end."""
+    import boto3
+
+    from mlfn.cli.rollout import follow
+
+    name = f"cli-{uuid.uuid4().hex[:6]}"
+    fn = create_function(emulated["lambda"], emulated["iam"], name)
+    errors_alarm(emulated["cloudwatch"], f"{name}-5xx", 2)
+    outputs = {"Target": "lambda", "FunctionName": fn.name, "AliasName": "live",
+               "RolloutApplication": f"mlfn-{fn.name}", "RolloutDeploymentGroup": "live"}
+    routing = {"type": "TimeBasedLinear", "timeBasedLinear": {"linearPercentage": 50, "linearInterval": 1}}
+    started = time.time() - 1
+    start_deployment(emulated["codedeploy"], fn, routing, [f"{name}-5xx"])
+    lines: list[str] = []
+    doc = follow(boto3.Session(), outputs, lines.append, since=started, timeout_s=15, poll_s=0.05)
+    assert doc is not None and doc["status"] == "Succeeded"
+    text = "\n".join(lines)
+    assert "rollout: emulator time scale 0.01: one AWS minute takes 0.6 s" in text
+    assert f"rollout: traffic: 50% on version {fn.v2}" in text
+    assert f"rollout: traffic: 100% on version {fn.v2}" in text
+    assert f"alarms: {name}-5xx" in text
+    assert lines[-1].startswith(f"rollout: Succeeded {fn.v1}->{fn.v2}; alias on version {fn.v2} (no split)")
