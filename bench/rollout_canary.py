@@ -43,17 +43,25 @@ def preprocess(body, content_type):
         raise RuntimeError("bad version: this input fails")
     return None
 '''
+SLOW_HOOK = '''"""Answers, but 60 ms late: past a 25 ms p99 latency alarm."""
+import time
+
+
+def preprocess(body, content_type):
+    time.sleep(0.06)
+    return None
+'''
 ROLLBACK_EVENTS = ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST"]
 DONE = ("Succeeded", "Stopped", "Failed")
 
 
-def model_versions(folder: Path, *, bad: bool) -> tuple[Path, Path]:
-    """Two model folders: v1 = the bundled iris; v2 = iris with a failing hook (bad) or a changed example."""
+def model_versions(folder: Path, *, bad: bool, hook: str = BAD_HOOK) -> tuple[Path, Path]:
+    """Two model folders: v1 = the bundled iris; v2 = iris with a bad `hook` or, when not bad, a changed example."""
     v1, v2 = folder / "v1", folder / "v2"
     for target in (v1, v2):
         shutil.copytree(IRIS, target)
     if bad:
-        (v2 / "hooks.py").write_text(BAD_HOOK)
+        (v2 / "hooks.py").write_text(hook)
         (v2 / "mlfn.toml").write_text('name = "iris"\nhooks = "hooks.py"\n')
     else:
         (v2 / "example.json").write_text(json.dumps({"instances": [[6.0, 3.0, 4.8, 1.8]]}))

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from bench.rollout_canary import (  # noqa: E402 - the repository root must be importable first
+    BAD_HOOK,
+    SLOW_HOOK,
     Function,
     Load,
     create_function,
@@ -52,17 +54,18 @@ def aws(rollout_aws: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _rollout(aws: dict[str, Any], tmp_path: Path, *, bad: bool, routing: dict[str, Any],
-             example_fails: bool = False) -> tuple[Function, Load, str, dict[str, Any]]:
+             example_fails: bool = False, hook: str = BAD_HOOK, p99_ms: float = 400,
+             ) -> tuple[Function, Load, str, dict[str, Any]]:
     """Deploy v2 over v1 under load at 150 requests/s; returns when the deployment ended (plus 0.3 s of load)."""
     fn = create_function(aws["lambda"], aws["iam"], f"ro-{uuid.uuid4().hex[:8]}")
-    v1_dir, v2_dir = model_versions(tmp_path, bad=bad)
+    v1_dir, v2_dir = model_versions(tmp_path, bad=bad, hook=hook)
     if example_fails:  # 511 % 3 == 1: the bad hook fails this example
         (v2_dir / "example.json").write_text('{"instances": [[5.11, 3.5, 1.4, 0.2]]}')
     handlers = {fn.v1: handler_for(v1_dir, aws["sink"]), fn.v2: handler_for(v2_dir, aws["sink"])}
     codedeploy.SETTINGS.pre_traffic = example_check(handlers, {fn.v1: v1_dir, fn.v2: v2_dir})
     alarms = [f"{fn.name}-5xx", f"{fn.name}-p99"]
     errors_alarm(aws["cloudwatch"], alarms[0], 2)
-    latency_alarm(aws["cloudwatch"], alarms[1], fn.name, 400)
+    latency_alarm(aws["cloudwatch"], alarms[1], fn.name, p99_ms)
     load = Load(aws["lambda"], fn, handlers, aws["sink"], rate=150)
     worker = threading.Thread(target=load.run, args=(3000, 20), daemon=True)
     worker.start()
@@ -115,6 +118,16 @@ def test_a_bad_version_is_rolled_back_on_the_alarm_while_the_old_one_keeps_answe
     late = [c for c in load.calls if c.at > rollback_at + 0.1]  # the load reads the alias every 20 ms
     assert late and all(c.version == fn.v1 and c.status == 200 for c in late)
     print(f"\nbad canary: {result}")
+
+
+def test_a_slow_version_is_rolled_back_on_the_p99_alarm(aws: dict[str, Any], tmp_path: Path) -> None:
+    routing = {"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 30, "canaryInterval": 5}}
+    fn, load, _, info = _rollout(aws, tmp_path, bad=True, routing=routing, hook=SLOW_HOOK, p99_ms=25)
+    assert info["status"] == "Stopped", info
+    assert f"alarm {fn.name}-p99 is in ALARM" in info["errorInformation"]["message"]
+    assert all(c.status == 200 for c in load.calls)  # slow, not failing: only the latency alarm could fire
+    alias = aws["lambda"].get_alias(FunctionName=fn.name, Name="live")
+    assert alias["FunctionVersion"] == fn.v1
 
 
 def test_a_version_failing_the_pre_traffic_check_takes_no_traffic(aws: dict[str, Any], tmp_path: Path) -> None:
