@@ -214,3 +214,43 @@ def test_pick_version_follows_the_weights() -> None:
     picks = [pick_version(alias, i / 1000) for i in range(1000)]
     assert picks.count("2") == 200
     assert pick_version({"FunctionVersion": "4"}) == "4"
+
+
+def test_a_stacks_codedeploy_resources_make_the_group_lambda_deployments_run_in(aws: dict[str, Any]) -> None:
+    """The CodeDeploy resources a Lambda model's stack with [rollout] holds (as CDK writes them) are created in the
+    emulator's CodeDeploy, and a deployment in that group shifts by the stack's custom config."""
+    import json
+
+    from mlfn.cli.local import cfn_codedeploy  # noqa: F401 - registers the resource types
+
+    fn = create_function(aws["lambda"], aws["iam"], f"ro-{uuid.uuid4().hex[:8]}")
+    errors_alarm(aws["cloudwatch"], f"{fn.name}-5xx", 2)
+    template = {"Resources": {
+        "App": {"Type": "AWS::CodeDeploy::Application", "Properties": {"ComputePlatform": "Lambda"}},
+        "Config": {"Type": "AWS::CodeDeploy::DeploymentConfig", "Properties": {
+            "ComputePlatform": "Lambda", "TrafficRoutingConfig": {
+                "Type": "TimeBasedLinear", "TimeBasedLinear": {"LinearPercentage": 40, "LinearInterval": 1}}}},
+        "Group": {"Type": "AWS::CodeDeploy::DeploymentGroup", "Properties": {
+            "ApplicationName": {"Ref": "App"}, "DeploymentConfigName": {"Ref": "Config"}, "ServiceRoleArn": fn.role,
+            "AlarmConfiguration": {"Enabled": True, "Alarms": [{"Name": f"{fn.name}-5xx"}]},
+            "AutoRollbackConfiguration": {"Enabled": True, "Events": ["DEPLOYMENT_STOP_ON_ALARM"]},
+            "DeploymentStyle": {"DeploymentType": "BLUE_GREEN", "DeploymentOption": "WITH_TRAFFIC_CONTROL"}}}},
+        "Outputs": {"App": {"Value": {"Ref": "App"}}, "Group": {"Value": {"Ref": "Group"}}}}
+    cfn = aws["cloudformation"]
+    cfn.create_stack(StackName=fn.name, TemplateBody=json.dumps(template))
+    deadline = time.monotonic() + 10
+    while (stack := cfn.describe_stacks(StackName=fn.name)["Stacks"][0])["StackStatus"] != "CREATE_COMPLETE":
+        assert time.monotonic() < deadline and "FAILED" not in stack["StackStatus"], stack
+        time.sleep(0.05)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    group = aws["codedeploy"].get_deployment_group(applicationName=outputs["App"],
+                                                   deploymentGroupName=outputs["Group"])["deploymentGroupInfo"]
+    assert group["computePlatform"] == "Lambda"
+    assert group["alarmConfiguration"] == {"enabled": True, "alarms": [{"name": f"{fn.name}-5xx"}]}
+    appspec = {"version": 0.0, "Resources": [{fn.name: {"Type": "AWS::Lambda::Function", "Properties": {
+        "Name": fn.name, "Alias": "live", "CurrentVersion": fn.v1, "TargetVersion": fn.v2}}}]}
+    deployment = aws["codedeploy"].create_deployment(
+        applicationName=outputs["App"], deploymentGroupName=outputs["Group"],
+        revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(appspec)}})["deploymentId"]
+    assert wait_done(aws["codedeploy"], deployment, 10)["status"] == "Succeeded"
+    assert [w for _, w in codedeploy.RUNS[deployment].weights] == [0.4, 0.8, 1.0]
