@@ -102,27 +102,30 @@ def describe(doc: dict[str, Any]) -> str:
 def follow(session: Any, outputs: dict[str, str], say: Say, *, since: float = 0.0, timeout_s: float = 7200,
            poll_s: float = 2.0) -> dict[str, Any] | None:
     """Report the newest deployment (created after `since`, epoch seconds) step by step until it ends: each change
-    of the traffic split, of an alarm's state, and each status message. Returns its last state."""
+    of the traffic split, of an alarm's state, and each status message. Returns its last state; returns at once
+    (saying so) when no deployment was created after `since`: the update moved no traffic through CodeDeploy."""
     codedeploy = session.client("codedeploy")
     deadline = time.monotonic() + timeout_s
     seen_messages, last_line = 0, ""
     while True:
         deployment = latest_deployment(codedeploy, outputs)
-        if deployment is not None and deployment["createTime"].timestamp() >= since:
-            doc = state(session, outputs)
-            assert doc is not None
-            for message in deployment.get("deploymentStatusMessages", [])[seen_messages:]:
-                say(f"rollout: {message}")
-            seen_messages = len(deployment.get("deploymentStatusMessages", []))
-            line = describe(doc)
-            if line != last_line:
-                say(f"rollout: {line}")
-                last_line = line
-            if deployment["status"] in DONE:
-                return doc
+        doc = state(session, outputs)
+        assert doc is not None
+        if deployment is None or deployment["createTime"].timestamp() < since:
+            say(f"rollout: none started by this update; {describe(doc)}")
+            return doc
+        for message in deployment.get("deploymentStatusMessages", [])[seen_messages:]:
+            say(f"rollout: {message}")
+        seen_messages = len(deployment.get("deploymentStatusMessages", []))
+        line = describe(doc)
+        if line != last_line:
+            say(f"rollout: {line}")
+            last_line = line
+        if deployment["status"] in DONE:
+            return doc
         if time.monotonic() > deadline:
             say("rollout: still running; `mlfn status NAME` shows it")
-            return state(session, outputs)
+            return doc
         time.sleep(poll_s)
 
 

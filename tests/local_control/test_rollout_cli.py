@@ -151,3 +151,7 @@ def test_deploy_follows_the_shift_step_by_step(emulated: dict[str, Any]) -> None
     assert f"rollout: traffic: 100% on version {fn.v2}" in text
     assert f"alarms: {name}-5xx" in text
     assert lines[-1].startswith(f"rollout: Succeeded {fn.v1}->{fn.v2}; alias on version {fn.v2} (no split)")
+    # An update that started no deployment (the alias moved at once) is not waited for.
+    lines.clear()
+    doc = follow(boto3.Session(), outputs, lines.append, since=time.time() + 60, timeout_s=15, poll_s=0.05)
+    assert doc is not None and lines == [f"rollout: none started by this update; {lines[0].split('; ', 1)[1]}"]
