@@ -106,13 +106,14 @@ class MetricsSink:
         self.sent = 0
 
     def record_invocation(self, call: Invocation) -> None:
-        self._add(LAMBDA_NAMESPACE, lambda_datums(call))
+        self.record(LAMBDA_NAMESPACE, lambda_datums(call))
 
     def record_log_line(self, line: str) -> None:
         for namespace, datum in emf_datums(line):
-            self._add(namespace, [datum])
+            self.record(namespace, [datum])
 
-    def _add(self, namespace: str, datums: list[dict[str, Any]]) -> None:
+    def record(self, namespace: str, datums: list[dict[str, Any]]) -> None:
+        """Any PutMetricData datums (e.g. the SageMaker or ECS fronts' AWS/SageMaker, AWS/ApplicationELB counts)."""
         with self._lock:
             self._pending.setdefault(namespace, []).extend(datums)
 
