@@ -162,10 +162,13 @@ def test_lambda_service_metrics_reach_cloudwatch_and_fire_an_alarm(aws: dict[str
     cw.put_metric_alarm(AlarmName=name, Namespace="AWS/Lambda", MetricName="Errors",
                         Dimensions=[{"Name": "FunctionName", "Value": name},
                                     {"Name": "Resource", "Value": f"{name}:live"}],
-                        Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=3,
+                        Statistic="Sum", Period=60, EvaluationPeriods=3, DatapointsToAlarm=1, Threshold=3,
                         ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching")
+    # One timestamp (six calls split across two 0.6 s periods would never reach 3 in one), and three periods looked
+    # at: on a loaded machine the batch may arrive after the evaluation just past its own period.
+    now = time.time()
     for i in range(6):
-        aws["sink"].record_invocation(Invocation(name, "2", 3.0, error=i % 2 == 0, qualifier="live"))
+        aws["sink"].record_invocation(Invocation(name, "2", 3.0, error=i % 2 == 0, qualifier="live", timestamp=now))
     aws["sink"].flush()
     deadline = time.monotonic() + 4 * MINUTE_S + 5
     while cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]["StateValue"] != "ALARM":
