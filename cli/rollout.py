@@ -69,11 +69,12 @@ def traffic(session: Any, outputs: dict[str, str]) -> dict[str, Any]:
             "shifted": {v: round(float(w) * 100, 2) for v, w in weights.items()}}
 
 
-def state(session: Any, outputs: dict[str, str]) -> dict[str, Any] | None:
-    """The newest rollout of a model: deployment, status, traffic split, alarms, the error when it stopped."""
+def state(session: Any, outputs: dict[str, str], deployment: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The newest rollout of a model (or `deployment`, when given): deployment, status, traffic split, alarms, the
+    error when it stopped."""
     if not has_rollout(outputs):
         return None
-    deployment = latest_deployment(session.client("codedeploy"), outputs)
+    deployment = deployment or latest_deployment(session.client("codedeploy"), outputs)
     if deployment is None:
         return {"status": "none", "traffic": traffic(session, outputs), "alarms": alarms_of(session, outputs)}
     current, target = versions_of(deployment)
@@ -109,7 +110,7 @@ def follow(session: Any, outputs: dict[str, str], say: Say, *, since: float = 0.
     seen_messages, last_line = 0, ""
     while True:
         deployment = latest_deployment(codedeploy, outputs)
-        doc = state(session, outputs)
+        doc = state(session, outputs, deployment)  # one read: its status, messages and line agree
         assert doc is not None
         if deployment is None or deployment["createTime"].timestamp() < since:
             say(f"rollout: none started by this update; {describe(doc)}")
