@@ -74,15 +74,23 @@ def stack_name_for(name: str, stage: str | None) -> str:
     return f"mlfn-{name}-{stage or DEFAULT_STAGE}"
 
 
-def lookup(session: Any, name: str, stage: str | None, emulator: Any) -> Endpoint:
-    """The endpoint of model `name` on `stage`, from its stack's outputs."""
-    from .aws.cloudformation import describe_stack, outputs_of
+def find_stack(session: Any, stack_name: str, emulator: Any, hint: str) -> dict[str, Any]:
+    """The stack's description, or CliError "no stack NAME in WHERE: HINT"."""
+    from .aws.cloudformation import describe_stack
 
-    stack_name = stack_name_for(name, stage)
     stack = describe_stack(session.client("cloudformation"), stack_name)
     if stack is None:
         where = "the local emulator" if emulator else f"region {session.region_name}"
-        raise CliError(f"no stack {stack_name} in {where}: deploy it with `mlfn deploy MODEL_DIR"
+        raise CliError(f"no stack {stack_name} in {where}" + (f": {hint}" if hint else ""))
+    return dict(stack)
+
+
+def lookup(session: Any, name: str, stage: str | None, emulator: Any) -> Endpoint:
+    """The endpoint of model `name` on `stage`, from its stack's outputs."""
+    from .aws.cloudformation import outputs_of
+
+    stack_name = stack_name_for(name, stage)
+    stack = find_stack(session, stack_name, emulator, f"deploy it with `mlfn deploy MODEL_DIR"
                        f"{' --local' if emulator else ''}`" + (f" --stage {stage}" if stage else ""))
     outputs = outputs_of(stack)
     if "InvokeUrl" not in outputs:

@@ -21,6 +21,7 @@ from aws_cdk import aws_lambda as lambda_
 from .base import MlfnModel
 from .image import MODEL_DIR_IN_IMAGE, asset_options
 from .monitoring import ModelMetrics, ModelMonitoring, retained_log_group
+from .rollout import LambdaRollout
 
 ALIAS_NAME = "live"
 # Headers a browser needs to send a SigV4-signed request (CORS only applies when origins are configured).
@@ -67,6 +68,12 @@ class MlfnLambdaModel(MlfnModel):
             provisioned_concurrent_executions=lam.provisioned_min or None,
         )
         self.scaling = self._autoscaling()
+        self.rollout = None
+        if s.rollout.strategy != "all_at_once":
+            self.rollout = LambdaRollout(
+                self, "Rollout", alias=self.alias, version=self.function.current_version, rollout=s.rollout,
+                model_dir=self.spec.directory, model_name=self.spec.name, timeout_s=lam.timeout_s,
+                log_retention_days=s.logs.retention_days)
 
         none = s.auth.type == "none"
         cors = None
@@ -114,7 +121,11 @@ class MlfnLambdaModel(MlfnModel):
         return scaling
 
     def outputs(self) -> dict[str, str]:
-        return {"FunctionName": self.function.function_name, "AliasName": ALIAS_NAME}
+        out = {"FunctionName": self.function.function_name, "AliasName": ALIAS_NAME}
+        if self.rollout is not None:  # where `mlfn status` and `mlfn rollback` find the rollout's deployments
+            out["RolloutApplication"] = self.rollout.group.application.application_name
+            out["RolloutDeploymentGroup"] = self.rollout.group.deployment_group_name
+        return out
 
     def invoker_statements(self) -> list[iam.PolicyStatement]:
         """Since October 2025 an AWS_IAM Function URL's caller needs both `lambda:InvokeFunctionUrl` and

@@ -25,6 +25,7 @@ from .fronts import SageMakerRestFront
 from .image import MODEL_DIR_IN_IMAGE, asset_options
 from .monitoring import ModelMetrics, ModelMonitoring, p99_metric, retained_log_group, sum_metric
 from .nag import acknowledge
+from .rollout import inference_component_deployment, latency_threshold, rollout_alarms
 from .scaling import ECR_TOKEN_REASON, scale_out_from_zero, service_linked_scaling_role
 
 VARIANT = "AllTraffic"
@@ -159,6 +160,15 @@ class MlfnSageMakerModel(MlfnModel):
             min_memory_required_in_mb=sm.memory_per_copy_mb,
             number_of_accelerator_devices_required=sm.gpus_per_copy or None,
         )
+        rollout = self.spec.settings.rollout
+        self.rollout_alarms: list[cw.Alarm] = []
+        if rollout.strategy != "all_at_once":
+            dims = {"InferenceComponentName": self.inference_component_name}
+            self.rollout_alarms = rollout_alarms(
+                self, rollout, errors=sum_metric("AWS/SageMaker", "Invocation5XXErrors", dims),
+                requests=sum_metric("AWS/SageMaker", "Invocations", dims),
+                latency_p99=p99_metric("AWS/SageMaker", "ModelLatency", dims),
+                latency_threshold=latency_threshold(rollout, LATENCY_ALARM_MICROSECONDS, 1000))
         self.component = sagemaker.CfnInferenceComponent(
             self, "InferenceComponent",
             inference_component_name=self.inference_component_name,
@@ -170,6 +180,8 @@ class MlfnSageMakerModel(MlfnModel):
             runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(
                 copy_count=max(1, sm.min_copies)
             ),
+            deployment_config=(inference_component_deployment(rollout, self.rollout_alarms)
+                               if self.rollout_alarms else None),
         )
         self.scalable_target = appscaling.ScalableTarget(
             self, "CopyScaling",

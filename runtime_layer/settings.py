@@ -161,6 +161,52 @@ class PlanSettings:
     )
 
 
+ROLLOUT_STRATEGIES = ("all_at_once", "canary", "linear")
+COMPARISONS = ("GreaterThanThreshold", "GreaterThanOrEqualToThreshold", "LessThanThreshold",
+               "LessThanOrEqualToThreshold")
+
+
+@record
+class RolloutMetric:
+    """A CloudWatch metric whose alarm also stops a rollout (`[[rollout.metrics]]`)."""
+
+    namespace: str = setting("", "CloudWatch namespace of the metric, e.g. `MyApp` (an EMF namespace works).")
+    metric: str = setting("", "Metric name.")
+    dimensions: tuple[str, ...] = setting((), "Dimensions as `Name=Value` strings; empty: none.")
+    statistic: str = setting(
+        "Sum", "Statistic over each period: `SampleCount`, `Average`, `Sum`, `Minimum`, `Maximum` or `pNN`.")
+    threshold: float = setting(0.0, "Threshold the statistic is compared with.")
+    comparison: str = setting("GreaterThanThreshold", "How a datapoint breaches.", choices=COMPARISONS)
+
+
+@record
+class RolloutSettings:
+    """`[rollout]`: how a new version takes traffic, and the alarms that roll it back."""
+
+    strategy: str = setting(
+        "all_at_once", "`all_at_once` moves all traffic at once; `canary` moves `percent` first, then the rest "
+        "after `interval_minutes`; `linear` moves `percent` more every `interval_minutes`.",
+        choices=ROLLOUT_STRATEGIES,
+    )
+    percent: int = setting(10, "Traffic share the new version takes first (canary) or per step (linear).",
+                           min=1, max=99)
+    interval_minutes: int = setting(5, "Minutes between traffic shifts.", min=1)
+    error_rate_percent: float = setting(
+        5.0, "Rolls back when more than this share of the model's calls answer 5xx in a minute (while "
+        "the new version takes traffic); 0: no rate alarm.", min=0, max=100)
+    error_count: int = setting(
+        0, "Rolls back when at least this many calls answer 5xx (or, on Lambda, end in a function "
+        "error) in a minute; 0: no count alarm.",
+        min=0)
+    p99_ms: float = setting(
+        0.0, "Rolls back when the model's p99 latency in a minute is above this (ms); 0: 80% of the "
+        "timeout.",
+        min=0)
+    evaluation_periods: int = setting(
+        1, "Breaching one-minute periods (of as many) that fire a rollback alarm.", min=1, max=60)
+    metrics: tuple[RolloutMetric, ...] = setting((), "More alarms that stop the rollout (`[[rollout.metrics]]`).")
+
+
 @record
 class Settings:
     """The top level of `mlfn.toml`."""
@@ -182,3 +228,4 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     logs: LogSettings = field(default_factory=LogSettings)
     plan: PlanSettings = field(default_factory=PlanSettings)
+    rollout: RolloutSettings = field(default_factory=RolloutSettings)

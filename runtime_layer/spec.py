@@ -215,9 +215,30 @@ def _check_consistency(s: Settings) -> None:
                         "true")
     if lam.snapstart:
         _check_snapstart(lam)
+    _check_rollout_metrics(s.rollout.metrics)
     if lam.reserved_concurrency != -1 and lam.provisioned_max > lam.reserved_concurrency:
         raise SpecError(CONFIG_FILE, "lambda.provisioned_max",
                         f"at most lambda.reserved_concurrency ({lam.reserved_concurrency})", str(lam.provisioned_max))
+
+
+_STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+_PERCENTILE = re.compile(r"p(\d{1,2}(\.\d+)?|100)")
+
+
+def _check_rollout_metrics(metrics: tuple[Any, ...]) -> None:
+    """A `[[rollout.metrics]]` entry names a metric, its dimensions as Name=Value and a CloudWatch statistic."""
+    for i, m in enumerate(metrics):
+        where = f"rollout.metrics[{i}]"
+        for key in ("namespace", "metric"):
+            if not getattr(m, key).strip():
+                raise SpecError(CONFIG_FILE, f"{where}.{key}", "a non-empty string", '""')
+        for j, dim in enumerate(m.dimensions):
+            name, eq, value = dim.partition("=")
+            if not (eq and name.strip() and value.strip()):
+                raise SpecError(CONFIG_FILE, f"{where}.dimensions[{j}]", "Name=Value", repr(dim))
+        if m.statistic not in _STATISTICS and not _PERCENTILE.fullmatch(m.statistic):
+            raise SpecError(CONFIG_FILE, f"{where}.statistic", "one of " + ", ".join(_STATISTICS) + " or pNN",
+                            repr(m.statistic))
 
 
 def _check_snapstart(lam: Any) -> None:

@@ -20,6 +20,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--target", choices=("lambda", "sagemaker", "ecs"), help="override the model's own target")
     p.add_argument("--base", help="runtime base image, as for `mlfn build --base` (default: the local base from "
                                   "`mlfn runtime build`, else the shipped descriptor)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="with [rollout] canary or linear: return without following the traffic shift "
+                        "(`mlfn status NAME` shows it)")
     add_location(p, stage_help="stage to deploy (one of the model's `stages`; default: the first, dev)",
                  local_help="deploy to the local emulator (no AWS account needed)")
     add_fleet_options(p)  # fleet hook
@@ -27,12 +30,15 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import time
+
     if is_selection(args.model_dir):  # fleet hook: several models
         return run_deploy(args)
     args.model_dir = args.model_dir[0]
     from ..deploy_flow import DeployRequest, deploy
     from ..endpoints import how_to_call
 
+    started = time.time()
     request = DeployRequest(Path(args.model_dir), args.target, args.stage, args.local, args.region, args.profile,
                             args.base)
     outcome = deploy(request, say=info, on_event=lambda event: info(event.line()))
@@ -58,5 +64,28 @@ def run(args: argparse.Namespace) -> int:
     estimate = monthly_line(load_spec(args.model_dir), outcome.target, args.region or ep.region)
     if estimate:
         info(estimate)
-    result(outcome.to_json(), args.json, ep.url)
+    doc = outcome.to_json()
+    rollout = _follow_rollout(outcome, args, started)
+    if rollout is not None:
+        doc["rollout"] = rollout
+    result(doc, args.json, ep.url)
     return 0
+
+
+def _follow_rollout(outcome: Any, args: argparse.Namespace, started: float) -> dict[str, Any] | None:
+    """Report a Lambda rollout the update started (CodeDeploy shifting the alias) until it ends, unless --no-wait."""
+    from ..aws.cloudformation import describe_stack, outputs_of
+    from ..endpoints import open_session
+    from ..rollout import follow, has_rollout, state
+
+    if outcome.target != "lambda" or outcome.status != "UPDATED":
+        return None
+    session, _ = open_session(local=args.local, region=args.region, profile=args.profile)
+    stack = describe_stack(session.client("cloudformation"), outcome.stack_name)
+    outputs = outputs_of(stack) if stack else {}
+    if not has_rollout(outputs):
+        return None
+    if args.no_wait:
+        info(f"rollout: not followed (--no-wait); `mlfn status {outcome.name}` shows it")
+        return state(session, outputs)
+    return follow(session, outputs, info, since=started)

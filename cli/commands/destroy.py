@@ -27,8 +27,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..aws.cloudformation import delete_log_groups, describe_stack, destroy, fixed_name_log_groups, outputs_of
-    from ..endpoints import data_plane_key, open_session, stack_name_for
+    from ..aws.cloudformation import delete_log_groups, destroy, fixed_name_log_groups, outputs_of
+    from ..endpoints import data_plane_key, find_stack, open_session, stack_name_for
 
     if isinstance(args.name, list):  # fleet hook
         from ..fleet.selection import names_path
@@ -40,10 +40,7 @@ def run(args: argparse.Namespace) -> int:
         args.name = args.name[0]
     session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
     stack_name = stack_name_for(args.name, args.stage)
-    stack = describe_stack(session.client("cloudformation"), stack_name)
-    if stack is None:
-        where = "the local emulator" if emulator else f"region {session.region_name}"
-        raise CliError(f"no stack {stack_name} in {where}: nothing to destroy")
+    stack = find_stack(session, stack_name, emulator, "nothing to destroy")
     if not args.yes:
         if not sys.stdin.isatty():
             raise CliError(f"refusing to destroy {stack_name} without confirmation: no terminal to ask on; "

@@ -33,8 +33,8 @@ def summaries(session: Any, emulator: Any) -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..aws.cloudformation import describe_stack, outputs_of
-    from ..endpoints import endpoint_for, open_session, stack_name_for
+    from ..aws.cloudformation import outputs_of
+    from ..endpoints import endpoint_for, find_stack, open_session, stack_name_for
     from ..fleet.selection import names_path
 
     if args.name and (len(args.name) > 1 or names_path(args.name[0])):  # fleet hook
@@ -48,13 +48,8 @@ def run(args: argparse.Namespace) -> int:
         text = "\n".join(f"{r['stack']:<28} {r['status']:<20} {r['url'] or '-'}" for r in rows) or "no mlfn stacks"
         result(rows, args.json, text)
         return 0
-    from ..console import CliError
-
     stack_name = stack_name_for(args.name, args.stage)
-    stack = describe_stack(session.client("cloudformation"), stack_name)
-    if stack is None:
-        raise CliError(f"no stack {stack_name}" + (" in the local emulator" if emulator else
-                                                  f" in region {session.region_name}"))
+    stack = find_stack(session, stack_name, emulator, "")
     outputs = outputs_of(stack)
     doc: dict[str, Any] = {"stack": stack_name, "status": stack["StackStatus"],
                            "reason": stack.get("StackStatusReason", ""),
@@ -65,10 +60,20 @@ def run(args: argparse.Namespace) -> int:
         if endpoint.invoker_policy:
             doc["invoker_policy"] = endpoint.invoker_policy
         doc.update(_version(session, outputs))
+    if outputs.get("Target") == "lambda":
+        from ..rollout import state
+
+        rollout = state(session, outputs)
+        if rollout is not None:
+            doc["rollout"] = rollout
     if emulator is not None:
         doc["local"] = _local(emulator, outputs)
     lines = [f"{k}: {json.dumps(v) if isinstance(v, dict) else v}" for k, v in doc.items()
-             if k not in ("outputs", "local") and v not in ("", None)]
+             if k not in ("outputs", "local", "rollout") and v not in ("", None)]
+    if "rollout" in doc:
+        from ..rollout import describe
+
+        lines.append(f"rollout: {describe(doc['rollout'])}")
     if "local" in doc:
         lines.append(f"local: {_describe_local(doc['local'])}")
     result(doc, args.json, "\n".join(lines))

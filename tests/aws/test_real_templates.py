@@ -119,3 +119,33 @@ def test_serverless_sagemaker_template_deploys(session: Any, functions_dir: Path
             EndpointName="mlfn-iris-serverless-dev")["EndpointConfigName"])
     assert config["ProductionVariants"][0]["ServerlessConfig"]["MemorySizeInMB"] == 2048
     destroy("mlfn-iris-serverless-dev", session=session)
+
+
+def test_a_canary_rollout_template_deploys_whole_with_its_codedeploy_group(session: Any, functions_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    """`[rollout] strategy = "canary"`: the pre-traffic hook function, the rollout alarms (a metric-math rate among
+    them) and the CodeDeploy application, config and group deploy into the emulator; the outputs name the group."""
+    import shutil
+
+    from mlfn.cli.local import cfn_codedeploy, codedeploy  # noqa: F401 - registers the CodeDeploy resource types
+    from mlfn.infra.synth import synth_model
+
+    codedeploy.install()  # (the control plane's install_extensions does not call it yet: a hook line)
+
+    model = tmp_path / "iris-canary"
+    shutil.copytree(functions_dir / "iris", model)
+    toml = (model / "mlfn.toml").read_text().replace('name = "iris"', 'name = "iris-canary"')
+    (model / "mlfn.toml").write_text(f'{toml}\n[rollout]\nstrategy = "canary"\npercent = 20\ninterval_minutes = 2\n'
+                                     "error_count = 2\n")
+    template = synth_model(model, image_uri=image("ab"), stage="dev", target="lambda", outdir=tmp_path / "out")
+    failed: list[str] = []
+    result = deploy(template.read_text(), "mlfn-iris-canary-dev", session=session,
+                    on_event=lambda e: failed.append(e.logical_id) if e.failed else None)
+    assert result.status == "CREATED" and failed == []
+    outputs = result.outputs
+    group = session.client("codedeploy").get_deployment_group(
+        applicationName=outputs["RolloutApplication"],
+        deploymentGroupName=outputs["RolloutDeploymentGroup"])["deploymentGroupInfo"]
+    assert group["computePlatform"] == "Lambda" and group["alarmConfiguration"]["enabled"] is True
+    assert len(group["alarmConfiguration"]["alarms"]) == 4  # rate, 5xx count, function errors, p99
+    assert destroy("mlfn-iris-canary-dev", session=session) is True

@@ -47,6 +47,42 @@ retention_days = 7
 [lambda]
 snapstart = true
 """,
+    "lam-canary": """target = "lambda"
+[rollout]
+strategy = "canary"
+percent = 20
+interval_minutes = 2
+error_count = 3
+p99_ms = 400
+[[rollout.metrics]]
+namespace = "Shop"
+metric = "BadAnswers"
+dimensions = ["Model=lam-canary"]
+statistic = "p90"
+threshold = 4
+""",
+    "lam-linear": """target = "lambda"
+[rollout]
+strategy = "linear"
+percent = 10
+interval_minutes = 1
+""",
+    "sm-rollout": """target = "sagemaker"
+[sagemaker]
+min_copies = 1
+max_copies = 4
+[rollout]
+strategy = "canary"
+percent = 60
+interval_minutes = 90
+""",
+    "ecs-rollout": """target = "ecs"
+gpu = true
+[rollout]
+strategy = "linear"
+percent = 25
+error_count = 5
+""",
     "sm-gpu": """target = "sagemaker"
 gpu = true
 [sagemaker]
