@@ -115,7 +115,7 @@ def _score(records: list[Any], indices: list[int], predict: Predict) -> list[byt
     """One answer line per record: one stacked run, or (when it is refused) a run per record."""
     if len(records) > 1:
         try:
-            predictions = predict(records)
+            predictions = _unwrapped(predict(records))
             if _one_each(predictions, len(records)):
                 return [dumps(p) for p in predictions]
         except (RequestError, ModelError):
@@ -127,7 +127,7 @@ def _alone(record: Any, index: int, predict: Predict) -> bytes:
     """A record's line from a run of its own: its prediction (postprocess may answer with something else than one
     prediction per record: then all of it), or its error."""
     try:
-        predictions = predict([record])
+        predictions = _unwrapped(predict([record]))
     except (RequestError, ModelError) as exc:
         return _error(index, f"record {index}: {exc.message}", exc.status)
     return dumps(predictions[0] if _one_each(predictions, 1) else predictions)
@@ -137,3 +137,10 @@ def _one_each(predictions: Any, count: int) -> bool:
     """The predictions are a sequence with one entry per record (a postprocess hook may answer otherwise)."""
     return not isinstance(predictions, str | bytes | Mapping) and hasattr(predictions, "__len__") \
         and len(predictions) == count
+
+
+def _unwrapped(answer: Any) -> Any:
+    """The predictions of an answer that a postprocess hook shaped as a v1 document (`{"predictions": [...]}`)."""
+    if isinstance(answer, Mapping) and isinstance(answer.get("predictions"), list):
+        return answer["predictions"]
+    return answer
