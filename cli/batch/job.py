@@ -2,7 +2,7 @@
 `<name>.out` and error records to `<name>.err` under the output prefix.
 
 Its states are those of a SageMaker Batch Transform job (`TransformJobStatus`): `InProgress` while it runs,
-`Completed`, `Failed` (with a `FailureReason`: more failed records than `max_failed_records` allows, or an object
+`Completed`, `Failed` (with a `FailureReason`: more failed records than `max_failed_percent` allows, or an object
 that could not be read or written) or `Stopped` (interrupted: `--resume` goes on from the last checkpoint). The
 state is kept in `<work>/<job>/job.json` while and after the job runs.
 """
@@ -37,7 +37,7 @@ class JobSettings:
     records_per_call: int = 64
     max_payload_mb: float = 6.0
     concurrency: int = 1
-    max_failed_records: int | None = None  # None: any number of failed records (each in the .err file)
+    max_failed_percent: float = 100.0  # more failed records than this share of all: the job is Failed
 
 
 class JobStopped(Exception):
@@ -117,11 +117,11 @@ class Job:
         except Exception as exc:
             self._set("Failed", FailureReason=str(exc)[:1024], **self._counts(progress, started, skipped))
             raise
-        limit = self.settings.max_failed_records
+        limit = self.settings.max_failed_percent
         counts = self._counts(progress, started, skipped)
-        if limit is not None and progress.failed > limit:
-            self._set("Failed", FailureReason=f"{progress.failed} records failed; [batch] max_failed_records "
-                      f"allows {limit} (each is in its object's {ERR_SUFFIX} file)", **counts)
+        if progress.failed and progress.failed * 100 > limit * max(progress.records, 1):
+            self._set("Failed", FailureReason=f"{progress.failed} of {progress.records} records failed; [batch] "
+                      f"max_failed_percent allows {limit:g}% (each is in its object's {ERR_SUFFIX} file)", **counts)
         else:
             self._set("Completed", **counts)
         return self.state

@@ -17,6 +17,8 @@ from typing import Any
 from ..console import CliError, result
 from ._common import add_location
 
+LOCAL_CONCURRENCY = 4  # calls in flight when [batch] concurrency is 0 (automatic)
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("batch", help="score a dataset in S3 (JSON Lines, CSV, one object per record)")
@@ -65,15 +67,14 @@ def job_settings(args: argparse.Namespace) -> Any:
     """`[batch]` of the model folder's mlfn.toml (defaults for a name), then the options."""
     from ..batch.job import JobSettings
 
-    settings = JobSettings()
+    settings = JobSettings(concurrency=LOCAL_CONCURRENCY)
     folder = Path(args.model)
     if folder.is_dir():
         from mlfn.runtime.spec import load_spec
 
-        batch = getattr(load_spec(folder).settings, "batch", None)
-        if batch is not None:
-            settings = JobSettings(batch.records_per_call, batch.max_payload_mb, batch.concurrency,
-                                   batch.max_failed_percent)
+        batch = load_spec(folder).settings.batch
+        settings = JobSettings(batch.records_per_call, batch.max_payload_mb,
+                               batch.concurrency or LOCAL_CONCURRENCY, batch.max_failed_percent)
     for option, name in ((args.records_per_call, "records_per_call"), (args.concurrency, "concurrency")):
         if option is not None:
             if option < 1:

@@ -161,3 +161,23 @@ def test_a_job_interrupted_inside_an_object_goes_on_from_its_checkpoint(s3, mlfn
 def test_bad_locations_are_refused_with_what_was_expected(capsys) -> None:
     assert main(["batch", str(FUNCTIONS / "iris"), "--input", "bucket/x", "--output", "s3://b/o", "--local"]) == 2
     assert "expected an S3 location s3://BUCKET/PREFIX" in capsys.readouterr().err
+
+
+def test_batch_settings_of_the_folder_fail_a_job_with_too_many_bad_records(s3, tmp_path, capsys) -> None:
+    import shutil
+
+    folder = tmp_path / "iris"
+    shutil.copytree(FUNCTIONS / "iris", folder)
+    with open(folder / "mlfn.toml", "a", encoding="utf-8") as f:
+        f.write("\n[batch]\nrecords_per_call = 4\nmax_failed_percent = 10\n")
+    rows: list[Any] = records_for("iris", 8)
+    rows[3] = [1, 2]
+    rows[6] = "nonsense"
+    put_lines(s3, "in-strict/data.jsonl", rows)
+    code = main(["batch", str(folder), "--input", f"s3://{BUCKET}/in-strict/", "--output",
+                 f"s3://{BUCKET}/out-strict/", "--local", "--json", "--quiet"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1 and summary["TransformJobStatus"] == "Failed"
+    assert "2 of 8 records failed" in summary["FailureReason"] and "max_failed_percent allows 10%" in summary[
+        "FailureReason"]
+    assert [e["line"] for e in read_lines(s3, "out-strict/data.jsonl.err")] == [4, 7]

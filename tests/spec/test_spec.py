@@ -69,6 +69,12 @@ def test_toml_overrides_defaults(make_dir: MakeDir) -> None:
         ('name = "Bad Name"\n', "name", "lowercase"),
         ("[lambda]\nreserved_concurrency = 2\nprovisioned_max = 5\n", "lambda.provisioned_max", "reserved"),
         ('[[lambda.schedules]]\ncron = "0 8 * * *"\n', "lambda.schedules[0].cron", "cron(...)"),
+        ("[lambda]\nreserved_concurrency = 3\n[batch]\nconcurrency = 5\n", "batch.concurrency",
+         "at most lambda.reserved_concurrency (3)"),
+        ('target = "sagemaker"\n[batch]\nconcurrency = 20\nmax_payload_mb = 6\n', "batch.concurrency",
+         "at most 16 with batch.max_payload_mb = 6"),
+        ("[batch]\nmax_payload_mb = 101\n", "batch.max_payload_mb", "from 1 to 100"),
+        ("[batch]\nmax_failed_percent = 101\n", "batch.max_failed_percent", "100"),
         ("this is = not toml =\n", "-", "valid TOML"),
     ],
 )
