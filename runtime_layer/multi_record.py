@@ -64,6 +64,14 @@ def answer(body: bytes, kind: str, predict: Predict, max_rows: int) -> tuple[byt
 _ERROR_MARK = b"\x00"  # an error line in `out` until the answer is joined (JSON text never starts with NUL)
 
 
+def batch_items(event: Any) -> bytes | None:
+    """A Step Functions Distributed Map batch (`{"Items": [...]}`, with an optional `BatchInput`, as its
+    ItemBatcher passes it) as a JSON Lines body; None for any other event."""
+    if isinstance(event, dict) and isinstance(event.get("Items"), list) and set(event) <= {"Items", "BatchInput"}:
+        return b"".join(orjson.dumps(item) + b"\n" for item in event["Items"])
+    return None
+
+
 def split_lines(body: bytes) -> list[bytes]:
     """A body's records: its lines (`\\n` or `\\r\\n`), the final newline ending the last record."""
     lines = body.split(b"\n")
