@@ -176,6 +176,11 @@ class BatchSettings:
         "chooses; the map takes `lambda.reserved_concurrency`, else 10; `mlfn batch` runs 4).", min=0, max=10000)
     instance_type: str = setting("ml.m5.large", "Batch Transform instance type (container targets).")
     instance_count: int = setting(1, "Batch Transform instances (container targets).", min=1, max=100)
+    state_machine: bool = setting(
+        False, "Define the batch state machine in the model's stack (Lambda: a Distributed Map; SageMaker: a "
+        "Batch Transform job); a batch is then one execution of it.")
+    bucket: str = setting("", "The S3 bucket the state machine reads inputs from and writes results to (needed "
+                              "with `state_machine`: its role may touch that bucket only).")
     max_failed_percent: float = setting(
         100.0, "Percent of records that may fail (each in its object's `.err`) before the job is Failed "
         "(Distributed Map `ToleratedFailurePercentage`).", min=0, max=100)
