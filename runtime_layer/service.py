@@ -232,7 +232,9 @@ class InferenceService:
         single-array result, out."""
         kind = media_type(headers)
         if multi_record.applies(kind, headers):  # JSON Lines / CSV rows: one answer line per record
-            lines, extra = multi_record.answer(body, kind, self._predict_v1, self.max_rows)
+            booleans = may_hold_booleans(body)
+            lines, extra = multi_record.answer(body, kind, lambda records: self._predict_v1(records, booleans),
+                                               self.max_rows)
             return Reply(200, lines, multi_record.CONTENT_TYPE, extra)
         wrap = self.hooks.postprocess_fn is None
         result = self._hooked(body, kind)
