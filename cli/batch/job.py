@@ -38,6 +38,8 @@ class JobSettings:
     max_payload_mb: float = 6.0
     concurrency: int = 1
     max_failed_percent: float = 100.0  # more failed records than this share of all: the job is Failed
+    instance_type: str = "ml.m5.large"  # recorded on the emulator's transform job (Batch Transform's resources)
+    instance_count: int = 1
 
 
 class JobStopped(Exception):
@@ -82,9 +84,11 @@ def _chunks(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
 
 class Job:
     def __init__(self, s3: Any, source: S3Location, target: S3Location, send: Send, settings: JobSettings, *,
-                 model: str, work_dir: Path, resume: bool = False, say: Callable[[str], None] | None = None) -> None:
+                 model: str, work_dir: Path, resume: bool = False, say: Callable[[str], None] | None = None,
+                 record: Any = None) -> None:
         self.s3, self.source, self.target, self.send, self.settings = s3, source, target, send, settings
         self.model, self.resume, self.say = model, resume, say
+        self.record = record  # a TransformRecord (the emulator's transform job), or None
         self.key = job_key(source, target, model)
         self.folder = work_dir / self.key
         self.state: dict[str, Any] = {}
@@ -93,6 +97,8 @@ class Job:
         self.state.update(TransformJobStatus=status, **fields)
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "job.json").write_text(json.dumps(self.state, indent=1), encoding="utf-8")
+        if self.record is not None and status != "InProgress":
+            self.record.end(status, str(fields.get("FailureReason", "")))
 
     def run(self) -> dict[str, Any]:
         """Run to the end; returns the summary (the final job.json). Raises JobStopped when interrupted."""
@@ -100,8 +106,11 @@ class Job:
         objects = input_objects(self.s3, self.source, self.target)
         if not objects:
             raise FileNotFoundError(f"no input objects under {self.source.uri}")
-        self._set("InProgress", TransformJobName=f"mlfn-batch-{self.key}", ModelName=self.model,
-                  Input=self.source.uri, Output=self.target.uri, Objects=len(objects))
+        if self.record is not None:
+            self.record.start()
+        name = self.record.name if self.record is not None else f"mlfn-batch-{self.key}"
+        self._set("InProgress", TransformJobName=name, ModelName=self.model, Input=self.source.uri,
+                  Output=self.target.uri, Objects=len(objects))
         progress = Progress(sum(size for _, size in objects), self.say)
         skipped = 0
         base = 0
@@ -157,6 +166,8 @@ class Job:
             for batch, outcomes in self._scored(calls, content_type, by_line):
                 failed = spool.add(batch, outcomes)
                 progress.add(len(batch), failed, base + batch[-1].end)
+                if self.record is not None and self.record.stopping():
+                    raise KeyboardInterrupt  # StopTransformJob: stop as an interruption does (resumable)
         finally:
             spool.close()
         spool.upload(self.s3, self.target.bucket, out_key, err_key)

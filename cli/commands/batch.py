@@ -46,8 +46,17 @@ def run(args: argparse.Namespace) -> int:
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     if say:
         say(f"mlfn batch: {model} ({how}) over {source.uri} -> {target.uri}")
+    record = None
+    if args.local:  # the emulator's SageMaker shows the job as a transform job (DescribeTransformJob)
+        import time
+
+        from ..batch.job import job_key
+        from ..batch.transform_record import TransformRecord
+
+        name = f"mlfn-batch-{job_key(source, target, model)}-{int(time.time())}"
+        record = TransformRecord(session.client("sagemaker"), name, model, source.uri, target.uri, settings)
     job = Job(session.client("s3"), source, target, send, settings, model=model, work_dir=_work_dir(),
-              resume=args.resume, say=say)
+              resume=args.resume, say=say, record=record)
     try:
         summary = job.run()
     except JobStopped as exc:
@@ -73,8 +82,8 @@ def job_settings(args: argparse.Namespace) -> Any:
         from mlfn.runtime.spec import load_spec
 
         batch = load_spec(folder).settings.batch
-        settings = JobSettings(batch.records_per_call, batch.max_payload_mb,
-                               batch.concurrency or LOCAL_CONCURRENCY, batch.max_failed_percent)
+        settings = JobSettings(batch.records_per_call, batch.max_payload_mb, batch.concurrency or LOCAL_CONCURRENCY,
+                               batch.max_failed_percent, batch.instance_type, batch.instance_count)
     for option, name in ((args.records_per_call, "records_per_call"), (args.concurrency, "concurrency")):
         if option is not None:
             if option < 1:

@@ -77,6 +77,9 @@ def install_extensions() -> None:
         lambda_api.install()
         sagemaker_api.install()
         iam_callers.install()
+        from . import batch_transform  # Batch Transform job statuses (mlfn batch --local)
+
+        batch_transform.install()
         _installed = True
 
 
