@@ -38,13 +38,19 @@ def pinned(core: int) -> Any:
     return lambda: os.sched_setaffinity(0, {core})
 
 
-def put_rows(s3: Any, key: str, rows: np.ndarray, decimals: int = 4) -> int:
-    """Upload rows as JSON Lines (numbers rounded as a data file would hold them); returns the object's bytes."""
+def put_rows(s3: Any, key: str, rows: np.ndarray, work: Path, decimals: int = 4) -> int:
+    """Upload rows as a JSON Lines file (numbers rounded as a data file would hold them), as `aws s3 cp` does
+    (multipart above 8 MB); returns the object's bytes."""
     import orjson
 
-    body = b"".join(orjson.dumps(row) + b"\n" for row in np.round(rows.astype(np.float64), decimals).tolist())
-    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-    return len(body)
+    path = work / "upload.jsonl"
+    with open(path, "wb") as f:
+        for row in np.round(rows.astype(np.float64), decimals).tolist():
+            f.write(orjson.dumps(row) + b"\n")
+    s3.upload_file(str(path), BUCKET, key)
+    size = path.stat().st_size
+    path.unlink()
+    return size
 
 
 def mlfn_batch(model_dir: Path, key: str, out: str, core: int, env: dict[str, str]) -> dict[str, Any]:
@@ -123,7 +129,7 @@ def main() -> int:
             for name, count, width in (("mlp", args.rows_mlp, 784), ("forest", args.rows_forest, 64)):
                 model_dir = ensure_model(name, args.cache or DEFAULT_CACHE)
                 rows = rng.standard_normal((count, width)).astype(np.float32)
-                size = put_rows(s3, f"{name}/rows.jsonl", rows)
+                size = put_rows(s3, f"{name}/rows.jsonl", rows, work)
                 rows = np.round(rows.astype(np.float64), 4).astype(np.float32)  # exactly what the file holds
                 batch_rates, ort_rates = [], []
                 for i in range(args.rounds):  # interleaved, so load changes hit both alike
@@ -140,7 +146,7 @@ def main() -> int:
             iris = ROOT / "functions" / "iris"
             for count in (args.big_rows // 10, args.big_rows):
                 rows = rng.uniform([4, 2, 1, 0.1], [8, 4.5, 7, 2.5], size=(count, 4))
-                size = put_rows(s3, f"big-{count}/rows.jsonl", rows, decimals=2)
+                size = put_rows(s3, f"big-{count}/rows.jsonl", rows, work, decimals=2)
                 summary = mlfn_batch(iris, f"big-{count}/rows.jsonl", f"big-{count}-out", args.core, env)
                 assert summary["Records"] == count, summary
                 results[f"iris-{count}"] = {"rows": count, "input_mb": round(size / 2**20, 1),
