@@ -105,6 +105,9 @@ def _session(args: argparse.Namespace) -> tuple[Any, Any]:
     info = emulator.running()
     if info is not None:
         return local_session(info.control_url), info
+    if not args.quiet:
+        print(f"mlfn batch: starting the local emulator's control plane (its S3) in {emulator.state_dir()}; "
+              "`mlfn local stop` ends it", file=sys.stderr)
     try:
         url = start_process(emulator.state_dir())
     except RuntimeError as exc:
