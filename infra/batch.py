@@ -22,10 +22,11 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from mlfn.runtime.multi_record import CONTENT_TYPE as JSONL
+
 from .base import MlfnModel
 from .nag import acknowledge
 
-JSONL = "application/jsonlines"
 MAP_BATCH_LIMIT_BYTES = 256 * 1024  # a Distributed Map batch stays under 256 KB (ItemBatcher)
 AUTO_MAP_CONCURRENCY = 10  # `[batch] concurrency = 0` on a function without reserved concurrency
 

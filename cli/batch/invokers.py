@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-JSONL = "application/jsonlines"
-FAILED_HEADER = "x-mlfn-failed-records"  # mlfn.runtime.multi_record.FAILED_HEADER (the CLI reads it over HTTP)
+from mlfn.runtime.multi_record import CONTENT_TYPE as JSONL
+from mlfn.runtime.multi_record import FAILED_HEADER
 
 
 @dataclass(frozen=True)

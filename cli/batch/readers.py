@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-CHUNK_BYTES = 1 << 20
-JSONL = "application/jsonlines"
-CSV = "text/csv"
+from mlfn.runtime.codecs.csv import CONTENT_TYPE as CSV
+from mlfn.runtime.multi_record import CONTENT_TYPE as JSONL
+
 _LINE_FORMATS = {".jsonl": JSONL, ".ndjson": JSONL, ".csv": CSV}
 _OBJECT_TYPES = {".json": "application/json", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
                  ".txt": "text/plain", ".npy": "application/x-npy"}

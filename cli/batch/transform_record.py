@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-STATUS_TAG = "mlfn:status"  # mlfn.cli.local.batch_transform.STATUS_TAG (the CLI reaches it over the API only)
-REASON_TAG = "mlfn:failure-reason"
-JSONL = "application/jsonlines"
+from mlfn.runtime.multi_record import CONTENT_TYPE as JSONL
+
+from ..local.batch_transform import REASON_TAG, STATUS_TAG
 
 
 class TransformRecord:
