@@ -153,6 +153,7 @@ def send(
     credentials: Any = None,
     ca_bundle: str | None = None,
     timeout: float = 60.0,
+    accept: str = "application/json",
 ) -> Answer:
     """POST the payload to `url` + its route, SigV4-signed with botocore's signer when the URL uses IAM auth."""
     import urllib3
@@ -160,7 +161,7 @@ def send(
     from botocore.awsrequest import AWSRequest
 
     full = url.rstrip("/") + payload.path
-    headers = {"Content-Type": payload.content_type, "Accept": "application/json"}
+    headers = {"Content-Type": payload.content_type, "Accept": accept}
     if auth_type == "AWS_IAM":
         if credentials is None:
             raise CliError("the endpoint uses AWS_IAM auth but no AWS credentials were found to sign with")

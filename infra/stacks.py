@@ -10,6 +10,7 @@ from constructs import Construct
 from mlfn.runtime.spec import ModelSpec
 
 from .base import MlfnModel
+from .batch import MlfnBatchEngine
 from .checks import check_stage, resolve_target
 from .ecs_model import MlfnEcsGpuModel
 from .lambda_model import MlfnLambdaModel
@@ -61,6 +62,10 @@ class ModelStack(cdk.Stack):
         cdk.CfnOutput(self, "Target", value=chosen)
         for key, value in self.model.outputs().items():
             cdk.CfnOutput(self, key, value=value)
+        if spec.settings.batch.state_machine:
+            self.batch = MlfnBatchEngine(self, "Batch", model=self.model)
+            cdk.CfnOutput(self, "BatchStateMachineArn", value=self.batch.state_machine.state_machine_arn,
+                          description="mlfn batch: one execution of this state machine scores a dataset in S3")
         policy = self.model.invoker_policy()
         if policy is not None:
             cdk.CfnOutput(self, INVOKER_POLICY_OUTPUT, value=self.to_json_string(policy.to_json()),

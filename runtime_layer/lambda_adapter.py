@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from . import multi_record
 from .asgi import (
     DOCS_PATHS,
     ASGIApp,
@@ -133,17 +134,22 @@ class LambdaHandler:
         return response
 
     def _direct(self, event: Any, context: Any, lambda_id: str) -> Any:
-        """A plain JSON payload: served like `POST /invocations` with `Content-Type: application/json`."""
+        """A plain JSON payload: served like `POST /invocations` with `Content-Type: application/json`; a Distributed
+        Map batch (`{"Items": [...]}`) as JSON Lines, answered with a list of one result per item."""
+        items = multi_record.batch_items(event)
         wrapped = {
             "version": "2.0", "rawPath": "/invocations", "rawQueryString": "",
-            "headers": {"content-type": "application/json", "x-request-id": lambda_id or new_request_id()},
+            "headers": {"content-type": "application/json" if items is None else multi_record.CONTENT_TYPE,
+                        "x-request-id": lambda_id or new_request_id()},
             "requestContext": {"http": {"method": "POST", "path": "/invocations", "sourceIp": ""}},
-            "body": orjson.dumps(event).decode(), "isBase64Encoded": False,
+            "body": (orjson.dumps(event) if items is None else items).decode(), "isBase64Encoded": False,
         }
         response = self.adapter(wrapped, context)
         status = response["statusCode"]
         content_type = (response.get("headers") or {}).get("content-type", "")
         body = response.get("body", "")
+        if content_type.startswith(multi_record.CONTENT_TYPE) and not response.get("isBase64Encoded"):
+            return [orjson.loads(line) for line in body.splitlines()]
         if content_type.startswith("application/json") and not response.get("isBase64Encoded"):
             result = orjson.loads(body)
             if status >= 400 and isinstance(result, dict):

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from . import __version__, multi_record
 from .codecs import csv, npy, text, v1, v2, v2_binary
 from .codecs.tensors import JSON_CONTENT_TYPE, Port, dumps, loads, may_hold_booleans
 from .errors import ModelError, RequestError
@@ -231,6 +231,11 @@ class InferenceService:
         (a model that takes raw text) text/plain in; JSON, or on Accept text/csv or application/x-npy for a
         single-array result, out."""
         kind = media_type(headers)
+        if multi_record.applies(kind, headers):  # JSON Lines / CSV rows: one answer line per record
+            booleans = may_hold_booleans(body)
+            lines, extra = multi_record.answer(body, kind, lambda records: self._predict_v1(records, booleans),
+                                               self.max_rows)
+            return Reply(200, lines, multi_record.CONTENT_TYPE, extra)
         wrap = self.hooks.postprocess_fn is None
         result = self._hooked(body, kind)
         if result is not _PASS:

@@ -208,6 +208,31 @@ class RolloutSettings:
 
 
 @record
+class BatchSettings:
+    """`[batch]`: how `mlfn batch` and the stack's engines (Batch Transform, Distributed Map) score a dataset."""
+
+    records_per_call: int = setting(64, "Records sent in one call (Distributed Map `MaxItemsPerBatch`).", min=1,
+                                    max=100000)
+    max_payload_mb: int = setting(
+        6, "Largest body of one call in MB (Batch Transform `MaxPayloadInMB`; a Distributed Map batch stays under "
+        "256 KB whatever this says).", min=1, max=100)
+    concurrency: int = setting(
+        0, "Calls in flight: Batch Transform `MaxConcurrentTransforms` per instance, Distributed Map "
+        "`MaxConcurrency` (at most `lambda.reserved_concurrency` when that is set). 0: automatic (SageMaker "
+        "chooses; the map takes `lambda.reserved_concurrency`, else 10; `mlfn batch` runs 4).", min=0, max=10000)
+    instance_type: str = setting("ml.m5.large", "Batch Transform instance type (container targets).")
+    instance_count: int = setting(1, "Batch Transform instances (container targets).", min=1, max=100)
+    state_machine: bool = setting(
+        False, "Define the batch state machine in the model's stack (Lambda: a Distributed Map; SageMaker: a "
+        "Batch Transform job); a batch is then one execution of it.")
+    bucket: str = setting("", "The S3 bucket the state machine reads inputs from and writes results to (needed "
+                              "with `state_machine`: its role may touch that bucket only).")
+    max_failed_percent: float = setting(
+        100.0, "Percent of records that may fail (each in its object's `.err`) before the job is Failed "
+        "(Distributed Map `ToleratedFailurePercentage`).", min=0, max=100)
+
+
+@record
 class Settings:
     """The top level of `mlfn.toml`."""
 
@@ -229,3 +254,4 @@ class Settings:
     logs: LogSettings = field(default_factory=LogSettings)
     plan: PlanSettings = field(default_factory=PlanSettings)
     rollout: RolloutSettings = field(default_factory=RolloutSettings)
+    batch: BatchSettings = field(default_factory=BatchSettings)

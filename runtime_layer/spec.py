@@ -219,6 +219,26 @@ def _check_consistency(s: Settings) -> None:
     if lam.reserved_concurrency != -1 and lam.provisioned_max > lam.reserved_concurrency:
         raise SpecError(CONFIG_FILE, "lambda.provisioned_max",
                         f"at most lambda.reserved_concurrency ({lam.reserved_concurrency})", str(lam.provisioned_max))
+    _check_batch(s)
+
+
+def _check_batch(s: Settings) -> None:
+    """`[batch]` against the engine that runs it: a Lambda function's reserved concurrency bounds the map's
+    concurrency; Batch Transform refuses MaxConcurrentTransforms x MaxPayloadInMB above 100 MB."""
+    batch, reserved = s.batch, s.lambda_.reserved_concurrency
+    if batch.state_machine and not batch.bucket:
+        raise SpecError(CONFIG_FILE, "batch.bucket", "the S3 bucket the batch state machine reads and writes "
+                        "(batch.state_machine = true)", "none")
+    if batch.state_machine and s.target == "ecs":
+        raise SpecError(CONFIG_FILE, "batch.state_machine", "false for target ecs (its batch engine, Batch "
+                        "Transform, runs a SageMaker model: use target sagemaker)", "true")
+    if s.target == "lambda" and reserved != -1 and batch.concurrency > reserved:
+        raise SpecError(CONFIG_FILE, "batch.concurrency", f"at most lambda.reserved_concurrency ({reserved})",
+                        str(batch.concurrency))
+    if s.target != "lambda" and batch.concurrency and batch.concurrency * batch.max_payload_mb > 100:
+        raise SpecError(CONFIG_FILE, "batch.concurrency",
+                        f"at most {100 // batch.max_payload_mb} with batch.max_payload_mb = {batch.max_payload_mb} "
+                        "(Batch Transform: concurrency x max_payload_mb at most 100 MB)", str(batch.concurrency))
 
 
 _STATISTICS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")

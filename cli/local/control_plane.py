@@ -80,6 +80,9 @@ def install_extensions() -> None:
         sagemaker_api.install()
         iam_callers.install()
         sagemaker_runtime.install()
+        from . import batch_transform  # Batch Transform job statuses (mlfn batch --local)
+
+        batch_transform.install()
         _installed = True
 
 

@@ -99,6 +99,25 @@ serverless = true
 serverless_memory_mb = 3072
 serverless_max_concurrency = 8
 """,
+    "lam-batch": """target = "lambda"
+[lambda]
+reserved_concurrency = 8
+[batch]
+state_machine = true
+bucket = "scores"
+records_per_call = 50
+max_failed_percent = 5
+""",
+    "sm-batch": """target = "sagemaker"
+[batch]
+state_machine = true
+bucket = "scores"
+records_per_call = 100
+max_payload_mb = 10
+concurrency = 4
+instance_type = "ml.c5.xlarge"
+instance_count = 2
+""",
     "ecs-gpu": """target = "ecs"
 gpu = true
 [ecs]

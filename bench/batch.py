@@ -1,0 +1,165 @@
+"""Batch inference: rows/s through `mlfn batch --local` against bare onnxruntime, side by side in one run.
+
+    .venv/bin/python -m bench.batch [--rows-mlp 6000] [--rows-forest 40000] [--big-rows 1000000] [--core 0]
+
+- For the MLP (784-512-512-10) and the random forest (64 features) of bench/models.py: the same rows as JSON Lines
+  in the emulator's S3, scored by `mlfn batch MODEL_DIR --local --records-per-call 64 --concurrency 1` pinned to
+  one core (`--core`; the runtime in that process, one onnxruntime thread), against bare onnxruntime on the same
+  core, one thread, batches of 64 over the same rows already in a float32 array. The emulator's control plane
+  (moto's S3) is pinned to the other core. Figures: rows/s of each (median of `--rounds`, interleaved) and the ratio.
+- A `--big-rows` JSON Lines input (the iris classifier of functions/, 4 features, so that a million rows stay a
+  few tens of MB in moto's memory) through the same command: rows/s and the job's peak memory, next to the same
+  job over a tenth of the rows (memory must not grow with the input).
+
+Nothing is asserted; tests/bench/test_batch_smoke.py runs `--smoke` (a few rows) end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+BATCH = 64
+BUCKET = "bench"
+
+
+def pinned(core: int) -> Any:
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+def put_rows(s3: Any, key: str, rows: np.ndarray, work: Path, decimals: int = 4) -> int:
+    """Upload rows as a JSON Lines file (numbers rounded as a data file would hold them), as `aws s3 cp` does
+    (multipart above 8 MB); returns the object's bytes."""
+    import orjson
+
+    path = work / "upload.jsonl"
+    with open(path, "wb") as f:
+        for row in np.round(rows.astype(np.float64), decimals).tolist():
+            f.write(orjson.dumps(row) + b"\n")
+    s3.upload_file(str(path), BUCKET, key)
+    size = path.stat().st_size
+    path.unlink()
+    return size
+
+
+def mlfn_batch(model_dir: Path, key: str, out: str, core: int, env: dict[str, str]) -> dict[str, Any]:
+    """One `mlfn batch --local` run pinned to `core`; its JSON summary plus the wall time of the whole command."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "mlfn.cli.main", "batch", str(model_dir), "--input", f"s3://{BUCKET}/{key}",
+         "--output", f"s3://{BUCKET}/{out}/", "--local", "--json", "--quiet", "--records-per-call", str(BATCH),
+         "--concurrency", "1"],
+        capture_output=True, text=True, env=env, preexec_fn=pinned(core), timeout=3600, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"mlfn batch failed: {done.stderr[-2000:]}")
+    summary: dict[str, Any] = json.loads(done.stdout)
+    summary["wall_s"] = time.perf_counter() - started
+    return summary
+
+
+ORT_SCRIPT = """
+import sys, time, numpy as np, onnxruntime as ort
+path, data, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+options = ort.SessionOptions(); options.intra_op_num_threads = 1; options.inter_op_num_threads = 1
+session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+rows = np.load(data); name = session.get_inputs()[0].name
+session.run(None, {name: rows[:batch]})
+started = time.perf_counter()
+for start in range(0, len(rows), batch):
+    session.run(None, {name: rows[start:start + batch]})
+print(len(rows) / (time.perf_counter() - started))
+"""
+
+
+def bare_onnxruntime(model: Path, rows: np.ndarray, core: int, work: Path) -> float:
+    """Rows/s of onnxruntime alone (one thread, pinned to `core`) over `rows` in batches of 64."""
+    data = work / "rows.npy"
+    np.save(data, rows.astype(np.float32))
+    done = subprocess.run([sys.executable, "-c", ORT_SCRIPT, str(model), str(data), str(BATCH)],
+                          capture_output=True, text=True, preexec_fn=pinned(core), timeout=3600, check=True)
+    return float(done.stdout.strip())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows-mlp", type=int, default=6000)
+    parser.add_argument("--rows-forest", type=int, default=40000)
+    parser.add_argument("--big-rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--core", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=None)
+    parser.add_argument("--smoke", action="store_true", help="a few rows, one round: checks the path, not speed")
+    args = parser.parse_args()
+    if args.smoke:
+        args.rows_mlp, args.rows_forest, args.big_rows, args.rounds = 128, 256, 2000, 1
+
+    sys.path.insert(0, str(ROOT))
+    from bench.models import DEFAULT_CACHE, ensure_model
+    from mlfn.cli.local.control_plane import client_environment, start_process, stop_process
+
+    cores = sorted(os.sched_getaffinity(0))
+    other = next((c for c in cores if c != args.core), args.core)
+    print(f"cores: mlfn batch and onnxruntime on {args.core}, the emulator's S3 on {other}; "
+          f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    with tempfile.TemporaryDirectory(prefix="mlfn-bench-batch-") as tmp:
+        work = Path(tmp)
+        url = start_process(work / "local", timeout_s=120)
+        try:
+            pid = json.loads((work / "local" / "control-plane.json").read_text())["pid"]
+            os.sched_setaffinity(int(pid), {other})
+            env = {**os.environ, **client_environment(url), "MLFN_HOME": str(work)}
+            os.environ.update(client_environment(url))
+            import boto3
+
+            s3 = boto3.client("s3")
+            s3.create_bucket(Bucket=BUCKET)
+            rng = np.random.default_rng(20261204)
+            results: dict[str, Any] = {}
+            for name, count, width in (("mlp", args.rows_mlp, 784), ("forest", args.rows_forest, 64)):
+                model_dir = ensure_model(name, args.cache or DEFAULT_CACHE)
+                rows = rng.standard_normal((count, width)).astype(np.float32)
+                size = put_rows(s3, f"{name}/rows.jsonl", rows, work)
+                rows = np.round(rows.astype(np.float64), 4).astype(np.float32)  # exactly what the file holds
+                batch_rates, ort_rates = [], []
+                for i in range(args.rounds):  # interleaved, so load changes hit both alike
+                    summary = mlfn_batch(model_dir, f"{name}/rows.jsonl", f"{name}-out-{i}", args.core, env)
+                    assert summary["Records"] == count and summary["FailedRecords"] == 0, summary
+                    batch_rates.append(summary["RecordsPerSecond"])
+                    ort_rates.append(bare_onnxruntime(model_dir / "model.onnx", rows, args.core, work))
+                mlfn_rate, ort_rate = statistics.median(batch_rates), statistics.median(ort_rates)
+                results[name] = {"rows": count, "input_mb": round(size / 2**20, 1), "mlfn_batch_rows_s": mlfn_rate,
+                                 "onnxruntime_rows_s": round(ort_rate, 1), "ratio": round(mlfn_rate / ort_rate, 3)}
+                ratio = mlfn_rate / ort_rate
+                print(f"{name:7s} {count:>9,} rows ({size / 2**20:.1f} MB JSONL), {BATCH} rows/call: mlfn batch "
+                      f"{mlfn_rate:,.0f} rows/s, bare onnxruntime {ort_rate:,.0f} rows/s, ratio {ratio:.0%}")
+            iris = ROOT / "functions" / "iris"
+            for count in (args.big_rows // 10, args.big_rows):
+                rows = rng.uniform([4, 2, 1, 0.1], [8, 4.5, 7, 2.5], size=(count, 4))
+                size = put_rows(s3, f"big-{count}/rows.jsonl", rows, work, decimals=2)
+                summary = mlfn_batch(iris, f"big-{count}/rows.jsonl", f"big-{count}-out", args.core, env)
+                assert summary["Records"] == count, summary
+                results[f"iris-{count}"] = {"rows": count, "input_mb": round(size / 2**20, 1),
+                                            "rows_s": summary["RecordsPerSecond"],
+                                            "peak_memory_mb": summary["PeakMemoryMB"]}
+                print(f"iris    {count:>9,} rows ({size / 2**20:.1f} MB JSONL): {summary['RecordsPerSecond']:,.0f} "
+                      f"rows/s, job peak memory {summary['PeakMemoryMB']:.0f} MB")
+            print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+            print(json.dumps(results))
+        finally:
+            stop_process(work / "local")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

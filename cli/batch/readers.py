@@ -1,0 +1,60 @@
+"""Records out of S3 objects, streamed: never more than one chunk and one line in memory.
+
+An object's format comes from its name: `.jsonl`/`.ndjson` are JSON Lines, `.csv` rows of numbers (no header);
+anything else is one record per object (an image, a JSON document, a text), sent with the type its suffix names.
+Lines are records; a blank line is no record (it is skipped, and counted in no total).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from mlfn.runtime.codecs.csv import CONTENT_TYPE as CSV
+from mlfn.runtime.multi_record import CONTENT_TYPE as JSONL
+
+_LINE_FORMATS = {".jsonl": JSONL, ".ndjson": JSONL, ".csv": CSV}
+_OBJECT_TYPES = {".json": "application/json", ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                 ".txt": "text/plain", ".npy": "application/x-npy"}
+
+
+@dataclass(frozen=True)
+class Record:
+    line: int | None  # 1-based line in its object; None for a one-record object
+    body: bytes
+    end: int  # bytes of the object read up to the end of this record (progress)
+
+
+def format_of(key: str) -> tuple[str, bool]:
+    """(content type, True when each line is a record) for an object named `key`."""
+    suffix = "." + key.rsplit(".", 1)[-1].lower() if "." in key.rsplit("/", 1)[-1] else ""
+    if suffix in _LINE_FORMATS:
+        return _LINE_FORMATS[suffix], True
+    return _OBJECT_TYPES.get(suffix, "application/octet-stream"), False
+
+
+def lines(chunks: Iterable[bytes], skip: int = 0) -> Iterator[Record]:
+    """The non-blank lines of a byte stream as records, after the first `skip` of them (a resumed object)."""
+    pending = b""
+    base = 0  # offset in the object of pending's first byte
+    line_no = seen = 0
+    for chunk in chunks:
+        data = pending + chunk if pending else chunk
+        start = 0
+        while (nl := data.find(b"\n", start)) >= 0:
+            line_no += 1
+            text = data[start:nl - 1] if nl > start and data[nl - 1] == 13 else data[start:nl]
+            start = nl + 1
+            if text.strip():
+                seen += 1
+                if seen > skip:
+                    yield Record(line_no, text, base + start)
+        base += start
+        pending = data[start:]
+    if pending.strip() and seen + 1 > skip:
+        yield Record(line_no + 1, pending.rstrip(b"\r"), base + len(pending))
+
+
+def whole(body: bytes) -> Iterator[Record]:
+    """A one-record object."""
+    yield Record(None, body, len(body))

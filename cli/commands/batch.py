@@ -1,0 +1,144 @@
+"""`mlfn batch NAME_OR_DIR --input s3://... --output s3://...`: score every record of a dataset in S3 with a model.
+
+Each input object's results go to `<name>.out` under the output prefix (one line per record, in order) and its
+failed records to `<name>.err` (object, line, why). `--resume` does only what is missing; `--json` prints the
+job's final summary. With `--local` the objects are in the emulator's S3. The model is its deployed endpoint
+when NAME_OR_DIR names a deployed model (the data plane answers), else, for a model folder, the runtime in this
+process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..console import CliError, result
+from ._common import add_location
+
+LOCAL_CONCURRENCY = 4  # calls in flight when [batch] concurrency is 0 (automatic)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("batch", help="score a dataset in S3 (JSON Lines, CSV, one object per record)")
+    p.add_argument("model", metavar="NAME_OR_DIR", help="a deployed model's name, or a model folder")
+    p.add_argument("--input", required=True, metavar="S3_URI", help="s3://BUCKET/PREFIX of the input objects")
+    p.add_argument("--output", required=True, metavar="S3_URI", help="s3://BUCKET/PREFIX for .out and .err objects")
+    p.add_argument("--resume", action="store_true", help="go on from where an interrupted run of this job stopped")
+    p.add_argument("--records-per-call", type=int, metavar="N", help="records per call ([batch] records_per_call)")
+    p.add_argument("--concurrency", type=int, metavar="N", help="calls in flight ([batch] concurrency)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_location(p, local_help="use the local emulator's S3 (and its data plane for a deployed model)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..batch.job import Job, JobStopped
+    from ..batch.locations import parse_s3
+
+    source, target = parse_s3(args.input, "--input"), parse_s3(args.output, "--output")
+    if source == target:
+        raise CliError("--input and --output are the same location; give the results a prefix of their own")
+    settings = job_settings(args)
+    session, emulator = _session(args)
+    send, model, how = _model(args, session, emulator)
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
+    if say:
+        say(f"mlfn batch: {model} ({how}) over {source.uri} -> {target.uri}")
+    record = None
+    if args.local:  # the emulator's SageMaker shows the job as a transform job (DescribeTransformJob)
+        import time
+
+        from ..batch.job import job_key
+        from ..batch.transform_record import TransformRecord
+
+        name = f"mlfn-batch-{job_key(source, target, model)}-{int(time.time())}"
+        record = TransformRecord(session.client("sagemaker"), name, model, source.uri, target.uri, settings)
+    job = Job(session.client("s3"), source, target, send, settings, model=model, work_dir=_work_dir(),
+              resume=args.resume, say=say, record=record)
+    try:
+        summary = job.run()
+    except JobStopped as exc:
+        print(f"mlfn batch: {exc}", file=sys.stderr)
+        return 130
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        result(summary, True)
+    else:
+        print(f"{summary['TransformJobStatus']}: {summary['Records']:,} records, {summary['FailedRecords']:,} failed, "
+              f"{summary['RecordsPerSecond']:,.0f} records/s; results in {target.uri}")
+    return 0 if summary["TransformJobStatus"] == "Completed" else 1
+
+
+def job_settings(args: argparse.Namespace) -> Any:
+    """`[batch]` of the model folder's mlfn.toml (defaults for a name), then the options."""
+    from ..batch.job import JobSettings
+
+    settings = JobSettings(concurrency=LOCAL_CONCURRENCY)
+    folder = Path(args.model)
+    if folder.is_dir():
+        from mlfn.runtime.spec import load_spec
+
+        batch = load_spec(folder).settings.batch
+        settings = JobSettings(batch.records_per_call, batch.max_payload_mb, batch.concurrency or LOCAL_CONCURRENCY,
+                               batch.max_failed_percent, batch.instance_type, batch.instance_count)
+    for option, name in ((args.records_per_call, "records_per_call"), (args.concurrency, "concurrency")):
+        if option is not None:
+            if option < 1:
+                raise CliError(f"--{name.replace('_', '-')} {option}: expected a whole number of at least 1")
+            settings = JobSettings(**{**settings.__dict__, name: option})
+    return settings
+
+
+def _session(args: argparse.Namespace) -> tuple[Any, Any]:
+    """A boto3 session: AWS, or the emulator's (its control plane is started when it is not running)."""
+    if not args.local:
+        from ..endpoints import open_session
+
+        return open_session(local=False, region=args.region, profile=args.profile)
+    from .. import emulator
+    from ..aws.session import local_session
+    from ..local.control_plane import start_process
+
+    info = emulator.running()
+    if info is not None:
+        return local_session(info.control_url), info
+    if not args.quiet:
+        print(f"mlfn batch: starting the local emulator's control plane (its S3) in {emulator.state_dir()}; "
+              "`mlfn local stop` ends it", file=sys.stderr)
+    try:
+        url = start_process(emulator.state_dir())
+    except RuntimeError as exc:
+        raise CliError(f"the local emulator's control plane did not start: {exc}") from None
+    return local_session(url), None
+
+
+def _model(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[Any, str, str]:
+    """(send, model name, how it is reached): the deployed endpoint, or the runtime over a folder."""
+    from ..batch import invokers
+    from ..endpoints import lookup
+
+    folder = Path(args.model)
+    name = args.model
+    if folder.is_dir():
+        from mlfn.runtime.spec import load_spec
+
+        name = load_spec(folder).name
+    if not args.local or emulator is not None:
+        try:
+            endpoint = lookup(session, name, args.stage, emulator)
+            return invokers.over_http(endpoint, session), name, f"endpoint {endpoint.url}"
+        except CliError:
+            if not folder.is_dir():
+                raise
+    if not folder.is_dir():
+        raise CliError(f"{args.model!r} is neither a model folder nor a model deployed to the local emulator")
+    return invokers.in_process(folder), name, f"runtime in this process over {folder}"
+
+
+def _work_dir() -> Path:
+    import os
+
+    return Path(os.environ.get("MLFN_HOME") or ".mlfn") / "batch"

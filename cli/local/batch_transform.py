@@ -1,0 +1,73 @@
+"""Batch Transform jobs in the emulator, with the statuses AWS gives them.
+
+moto records a transform job as `Completed` the moment it is created, and has no StopTransformJob. Here a job
+starts `InProgress`; StopTransformJob turns it `Stopping` (400 ValidationException for a job that has ended); the
+job's runner (`mlfn batch --local`, which scores the records through the runtime every endpoint runs) reports the
+end by tagging the job `mlfn:status` = `Completed` | `Failed` | `Stopped` (and `mlfn:failure-reason`), which
+DescribeTransformJob shows as `TransformJobStatus`, `FailureReason` and `TransformEndTime`. A runner that finds its
+job `Stopping` stops and reports `Stopped`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATUS_TAG = "mlfn:status"
+REASON_TAG = "mlfn:failure-reason"
+ENDED = ("Completed", "Failed", "Stopped")
+_installed = False
+
+
+def install() -> None:
+    """Patch moto's SageMaker (in this process). Idempotent."""
+    global _installed
+    if _installed:
+        return
+    from moto.core.utils import utcnow
+    from moto.sagemaker import models as sm_models
+    from moto.sagemaker.exceptions import ValidationError
+    from moto.sagemaker.responses import EmptyResult
+
+    from .sagemaker_api import MlfnSageMakerResponse
+
+    original_init = sm_models.FakeTransformJob.__init__
+    original_add_tags = sm_models.SageMakerModelBackend.add_tags
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.tags = list(self.tags or [])
+        self.transform_job_status = "InProgress"
+        self.transform_end_time = None
+
+    def add_tags(self: Any, arn: str, tags: list[dict[str, str]]) -> list[dict[str, str]]:
+        resource = self._get_resource_from_arn(arn)
+        if isinstance(resource, sm_models.FakeTransformJob):
+            resource.tags = list(resource.tags or [])
+            reported = {t["Key"]: t["Value"] for t in tags}
+            status = reported.get(STATUS_TAG)
+            if status is not None and resource.transform_job_status not in ENDED and status in ENDED:
+                resource.transform_job_status = status
+                resource.failure_reason = reported.get(REASON_TAG, "") if status == "Failed" else ""
+                resource.transform_end_time = resource.last_modified_time = utcnow()
+        return original_add_tags(self, arn, tags)  # type: ignore[no-any-return]
+
+    def stop_transform_job(self: Any, transform_job_name: str) -> None:
+        self.describe_transform_job(transform_job_name)  # the ValidationException for an unknown job
+        job = self.transform_jobs[transform_job_name]
+        if job.transform_job_status in ENDED:
+            # StopTrainingJob's words for a job that has ended (awslabs/benchmark-ai#928); AWS documents none for
+            # StopTransformJob, so the same sentence with "transform job"
+            raise ValidationError(message="The request was rejected because the transform job is in status "
+                                          f"{job.transform_job_status}.")
+        job.transform_job_status = "Stopping"
+        job.last_modified_time = utcnow()
+
+    def stop_response(self: Any) -> Any:
+        self.sagemaker_backend.stop_transform_job(self._get_param("TransformJobName"))
+        return EmptyResult()
+
+    sm_models.FakeTransformJob.__init__ = init  # type: ignore[method-assign]
+    sm_models.SageMakerModelBackend.add_tags = add_tags  # type: ignore[method-assign]
+    sm_models.SageMakerModelBackend.stop_transform_job = stop_transform_job  # type: ignore[attr-defined]
+    MlfnSageMakerResponse.stop_transform_job = stop_response  # type: ignore[attr-defined]
+    _installed = True

@@ -1,0 +1,60 @@
+"""The batch state machines in the model's stack, from the real CDK synth (cdk-nag on): a Distributed Map for a
+Lambda model, a Batch Transform job for a SageMaker model, each with the `[batch]` settings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .conftest import Synthesized
+
+
+def definition(template: dict[str, Any]) -> dict[str, Any]:
+    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    body = machine["Properties"]["DefinitionString"]
+    text = "".join(part if isinstance(part, str) else "ARN" for part in body["Fn::Join"][1]) if isinstance(
+        body, dict) else body
+    return dict(json.loads(text))
+
+
+def test_a_lambda_model_gets_a_distributed_map_over_jsonl(synthesized: Synthesized) -> None:
+    template = synthesized.templates["lam-batch"]
+    (state,) = definition(template)["States"].values()
+    assert state["Type"] == "Map"
+    assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    reader = state["ItemReader"]
+    assert reader["Resource"].endswith(":states:::s3:getObject")
+    assert reader["ReaderConfig"]["InputType"] == "JSONL"
+    assert reader["Parameters"] == {"Bucket": "scores", "Key.$": "$.key"}
+    assert state["ItemBatcher"] == {"MaxItemsPerBatch": 50, "MaxInputBytesPerBatch": 256 * 1024}
+    assert state["MaxConcurrency"] == 8  # [batch] concurrency 0: the function's reserved concurrency
+    assert state["ToleratedFailurePercentage"] == 5
+    writer = state["ResultWriter"]
+    assert writer["Resource"].endswith(":states:::s3:putObject")
+    assert writer["WriterConfig"] == {"OutputType": "JSONL", "Transformation": "FLATTEN"}
+    assert writer["Parameters"] == {"Bucket": "scores", "Prefix.$": "$.outputPrefix"}
+    (task,) = state["ItemProcessor"]["States"].values()
+    assert task["Type"] == "Task" and "Lambda.ServiceException" in task["Retry"][0]["ErrorEquals"]
+    body = json.dumps([r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"])
+    assert '"Ref": "ModelAlias' in body  # the function's `live` alias is what each batch invokes
+    assert "BatchStateMachineArn" in template["Outputs"]
+
+
+def test_a_sagemaker_model_gets_a_batch_transform_job(synthesized: Synthesized) -> None:
+    template = synthesized.templates["sm-batch"]
+    (state,) = definition(template)["States"].values()
+    assert state["Resource"].endswith(":states:::sagemaker:createTransformJob.sync")
+    job = state["Parameters"]
+    assert job["BatchStrategy"] == "MultiRecord" and job["MaxPayloadInMB"] == 10
+    assert job["MaxConcurrentTransforms"] == 4
+    assert job["TransformInput"]["SplitType"] == "Line"
+    assert job["TransformInput"]["ContentType"] == "application/jsonlines"
+    assert job["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri.$"] == "$.input"
+    assert job["TransformOutput"] == {"S3OutputPath.$": "$.output", "Accept": "application/jsonlines",
+                                      "AssembleWith": "Line"}
+    assert job["TransformResources"] == {"InstanceCount": 2, "InstanceType": "ml.c5.xlarge"}
+
+
+def test_no_state_machine_unless_asked(synthesized: Synthesized) -> None:
+    types = {r["Type"] for r in synthesized.templates["lam-default"]["Resources"].values()}
+    assert "AWS::StepFunctions::StateMachine" not in types
