@@ -55,7 +55,6 @@ RETRY_AFTER_S = "1"
 INLINE_BELOW_S = 0.001  # service calls faster than this on average run on the event loop (see ServingCore._run)
 INLINE_MAX_BODY = 64 * 1024
 CONCURRENT_HOLD_S = 0.05  # with batching: how long concurrent arrivals keep calls on the pool
-DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 DECODERS: dict[str, Callable[[], Any]] = {
     "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
     "x-gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
@@ -281,7 +280,7 @@ class ServingCore:
             self._adopt(future.result())
 
     def _adopt(self, service: InferenceService) -> None:
-        batcher: Batcher | None = getattr(service.model, "batcher", None)  # see batching.install
+        batcher = service.batcher  # see batching.install
         if service.observer is None and batcher is None:  # a service built elsewhere still reports its runs
             service.observer = self.metrics.inference
             self.metrics.model_loaded(model_info(service), None)
@@ -706,21 +705,6 @@ class ServingCore:
         self._check_version(call.params)
         body = await read_body(call.headers, call.receive, self._limit)
         return await self._run(functools.partial(service.v2_infer, call.params["name"]), body, call.headers)
-
-
-class LazyDocs:
-    """The FastAPI docs app for a core, built on the first request for a docs page."""
-
-    def __init__(self, core: ServingCore) -> None:
-        self._core = core
-        self._app: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._app is None:
-            from .app import docs_app
-
-            self._app = docs_app(self._core)
-        await self._app(scope, receive, send)
 
 
 def reply_headers(reply: Reply, request_id: str) -> list[tuple[bytes, bytes]]:

@@ -17,15 +17,14 @@ from typing import Any
 import orjson
 
 from .asgi import (
-    DOCS_PATHS,
     ASGIApp,
-    LazyDocs,
     Scope,
     ServingCore,
     load_service,
     new_request_id,
     request_id_of,
 )
+from .docs import DOCS_PATHS, LazyDocs
 from .lambda_http import is_payload_v2, serve_v2
 from .logs import logger
 from .metrics.emf import EmfMetrics
