@@ -16,18 +16,13 @@ from typing import Any
 
 import orjson
 
-from .asgi import (
-    ASGIApp,
-    Scope,
-    ServingCore,
-    load_service,
-    new_request_id,
-    request_id_of,
-)
+from .asgi import ServingCore, load_service
+from .asgi_types import ASGIApp, Scope
 from .docs import DOCS_PATHS, LazyDocs
 from .lambda_http import is_payload_v2, serve_v2
 from .logs import logger
 from .metrics.emf import EmfMetrics
+from .request_ids import new_request_id, request_id_of
 from .service import FEWER_ROWS, InferenceService
 
 log = logger("mlfn.runtime.lambda")

@@ -18,6 +18,8 @@ import base64
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from .coroutines import run_to_end
+
 ASGI_INFO = {"version": "3.0", "spec_version": "2.0"}
 
 
@@ -109,43 +111,3 @@ def serve_v2(app: Callable[..., Coroutine[Any, Any, None]], event: dict[str, Any
     if not started:
         raise RuntimeError("the app returned without starting a response")
     return response_of(started["status"], started.get("headers", ()), b"".join(chunks), text_types)
-
-
-def run_to_end(coro: Coroutine[Any, Any, None]) -> None:
-    """Run a coroutine: at once when it never waits (the inline core), else on a fresh asyncio loop."""
-    try:
-        waited = coro.send(None)
-    except StopIteration:
-        return
-    import asyncio
-
-    async def resume() -> None:
-        # The coroutine already started and waits on `waited`: step it as a Task would.
-        pending = waited
-        while True:
-            if pending is not None and hasattr(pending, "add_done_callback"):
-                pending._asyncio_future_blocking = False
-                if not pending.done():
-                    await _settled(pending)
-            else:
-                await asyncio.sleep(0)
-            try:
-                pending = coro.send(None)
-            except StopIteration:
-                return
-
-    asyncio.run(resume())
-
-
-async def _settled(future: Any) -> None:
-    """Wait until `future` is done, whatever its outcome (the coroutine awaiting it reads that itself)."""
-    import asyncio
-
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def wake(_: Any) -> None:
-        if not done.done():
-            done.set_result(None)
-
-    future.add_done_callback(wake)
-    await done

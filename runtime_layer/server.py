@@ -211,7 +211,7 @@ def _run_lean(core: Any, sock: socket.socket, args: argparse.Namespace, future: 
     from .http11 import Server
 
     server = Server(core, body_limit=core.body_limit, keep_alive_s=args.keep_alive, body_timeout_s=args.body_timeout,
-                    graceful_s=GRACEFUL_SHUTDOWN_S, refuses_large=lambda path: core.match(path) is not None)
+                    graceful_s=GRACEFUL_SHUTDOWN_S, refuses_large=lambda path: core.router.match(path) is not None)
     received: list[int] = []
 
     async def main() -> None:
