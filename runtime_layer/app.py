@@ -112,9 +112,14 @@ def _request_id(request: Request) -> str:
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    message = {404: f"no route {request.method} {request.url.path}",
-               405: f"method {request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
-    return JSONResponse({"error": message}, exc.status_code, headers=dict(exc.headers or {}))
+    """FastAPI's 404 and 405 answered as the core answers them (tests/runtime_http/test_entrances.py)."""
+    if exc.status_code == 404:
+        content: dict[str, Any] = {"error": f"no route {request.method} {request.url.path}", "docs": "/docs"}
+    elif exc.status_code == 405:
+        content = {"error": f"method {request.method} is not allowed on {request.url.path}"}
+    else:
+        content = {"error": exc.detail}
+    return JSONResponse(content, exc.status_code, headers=dict(exc.headers or {}))
 
 
 async def _request_error(request: Request, exc: RequestError) -> JSONResponse:

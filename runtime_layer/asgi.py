@@ -236,8 +236,9 @@ class ServingCore:
             if not sent:
                 status = 500
                 await send_reply(send, json_reply(500, {"error": "internal error", "request_id": rid}), rid)
-        finally:
-            self.metrics.request("other", status, time.perf_counter() - started)
+        finally:  # a path the fallback has no route for either is "unmatched", as the core's own 404 is
+            template = "other" if "endpoint" in scope or status != 404 else "unmatched"
+            self.metrics.request(template, status, time.perf_counter() - started)
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Lifespan (and websockets) go to the fallback; without one, lifespan is acknowledged here."""

@@ -6,7 +6,7 @@ loop (http11) or with no event loop at all (Lambda), with no Task to create and 
 does wait yields what it awaits; `step_to_end` resumes it whenever that is done, as a Task would.
 
 Only public APIs: `asyncio.isfuture` tells futures apart, and a future is waited for through its done
-callback. (An earlier version cleared asyncio's private `_asyncio_future_blocking` flag as `Task.__step`
+callback. (An earlier version cleared the private "future blocking" flag of asyncio futures as `Task.__step`
 does; nothing but a Task reads it, so it bought nothing.)
 """
 

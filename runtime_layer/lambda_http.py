@@ -28,6 +28,23 @@ def is_payload_v2(event: Any) -> bool:
     return isinstance(event, dict) and event.get("version") == "2.0" and "http" in event.get("requestContext", {})
 
 
+def event_of(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None, *,
+             source_ip: str = "", request_id: str = "") -> dict[str, Any]:
+    """A Function URL event (payload format 2.0) for a request made here: a direct invocation's JSON served as
+    `POST /invocations`, the deploy's health probe. A body that is not UTF-8 text goes base64-encoded."""
+    try:
+        text, encoded = body.decode(), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": dict(headers or {}),
+        "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip},
+                           "requestId": request_id, "routeKey": "$default", "stage": "$default"},
+        "body": text, "isBase64Encoded": encoded,
+    }
+
+
 def scope_of(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The ASGI scope of a payload 2.0 event."""
     http = event["requestContext"]["http"]

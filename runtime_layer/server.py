@@ -244,7 +244,7 @@ def _run_uvicorn(app: Any, sock: socket.socket, args: argparse.Namespace, future
     its own: `BodyDeadline` gives it one)."""
     import uvicorn
 
-    from .asgi import BodyDeadline
+    from .request_body import BodyDeadline
 
     loop, http = _fastest("uvloop", "asyncio"), _fastest("httptools", "h11")
     log.debug("event loop %s, HTTP parser %s", loop, http)
