@@ -1,8 +1,9 @@
 """The handler of every operation in the route table (`mlfn.runtime.routing.ROUTES`), one section per protocol.
 
 A handler takes a `Request` and returns a `Reply`, or raises (`replies.failure_reply` turns what it raises
-into the answer). Inference handlers read the body (`request_body.read_body`) and hand the blocking service
-call to the scheduler (`scheduling.Scheduler.run`), which runs `InferenceService` and so `session.run`.
+into the answer). Inference handlers (invocations, v1_predict, v2_infer) read the body
+(`request_body.read_body`) and hand the blocking service call to the scheduler (`scheduling.Scheduler.run`),
+which runs `InferenceService` and so `session.run`.
 """
 
 from __future__ import annotations
@@ -53,12 +54,6 @@ class Handlers:
             raise NotReady()
         return service
 
-    async def _infer(self, request: Request, fn: Any) -> Reply:
-        """Read the body, then run `fn(body, headers)` on the scheduler."""
-        core = self.core
-        body = await read_body(request.headers, request.receive, core.limit)
-        return await core.scheduler.run(fn, body, request.headers)
-
     # ------------------------------------------------------------------ operations
 
     async def index(self, request: Request) -> Reply:
@@ -94,7 +89,9 @@ class Handlers:
         return not_ready_reply()
 
     async def invocations(self, request: Request) -> Reply:
-        return await self._infer(request, self._ready_service().invocations)
+        service = self._ready_service()
+        body = await read_body(request.headers, request.receive, self.core.limit)
+        return await self.core.scheduler.run(service.invocations, body, request.headers)
 
     # ------------------------------------------------------------------ KServe v1
 
@@ -106,7 +103,9 @@ class Handlers:
 
     async def v1_predict(self, request: Request) -> Reply:
         service = self._ready_service()
-        return await self._infer(request, functools.partial(service.v1_predict, request.params["name"]))
+        body = await read_body(request.headers, request.receive, self.core.limit)
+        run = functools.partial(service.v1_predict, request.params["name"])
+        return await self.core.scheduler.run(run, body, request.headers)
 
     # ------------------------------------------------------------------ Open Inference Protocol v2
 
@@ -167,4 +166,6 @@ class Handlers:
     async def v2_infer(self, request: Request) -> Reply:
         service = self._ready_service()
         self._check_version(request.params)
-        return await self._infer(request, functools.partial(service.v2_infer, request.params["name"]))
+        body = await read_body(request.headers, request.receive, self.core.limit)
+        run = functools.partial(service.v2_infer, request.params["name"])
+        return await self.core.scheduler.run(run, body, request.headers)

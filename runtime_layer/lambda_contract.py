@@ -16,8 +16,7 @@ from __future__ import annotations
 REQUEST_LIMIT = 6 * 1024 * 1024  # 6291456
 RESPONSE_LIMIT = 6_291_556
 TEXT_MIME_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
-                   "application/x-www-form-urlencoded", "application/csv", "application/vnd.oai.openapi",
-                   "+json", "+xml")
+                   "application/x-www-form-urlencoded", "application/csv", "+json", "+xml")
 
 
 def is_text(content_type: str) -> bool:
