@@ -11,7 +11,7 @@ alternate the sides (ABBA), so load from other processes falls on both alike. Pe
 - the server (`python -m mlfn.runtime.server`) pinned to core 1: cold start (spawn to the first 200 on a
   predict request), latency at concurrency 1 (overhead = p50 - bare p50), requests per second at concurrency
   32 (wrk when installed, else the built-in client), and peak resident memory (VmHWM) after the load.
-Prints a table of medians; raw rounds go to `--out` (JSON) when given.
+Prints medians and each side's best round (lowest time, highest rate); raw rounds go to `--out` (JSON) when given.
 """
 
 from __future__ import annotations
@@ -140,12 +140,19 @@ ROWS = (("HTTP overhead at concurrency 1 (p50 - bare run)", "c1_overhead_us", "Â
 
 
 def table(rounds: dict[str, list[dict[str, float]]], labels: tuple[str, str]) -> str:
+    """Medians, and the best round of each side (least disturbed by other processes: the lowest time, the
+    highest rate), with after / before for both."""
     before, after = labels
-    lines = [f"| figure | {before} | {after} | after / before |", "|---|---|---|---|"]
+    lines = [f"| figure | {before} median | {after} median | ratio | {before} best | {after} best | ratio |",
+             "|---|---|---|---|---|---|---|"]
     for title, key, unit in ROWS:
+        best = max if key.endswith("rps") else min
         a = statistics.median(r[key] for r in rounds[before])
         b = statistics.median(r[key] for r in rounds[after])
-        lines.append(f"| {title} | {a:,.1f} {unit} | {b:,.1f} {unit} | {b / a:.2f} |")
+        x = best(r[key] for r in rounds[before])
+        y = best(r[key] for r in rounds[after])
+        lines.append(f"| {title} | {a:,.1f} {unit} | {b:,.1f} {unit} | {b / a:.2f} | {x:,.1f} {unit} | "
+                     f"{y:,.1f} {unit} | {y / x:.2f} |")
     return "\n".join(lines)
 
 
