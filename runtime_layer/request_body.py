@@ -7,18 +7,12 @@ while a chunked body arrives, and again after decompression (a small gzip bomb s
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from .asgi_types import ASGIApp, Message, Receive, Scope, Send
 from .errors import RequestError
 
-DECODERS: dict[str, Callable[[], Any]] = {
-    "gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
-    "x-gzip": lambda: zlib.decompressobj(16 + zlib.MAX_WBITS),
-    "deflate": lambda: zlib.decompressobj(),
-}
+WBITS = {"gzip": 16 + 15, "x-gzip": 16 + 15, "deflate": 15}  # zlib's window bits per Content-Encoding
 
 
 class ClientGone(Exception):
@@ -65,10 +59,12 @@ async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) ->
 
 def decompress(body: bytes, encoding: str, limit: int) -> bytes:
     """A gzip or deflate body, never inflated past `limit` bytes (a small bomb stays small)."""
-    factory = DECODERS.get(encoding)
-    if factory is None:
+    wbits = WBITS.get(encoding)
+    if wbits is None:
         raise RequestError(f"unsupported Content-Encoding {encoding!r}", 415, expected="gzip, deflate or identity")
-    decoder = factory()
+    import zlib  # on first use: most bodies are not compressed, and the Lambda init never needs it
+
+    decoder = zlib.decompressobj(wbits)
     try:
         out: bytes = decoder.decompress(body, limit + 1)
     except zlib.error as exc:

@@ -79,3 +79,13 @@ def test_no_caller_probes_the_metrics_provider_with_getattr() -> None:
     for path in RUNTIME.rglob("*.py"):
         text = path.read_text()
         assert 'getattr(metrics, "' not in text and 'getattr(self.metrics, "' not in text, path
+
+
+def test_the_lambda_init_path_leaves_decompression_to_first_use() -> None:
+    """zlib is imported only when a compressed body arrives (request_body.decompress)."""
+    import subprocess
+    import sys
+
+    code = "import sys, mlfn.runtime.lambda_adapter; print('zlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "False"
