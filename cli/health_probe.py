@@ -14,7 +14,6 @@ fail at import, or an example the model refuses fail the probe with the process'
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import subprocess
@@ -63,16 +62,10 @@ def probe(model_dir: str | Path, target: str, *, timeout_s: float = 120) -> floa
 
 
 def _url_event(method: str, path: str, body: bytes = b"", content_type: str = "application/json") -> dict[str, Any]:
-    return {
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-        "headers": {"host": "127.0.0.1", "content-type": content_type},
-        "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                                    "userAgent": "mlfn-health-probe"},
-                           "requestId": "mlfn-health-probe", "routeKey": "$default", "stage": "$default",
-                           "domainName": "127.0.0.1", "accountId": "123456789012", "apiId": "probe",
-                           "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 0},
-        "body": base64.b64encode(body).decode() if body else "", "isBase64Encoded": bool(body),
-    }
+    from mlfn.runtime.lambda_http import event_of
+
+    return event_of(method, path, body, {"host": "127.0.0.1", "content-type": content_type},
+                    source_ip="127.0.0.1", request_id="mlfn-health-probe")
 
 
 class _Context:

@@ -19,10 +19,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
-from .asgi import Receive, Scope, Send, ServingCore, load_service
+from .asgi import ServingCore, load_service
+from .asgi_types import Receive, Scope, Send
 from .errors import RequestError
 from .metrics import MetricsProvider
-from .openapi import ROUTES, describe
+from .openapi import describe
+from .routing import ROUTES
 from .service import InferenceService
 
 ServiceSource = InferenceService | Future[InferenceService] | str | Path
@@ -74,9 +76,9 @@ def document(app: FastAPI, core: ServingCore) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestError, _request_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _internal_error)
-    for operation_id, path, method, summary, tag, _kind in ROUTES:
-        app.add_api_route(path, _stub(path), methods=[method], summary=summary, tags=[tag],
-                          operation_id=operation_id, response_model=None)
+    for op in ROUTES:  # the core's own route table: what is documented is what is served
+        app.add_api_route(op.path, _stub(op.path), methods=[op.method], summary=op.summary, tags=[op.tag],
+                          operation_id=op.operation_id, response_model=None)
     app.openapi = functools.partial(_openapi, app, core)  # type: ignore[method-assign]
     return app
 
@@ -110,9 +112,14 @@ def _request_id(request: Request) -> str:
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    message = {404: f"no route {request.method} {request.url.path}",
-               405: f"method {request.method} is not allowed on {request.url.path}"}.get(exc.status_code, exc.detail)
-    return JSONResponse({"error": message}, exc.status_code, headers=dict(exc.headers or {}))
+    """FastAPI's 404 and 405 answered as the core answers them (tests/runtime_http/test_entrances.py)."""
+    if exc.status_code == 404:
+        content: dict[str, Any] = {"error": f"no route {request.method} {request.url.path}", "docs": "/docs"}
+    elif exc.status_code == 405:
+        content = {"error": f"method {request.method} is not allowed on {request.url.path}"}
+    else:
+        content = {"error": exc.detail}
+    return JSONResponse(content, exc.status_code, headers=dict(exc.headers or {}))
 
 
 async def _request_error(request: Request, exc: RequestError) -> JSONResponse:

@@ -6,7 +6,8 @@ Lambda never does (one request per sandbox).
 
 How it runs. Each request is decoded and checked by `InferenceService` in a pool thread as before (bad input
 is answered on its own and never reaches a batch); the checked feeds then go to `Batcher.run`, which stands
-in for `Model.run_checked`. There is no extra worker thread: the first caller that finds the model idle
+in for `Model.run_checked` (`InferenceService` calls it in place of the model's once `install` set
+`service.batcher`). There is no extra worker thread: the first caller that finds the model idle
 becomes the batch's *leader*, the others queue. The leader waits for company only while requests it was
 told about (`expect`) are still being decoded, and never longer than `max_wait_ms`; then it takes the
 queued requests with the same shape signature (input dtypes, non-batch dimensions and requested outputs),
@@ -289,8 +290,8 @@ def batching_enabled(service: InferenceService) -> bool:
 def install(service: InferenceService, on_batch: Callable[[int], None] | None = None) -> Batcher | None:
     """Batch the service's model runs when its settings ask for it; the Batcher, or None when it does not apply.
 
-    The model's `run_checked` is replaced on the instance, and the service's observer moves to the batcher
-    (so metrics see real runs, not each request's share of one). `service.model.batcher` holds it.
+    The batcher becomes `service.batcher` (the service runs its model through it), and the service's observer
+    moves to the batcher (so metrics see real runs, not each request's share of one).
     """
     if not batching_enabled(service):
         return None
@@ -299,12 +300,5 @@ def install(service: InferenceService, on_batch: Callable[[int], None] | None = 
     batcher = Batcher(model.run_checked, max_rows=settings.max_batch_size, max_wait_s=settings.max_wait_ms / 1000,
                       observer=service.observer, on_batch=on_batch)
     service.observer = None
-    model.run_checked = batcher.run  # type: ignore[method-assign]
-    model.batcher = batcher  # type: ignore[attr-defined]
+    service.batcher = batcher
     return batcher
-
-
-def batcher_of(service: InferenceService) -> Batcher | None:
-    """The Batcher `install` put on the service's model, if any."""
-    found = getattr(service.model, "batcher", None)
-    return found if isinstance(found, Batcher) else None

@@ -53,13 +53,3 @@ def from_onnx(code: int) -> DType:
         return BY_ONNX[code]
     except KeyError:
         raise ValueError(f"unsupported ONNX element type {code}") from None
-
-
-def from_numpy(dtype: np.dtype[Any]) -> DType:
-    """The DType of a numpy dtype (strings and objects map to ONNX string)."""
-    if dtype.kind in "OUS":
-        return BY_NAME["string"]
-    for d in DTYPES:
-        if d.numpy is not None and d.numpy == dtype:
-            return d
-    raise ValueError(f"numpy dtype {dtype} has no ONNX equivalent")

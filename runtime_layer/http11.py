@@ -38,6 +38,8 @@ from urllib.parse import unquote
 
 import httptools
 
+from .coroutines import first_step, step_to_end
+
 log = logging.getLogger("mlfn.runtime.http")
 
 ASGIApp = Callable[..., Coroutine[Any, Any, None]]  # (scope, receive, send): an ASGI 3 app
@@ -474,28 +476,21 @@ class HttpProtocol(asyncio.Protocol):
             exchange = _Exchange(self, request)
             coro = self.app(request.scope, exchange.receive, exchange.send)
             try:
-                yielded = coro.send(None)
-            except StopIteration:
-                self._finished(exchange)
-                continue
+                finished, awaited = first_step(coro)
             except BaseException as exc:
                 self._crashed(exchange.request, exchange.started, exc)
                 self._finished(exchange)
                 continue
-            self.loop.create_task(self._resume(coro, yielded, exchange))
+            if finished:
+                self._finished(exchange)
+                continue
+            self.loop.create_task(self._resume(coro, awaited, exchange))
             return
 
-    async def _resume(self, coro: Any, yielded: Any, exchange: _Exchange) -> None:
+    async def _resume(self, coro: Any, awaited: Any, exchange: _Exchange) -> None:
         """Drive an app coroutine that waited on a future: resume it whenever what it awaits is done."""
         try:
-            while True:
-                if yielded is None:
-                    await asyncio.sleep(0)
-                else:
-                    await _settled(yielded)
-                yielded = coro.send(None)
-        except StopIteration:
-            pass
+            await step_to_end(coro, awaited)
         except asyncio.CancelledError:  # the server is stopping with this request unanswered (its client left)
             exchange.request.keep_alive = False
             self._finished(exchange)
@@ -642,22 +637,6 @@ class _Exchange:
         writable = self.conn.writable
         if more and writable is not None and not writable.done():
             await writable
-
-
-async def _settled(future: Any) -> None:
-    """Wait until `future` is done, whatever its outcome (the coroutine that awaited it reads that itself)."""
-    if hasattr(future, "_asyncio_future_blocking"):
-        future._asyncio_future_blocking = False
-    if future.done():
-        return
-    waiter = asyncio.get_running_loop().create_future()
-
-    def wake(_: Any) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    future.add_done_callback(wake)
-    await waiter
 
 
 def _quote(text: str) -> bytes:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import os
 import time
 from pathlib import Path
@@ -17,45 +16,28 @@ from typing import Any
 import orjson
 
 from . import multi_record
-from .asgi import (
-    DOCS_PATHS,
-    ASGIApp,
-    LazyDocs,
-    Scope,
-    ServingCore,
-    load_service,
-    new_request_id,
-    request_id_of,
-)
-from .lambda_http import is_payload_v2, serve_v2
+from .asgi import ServingCore, load_service
+from .asgi_types import ASGIApp
+from .docs import DOCS_PATHS, LazyDocs
+from .lambda_contract import RESPONSE_LIMIT, TEXT_MIME_TYPES
+from .lambda_http import event_of, is_payload_v2, serve_v2
 from .logs import logger
 from .metrics.emf import EmfMetrics
+from .request_ids import new_request_id, request_id_of
 from .service import FEWER_ROWS, InferenceService
 
 log = logger("mlfn.runtime.lambda")
 
 MODEL_DIR_ENV = "MLFN_MODEL_DIR"
 DEFAULT_MODEL_DIR = "/opt/mlfn/model"
-RESPONSE_LIMIT = 6_291_556  # bytes of a synchronous invoke's response, as Lambda counts them
-TEXT_MIME_TYPES = ["text/", "application/json", "application/javascript", "application/xml",
-                   "application/vnd.oai.openapi", "application/problem+json"]
 
 
 def mangum_for(app: ASGIApp) -> Any:
     """Mangum around the core, for the events `lambda_http` does not serve itself (imported on first use)."""
     from mangum import Mangum
-    from mangum.handlers import HTTPGateway
-
-    class HTTPGatewayEvents(HTTPGateway):
-        """Mangum's handler for HTTP API events, building the ASGI scope once per event (Mangum's own builds it
-        again, headers and all, when it formats the response)."""
-
-        @functools.cached_property
-        def scope(self) -> Scope:  # type: ignore[override]
-            return super().scope
 
     asgi: Any = app
-    return Mangum(asgi, lifespan="off", text_mime_types=TEXT_MIME_TYPES, custom_handlers=[HTTPGatewayEvents])
+    return Mangum(asgi, lifespan="off", text_mime_types=list(TEXT_MIME_TYPES))
 
 
 def is_http_event(event: Any) -> bool:
@@ -137,13 +119,10 @@ class LambdaHandler:
         """A plain JSON payload: served like `POST /invocations` with `Content-Type: application/json`; a Distributed
         Map batch (`{"Items": [...]}`) as JSON Lines, answered with a list of one result per item."""
         items = multi_record.batch_items(event)
-        wrapped = {
-            "version": "2.0", "rawPath": "/invocations", "rawQueryString": "",
-            "headers": {"content-type": "application/json" if items is None else multi_record.CONTENT_TYPE,
-                        "x-request-id": lambda_id or new_request_id()},
-            "requestContext": {"http": {"method": "POST", "path": "/invocations", "sourceIp": ""}},
-            "body": (orjson.dumps(event) if items is None else items).decode(), "isBase64Encoded": False,
-        }
+        content_type = "application/json" if items is None else multi_record.CONTENT_TYPE
+        payload = orjson.dumps(event) if items is None else items
+        wrapped = event_of("POST", "/invocations", payload, request_id=lambda_id,
+                           headers={"content-type": content_type, "x-request-id": lambda_id or new_request_id()})
         response = self.adapter(wrapped, context)
         status = response["statusCode"]
         content_type = (response.get("headers") or {}).get("content-type", "")

@@ -18,12 +18,31 @@ import base64
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from .coroutines import run_to_end
+
 ASGI_INFO = {"version": "3.0", "spec_version": "2.0"}
 
 
 def is_payload_v2(event: Any) -> bool:
     """A Function URL or HTTP API event in payload format 2.0."""
     return isinstance(event, dict) and event.get("version") == "2.0" and "http" in event.get("requestContext", {})
+
+
+def event_of(method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None, *,
+             source_ip: str = "", request_id: str = "") -> dict[str, Any]:
+    """A Function URL event (payload format 2.0) for a request made here: a direct invocation's JSON served as
+    `POST /invocations`, the deploy's health probe. A body that is not UTF-8 text goes base64-encoded."""
+    try:
+        text, encoded = body.decode(), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode(), True
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": dict(headers or {}),
+        "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip},
+                           "requestId": request_id, "routeKey": "$default", "stage": "$default"},
+        "body": text, "isBase64Encoded": encoded,
+    }
 
 
 def scope_of(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -109,43 +128,3 @@ def serve_v2(app: Callable[..., Coroutine[Any, Any, None]], event: dict[str, Any
     if not started:
         raise RuntimeError("the app returned without starting a response")
     return response_of(started["status"], started.get("headers", ()), b"".join(chunks), text_types)
-
-
-def run_to_end(coro: Coroutine[Any, Any, None]) -> None:
-    """Run a coroutine: at once when it never waits (the inline core), else on a fresh asyncio loop."""
-    try:
-        waited = coro.send(None)
-    except StopIteration:
-        return
-    import asyncio
-
-    async def resume() -> None:
-        # The coroutine already started and waits on `waited`: step it as a Task would.
-        pending = waited
-        while True:
-            if pending is not None and hasattr(pending, "add_done_callback"):
-                pending._asyncio_future_blocking = False
-                if not pending.done():
-                    await _settled(pending)
-            else:
-                await asyncio.sleep(0)
-            try:
-                pending = coro.send(None)
-            except StopIteration:
-                return
-
-    asyncio.run(resume())
-
-
-async def _settled(future: Any) -> None:
-    """Wait until `future` is done, whatever its outcome (the coroutine awaiting it reads that itself)."""
-    import asyncio
-
-    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def wake(_: Any) -> None:
-        if not done.done():
-            done.set_result(None)
-
-    future.add_done_callback(wake)
-    await done

@@ -22,7 +22,7 @@ onnxruntime is imported here only, and only when a `Model` is built, so importin
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from .codecs.tensors import Port
 from .cpu_share import CpuShare, cpu_share, intra_op_threads
 from .errors import ModelError, RequestError
 from .logs import logger
+from .ort_binding import fast_run
 from .spec import ModelSpec
 
 log = logger("mlfn.runtime.model")
@@ -119,14 +120,7 @@ class Model:
         self.session = session
         require_gpu(spec, session.get_providers(), f"{CUDA} did not start (no GPU or driver?), the session has "
                                                    f"only {', '.join(session.get_providers())}")
-        # onnxruntime's Python `run` validates names and, for GPU providers, retries on the CPU after an EP
-        # failure; on the CPU alone, with names already checked here, its binding does the same work sooner
-        # (forest benchmark model, in process: 9.2 us a run against 11.1 us through `run`).
-        binding = getattr(session, "_sess", None)
-        self._session_run: Callable[[Sequence[str], dict[str, np.ndarray]], list[Any]] = session.run
-        if binding is not None and self.providers == [CPU]:
-            bound_run = binding.run
-            self._session_run = lambda names, feeds: bound_run(names, feeds, None)  # type: ignore[no-any-return]
+        self._session_run = fast_run(session, self.providers)  # onnxruntime's binding on the CPU (ort_binding)
         self._invalid_argument: type[Exception] = ort.capi.onnxruntime_pybind11_state.InvalidArgument
 
         self.ports: dict[str, Port] = {t.name: Port.of(t) for t in spec.inputs}

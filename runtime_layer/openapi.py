@@ -21,6 +21,7 @@ import numpy as np
 from .codecs import csv, npy, text, v2_binary
 from .codecs.tensors import JSON_CONTENT_TYPE, Port
 from .errors import RequestError
+from .routing import ROUTES
 from .spec import TensorSpec
 
 if TYPE_CHECKING:
@@ -276,35 +277,6 @@ def _responses() -> dict[str, dict[str, Any]]:
 
 # ---------------------------------------------------------------- operations
 
-V2_VERSION = "/v2/models/{name}/versions/{version}"
-SAGEMAKER, KSERVE_V1, OIP_V2, OPERATIONS = "SageMaker", "KServe v1", "Open Inference Protocol v2", "Operations"
-# (operation id, path, method, summary, tag, kind): `kind` picks the request body and responses in `describe`.
-ROUTES: tuple[tuple[str, str, str, str, str, str], ...] = (
-    ("index", "/", "GET", "What this server serves: model name, readiness, protocol routes", OPERATIONS, "index"),
-    ("ping", "/ping", "GET", "Health check: 200 with an empty body once the model is loaded", SAGEMAKER, "ping"),
-    ("invocations", "/invocations", "POST", "SageMaker inference", SAGEMAKER, "invocations"),
-    ("invocations_root", "/", "POST", "Inference at the root (alias of /invocations)", SAGEMAKER, "invocations"),
-    ("v1_models", "/v1/models", "GET", "Models served", KSERVE_V1, "read"),
-    ("v1_model", "/v1/models/{name}", "GET", "Model status", KSERVE_V1, "read"),
-    ("v1_predict", "/v1/models/{name}:predict", "POST", "Predict", KSERVE_V1, "v1"),
-    ("v2_server_metadata", "/v2", "GET", "Server metadata", OIP_V2, "read"),
-    ("v2_live", "/v2/health/live", "GET", "Liveness", OIP_V2, "read"),
-    ("v2_ready", "/v2/health/ready", "GET", "Readiness", OIP_V2, "read"),
-    ("v2_model_metadata", "/v2/models/{name}", "GET", "Model metadata", OIP_V2, "read"),
-    ("v2_model_ready", "/v2/models/{name}/ready", "GET", "Model readiness", OIP_V2, "read"),
-    ("v2_infer", "/v2/models/{name}/infer", "POST", "Inference", OIP_V2, "v2"),
-    ("v2_model_config", "/v2/models/{name}/config", "GET", "Model configuration (Triton extension)", OIP_V2, "read"),
-    ("v2_version_metadata", V2_VERSION, "GET", "Model metadata of a version", OIP_V2, "read"),
-    ("v2_version_ready", f"{V2_VERSION}/ready", "GET", "Model readiness of a version", OIP_V2, "read"),
-    ("v2_version_infer", f"{V2_VERSION}/infer", "POST", "Inference on a version", OIP_V2, "v2"),
-    ("v2_version_config", f"{V2_VERSION}/config", "GET", "Model configuration of a version", OIP_V2, "read"),
-    ("v2_repository_index", "/v2/repository/index", "POST", "Models in the repository (Triton extension)", OIP_V2,
-     "read"),
-    ("metrics", "/metrics", "GET", "Prometheus metrics (404 on Lambda, which publishes CloudWatch EMF)", OPERATIONS,
-     "metrics"),
-)
-
-
 def _body(content: dict[str, Any], description: str) -> Schema:
     return {"required": True, "description": description, "content": content}
 
@@ -346,7 +318,7 @@ def _request_bodies(service: InferenceService | None) -> dict[str, Schema]:
 def describe(document: Schema, service: InferenceService | None) -> Schema:
     """Fill FastAPI's document with each operation's request body, parameters and responses."""
     bodies = _request_bodies(service)
-    kinds = {operation_id: kind for operation_id, *_, kind in ROUTES}
+    kinds = {op.operation_id: op.kind for op in ROUTES}
     answers = _responses()
     names = [service.spec.name] if service is not None else None
     versions = service.v2_model_metadata(service.spec.name).get("versions") if service is not None else None

@@ -35,7 +35,10 @@ import sys  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from concurrent.futures import Future  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+if TYPE_CHECKING:
+    from .metrics import MetricsProvider
 
 log = logging.getLogger("mlfn.runtime.server")
 
@@ -107,7 +110,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def load_in_background(model_dir: str, metrics: Any) -> Future[Any]:
+def load_in_background(model_dir: str, metrics: MetricsProvider) -> Future[Any]:
     """Start loading the model in a thread; the Future holds the InferenceService or the load's error."""
     future: Future[Any] = Future()
 
@@ -117,7 +120,7 @@ def load_in_background(model_dir: str, metrics: Any) -> Future[Any]:
             from .batching import install
 
             service = load_service(model_dir, metrics)
-            batcher = install(service, on_batch=getattr(metrics, "batch", None))
+            batcher = install(service, on_batch=metrics.batch)
             if batcher is not None:
                 log.info("dynamic batching: up to %d rows per run, waiting at most %.1f ms for company",
                          batcher.max_rows, batcher.max_wait_s * 1000)
@@ -153,7 +156,8 @@ def serve(args: argparse.Namespace) -> int:
 
     lean = os.environ.get("MLFN_HTTP", "").strip().lower() != "uvicorn" and _fastest("httptools", "") == "httptools"
     if lean:  # FastAPI (the docs pages) is imported on the first request for them, not at start
-        from .asgi import DOCS_PATHS, LazyDocs, ServingCore
+        from .asgi import ServingCore
+        from .docs import DOCS_PATHS, LazyDocs
 
         core = ServingCore(future, metrics=metrics, access_log=args.access_log, fallback_paths=DOCS_PATHS)
         core.fallback = LazyDocs(core)
@@ -207,7 +211,7 @@ def _run_lean(core: Any, sock: socket.socket, args: argparse.Namespace, future: 
     from .http11 import Server
 
     server = Server(core, body_limit=core.body_limit, keep_alive_s=args.keep_alive, body_timeout_s=args.body_timeout,
-                    graceful_s=GRACEFUL_SHUTDOWN_S, refuses_large=lambda path: core.match(path) is not None)
+                    graceful_s=GRACEFUL_SHUTDOWN_S, refuses_large=lambda path: core.router.match(path) is not None)
     received: list[int] = []
 
     async def main() -> None:
@@ -240,7 +244,7 @@ def _run_uvicorn(app: Any, sock: socket.socket, args: argparse.Namespace, future
     its own: `BodyDeadline` gives it one)."""
     import uvicorn
 
-    from .asgi import BodyDeadline
+    from .request_body import BodyDeadline
 
     loop, http = _fastest("uvloop", "asyncio"), _fastest("httptools", "h11")
     log.debug("event loop %s, HTTP parser %s", loop, http)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from .hooks import NO_HOOKS, Hooks, load_hooks
 from .model import Model
 from .record import field, record
 from .spec import ModelSpec, load_spec
+
+if TYPE_CHECKING:
+    from .batching import Batcher
 
 Observer = Callable[[float, int], None]
 """Called after each model run with (inference seconds, batch rows): a hook for metrics."""
@@ -99,6 +102,7 @@ class InferenceService:
         self.model = model
         self.hooks = hooks
         self.observer = observer
+        self.batcher: Batcher | None = None  # set by `batching.install`: model runs then go through it
         self.name = spec.name
         self.max_rows = spec.settings.server.max_rows
         self._ports = model.ports
@@ -133,7 +137,9 @@ class InferenceService:
         if rows > self.max_rows:
             raise too_many_rows(rows, self.max_rows)
         start = time.perf_counter()
-        outputs = self.model.run_checked(checked, self.model.all_outputs if names is None else names)
+        batcher = self.batcher
+        run = self.model.run_checked if batcher is None else batcher.run
+        outputs = run(checked, self.model.all_outputs if names is None else names)
         observer = self.observer
         if observer is not None:
             observer(time.perf_counter() - start, rows)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .lambda_contract import REQUEST_LIMIT
 from .record import field, record
 
 
@@ -122,7 +123,7 @@ class ServerSettings:
     """`[server]`: the runtime inside the image."""
 
     max_body_bytes: int = setting(
-        6 * 1024 * 1024, "Largest request body accepted; larger ones get 413.", min=1, max=1 << 30
+        REQUEST_LIMIT, "Largest request body accepted; larger ones get 413.", min=1, max=1 << 30
     )
     max_rows: int = setting(
         100_000, "Most rows (instances, CSV lines, entries along the batch dimension) one request may hold; more "

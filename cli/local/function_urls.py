@@ -4,8 +4,7 @@ AWS gives `https://<url-id>.lambda-url.<region>.on.aws/`; nothing resolves such 
 Function URLs are `https://127.0.0.1:<port>/`, one port per Function URL (the URL's path stays the function's own,
 exactly as in AWS). The port is chosen when the URL is created (a free port on 127.0.0.1) and kept for the life of the
 control plane; the data plane's gateway binds it. Where the URLs come from is pluggable: pass another `UrlAllocator`
-to `ControlPlane(url_allocator=...)` or call `set_url_allocator`, e.g. `gateway_path_allocator(base)` for a gateway that
-serves every function under one address as `<base>/<url-id>/`.
+to `ControlPlane(url_allocator=...)` or call `set_url_allocator`.
 
 Readers: `function_url_for(name, qualifier)` (in the control plane's process, or from `<state>/function-urls.json`
 in any other), or boto3 `lambda.get_function_url_config(FunctionName=name, Qualifier=alias)` against the emulator.
@@ -41,16 +40,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 def port_per_url_allocator(account: str, region: str, function_name: str, qualifier: str | None) -> str:
     """The default: `https://127.0.0.1:<free port>/`."""
     return f"https://127.0.0.1:{free_port()}/"
-
-
-def gateway_path_allocator(base_url: str) -> UrlAllocator:
-    """URLs under one gateway address: `<base_url>/<url-id>/`."""
-    base = base_url.rstrip("/")
-
-    def allocate(account: str, region: str, function_name: str, qualifier: str | None) -> str:
-        return f"{base}/{url_id('lambda', account, region, function_name, qualifier or '$LATEST')}/"
-
-    return allocate
 
 
 _allocator: UrlAllocator = port_per_url_allocator

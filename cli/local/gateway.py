@@ -22,12 +22,14 @@ from typing import Any, Protocol
 
 import uvicorn
 
+from mlfn.runtime.lambda_contract import REQUEST_LIMIT
+
 from .iam_callers import CallerDirectory, CallerLookupError, Identity, caller_scope
 from .payload_v2 import Caller, HttpReply
 from .sigv4 import Credential, SignatureError, verify
 from .tls import TlsFiles
 
-MAX_REQUEST_BYTES = 6 * 1024 * 1024  # 6291456: Lambda's synchronous invoke request limit
+MAX_REQUEST_BYTES = REQUEST_LIMIT  # 6291456: Lambda's synchronous invoke request limit
 # What a Function URL answers a correctly signed caller that IAM does not allow (with AccessDeniedException)
 FUNCTION_URL_DENIED = ("Forbidden. For troubleshooting Function URL authorization issues, see: "
                        "https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html")

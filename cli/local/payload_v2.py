@@ -19,8 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript",
-              "application/x-www-form-urlencoded", "application/csv", "+json", "+xml")
+from mlfn.runtime.lambda_contract import is_text
 
 
 @dataclass
@@ -42,11 +41,6 @@ class HttpReply:
     status: int
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
-
-
-def is_text(content_type: str) -> bool:
-    ct = content_type.split(";", 1)[0].strip().lower()
-    return any(ct.startswith(t) or ct.endswith(t) for t in TEXT_TYPES if t) or "charset=" in content_type.lower()
 
 
 def request_event(*, method: str, raw_path: str, raw_query: str, headers: Iterable[tuple[str, str]], body: bytes,

@@ -22,8 +22,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlfn.runtime.lambda_contract import RESPONSE_LIMIT
+
 PREFIX = "/2018-06-01/runtime"
-MAX_RESPONSE_BYTES = 6291556  # Lambda's synchronous response limit ("6 MB"; the exact number AWS reports)
+MAX_RESPONSE_BYTES = RESPONSE_LIMIT  # Lambda's synchronous response limit ("6 MB"; the exact number AWS reports)
 RESTORED_PID_HEADER = "Mlfn-Restored-Pid"  # the emulator's stand-in only: see mlfn.cli.local.restore_point
 _INVOCATION_PATH = re.compile(rf"^{PREFIX}/invocation/([^/]+)/(response|error)$")
 

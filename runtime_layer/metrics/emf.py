@@ -69,6 +69,9 @@ class EmfMetrics:
             self._add("InferenceLatency", round(seconds * 1000, 3))
             self._add("BatchRows", rows)
 
+    def batch(self, requests: int) -> None:
+        """Lambda serves one request per sandbox and never batches: nothing to record."""
+
     def cold_start(self, seconds: float) -> None:
         with self._lock:
             self._cold_pending = seconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 
 class NoopMetrics:
@@ -14,10 +15,16 @@ class NoopMetrics:
     def inference(self, seconds: float, rows: int) -> None:
         pass
 
+    def batch(self, requests: int) -> None:
+        pass
+
     def cold_start(self, seconds: float) -> None:
         pass
 
     def model_loaded(self, info: Mapping[str, str], seconds: float | None) -> None:
+        pass
+
+    def annotate(self, **properties: Any) -> None:
         pass
 
     def flush(self) -> None:

@@ -15,6 +15,7 @@ import threading
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from itertools import accumulate
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -107,6 +108,9 @@ class PrometheusMetrics:
         self._info.labels(*(info.get(k, "") for k in INFO_LABELS)).set(1)
         if seconds is not None:
             self._load.set(seconds)
+
+    def annotate(self, **properties: Any) -> None:
+        """Per-request properties have no place in aggregated Prometheus series: ignored."""
 
     def flush(self) -> None:
         pass

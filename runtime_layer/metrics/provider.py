@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 @runtime_checkable
@@ -16,12 +16,19 @@ class MetricsProvider(Protocol):
     def inference(self, seconds: float, rows: int) -> None:
         """One model run finished: its duration and the rows in its batch."""
 
+    def batch(self, requests: int) -> None:
+        """One batched model run served this many requests (only when dynamic batching is on)."""
+
     def cold_start(self, seconds: float) -> None:
         """The first request of a fresh sandbox; `seconds` is how long the init phase took."""
 
     def model_loaded(self, info: Mapping[str, str], seconds: float | None) -> None:
         """The model is loaded: labels describing it (name, target, ...) and how long loading took (None: unknown,
         for a model loaded elsewhere)."""
+
+    def annotate(self, **properties: Any) -> None:
+        """Properties of the request being served, for the next published record only (EMF: request id,
+        function version); never dimensions. Backends without per-request records ignore them."""
 
     def flush(self) -> None:
         """Publish what was collected since the last flush (EMF writes its line; others do nothing)."""

@@ -108,3 +108,30 @@ def test_lambda_init_path_imports_neither_dataclass_codegen_nor_logging() -> Non
             "print(sorted(m for m in ('logging', 'concurrent.futures', 'random', 'fastapi') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("cls", [Point, Slotted, Mutable])
+def test_the_standard_dataclass_functions_work_on_records(cls: type) -> None:
+    """`dataclasses.replace` on a record crashed `cli/deploy_flow.py` once: fields, replace, asdict, astuple and
+    is_dataclass work on records as on dataclasses."""
+    import dataclasses
+
+    made = {Point: lambda: Point(1, tags=("a",)), Slotted: lambda: Slotted(1), Mutable: lambda: Mutable(3)}[cls]()
+    names = [f.name for f in fields(cls)]
+    assert dataclasses.is_dataclass(cls) and dataclasses.is_dataclass(made)
+    assert [f.name for f in dataclasses.fields(cls)] == names == [f.name for f in dataclasses.fields(made)]
+    first = names[0]
+    changed = dataclasses.replace(made, **{first: 9})
+    assert type(changed) is cls and getattr(changed, first) == 9 and changed == replace(made, **{first: 9})
+    assert dataclasses.asdict(made) == {name: getattr(made, name) for name in names}
+    assert dataclasses.astuple(made) == tuple(getattr(made, name) for name in names)
+
+
+def test_dataclass_fields_keep_defaults_and_metadata() -> None:
+    import dataclasses
+
+    by_name = {f.name: f for f in dataclasses.fields(Point)}
+    assert by_name["y"].default == 2 and by_name["tags"].metadata["doc"] == "labels"
+    assert by_name["seen"].default_factory() == []
+    with pytest.raises(TypeError):
+        dataclasses.replace(Point(1), nope=1)

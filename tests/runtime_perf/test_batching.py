@@ -239,3 +239,12 @@ def test_split_refuses_outputs_without_the_batch_rows() -> None:
         split({"total": np.float32(3.0)}, [1, 2])
     assert signature({"x": np.ones((2, 3), np.float32)}, ["y"]) is not None
     assert signature({"x": np.ones((2, 3), np.float32), "z": np.ones((1, 3), np.float32)}, ["y"]) is None
+
+
+def test_install_attaches_the_batcher_to_the_service_and_leaves_the_model_alone(perf_models: dict[str, Path]) -> None:
+    service = InferenceService.from_dir(perf_models["doubler"])
+    batcher = install(service)
+    assert batcher is not None and service.batcher is batcher
+    assert "run_checked" not in vars(service.model) and "batcher" not in vars(service.model)
+    answer = service.v1_predict("doubler", b'{"instances": [[1, 2, 3, 4]]}', {"content-type": "application/json"})
+    assert answer.status == 200 and batcher.batches == 1

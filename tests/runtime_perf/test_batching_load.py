@@ -175,8 +175,7 @@ def test_a_lone_request_never_runs_inline_while_a_batch_is_running(perf_models: 
         return plain(feeds, names)
 
     batcher = Batcher(gated, max_rows=32, max_wait_s=0.005)
-    model.run_checked = batcher.run  # type: ignore[method-assign]  # what batching.install does
-    model.batcher = batcher  # type: ignore[attr-defined]
+    service.batcher = batcher  # what batching.install does
     with ThreadPoolExecutor(4) as pool:
         core = ServingCore(service, executor=pool)
 
@@ -230,8 +229,7 @@ def test_a_request_cancelled_before_its_thread_starts_is_not_waited_for(perf_mod
     service = InferenceService.from_dir(perf_models["doubler"])
     model = service.model
     batcher = Batcher(model.run_checked, max_rows=32, max_wait_s=2.0)
-    model.run_checked = batcher.run  # type: ignore[method-assign]  # what batching.install does
-    model.batcher = batcher  # type: ignore[attr-defined]
+    service.batcher = batcher  # what batching.install does
     gate = threading.Event()
     with ThreadPoolExecutor(1) as pool:
         core = ServingCore(service, executor=pool)
