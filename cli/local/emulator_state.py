@@ -56,6 +56,12 @@ def publish_address(directory: Path, component: str, url: str, **extra: Any) -> 
     return path
 
 
+def read_address(directory: Path, component: str) -> str | None:
+    """The URL `component` announced in `directory`, or None."""
+    data = read_json(directory / f"{component}.json")
+    return data.get("url") if isinstance(data, dict) else None
+
+
 def withdraw_address(directory: Path, component: str) -> None:
     """Remove `component`'s address file if this process wrote it."""
     path = directory / f"{component}.json"
