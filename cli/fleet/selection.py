@@ -66,5 +66,6 @@ def is_selection(args: list[str]) -> bool:
 
 
 def names_path(arg: str) -> bool:
-    """The argument is a path (to a model folder or folder of them) or a glob rather than a model's name."""
-    return bool(GLOB_CHARS & set(arg)) or "/" in arg or Path(arg).is_dir()
+    """The argument is a path (to a model folder or folder of them) or a glob rather than a model's name. A bare word
+    that is also a model folder here stays a name: `mlfn invoke iris` run beside the folder `iris` means the model."""
+    return bool(GLOB_CHARS & set(arg)) or "/" in arg or (Path(arg).is_dir() and not is_model_dir(Path(arg)))
