@@ -244,7 +244,8 @@ def test_an_alias_routing_config_splits_requests_between_two_versions(aws: dict[
         return [lam.invoke(FunctionName=FUNCTION, Qualifier="live", Payload=url_event())["ExecutedVersion"]
                 for _ in range(count)]
 
-    assert h.wait_until(lambda: old in answered(4), timeout_s=60, every_s=1)  # the reconciler applied it
+    # until the reconciler applies the update only the old version answers: the new one answering shows it applied
+    assert h.wait_until(lambda: new in answered(4), timeout_s=60, every_s=1)
     versions = answered(40)  # all 40 from one version: probability 2 x 0.5^40
     assert set(versions) == {old, new}, versions
     lam.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion=new, RoutingConfig={})
