@@ -13,3 +13,8 @@ extras=""
 [ "${1:-}" = "--dev" ] && extras="[dev]"
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip>=24" "setuptools>=77" wheel
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+if [ "${1:-}" = "--dev" ] && [ ! -x .venv-awscli/bin/aws ]; then
+  # the AWS CLI that tests drive the emulator with, in a venv of its own: awscli pins its own botocore
+  "$python" -m venv .venv-awscli
+  .venv-awscli/bin/python -m pip install -q --disable-pip-version-check "awscli==1.46.3"
+fi

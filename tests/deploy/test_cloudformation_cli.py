@@ -21,8 +21,12 @@ from botocore.credentials import Credentials
 
 from mlfn.cli.local.control_plane import client_environment
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("aws") is None, reason="no AWS CLI")]
-IRIS = Path(__file__).resolve().parents[2] / "functions" / "iris"
+ROOT = Path(__file__).resolve().parents[2]
+# `.ci/setup.sh --dev` installs the AWS CLI in a venv of its own (awscli pins its own botocore)
+_OWN_AWS = ROOT / ".venv-awscli" / "bin" / "aws"
+AWS = str(_OWN_AWS) if _OWN_AWS.exists() else shutil.which("aws")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(AWS is None, reason="no AWS CLI: run .ci/setup.sh --dev")]
+IRIS = ROOT / "functions" / "iris"
 ROWS = json.loads((IRIS / "example.json").read_text())["instances"]
 
 
@@ -37,7 +41,7 @@ def test_aws_cli_cloudformation_deploy_of_a_synthesized_template_is_served(fresh
 
     aws_env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **env,
                "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
-    deployed = subprocess.run(["aws", "cloudformation", "deploy", "--template-file", template, "--stack-name",
+    deployed = subprocess.run([str(AWS), "cloudformation", "deploy", "--template-file", template, "--stack-name",
                                "by-hand", "--capabilities", "CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
                               env=aws_env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
@@ -67,3 +71,15 @@ def test_aws_cli_cloudformation_deploy_of_a_synthesized_template_is_served(fresh
         reply = call()
     assert reply is not None, "the Function URL of the stack deployed with the AWS CLI was never served"
     assert h.same_predictions(reply.json()["predictions"], h.onnxruntime_answer(model, ROWS))
+
+    # the AWS CLI's lambda invoke of the stack's alias runs the function too (a direct payload: the runtime serves it
+    # as POST /invocations); AWS CLI v1 sends --payload as given
+    answer = tmp_path / "answer.json"
+    invoked = subprocess.run([str(AWS), "lambda", "invoke", "--function-name", outputs["FunctionName"], "--qualifier",
+                              outputs["AliasName"], "--payload",
+                              json.dumps({"instances": ROWS}), str(answer)],
+                             env=aws_env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert invoked.returncode == 0, invoked.stdout + invoked.stderr
+    meta = json.loads(invoked.stdout)
+    assert meta["StatusCode"] == 200 and "FunctionError" not in meta, meta
+    assert h.same_predictions(json.loads(answer.read_text())["predictions"], h.onnxruntime_answer(model, ROWS))
