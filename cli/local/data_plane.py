@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import random
 import secrets
 import signal
 import threading
@@ -35,6 +34,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from . import invoke_api
+from .alias_weights import choose
 from .config import ACCOUNT, REGION, ContainerConfig, FunctionConfig, config_from_json
 from .containers import ContainerEndpoint
 from .emulator_state import DATA_PLANE, GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
@@ -305,14 +305,13 @@ class DataPlane:
 
     def routed(self, target: FunctionUrl) -> FunctionUrl:
         """Which version serves one request to `target`: an alias with RoutingConfig sends each of its other versions
-        its weight's share of requests (drawn at random per request), the rest to its own version."""
-        roll = random.random()
-        for version, weight in target.config.weights.items():
-            if roll < weight:
-                other = self._targets.get(f"lambda:{target.config.name}:{version}")
-                return other if isinstance(other, FunctionUrl) else target
-            roll -= weight
-        return target
+        its weight's share of requests (`alias_weights.choose`: a random draw per request), the rest to its own
+        version."""
+        version = choose(target.config.version, target.config.weights)
+        if version == target.config.version:
+            return target
+        other = self._targets.get(f"lambda:{target.config.name}:{version}")
+        return other if isinstance(other, FunctionUrl) else target
 
     async def aunregister(self, key: str, *, save: bool = True) -> bool:
         target = self._targets.pop(key, None)
