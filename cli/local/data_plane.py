@@ -43,10 +43,12 @@ from .gateway import Gateway, GatewayRequest, QuietServer
 from .iam_callers import CallerDirectory
 from .image_rootfs import prepare
 from .logsink import FileLogSink, Forward
+from .metrics_sink import Invocation, MetricsSink
 from .orphans import ChildRegistry
 from .payload_v2 import HttpReply
 from .pool import DEFAULT_ACCOUNT_CONCURRENCY, Account, FunctionPool
 from .reconciler import Reconciler
+from .sandbox import InvokeResult
 from .sigv4 import Credential, default_credentials
 from .tls import ensure_tls, trust_hint
 from .url_ports import UnservedUrl, url_key
@@ -90,7 +92,9 @@ class DataPlane:
         self.account = Account(account_concurrency)
         self.memory_mode = memory_mode
         self.persist = persist
-        self.logs = FileLogSink(self.state_dir / "logs", forward=log_forward, echo=echo_logs)
+        # with a control plane, the Lambda service metrics and EMF lines go to its CloudWatch (`metrics_sink`)
+        self.metrics = MetricsSink(_cloudwatch(control_plane)) if control_plane else None
+        self.logs = FileLogSink(self.state_dir / "logs", forward=self._forward(log_forward), echo=echo_logs)
         self.tls = ensure_tls(self.state_dir)
         # with the control plane's URL, keys of its IAM users and roles sign too, checked against their policies
         self.gateway = Gateway(self.tls, self.credentials,
@@ -203,6 +207,8 @@ class DataPlane:
                     served = await self.aregister(config_from_json(data), save=False)
                     if self.reconciler is not None and served.kind == "lambda":
                         self.reconciler.owned.add(served.key)  # it follows the control plane again
+        if self.metrics is not None:
+            self.metrics.start()
         if self.reconciler is not None:  # provisioned concurrency comes with the rest of the function's state
             self._reconciling = asyncio.create_task(self.reconciler.run())
         else:
@@ -216,6 +222,9 @@ class DataPlane:
             await self.aunregister(key, save=False)
         await self.gateway.close()
         withdraw_address(self.state_dir, GATEWAY)
+        if self.metrics is not None:
+            with contextlib.suppress(Exception):  # the control plane may be gone first: the last metrics with it
+                await asyncio.to_thread(self.metrics.stop)
 
     async def aregister(self, config: FunctionConfig | ContainerConfig, *, save: bool = True) -> Registration:
         if not Path(config.model_dir).is_dir() and not config.command:
@@ -229,7 +238,7 @@ class DataPlane:
         if isinstance(config, FunctionConfig):
             pool = FunctionPool(config, self.logs, account=self.account, memory_mode=self.memory_mode, run=run)
             target = FunctionUrl(config, pool)
-            target.route = self.routed
+            target.route, target.meter = self.routed, self.meter
         else:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
                                        state=self.state_dir, run=run)
@@ -312,6 +321,30 @@ class DataPlane:
             return target
         other = self._targets.get(f"lambda:{target.config.name}:{version}")
         return other if isinstance(other, FunctionUrl) else target
+
+    def meter(self, called: FunctionUrl, ran: FunctionUrl, result: InvokeResult, *, qualified: bool = True) -> None:
+        """One call's Lambda service metrics: `called` the target the caller named, `ran` the version the alias's
+        weights picked (the same target without weights)."""
+        if self.metrics is None:
+            return
+        qualifier = called.config.qualifier if qualified and called.config.qualifier != "$LATEST" else ""
+        version = ran.config.version if qualifier else "$LATEST"
+        self.metrics.record_invocation(Invocation(
+            called.config.name, version, result.duration_ms, error=result.status not in ("ok", "throttled"),
+            throttled=result.status == "throttled", qualifier=qualifier))
+
+    def _forward(self, log_forward: Forward | None) -> Forward | None:
+        """Each sandbox log line also to the metrics sink (its EMF documents become metrics)."""
+        if self.metrics is None:
+            return log_forward
+
+        def forward(group: str, stream: str, timestamp: int, message: str) -> None:
+            if self.metrics is not None:
+                self.metrics.record_log_line(message)
+            if log_forward is not None:
+                log_forward(group, stream, timestamp, message)
+
+        return forward
 
     async def aunregister(self, key: str, *, save: bool = True) -> bool:
         target = self._targets.pop(key, None)
@@ -422,11 +455,15 @@ class DataPlane:
         if target is None:
             why = self.reconciler.problems.get(f"lambda:{function}:{qualifier}") if self.reconciler else None
             raise LookupError(why or f"the local data plane does not serve {function}:{qualifier}")
-        target = self.routed(target)
+        called, target = target, self.routed(target)
         version = "$LATEST" if qualifier == "$LATEST" else target.config.version
         group = target.config.log_group
         log_tail = (lambda request_id: self._log_tail(group, request_id)) if tail else None
-        return await invoke_api.invoke(target.pool, payload, version, event=event, log_tail=log_tail)
+
+        def meter(result: InvokeResult) -> None:
+            self.meter(called, target, result, qualified=qualifier != "$LATEST")
+
+        return await invoke_api.invoke(target.pool, payload, version, event=event, log_tail=log_tail, meter=meter)
 
     async def ainvoke_endpoint(self, endpoint: str, headers: dict[str, str], body: bytes) -> HttpReply:
         """One sagemaker-runtime InvokeEndpoint (from the control plane) on the endpoint's container."""
@@ -507,6 +544,16 @@ def config_for_model(model_dir: str | Path, *, name: str | None = None, stage: s
     else:
         settings = dict(kind="ecs", memory_mb=s.ecs.memory_mb, idle_s=s.ecs.idle_minutes * 60)
     return ContainerConfig(**{**common, **settings, **overrides})
+
+
+def _cloudwatch(control_plane: str) -> Any:
+    """A boto3 CloudWatch client to the control plane (its default region)."""
+    import boto3
+
+    from ..aws.session import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY
+
+    return boto3.client("cloudwatch", endpoint_url=control_plane, region_name=LOCAL_REGION,
+                        aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_SECRET_KEY)
 
 
 def _public(config: FunctionConfig | ContainerConfig) -> bool:
