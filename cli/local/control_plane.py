@@ -160,9 +160,11 @@ class ControlPlane:
         self._post("/moto-api/config", {"lambda": {"use_docker": False}, "batch": {"use_docker": False}})
         for region in self.regions:
             seeds.seed(DEFAULT_ACCOUNT, region)
-        from . import codedeploy
+        from . import codedeploy, pre_traffic
 
         codedeploy.SETTINGS.endpoint_url, codedeploy.SETTINGS.time_scale = self.url, self.alarms.time_scale
+        codedeploy.SETTINGS.pre_traffic = pre_traffic.checker(self.url, DEFAULT_REGIONS[0], LOCAL_ACCESS_KEY,
+                                                              LOCAL_SECRET_KEY)
         self.alarms.start()
         return self.url
 

@@ -229,10 +229,12 @@ class DataPlane:
     async def aregister(self, config: FunctionConfig | ContainerConfig, *, save: bool = True) -> Registration:
         if not Path(config.model_dir).is_dir() and not config.command:
             raise ValueError(f"model directory {config.model_dir} does not exist")
-        if config.key in self._targets:
-            old = self._targets[config.key]
+        old = self._targets.get(config.key)
+        if old is not None:
             config.port = config.port or old.config.port
-            await self.aunregister(config.key, save=False)
+            if not _replaceable(old, config):
+                await self.aunregister(config.key, save=False)
+                old = None
         target: FunctionUrl | ContainerEndpoint
         run = await asyncio.to_thread(prepare, self.state_dir, config.image)  # unpacks the image once per digest
         if isinstance(config, FunctionConfig):
@@ -242,6 +244,15 @@ class DataPlane:
         else:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
                                        state=self.state_dir, run=run)
+        if old is not None and isinstance(target, FunctionUrl):  # a new version behind the same URL: no gap
+            await target.pool.start()
+            if _public(config):
+                self.gateway.add(target, config.port)
+            self._targets[config.key] = target
+            await self._retire(old)
+            if save:
+                self._save()
+            return self._endpoint(target)
         if _public(config):
             if config.port not in self._listening:
                 config.port = await self._bind(config.port)
@@ -356,10 +367,17 @@ class DataPlane:
                 self.gateway.add(self._unserved(key, target.config.account, target.config.region), target.config.port)
             else:
                 await self._close(target.config.port)
-        await (target.pool.close() if isinstance(target, FunctionUrl) else target.close())
+        await (self._retire(target) if isinstance(target, FunctionUrl) else target.close())
         if save:
             self._save()
         return True
+
+    @staticmethod
+    async def _retire(target: FunctionUrl) -> None:
+        """Close a function's sandboxes once the calls they run have ended (at most its timeout): a call the
+        alias's weights sent to a version that is no longer served still answers."""
+        await target.pool.drain(target.config.timeout_s)
+        await target.pool.close()
 
     async def astatus(self) -> dict[str, Any]:
         out: dict[str, Any] = {"shared_port": self.gateway.shared_port, "ca": str(self.tls.ca), "targets": []}
@@ -554,6 +572,12 @@ def _cloudwatch(control_plane: str) -> Any:
 
     return boto3.client("cloudwatch", endpoint_url=control_plane, region_name=LOCAL_REGION,
                         aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_SECRET_KEY)
+
+
+def _replaceable(old: FunctionUrl | ContainerEndpoint, config: FunctionConfig | ContainerConfig) -> bool:
+    """A function registered again (e.g. its alias moved to another version) takes over the old one's URL in place."""
+    return (isinstance(old, FunctionUrl) and isinstance(config, FunctionConfig)
+            and _public(old.config) == _public(config) and config.port == old.config.port)
 
 
 def _public(config: FunctionConfig | ContainerConfig) -> bool:
