@@ -14,6 +14,7 @@ must run before the server handles its first Lambda request (moto builds the rou
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import urllib.error
 import urllib.request
@@ -371,7 +372,8 @@ def _checked_routing(function_version: str | None, routing_config: Any) -> None:
 
 
 def _patch_aliases() -> None:
-    """CreateAlias and UpdateAlias (API and CloudFormation alike) refuse the routing Lambda refuses."""
+    """CreateAlias and UpdateAlias (API and CloudFormation alike) refuse the routing Lambda refuses; PublishVersion
+    keeps the version's code."""
     if getattr(LambdaBackend.create_alias, "_mlfn", False):
         return
     create, update = LambdaBackend.create_alias, LambdaBackend.update_alias
@@ -388,9 +390,20 @@ def _patch_aliases() -> None:
                              routing_config)
         return update(self, name, function_name, function_version, description, routing_config)
 
+    publish = LambdaBackend.publish_version
+
+    def publish_version(self: LambdaBackend, function_name: str, description: str = "") -> Any:
+        """moto's version shares its code dict with $LATEST, so a later UpdateFunctionCode changed the version's
+        image too; a published version's code is immutable ("Lambda function versions"): it gets its own copy."""
+        version = publish(self, function_name, description)
+        if version is not None:
+            version.code = copy.deepcopy(version.code)
+        return version
+
     create_alias._mlfn = True  # type: ignore[attr-defined]
     LambdaBackend.create_alias = create_alias  # type: ignore[method-assign]
     LambdaBackend.update_alias = update_alias  # type: ignore[method-assign]
+    LambdaBackend.publish_version = publish_version  # type: ignore[method-assign]
 
 
 def install() -> None:

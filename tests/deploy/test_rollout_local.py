@@ -103,7 +103,6 @@ def test_a_canary_redeploy_rolls_forward_while_the_url_keeps_answering(emulator:
     assert not failures, failures[:5]
     olds = [i for i, (_, p) in enumerate(load.answers) if h.same_predictions(p, old)]
     news = [i for i, (_, p) in enumerate(load.answers) if h.same_predictions(p, new)]
-    print("DEBUG", before, during, len(load.answers), olds[:3], olds[-3:], news[:3], news[-3:], took)
     assert len(olds) + len(news) == len(load.answers)
     assert olds and news and min(news) >= before and max(olds) < during  # old, both, then new only
     assert any(o > n for o in olds for n in news[:1]), "no request answered by the old version after the canary"

@@ -232,6 +232,18 @@ def test_create_and_update_alias_refuse_what_lambda_refuses_with_400(rollout_aws
         fn.v2: 0.25}
 
 
+def test_a_published_version_keeps_its_image_when_the_function_changes(rollout_aws: dict[str, Any]) -> None:
+    """A version is immutable: UpdateFunctionCode changes $LATEST only (moto's versions shared the code dict)."""
+    lam, name = rollout_aws["lambda"], f"iv-{uuid.uuid4().hex[:8]}"
+    role = create_function(lam, rollout_aws["iam"], f"r-{name}").role
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/immutable"
+    lam.create_function(FunctionName=name, PackageType="Image", Code={"ImageUri": f"{image}:a"}, Role=role)
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.update_function_code(FunctionName=name, ImageUri=f"{image}:b")
+    assert lam.get_function(FunctionName=name, Qualifier=version)["Code"]["ImageUri"] == f"{image}:a"
+    assert lam.get_function(FunctionName=name)["Code"]["ImageUri"] == f"{image}:b"
+
+
 def test_pick_version_follows_the_weights() -> None:
     alias = {"FunctionVersion": "1", "RoutingConfig": {"AdditionalVersionWeights": {"2": 0.2}}}
     picks = [pick_version(alias, i / 1000) for i in range(1000)]
