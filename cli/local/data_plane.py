@@ -111,6 +111,7 @@ class DataPlane:
         self._reconciling: asyncio.Task[None] | None = None
         self._urls: dict[str, int] = {}  # Function URL key -> the port this data plane bound for it
         self._listening: set[int] = set()  # ports of Function URLs and endpoints it listens on
+        self._retiring: set[asyncio.Task[None]] = set()  # replaced functions closing once their calls end
 
     @property
     def ca_path(self) -> Path:
@@ -220,6 +221,7 @@ class DataPlane:
                 task.cancel()
         for key in list(self._targets):
             await self.aunregister(key, save=False)
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await self.gateway.close()
         withdraw_address(self.state_dir, GATEWAY)
         if self.metrics is not None:
@@ -249,7 +251,7 @@ class DataPlane:
             if _public(config):
                 self.gateway.add(target, config.port)
             self._targets[config.key] = target
-            await self._retire(old)
+            self._retire_later(old)
             if save:
                 self._save()
             return self._endpoint(target)
@@ -367,17 +369,24 @@ class DataPlane:
                 self.gateway.add(self._unserved(key, target.config.account, target.config.region), target.config.port)
             else:
                 await self._close(target.config.port)
-        await (self._retire(target) if isinstance(target, FunctionUrl) else target.close())
+        if isinstance(target, FunctionUrl):
+            self._retire_later(target)
+        else:
+            await target.close()
         if save:
             self._save()
         return True
 
-    @staticmethod
-    async def _retire(target: FunctionUrl) -> None:
-        """Close a function's sandboxes once the calls they run have ended (at most its timeout): a call the
-        alias's weights sent to a version that is no longer served still answers."""
-        await target.pool.drain(target.config.timeout_s)
-        await target.pool.close()
+    def _retire_later(self, target: FunctionUrl) -> None:
+        """Close a function's sandboxes once the calls they run have ended (at most its timeout), in the
+        background: a call the alias's weights sent to a version that is no longer served still answers."""
+        async def retire() -> None:
+            await target.pool.drain(target.config.timeout_s)
+            await target.pool.close()
+
+        task = asyncio.create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def astatus(self) -> dict[str, Any]:
         out: dict[str, Any] = {"shared_port": self.gateway.shared_port, "ca": str(self.tls.ca), "targets": []}
