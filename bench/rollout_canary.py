@@ -85,7 +85,7 @@ def http_event(body: dict[str, Any], path: str = "/v1/models/iris:predict") -> d
 
 def example_check(handlers: dict[str, Any], dirs: dict[str, Path]) -> Any:
     """The pre-traffic check: the version's example.json answered 2xx (what the stack's hook function does)."""
-    def check(function: str, version: str) -> bool:
+    def check(function: str, version: str, hook: str = "") -> bool:
         example = json.loads((dirs[version] / "example.json").read_text())
         answer = handlers[version](http_event(example), SimpleNamespace(aws_request_id="pre-traffic",
                                                                          function_version=version))

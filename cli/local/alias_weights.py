@@ -3,8 +3,8 @@
 An alias points at one version (`FunctionVersion`) and may send a share of its calls to ONE other version:
 `RoutingConfig.AdditionalVersionWeights` maps that version to a weight from 0.0 to 1.0; the rest goes to the
 alias's own version ("AliasRoutingConfiguration" in the Lambda API Reference; AWS::Lambda::Alias: "Use the
-RoutingConfig parameter to specify a second version"). The gateway routes by `pick_version`; the rollout engine
-(`cli/local/codedeploy.py`) writes the weights through UpdateAlias.
+RoutingConfig parameter to specify a second version"). The data plane routes each request by `choose`; the
+rollout engine (`cli/local/codedeploy.py`) writes the weights through UpdateAlias.
 """
 
 from __future__ import annotations
@@ -38,13 +38,16 @@ def check_routing(function_version: str, weights: Mapping[str, float]) -> None:
             raise RoutingError(f"version {version} is already the alias's own version")
 
 
-def pick_version(alias: Mapping[str, Any], draw: float | None = None) -> str:
-    """The version one call through `alias` runs on: the additional version with its weight's probability."""
-    own = str(alias["FunctionVersion"])
-    weights = additional_weights(alias)
+def choose(own: str, weights: Mapping[str, float], draw: float | None = None) -> str:
+    """The version one call runs on: each additional version with its weight's probability, else `own`."""
     point = random.random() if draw is None else draw
     for version, weight in weights.items():
         if point < weight:
-            return version
+            return str(version)
         point -= weight
     return own
+
+
+def pick_version(alias: Mapping[str, Any], draw: float | None = None) -> str:
+    """The version one call through `alias` (a GetAlias answer) runs on."""
+    return choose(str(alias["FunctionVersion"]), additional_weights(alias), draw)

@@ -115,6 +115,10 @@ class Version(EmulatedResource):
         return {"Version": self.version, "FunctionArn": self.physical_id}
 
 
+class DeploymentNotSucceeded(RuntimeError):
+    """The CodeDeploy deployment that an alias's CodeDeployLambdaAliasUpdate policy started did not succeed."""
+
+
 @register
 class Alias(EmulatedResource):
     type_name = "AWS::Lambda::Alias"
@@ -144,17 +148,63 @@ class Alias(EmulatedResource):
         else:
             lambda_api.delete_provisioned_concurrency(self.account, self.region, self.function_name, self.name)
 
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls, original_resource: Alias, new_resource_name: str, cloudformation_json: dict[str, Any],
+        account_id: str, region_name: str,
+    ) -> EmulatedResource:
+        """As the base class, remembering the resource's UpdatePolicy (`CodeDeployLambdaAliasUpdate`)."""
+        original_resource.update_policy = cloudformation_json.get("UpdatePolicy") or {}
+        return super().update_from_cloudformation_json(original_resource, new_resource_name, cloudformation_json,
+                                                       account_id, region_name)
+
     def change(self, name: str, properties: dict[str, Any]) -> Alias:
         function_name, _ = function_name_of(properties["FunctionName"])
         if properties["Name"] != self.name or function_name != self.function_name:
             return super().change(name, properties)  # type: ignore[return-value]
-        get_backend(self.account, self.region).update_alias(
-            self.name, self.function_name, str(properties["FunctionVersion"]), properties.get("Description", ""),
-            properties.get("RoutingConfig"),  # type: ignore[arg-type]
-        )
+        backend = get_backend(self.account, self.region)
+        current = str(backend.get_alias(self.name, self.function_name).function_version)
+        target = str(properties["FunctionVersion"])
+        policy = (getattr(self, "update_policy", None) or {}).get("CodeDeployLambdaAliasUpdate")
+        if policy and target != current:  # CodeDeploy moves the alias step by step; the update waits for it
+            self._wait(self._deploy(policy, current, target))
+        else:
+            backend.update_alias(
+                self.name, self.function_name, target, properties.get("Description", ""),
+                properties.get("RoutingConfig"),  # type: ignore[arg-type]
+            )
         self.properties = properties
         self._provision(properties)
         return self
+
+    def _deploy(self, policy: dict[str, Any], current: str, target: str) -> str:
+        """A CodeDeploy Lambda deployment of this alias from `current` to `target` in the policy's application and
+        deployment group, with its BeforeAllowTraffic hook (the AppSpec CloudFormation gives CodeDeploy)."""
+        from . import codedeploy
+
+        spec = {"version": 0.0, "Resources": [{self.function_name: {"Type": "AWS::Lambda::Function", "Properties": {
+            "Name": self.function_name, "Alias": self.name, "CurrentVersion": current, "TargetVersion": target}}}],
+            "Hooks": ([{"BeforeAllowTraffic": policy["BeforeAllowTrafficHook"]}]
+                      if policy.get("BeforeAllowTrafficHook") else [])}
+        revision = {"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(spec)}}
+        return str(codedeploy.backend(self.account, self.region).create_deployment(
+            application_name=policy["ApplicationName"], deployment_group_name=policy["DeploymentGroupName"],
+            revision=revision, description=f"CloudFormation: alias {self.name} {current} -> {target}"))
+
+    def _wait(self, deployment_id: str) -> None:
+        """CloudFormation finishes the alias's update (and only then cleans up, e.g. deletes the old version) when
+        the deployment ends; one that did not succeed fails the update, naming its error."""
+        from . import codedeploy
+
+        deployment = codedeploy.backend(self.account, self.region).deployments[deployment_id]
+        run = codedeploy.RUNS.get(deployment_id)
+        if run is not None and run.thread is not None:
+            run.thread.join()
+        if deployment.status != "Succeeded":
+            error = getattr(deployment, "_mlfn_error", {}) or {}
+            raise DeploymentNotSucceeded(
+                f"CodeDeploy deployment {deployment_id} of alias {self.name} ended {deployment.status}: "
+                f"{error.get('code', '')} {error.get('message', '')}".rstrip())
 
     def delete(self, account_id: str | None = None, region: str | None = None) -> None:
         lambda_api.delete_provisioned_concurrency(self.account, self.region, self.function_name, self.name)

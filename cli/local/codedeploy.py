@@ -7,8 +7,9 @@ errorInformation and rollbackInfo are always empty). `install()` adds them, and 
 "AppSpec File example for an AWS Lambda deployment") runs on a thread as AWS runs it:
 
 1. `InProgress`; the BeforeAllowTraffic hook, when the AppSpec names one, runs before any traffic moves (the
-   emulator cannot invoke a function itself: `SETTINGS.pre_traffic(function, version)` does, registered by the data
-   plane; without one the hook is recorded as skipped). A failed hook: `Failed`, `HOOK_EXECUTION_FAILURE`.
+   emulator cannot run the inline hook: `SETTINGS.pre_traffic(function, version, hook)` does what it does, set by
+   the control plane to `pre_traffic.checker`; without one the hook is recorded as skipped). A failed hook:
+   `Failed`, `HOOK_EXECUTION_FAILURE`.
 2. the traffic config (`TimeBasedCanary`: the percentage, then the rest after the interval; `TimeBasedLinear`: the
    percentage more every interval; `AllAtOnce`) sets `RoutingConfig.AdditionalVersionWeights` of the alias through
    Lambda's UpdateAlias (boto3), waits the interval, polling the deployment group's alarms (DescribeAlarms, boto3);
@@ -52,7 +53,7 @@ _PREDEFINED = re.compile(r"(?:CodeDeployDefault\.)?Lambda(?:Canary(\d+)Percent(\
 class Settings:
     endpoint_url: str = ""
     time_scale: float = 1.0
-    pre_traffic: Callable[[str, str], bool] | None = None  # (function, version) -> answered the example
+    pre_traffic: Callable[..., bool] | None = None  # (function, version, hook) -> the version answered the example
     poll_s: float = 0.02  # wall seconds between alarm polls (at most; a scaled AWS second if smaller)
 
 
@@ -245,7 +246,7 @@ def _run(run: Run) -> None:
     if t.before_allow_traffic:
         if SETTINGS.pre_traffic is None:
             _say(run, f"BeforeAllowTraffic hook {t.before_allow_traffic} skipped: no invoker registered")
-        elif not SETTINGS.pre_traffic(t.function, t.target):
+        elif not SETTINGS.pre_traffic(t.function, t.target, t.before_allow_traffic):
             _finish(run, "Failed", "HOOK_EXECUTION_FAILURE",
                     f"BeforeAllowTraffic hook {t.before_allow_traffic}: version {t.target} failed the check; "
                     "no traffic moved")

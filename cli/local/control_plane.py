@@ -60,12 +60,14 @@ def install_extensions() -> None:
             cfn_apigw,  # noqa: F401 - registers its models
             cfn_base,
             cfn_cloudwatch,  # noqa: F401
+            cfn_codedeploy,  # noqa: F401
             cfn_elbv2,
             cfn_engine,
             cfn_generic,
             cfn_lambda,  # noqa: F401
             cfn_sagemaker,  # noqa: F401
             cfn_scaling,
+            codedeploy,
             iam_callers,
             lambda_api,
             sagemaker_api,
@@ -80,6 +82,7 @@ def install_extensions() -> None:
         sagemaker_api.install()
         iam_callers.install()
         sagemaker_runtime.install()
+        codedeploy.install()
         from . import batch_transform  # Batch Transform job statuses (mlfn batch --local)
 
         batch_transform.install()
@@ -157,6 +160,11 @@ class ControlPlane:
         self._post("/moto-api/config", {"lambda": {"use_docker": False}, "batch": {"use_docker": False}})
         for region in self.regions:
             seeds.seed(DEFAULT_ACCOUNT, region)
+        from . import codedeploy, pre_traffic
+
+        codedeploy.SETTINGS.endpoint_url, codedeploy.SETTINGS.time_scale = self.url, self.alarms.time_scale
+        codedeploy.SETTINGS.pre_traffic = pre_traffic.checker(self.url, DEFAULT_REGIONS[0], LOCAL_ACCESS_KEY,
+                                                              LOCAL_SECRET_KEY)
         self.alarms.start()
         return self.url
 

@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import random
 import secrets
 import signal
 import threading
@@ -35,6 +34,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from . import invoke_api
+from .alias_weights import choose
 from .config import ACCOUNT, REGION, ContainerConfig, FunctionConfig, config_from_json
 from .containers import ContainerEndpoint
 from .emulator_state import DATA_PLANE, GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
@@ -43,10 +43,12 @@ from .gateway import Gateway, GatewayRequest, QuietServer
 from .iam_callers import CallerDirectory
 from .image_rootfs import prepare
 from .logsink import FileLogSink, Forward
+from .metrics_sink import Invocation, MetricsSink
 from .orphans import ChildRegistry
 from .payload_v2 import HttpReply
 from .pool import DEFAULT_ACCOUNT_CONCURRENCY, Account, FunctionPool
 from .reconciler import Reconciler
+from .sandbox import InvokeResult
 from .sigv4 import Credential, default_credentials
 from .tls import ensure_tls, trust_hint
 from .url_ports import UnservedUrl, url_key
@@ -90,7 +92,9 @@ class DataPlane:
         self.account = Account(account_concurrency)
         self.memory_mode = memory_mode
         self.persist = persist
-        self.logs = FileLogSink(self.state_dir / "logs", forward=log_forward, echo=echo_logs)
+        # with a control plane, the Lambda service metrics and EMF lines go to its CloudWatch (`metrics_sink`)
+        self.metrics = MetricsSink(_cloudwatch(control_plane)) if control_plane else None
+        self.logs = FileLogSink(self.state_dir / "logs", forward=self._forward(log_forward), echo=echo_logs)
         self.tls = ensure_tls(self.state_dir)
         # with the control plane's URL, keys of its IAM users and roles sign too, checked against their policies
         self.gateway = Gateway(self.tls, self.credentials,
@@ -107,6 +111,7 @@ class DataPlane:
         self._reconciling: asyncio.Task[None] | None = None
         self._urls: dict[str, int] = {}  # Function URL key -> the port this data plane bound for it
         self._listening: set[int] = set()  # ports of Function URLs and endpoints it listens on
+        self._retiring: set[asyncio.Task[None]] = set()  # replaced functions closing once their calls end
 
     @property
     def ca_path(self) -> Path:
@@ -203,6 +208,8 @@ class DataPlane:
                     served = await self.aregister(config_from_json(data), save=False)
                     if self.reconciler is not None and served.kind == "lambda":
                         self.reconciler.owned.add(served.key)  # it follows the control plane again
+        if self.metrics is not None:
+            self.metrics.start()
         if self.reconciler is not None:  # provisioned concurrency comes with the rest of the function's state
             self._reconciling = asyncio.create_task(self.reconciler.run())
         else:
@@ -214,25 +221,40 @@ class DataPlane:
                 task.cancel()
         for key in list(self._targets):
             await self.aunregister(key, save=False)
+        await asyncio.gather(*self._retiring, return_exceptions=True)
         await self.gateway.close()
         withdraw_address(self.state_dir, GATEWAY)
+        if self.metrics is not None:
+            with contextlib.suppress(Exception):  # the control plane may be gone first: the last metrics with it
+                await asyncio.to_thread(self.metrics.stop)
 
     async def aregister(self, config: FunctionConfig | ContainerConfig, *, save: bool = True) -> Registration:
         if not Path(config.model_dir).is_dir() and not config.command:
             raise ValueError(f"model directory {config.model_dir} does not exist")
-        if config.key in self._targets:
-            old = self._targets[config.key]
+        old = self._targets.get(config.key)
+        if old is not None:
             config.port = config.port or old.config.port
-            await self.aunregister(config.key, save=False)
+            if not _replaceable(old, config):
+                await self.aunregister(config.key, save=False)
+                old = None
         target: FunctionUrl | ContainerEndpoint
         run = await asyncio.to_thread(prepare, self.state_dir, config.image)  # unpacks the image once per digest
         if isinstance(config, FunctionConfig):
             pool = FunctionPool(config, self.logs, account=self.account, memory_mode=self.memory_mode, run=run)
             target = FunctionUrl(config, pool)
-            target.route = self.routed
+            target.route, target.meter = self.routed, self.meter
         else:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
                                        state=self.state_dir, run=run)
+        if old is not None and isinstance(target, FunctionUrl):  # a new version behind the same URL: no gap
+            await target.pool.start()
+            if _public(config):
+                self.gateway.add(target, config.port)
+            self._targets[config.key] = target
+            self._retire_later(old)
+            if save:
+                self._save()
+            return self._endpoint(target)
         if _public(config):
             if config.port not in self._listening:
                 config.port = await self._bind(config.port)
@@ -305,14 +327,37 @@ class DataPlane:
 
     def routed(self, target: FunctionUrl) -> FunctionUrl:
         """Which version serves one request to `target`: an alias with RoutingConfig sends each of its other versions
-        its weight's share of requests (drawn at random per request), the rest to its own version."""
-        roll = random.random()
-        for version, weight in target.config.weights.items():
-            if roll < weight:
-                other = self._targets.get(f"lambda:{target.config.name}:{version}")
-                return other if isinstance(other, FunctionUrl) else target
-            roll -= weight
-        return target
+        its weight's share of requests (`alias_weights.choose`: a random draw per request), the rest to its own
+        version."""
+        version = choose(target.config.version, target.config.weights)
+        if version == target.config.version:
+            return target
+        other = self._targets.get(f"lambda:{target.config.name}:{version}")
+        return other if isinstance(other, FunctionUrl) else target
+
+    def meter(self, called: FunctionUrl, ran: FunctionUrl, result: InvokeResult, *, qualified: bool = True) -> None:
+        """One call's Lambda service metrics: `called` the target the caller named, `ran` the version the alias's
+        weights picked (the same target without weights)."""
+        if self.metrics is None:
+            return
+        qualifier = called.config.qualifier if qualified and called.config.qualifier != "$LATEST" else ""
+        version = ran.config.version if qualifier else "$LATEST"
+        self.metrics.record_invocation(Invocation(
+            called.config.name, version, result.duration_ms, error=result.status not in ("ok", "throttled"),
+            throttled=result.status == "throttled", qualifier=qualifier))
+
+    def _forward(self, log_forward: Forward | None) -> Forward | None:
+        """Each sandbox log line also to the metrics sink (its EMF documents become metrics)."""
+        if self.metrics is None:
+            return log_forward
+
+        def forward(group: str, stream: str, timestamp: int, message: str) -> None:
+            if self.metrics is not None:
+                self.metrics.record_log_line(message)
+            if log_forward is not None:
+                log_forward(group, stream, timestamp, message)
+
+        return forward
 
     async def aunregister(self, key: str, *, save: bool = True) -> bool:
         target = self._targets.pop(key, None)
@@ -324,10 +369,24 @@ class DataPlane:
                 self.gateway.add(self._unserved(key, target.config.account, target.config.region), target.config.port)
             else:
                 await self._close(target.config.port)
-        await (target.pool.close() if isinstance(target, FunctionUrl) else target.close())
+        if isinstance(target, FunctionUrl):
+            self._retire_later(target)
+        else:
+            await target.close()
         if save:
             self._save()
         return True
+
+    def _retire_later(self, target: FunctionUrl) -> None:
+        """Close a function's sandboxes once the calls they run have ended (at most its timeout), in the
+        background: a call the alias's weights sent to a version that is no longer served still answers."""
+        async def retire() -> None:
+            await target.pool.drain(target.config.timeout_s)
+            await target.pool.close()
+
+        task = asyncio.create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def astatus(self) -> dict[str, Any]:
         out: dict[str, Any] = {"shared_port": self.gateway.shared_port, "ca": str(self.tls.ca), "targets": []}
@@ -423,11 +482,15 @@ class DataPlane:
         if target is None:
             why = self.reconciler.problems.get(f"lambda:{function}:{qualifier}") if self.reconciler else None
             raise LookupError(why or f"the local data plane does not serve {function}:{qualifier}")
-        target = self.routed(target)
+        called, target = target, self.routed(target)
         version = "$LATEST" if qualifier == "$LATEST" else target.config.version
         group = target.config.log_group
         log_tail = (lambda request_id: self._log_tail(group, request_id)) if tail else None
-        return await invoke_api.invoke(target.pool, payload, version, event=event, log_tail=log_tail)
+
+        def meter(result: InvokeResult) -> None:
+            self.meter(called, target, result, qualified=qualifier != "$LATEST")
+
+        return await invoke_api.invoke(target.pool, payload, version, event=event, log_tail=log_tail, meter=meter)
 
     async def ainvoke_endpoint(self, endpoint: str, headers: dict[str, str], body: bytes) -> HttpReply:
         """One sagemaker-runtime InvokeEndpoint (from the control plane) on the endpoint's container."""
@@ -508,6 +571,22 @@ def config_for_model(model_dir: str | Path, *, name: str | None = None, stage: s
     else:
         settings = dict(kind="ecs", memory_mb=s.ecs.memory_mb, idle_s=s.ecs.idle_minutes * 60)
     return ContainerConfig(**{**common, **settings, **overrides})
+
+
+def _cloudwatch(control_plane: str) -> Any:
+    """A boto3 CloudWatch client to the control plane (its default region)."""
+    import boto3
+
+    from ..aws.session import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY
+
+    return boto3.client("cloudwatch", endpoint_url=control_plane, region_name=LOCAL_REGION,
+                        aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_SECRET_KEY)
+
+
+def _replaceable(old: FunctionUrl | ContainerEndpoint, config: FunctionConfig | ContainerConfig) -> bool:
+    """A function registered again (e.g. its alias moved to another version) takes over the old one's URL in place."""
+    return (isinstance(old, FunctionUrl) and isinstance(config, FunctionConfig)
+            and _public(old.config) == _public(config) and config.port == old.config.port)
 
 
 def _public(config: FunctionConfig | ContainerConfig) -> bool:

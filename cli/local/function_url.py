@@ -39,6 +39,8 @@ class FunctionUrl:
         self.region = config.region
         # an alias with RoutingConfig: which of its versions' targets serves one request (default: this one)
         self.route: Callable[[FunctionUrl], FunctionUrl] = lambda target: target
+        # told (this target, the one that ran, how it ended) after each call: the Lambda service metrics
+        self.meter: Callable[[FunctionUrl, FunctionUrl, InvokeResult], None] = lambda called, ran, result: None
 
     def domain(self, host: str) -> str:
         return host.split(":", 1)[0] if host else f"{self.url_id}.lambda-url.{self.region}.localhost"
@@ -80,7 +82,9 @@ class FunctionUrl:
         payload = json.dumps(event, separators=(",", ":")).encode()
         if len(payload) > MAX_REQUEST_BYTES:
             return too_large(MAX_REQUEST_BYTES)
-        result = await self.route(self).pool.invoke(payload)
+        ran = self.route(self)
+        result = await ran.pool.invoke(payload)
+        self.meter(self, ran, result)
         reply = to_http(result)
         reply.headers += [("x-mlfn-cold-start", "true" if result.cold_start else "false")]
         if result.restore_ms:  # SnapStart: restored from the version's snapshot, no init phase

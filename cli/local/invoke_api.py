@@ -25,6 +25,7 @@ from typing import Any
 from .gateway import MAX_REQUEST_BYTES
 from .payload_v2 import HttpReply
 from .pool import FunctionPool
+from .sandbox import InvokeResult
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 LOG_TAIL_BYTES = 4096  # LogResult: "The last 4 KB of the execution log, which is base64-encoded."
@@ -38,9 +39,11 @@ def _error(status: int, error_type: str, message: str) -> HttpReply:
 
 
 async def invoke(pool: FunctionPool, payload: bytes, executed_version: str, *, event: bool = False,
-                 log_tail: Callable[[str], bytes] | None = None) -> HttpReply:
+                 log_tail: Callable[[str], bytes] | None = None,
+                 meter: Callable[[InvokeResult], None] | None = None) -> HttpReply:
     """One Invoke of the function behind `pool` (`executed_version`: `$LATEST` when unqualified). `event`: run it in
-    the background and answer 202; `log_tail(request_id)`: the invocation's log, for `LogType: Tail`."""
+    the background and answer 202; `log_tail(request_id)`: the invocation's log, for `LogType: Tail`; `meter`: told
+    how each run ended (the Lambda service metrics)."""
     if len(payload) > MAX_REQUEST_BYTES:
         return _error(413, "RequestTooLargeException",
                       f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the InvokeFunction operation")
@@ -54,8 +57,12 @@ async def invoke(pool: FunctionPool, payload: bytes, executed_version: str, *, e
         task = asyncio.create_task(pool.invoke(payload or b"{}"))
         _background.add(task)
         task.add_done_callback(_background.discard)
+        if meter is not None:
+            task.add_done_callback(lambda done: None if done.cancelled() or done.exception() else meter(done.result()))
         return HttpReply(202, headers, b"")
     result = await pool.invoke(payload or b"{}")
+    if meter is not None:
+        meter(result)
     if result.status == "throttled":
         return HttpReply(429, [_JSON, ("x-amzn-errortype", "TooManyRequestsException")], result.payload)
     if not result.ok:

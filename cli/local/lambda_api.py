@@ -14,6 +14,7 @@ must run before the server handles its first Lambda request (moto builds the rou
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import urllib.error
 import urllib.request
@@ -33,6 +34,7 @@ from moto.awslambda.responses import LambdaResponse
 from moto.core.responses import TYPE_RESPONSE
 
 from . import moto_adapter
+from .alias_weights import RoutingError, additional_weights, check_routing
 from .emulated_stores import STORES, FunctionUrlRecord, ProvisionedConcurrency, now_iso
 from .emulator_state import DATA_PLANE, read_address
 from .function_urls import UrlAllocator, allocate_url, port_per_url_allocator
@@ -361,8 +363,52 @@ def _delete_function(self: LambdaBackend, function_name: str, qualifier: str | N
         STORES.save()
 
 
+def _checked_routing(function_version: str | None, routing_config: Any) -> None:
+    """400 InvalidParameterValueException for a RoutingConfig Lambda refuses (`alias_weights.check_routing`)."""
+    try:
+        check_routing(str(function_version), additional_weights({"RoutingConfig": routing_config}))
+    except (RoutingError, TypeError, ValueError) as exc:
+        raise InvalidParameterValueException(f"RoutingConfig: {exc}") from None
+
+
+def _patch_aliases() -> None:
+    """CreateAlias and UpdateAlias (API and CloudFormation alike) refuse the routing Lambda refuses; PublishVersion
+    keeps the version's code."""
+    if getattr(LambdaBackend.create_alias, "_mlfn", False):
+        return
+    create, update = LambdaBackend.create_alias, LambdaBackend.update_alias
+
+    def create_alias(self: LambdaBackend, name: str, function_name: str, function_version: str, description: str,
+                     routing_config: Any) -> Any:
+        _checked_routing(function_version, routing_config)
+        return create(self, name, function_name, function_version, description, routing_config)
+
+    def update_alias(self: LambdaBackend, name: str, function_name: str, function_version: str | None,
+                     description: str, routing_config: Any) -> Any:
+        if routing_config is not None:
+            _checked_routing(function_version or self.get_alias(name, function_name).function_version,
+                             routing_config)
+        return update(self, name, function_name, function_version, description, routing_config)
+
+    publish = LambdaBackend.publish_version
+
+    def publish_version(self: LambdaBackend, function_name: str, description: str = "") -> Any:
+        """moto's version shares its code dict with $LATEST, so a later UpdateFunctionCode changed the version's
+        image too; a published version's code is immutable ("Lambda function versions"): it gets its own copy."""
+        version = publish(self, function_name, description)
+        if version is not None:
+            version.code = copy.deepcopy(version.code)
+        return version
+
+    create_alias._mlfn = True  # type: ignore[attr-defined]
+    LambdaBackend.create_alias = create_alias  # type: ignore[method-assign]
+    LambdaBackend.update_alias = update_alias  # type: ignore[method-assign]
+    LambdaBackend.publish_version = publish_version  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Serve moto's Lambda routes with `MlfnLambdaResponse` and add the emulator's. Idempotent."""
+    _patch_aliases()
     for pattern in list(lambda_urls.url_paths):
         lambda_urls.url_paths[pattern] = MlfnLambdaResponse.dispatch
     lambda_urls.url_paths.update(_ROUTES)

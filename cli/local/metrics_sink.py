@@ -11,8 +11,9 @@ Two sources, both sent with PutMetricData (boto3, to the emulator's moto) in bat
   `_aws.CloudWatchMetrics` directive gives a namespace, dimension sets and metric names whose values (a number or an
   array of numbers) are members of the same JSON object; `_aws.Timestamp` is epoch milliseconds.
 
-The data plane calls `record_invocation` per call and `record_log_line` per stdout line of a sandbox (hook lines in
-the report of branch h25). `flush()` sends what is buffered now; tests call it before they wait on an alarm.
+The data plane (with a control plane) calls `record_invocation` per call (`DataPlane.meter`) and `record_log_line`
+per log line of a sandbox (`DataPlane._forward`). `flush()` sends what is buffered now; tests call it before they
+wait on an alarm.
 """
 
 from __future__ import annotations

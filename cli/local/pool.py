@@ -138,6 +138,12 @@ class FunctionPool:
         self._reaper = asyncio.create_task(self._reap_loop())
         await self._fill_provisioned()
 
+    async def drain(self, timeout_s: float) -> None:
+        """Wait until no call runs or starts a sandbox here (at most `timeout_s`)."""
+        deadline = time.monotonic() + timeout_s
+        while (self._busy or self._starting) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
     async def close(self) -> None:
         self._closed = True
         self.account.pools.discard(self)

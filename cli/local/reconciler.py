@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from .alias_weights import additional_weights
 from .config import LAMBDA_HANDLER, ContainerConfig, FunctionConfig
 from .image_rootfs import ImageUnavailable, model_folder
 from .registry_storage import ECR_IMAGE
@@ -126,8 +127,7 @@ class Reconciler:
         if qualifier != LATEST and not qualifier.isdigit():
             alias = lam.get_alias(FunctionName=name, Name=qualifier)
             version = alias["FunctionVersion"]
-            weights = {str(v): float(w) for v, w in
-                       ((alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}).items()}
+            weights = additional_weights(alias)
         function = lam.get_function(FunctionName=name, Qualifier=version)
         conf = function["Configuration"]
         reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")

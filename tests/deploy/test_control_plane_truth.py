@@ -252,6 +252,36 @@ def test_an_alias_routing_config_splits_requests_between_two_versions(aws: dict[
     assert h.wait_until(lambda: set(answered(10)) == {new}, timeout_s=60, every_s=1)
 
 
+def test_invocations_reach_cloudwatch_as_lambdas_metrics_and_the_models_emf(emulator: dict[str, Any],
+                                                                           aws: dict[str, Any], function_url: str,
+                                                                           h: Any) -> None:
+    """The data plane meters each call (AWS/Lambda Invocations per FunctionName, Resource and, through an alias,
+    ExecutedVersion) and turns the sandbox's EMF lines into metrics (namespace mlfn), in the control plane's
+    CloudWatch; read back with boto3."""
+    env = emulator["env"]
+    cw = boto3.client("cloudwatch", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                      aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    lam = aws["lambda"]
+    version = lam.get_alias(FunctionName=FUNCTION, Name="live")["FunctionVersion"]
+    for _ in range(3):
+        assert "FunctionError" not in lam.invoke(FunctionName=FUNCTION, Qualifier="live", Payload=url_event())
+
+    def total(namespace: str, metric: str, dimensions: dict[str, str]) -> float:
+        now = time.time()
+        points = cw.get_metric_statistics(
+            Namespace=namespace, MetricName=metric, Statistics=["Sum"], Period=60,
+            StartTime=now - 600, EndTime=now + 60,
+            Dimensions=[{"Name": k, "Value": v} for k, v in dimensions.items()])["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    executed = {"FunctionName": FUNCTION, "Resource": f"{FUNCTION}:live", "ExecutedVersion": version}
+    assert h.wait_until(lambda: total("AWS/Lambda", "Invocations", executed) >= 3, timeout_s=30)
+    assert total("AWS/Lambda", "Invocations", {"FunctionName": FUNCTION}) >= 3
+    assert total("AWS/Lambda", "Errors", {"FunctionName": FUNCTION}) == 0
+    emf = {m["MetricName"] for m in cw.list_metrics(Namespace="mlfn")["Metrics"]}
+    assert "ServerErrors" in emf, emf
+
+
 def test_delete_function_stops_serving_its_url(emulator: dict[str, Any], aws: dict[str, Any], function_url: str,
                                                h: Any) -> None:
     aws["lambda"].delete_function(FunctionName=FUNCTION)

@@ -64,3 +64,45 @@ def test_background_process_start_status_stop(tmp_path: Path) -> None:
         assert stop_process(tmp_path) is True
     assert running_url(tmp_path) is None
     assert stop_process(tmp_path) is False
+
+
+def test_the_process_runs_lambda_deployments_at_its_alarm_time_scale(tmp_path: Path) -> None:
+    """CodeDeploy is installed in `mlfn local start`'s process and follows MLFN_ALARM_TIME_SCALE: a canary
+    deployment (one AWS minute = 0.6 s here) moves the alias to the target version and succeeds."""
+    import os
+    import time
+    import uuid
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from bench.rollout_canary import create_function, start_deployment
+    from mlfn.cli.local.control_plane import client_environment
+
+    env = {**os.environ, "MLFN_ALARM_TIME_SCALE": "0.01"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlfn.cli.local.control_plane", "--port", "0", "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        url = proc.stdout.readline().strip() if proc.stdout else ""
+        assert url.startswith("http://"), proc.stderr.read() if proc.stderr else url
+        creds = client_environment(url)
+        kwargs = {"endpoint_url": url, "region_name": creds["AWS_REGION"],
+                  "aws_access_key_id": creds["AWS_ACCESS_KEY_ID"],
+                  "aws_secret_access_key": creds["AWS_SECRET_ACCESS_KEY"]}
+        lam, cd = boto3.client("lambda", **kwargs), boto3.client("codedeploy", **kwargs)
+        fn = create_function(lam, boto3.client("iam", **kwargs), f"cd-{uuid.uuid4().hex[:6]}")
+        canary = {"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 10, "canaryInterval": 1}}
+        started = time.monotonic()
+        deployment = start_deployment(cd, fn, canary, [])
+        info: dict = {}
+        while time.monotonic() - started < 20:
+            info = cd.get_deployment(deploymentId=deployment)["deploymentInfo"]
+            if info["status"] in ("Succeeded", "Failed", "Stopped"):
+                break
+            time.sleep(0.1)
+        assert info["status"] == "Succeeded", info
+        assert time.monotonic() - started < 10  # scaled: an AWS minute, not sixty wall seconds
+        assert lam.get_alias(FunctionName=fn.name, Name="live")["FunctionVersion"] == fn.v2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

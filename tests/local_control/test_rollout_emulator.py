@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from mlfn.cli.local import codedeploy
-from mlfn.cli.local.alias_weights import RoutingError, check_routing, pick_version
+from mlfn.cli.local.alias_weights import RoutingError, check_routing, choose, pick_version
 from mlfn.cli.local.metrics_sink import Invocation, MetricsSink, emf_datums, lambda_datums
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -212,11 +212,44 @@ def test_alias_routing_aws_refuses_is_refused(version: str, weights: dict[str, f
         check_routing(version, weights)
 
 
+def test_create_and_update_alias_refuse_what_lambda_refuses_with_400(rollout_aws: dict[str, Any]) -> None:
+    """Through boto3: the emulator's Lambda API answers 400 InvalidParameterValueException and keeps the alias."""
+    lam = rollout_aws["lambda"]
+    fn = create_function(lam, rollout_aws["iam"], f"rc-{uuid.uuid4().hex[:8]}")
+    bad = [{"AdditionalVersionWeights": {fn.v2: 1.5}}, {"AdditionalVersionWeights": {fn.v1: 0.5}},
+           {"AdditionalVersionWeights": {fn.v2: 0.1, "99": 0.1}}]
+    for routing in bad:
+        with pytest.raises(lam.exceptions.InvalidParameterValueException) as caught:
+            lam.update_alias(FunctionName=fn.name, Name="live", RoutingConfig=routing)
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert "RoutingConfig" in caught.value.response["Error"]["Message"]
+    with pytest.raises(lam.exceptions.InvalidParameterValueException):
+        lam.create_alias(FunctionName=fn.name, Name="beta", FunctionVersion=fn.v1, RoutingConfig=bad[1])
+    alias = lam.get_alias(FunctionName=fn.name, Name="live")
+    assert alias["FunctionVersion"] == fn.v1 and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    lam.update_alias(FunctionName=fn.name, Name="live", RoutingConfig={"AdditionalVersionWeights": {fn.v2: 0.25}})
+    assert lam.get_alias(FunctionName=fn.name, Name="live")["RoutingConfig"]["AdditionalVersionWeights"] == {
+        fn.v2: 0.25}
+
+
+def test_a_published_version_keeps_its_image_when_the_function_changes(rollout_aws: dict[str, Any]) -> None:
+    """A version is immutable: UpdateFunctionCode changes $LATEST only (moto's versions shared the code dict)."""
+    lam, name = rollout_aws["lambda"], f"iv-{uuid.uuid4().hex[:8]}"
+    role = create_function(lam, rollout_aws["iam"], f"r-{name}").role
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/immutable"
+    lam.create_function(FunctionName=name, PackageType="Image", Code={"ImageUri": f"{image}:a"}, Role=role)
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.update_function_code(FunctionName=name, ImageUri=f"{image}:b")
+    assert lam.get_function(FunctionName=name, Qualifier=version)["Code"]["ImageUri"] == f"{image}:a"
+    assert lam.get_function(FunctionName=name)["Code"]["ImageUri"] == f"{image}:b"
+
+
 def test_pick_version_follows_the_weights() -> None:
     alias = {"FunctionVersion": "1", "RoutingConfig": {"AdditionalVersionWeights": {"2": 0.2}}}
     picks = [pick_version(alias, i / 1000) for i in range(1000)]
     assert picks.count("2") == 200
     assert pick_version({"FunctionVersion": "4"}) == "4"
+    assert [choose("1", {"2": 0.3}, d) for d in (0.0, 0.29, 0.3, 0.99)] == ["2", "2", "1", "1"]
 
 
 def test_a_stacks_codedeploy_resources_make_the_group_lambda_deployments_run_in(aws: dict[str, Any]) -> None:
