@@ -18,8 +18,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 import threading
 import uuid
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -228,9 +230,10 @@ def _map(execution: Any, state: dict[str, Any], run: MapRun, region: str) -> dic
     s3, lam = _client("s3", region), _client("lambda", region)
     batcher = state.get("ItemBatcher", {})
     width = min(run.max_concurrency or DEFAULT_MAX_CONCURRENCY, EMULATED_MAX_CONCURRENCY)
-    outcomes: list[Future[tuple[bool, Any]]] = []
-    gate = threading.BoundedSemaphore(width * 2)  # read no further ahead than the children in flight
-    with ThreadPoolExecutor(width, thread_name_prefix="mlfn-map-child") as pool:
+    writer = state.get("ResultWriter") or {}
+    results = _Results(writer.get("WriterConfig", {}))
+    pending: deque[Future[tuple[bool, Any]]] = deque()  # in input order, no more than 2 x width read ahead
+    with results, ThreadPoolExecutor(width, thread_name_prefix="mlfn-map-child") as pool:
         for batch in _batches(_items(s3, where["Bucket"], where["Key"], reader.get("ReaderConfig", {})), batcher,
                               batcher.get("BatchInput")):
             if execution.status == "ABORTED":
@@ -238,54 +241,78 @@ def _map(execution: Any, state: dict[str, Any], run: MapRun, region: str) -> dic
             payload: dict[str, Any] = {"Items": batch}
             if batcher.get("BatchInput"):
                 payload["BatchInput"] = batcher["BatchInput"]
-            gate.acquire()
             with run.lock:
                 for counts, n in ((run.items, len(batch)), (run.children, 1)):
                     counts["total"] += n
                     counts["running"] += n
-            outcomes.append(pool.submit(_child, lam, function, payload, run, gate))
-    return _write(s3, state.get("ResultWriter"), document, run, [f.result() for f in outcomes])
+            pending.append(pool.submit(_child, lam, function, payload, run))
+            while len(pending) >= 2 * width:
+                results.add(*pending.popleft().result())
+        while pending:
+            results.add(*pending.popleft().result())
+        return _write(s3, writer, document, run, results)
 
 
-def _child(lam: Any, function: str, payload: dict[str, Any], run: MapRun,
-           gate: threading.BoundedSemaphore) -> tuple[bool, Any]:
-    try:
-        ok, result = _invoke(lam, function, payload)
-        run.count("succeeded" if ok else "failed", len(payload["Items"]))
-        return ok, result
-    finally:
-        gate.release()
+def _child(lam: Any, function: str, payload: dict[str, Any], run: MapRun) -> tuple[bool, Any]:
+    ok, result = _invoke(lam, function, payload)
+    run.count("succeeded" if ok else "failed", len(payload["Items"]))
+    return ok, result
 
 
-def _write(s3: Any, writer: dict[str, Any] | None, document: Any, run: MapRun,
-           outcomes: list[tuple[bool, Any]]) -> dict[str, Any]:
+class _Results:
+    """The children's outputs, in input order, spooled to temporary files (memory stays flat): succeeded ones
+    (FLATTEN: one entry per item of an array output) and failed ones (as they are)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.flatten = config.get("Transformation") == "FLATTEN"
+        self.lines = config.get("OutputType") == "JSONL"
+        self.files = {kind: tempfile.TemporaryFile() for kind in ("SUCCEEDED", "FAILED")}  # noqa: SIM115 (closed on exit)
+        self.counts = dict.fromkeys(self.files, 0)
+
+    def add(self, ok: bool, result: Any) -> None:
+        kind = "SUCCEEDED" if ok else "FAILED"
+        for one in result if ok and self.flatten and isinstance(result, list) else [result]:
+            text = json.dumps(one, separators=(",", ":"))
+            if not self.lines:
+                text = ("[" if not self.counts[kind] else ",") + text
+            self.files[kind].write(text.encode() + (b"\n" if self.lines else b""))
+            self.counts[kind] += 1
+
+    def upload(self, s3: Any, bucket: str, key: str, kind: str) -> int | None:
+        """Put one kind's file at `key`; its size, or None when it holds nothing."""
+        if not self.counts[kind]:
+            return None
+        spool = self.files[kind]
+        if not self.lines:
+            spool.write(b"]")
+        size = spool.tell()
+        spool.seek(0)
+        s3.put_object(Bucket=bucket, Key=key, Body=spool)
+        return size
+
+    def __enter__(self) -> _Results:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for spool in self.files.values():
+            spool.close()
+
+
+def _write(s3: Any, writer: dict[str, Any], document: Any, run: MapRun, results: _Results) -> dict[str, Any]:
     """The ResultWriter's objects; returns the Map state's output."""
-    if not writer or "Parameters" not in writer:
+    if "Parameters" not in writer:
         return {"MapRunArn": run.arn}
     where = resolve(writer["Parameters"], document)
-    config = writer.get("WriterConfig", {})
     prefix = str(where.get("Prefix", ""))
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     folder = f"{prefix}{run.arn.rsplit(':', 1)[1]}/"
-    succeeded: list[Any] = []
-    failed: list[Any] = []
-    for ok, result in outcomes:
-        if ok and config.get("Transformation") == "FLATTEN" and isinstance(result, list):
-            succeeded.extend(result)
-        else:
-            (succeeded if ok else failed).append(result)
     files: dict[str, list[dict[str, Any]]] = {"SUCCEEDED": [], "FAILED": [], "PENDING": []}
-    for kind, results in (("SUCCEEDED", succeeded), ("FAILED", failed)):
-        if not results:
-            continue
+    for kind in ("SUCCEEDED", "FAILED"):
         key = f"{folder}{kind}_0.json"
-        if config.get("OutputType") == "JSONL":
-            body = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in results)
-        else:
-            body = json.dumps(results)
-        s3.put_object(Bucket=where["Bucket"], Key=key, Body=body.encode())
-        files[kind].append({"Key": key, "Size": len(body)})
+        size = results.upload(s3, where["Bucket"], key, kind)
+        if size is not None:
+            files[kind].append({"Key": key, "Size": size})
     with run.lock:
         run.items["resultsWritten"] = run.items["succeeded"] + run.items["failed"]
         run.children["resultsWritten"] = run.children["succeeded"] + run.children["failed"]

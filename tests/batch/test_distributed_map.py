@@ -34,8 +34,8 @@ class FakeS3:
     def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
         return {"Body": io.BytesIO(self.body)}
 
-    def put_object(self, Bucket: str, Key: str, Body: bytes) -> None:
-        self.put[Key] = Body
+    def put_object(self, Bucket: str, Key: str, Body: Any) -> None:
+        self.put[Key] = Body if isinstance(Body, bytes) else Body.read()
 
 
 class FakeLambda:
@@ -43,11 +43,14 @@ class FakeLambda:
 
     def __init__(self) -> None:
         self.lock, self.now, self.most = threading.Lock(), 0, 0
+        self.stop: Any = None  # an execution to stop (StopExecution: moto sets ABORTED) at the first call
 
     def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
         with self.lock:
             self.now += 1
             self.most = max(self.most, self.now)
+        if self.stop is not None:
+            self.stop.status = "ABORTED"
         time.sleep(0.02)
         with self.lock:
             self.now -= 1
@@ -57,7 +60,7 @@ class FakeLambda:
         return {"Payload": io.BytesIO(json.dumps([{"double": 2 * i} for i in items]).encode())}
 
 
-def run(records: int, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, FakeS3, FakeLambda]:
+def run(records: int, monkeypatch: pytest.MonkeyPatch, *, stop: bool = False) -> tuple[Any, Any, FakeS3, FakeLambda]:
     s3, lam = FakeS3(b"".join(b"%d\n" % i for i in range(records))), FakeLambda()
     monkeypatch.setattr(dm, "_client", lambda service, region: s3 if service == "s3" else lam)
     execution = SimpleNamespace(state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m",
@@ -65,6 +68,7 @@ def run(records: int, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, FakeS3
                                 account_id="123456789012",
                                 execution_input=json.dumps({"key": "in.jsonl", "out": "res"}), status="RUNNING",
                                 output=None, error=None, cause=None, stop_date=None)
+    lam.stop = execution if stop else None
     name, state = dm.distributed_map(json.dumps(DEFINITION)) or ("", {})
     dm._execute(execution, name, state, "us-east-1")
     return execution, dm.RUNS[execution.execution_arn], s3, lam
@@ -87,3 +91,10 @@ def test_more_failed_items_than_tolerated_fails_the_execution(monkeypatch: pytes
     counts = mrun.describe()["itemCounts"]
     assert (counts["total"], counts["succeeded"], counts["failed"], counts["running"]) == (20, 15, 5, 0)
     assert mrun.status == "FAILED" and execution.stop_date is not None
+
+
+def test_a_stopped_execution_ends_aborted_without_running_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
+    execution, mrun, _, _ = run(200, monkeypatch, stop=True)
+    described = mrun.describe()
+    assert execution.status == "ABORTED" and described["status"] == "ABORTED" and "stopDate" in described
+    assert described["itemCounts"]["total"] < 200 and described["itemCounts"]["running"] == 0
