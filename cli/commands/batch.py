@@ -167,6 +167,12 @@ def _run_state_machine(args: argparse.Namespace, session: Any, arn: str, source:
     """One execution of the model's batch state machine, followed to its end (or not, with --no-wait)."""
     from ..batch import state_machine as machine
 
+    ignored = [flag for flag, value in (("--resume", args.resume), ("--records-per-call", args.records_per_call),
+                                        ("--concurrency", args.concurrency)) if value]
+    if ignored:
+        raise CliError(f"{', '.join(ignored)}: the model's batch state machine ({arn}) has its batch size and "
+                       "concurrency in its definition ([batch] in mlfn.toml, then `mlfn deploy`) and each execution "
+                       "starts anew; run without these options")
     sfn = session.client("stepfunctions")
     try:
         document = machine.execution_input(session.client("s3"), sfn, arn, source, target)

@@ -95,3 +95,6 @@ def test_no_wait_returns_the_execution_arn_and_a_bad_input_is_refused(deployed: 
                 "--local", check=False)
     assert wrong.code != 0 and f"reads and writes bucket '{BUCKET}'" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+    override = cli("batch", str(model), "--input", f"s3://{BUCKET}/few/a.jsonl", "--output", f"s3://{BUCKET}/x/",
+                   "--local", "--records-per-call", "8", check=False)
+    assert override.code != 0 and "--records-per-call: the model's batch state machine" in override.stderr
