@@ -29,6 +29,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--records-per-call", type=int, metavar="N", help="records per call ([batch] records_per_call)")
     p.add_argument("--concurrency", type=int, metavar="N", help="calls in flight ([batch] concurrency)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--no-wait", action="store_true",
+                   help="with a batch state machine: print the execution's ARN and return at once")
     add_location(p, local_help="use the local emulator's S3 (and its data plane for a deployed model)")
     p.set_defaults(handler=run)
 
@@ -42,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--input and --output are the same location; give the results a prefix of their own")
     settings = job_settings(args)
     session, emulator = _session(args)
+    machine = _state_machine_of(args, session, emulator)
+    if machine is not None:
+        return _run_state_machine(args, session, machine, source, target)
     send, model, how = _model(args, session, emulator)
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     if say:
@@ -136,6 +141,63 @@ def _model(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[Any, 
     if not folder.is_dir():
         raise CliError(f"{args.model!r} is neither a model folder nor a model deployed to the local emulator")
     return invokers.in_process(folder), name, f"runtime in this process over {folder}"
+
+
+def _state_machine_of(args: argparse.Namespace, session: Any, emulator: Any) -> str | None:
+    """The `BatchStateMachineArn` output of a deployed Lambda model's stack, or None (no such stack or output)."""
+    from ..batch.state_machine import OUTPUT
+    from ..endpoints import lookup
+
+    if args.local and emulator is None:
+        return None
+    folder = Path(args.model)
+    name = args.model
+    if folder.is_dir():
+        from mlfn.runtime.spec import load_spec
+
+        name = load_spec(folder).name
+    try:
+        endpoint = lookup(session, name, args.stage, emulator)
+    except CliError:
+        return None
+    return endpoint.outputs.get(OUTPUT) if endpoint.target == "lambda" else None
+
+
+def _run_state_machine(args: argparse.Namespace, session: Any, arn: str, source: Any, target: Any) -> int:
+    """One execution of the model's batch state machine, followed to its end (or not, with --no-wait)."""
+    from ..batch import state_machine as machine
+
+    ignored = [flag for flag, value in (("--resume", args.resume), ("--records-per-call", args.records_per_call),
+                                        ("--concurrency", args.concurrency)) if value]
+    if ignored:
+        raise CliError(f"{', '.join(ignored)}: the model's batch state machine ({arn}) has its batch size and "
+                       "concurrency in its definition ([batch] in mlfn.toml, then `mlfn deploy`) and each execution "
+                       "starts anew; run without these options")
+    sfn = session.client("stepfunctions")
+    try:
+        document = machine.execution_input(session.client("s3"), sfn, arn, source, target)
+    except machine.StateMachineError as exc:
+        raise CliError(str(exc)) from None
+    execution = machine.start(sfn, arn, document)
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
+    if say:
+        say(f"mlfn batch: started {execution} of {arn} over s3://{source.bucket}/{document['key']}")
+    if args.no_wait:
+        result({"executionArn": execution}, args.json) if args.json else print(execution)
+        return 0
+    try:
+        summary = machine.follow(sfn, execution, say)
+    except KeyboardInterrupt:
+        print(f"mlfn batch: stopped following; the execution goes on: {execution}", file=sys.stderr)
+        return 130
+    if args.json:
+        result(summary, True)
+    else:
+        counts = summary.get("itemCounts", {})
+        print(f"{summary['status']}: {counts.get('succeeded', 0):,} items succeeded, {counts.get('failed', 0):,} "
+              f"failed; results under {target.uri}" + (f" ({summary['error']}: {summary.get('cause', '')})"
+                                                       if "error" in summary else ""))
+    return 0 if summary["status"] == "SUCCEEDED" else 1
 
 
 def _work_dir() -> Path:

@@ -156,6 +156,8 @@ class ControlPlane:
         self._server = server
         host, port = server.get_host_and_port()
         self.url = f"http://{host}:{port}"
+        from .distributed_map import install as run_distributed_maps  # StartExecution runs a Distributed Map
+        run_distributed_maps(self.url)
         # Lambda must never try Docker here: `invoke` through moto echoes; the data plane runs functions.
         self._post("/moto-api/config", {"lambda": {"use_docker": False}, "batch": {"use_docker": False}})
         for region in self.regions:

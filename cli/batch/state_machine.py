@@ -1,0 +1,89 @@
+"""A batch as one execution of the model's batch state machine (stack output `BatchStateMachineArn`, a Lambda
+model's Distributed Map): start it with `{"key": ..., "outputPrefix": ...}`, then follow DescribeExecution
+(RUNNING, then SUCCEEDED, FAILED, TIMED_OUT or ABORTED) and the Map Run's item counts (ListMapRuns and
+DescribeMapRun) until it ends. The execution runs without this process: `--no-wait` returns its ARN at once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .locations import S3Location
+
+OUTPUT = "BatchStateMachineArn"
+ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+POLL_S = 1.0
+
+
+class StateMachineError(Exception):
+    """The input does not fit the state machine (a message for the user)."""
+
+
+def reader_bucket(sfn: Any, arn: str) -> str | None:
+    """The bucket the state machine's Distributed Map reads (its ItemReader's fixed Bucket), if it names one."""
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=arn)["definition"])
+    for state in definition.get("States", {}).values():
+        bucket = state.get("ItemReader", {}).get("Parameters", {}).get("Bucket")
+        if isinstance(bucket, str):
+            return bucket
+    return None
+
+
+def execution_input(s3: Any, sfn: Any, arn: str, source: S3Location, target: S3Location) -> dict[str, str]:
+    """`{"key", "outputPrefix"}` for the one JSON Lines object `source` names (or the only one under it)."""
+    bucket = reader_bucket(sfn, arn)
+    for where, flag in ((source, "--input"), (target, "--output")):
+        if bucket is not None and where.bucket != bucket:
+            raise StateMachineError(f"{flag} {where.uri}: the batch state machine reads and writes bucket {bucket!r} "
+                                    "([batch] bucket); expected an s3://{bucket}/... location".replace("{bucket}",
+                                                                                                      bucket))
+    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source.bucket,
+                                                                                  Prefix=source.prefix)
+            for item in page.get("Contents", []) if not item["Key"].endswith("/")]
+    if source.prefix in keys:
+        keys = [source.prefix]
+    if len(keys) != 1:
+        raise StateMachineError(f"--input {source.uri}: the batch state machine reads one JSON Lines object per "
+                                f"execution; expected one object, found {len(keys)}")
+    return {"key": keys[0], "outputPrefix": target.prefix}
+
+
+def start(sfn: Any, arn: str, document: dict[str, str]) -> str:
+    return str(sfn.start_execution(stateMachineArn=arn, input=json.dumps(document))["executionArn"])
+
+
+def map_run(sfn: Any, execution_arn: str) -> dict[str, Any] | None:
+    """The execution's Map Run (DescribeMapRun), or None before it starts."""
+    runs = sfn.list_map_runs(executionArn=execution_arn).get("mapRuns", [])
+    return sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"]) if runs else None
+
+
+def follow(sfn: Any, execution_arn: str, say: Callable[[str], None] | None,
+           poll_s: float = POLL_S) -> dict[str, Any]:
+    """Poll until the execution ends (Ctrl-C stops following, not the execution); returns the summary."""
+    started = time.perf_counter()
+    last = ""
+    while True:
+        execution = sfn.describe_execution(executionArn=execution_arn)
+        run = map_run(sfn, execution_arn)
+        items = (run or {}).get("itemCounts", {})
+        line = (f"mlfn batch: {execution['status']}: {items.get('succeeded', 0):,} of {items.get('total', 0):,} "
+                f"items succeeded, {items.get('failed', 0):,} failed")
+        if say and line != last:
+            seconds = time.perf_counter() - started
+            say(f"{line} ({(items.get('succeeded', 0) + items.get('failed', 0)) / max(seconds, 1e-9):,.0f} items/s)")
+            last = line
+        if execution["status"] in ENDED:
+            break
+        time.sleep(poll_s)
+    summary: dict[str, Any] = {"executionArn": execution_arn, "status": execution["status"],
+                               "Seconds": round(time.perf_counter() - started, 3)}
+    for name in ("error", "cause", "output"):
+        if name in execution:
+            summary[name] = execution[name]
+    if run is not None:
+        summary.update(mapRunArn=run["mapRunArn"], mapRunStatus=run["status"], itemCounts=run["itemCounts"],
+                       executionCounts=run["executionCounts"])
+    return summary
