@@ -105,6 +105,24 @@ def check_ecs(spec: ModelSpec) -> None:
     for field, wanted, available, unit in fits:
         if wanted > available:
             raise _bad(field, f"at most the {available} {unit} of {ecs.instance_type}", str(wanted))
+    check_ecs_rollout(spec)
+
+
+def check_ecs_rollout(spec: ModelSpec) -> None:
+    """Refuse `[rollout]` canary/linear on ECS rather than roll the service as if it were all_at_once.
+
+    ECS's CANARY/LINEAR strategies shift traffic between two target groups through a production listener rule
+    that ECS rewrites with an infrastructure role; mlfn's ECS stack has one target group on the ALB listener's
+    default action (and its request-per-task scaling tracks that group), so it cannot run them yet.
+    """
+    strategy = spec.settings.rollout.strategy
+    if strategy != "all_at_once":
+        raise _bad("rollout.strategy",
+                   '"all_at_once" on target ecs (a rolling update; the circuit breaker rolls back a deployment '
+                   "whose tasks fail). ECS canary/linear traffic shifting needs an alternate target group, a "
+                   "production listener rule and an ECS infrastructure role for the load balancer, which mlfn's "
+                   "ECS stack does not build; for a canary or linear rollout with alarm rollback use target "
+                   "lambda or sagemaker", repr(strategy))
 
 
 _CHECKS = {"lambda": check_lambda, "sagemaker": check_sagemaker, "ecs": check_ecs}

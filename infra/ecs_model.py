@@ -36,7 +36,6 @@ from .image import MODEL_DIR_IN_IMAGE, asset_options
 from .instance_types import ECS_GPU_TYPES
 from .monitoring import ModelMetrics, ModelMonitoring, p99_metric, retained_log_group, sum_metric
 from .nag import acknowledge
-from .rollout import latency_threshold, rollout_alarms
 from .scaling import ECR_TOKEN_REASON, scale_in_when_idle, scale_out_from_zero, service_linked_scaling_role
 
 CONTAINER_NAME = "model"
@@ -181,7 +180,6 @@ class MlfnEcsGpuModel(MlfnModel):
 
         self.scalable_target = self._autoscaling()
         self.monitoring = ModelMonitoring(self, "Monitoring", title=title, metrics=self._metrics())
-        self._rollout_alarms()
         self._acknowledge()
 
     def _narrow_instance_policy(self) -> None:
@@ -267,23 +265,6 @@ class MlfnEcsGpuModel(MlfnModel):
             latency_p99=p99_metric("AWS/ApplicationELB", "TargetResponseTime", dims),
             latency_threshold=LATENCY_ALARM_SECONDS,
         )
-
-    def _rollout_alarms(self) -> None:
-        """With `[rollout]` canary or linear: the rollout alarms roll a service deployment back (DeploymentAlarms,
-        rolling update) beside the circuit breaker. ECS's own canary/linear traffic shifting needs a second target
-        group and listener rule: not built yet, so the new tasks take traffic as they become healthy."""
-        rollout = self.spec.settings.rollout
-        self.rollout_alarms: list[cw.Alarm] = []
-        if rollout.strategy == "all_at_once":
-            return
-        dims = {"LoadBalancer": self.alb.load_balancer_full_name}
-        self.rollout_alarms = rollout_alarms(
-            self, rollout, errors=sum_metric("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", dims),
-            requests=sum_metric("AWS/ApplicationELB", "RequestCount", dims),
-            latency_p99=p99_metric("AWS/ApplicationELB", "TargetResponseTime", dims),
-            latency_threshold=latency_threshold(rollout, LATENCY_ALARM_SECONDS, 0.001))
-        self.service.enable_deployment_alarms([a.alarm_name for a in self.rollout_alarms],
-                                              behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM)
 
     def _acknowledge(self) -> None:
         acknowledge(self, {

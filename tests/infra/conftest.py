@@ -76,13 +76,6 @@ strategy = "canary"
 percent = 60
 interval_minutes = 90
 """,
-    "ecs-rollout": """target = "ecs"
-gpu = true
-[rollout]
-strategy = "linear"
-percent = 25
-error_count = 5
-""",
     "sm-gpu": """target = "sagemaker"
 gpu = true
 [sagemaker]

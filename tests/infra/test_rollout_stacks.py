@@ -1,16 +1,23 @@
 """`[rollout]` in the synthesized templates of every target (the session's one synth, cdk-nag and cfn-lint run on
 them in test_iam_and_nag.py): CodeDeploy traffic shifting with alarms and a pre-traffic check on Lambda, the
-inference component's rolling update with auto-rollback on SageMaker, deployment alarms with rollback on ECS."""
+inference component's rolling update with auto-rollback on SageMaker; ECS refuses canary/linear (its rolling
+update has the circuit breaker only)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
+import pytest
 from aws_cdk.assertions import Match
 
+from mlfn.infra.checks import resolve_target
 from mlfn.infra.rollout import example_request
+from mlfn.runtime.errors import SpecError
+from mlfn.runtime.spec import load_spec
 
 from .conftest import Synthesized
 
@@ -87,14 +94,30 @@ def test_sagemaker_inference_component_rolls_with_auto_rollback(synthesized: Syn
     assert {a.get("MetricName") for a in alarms.values()} >= {"ModelLatency"}
 
 
-def test_ecs_service_rolls_back_on_the_rollout_alarms(synthesized: Synthesized) -> None:
-    service = next(iter(_resources(synthesized, "ecs-rollout", "AWS::ECS::Service").values()))
+@pytest.mark.parametrize("strategy", ["canary", "linear"])
+def test_ecs_refuses_canary_and_linear_with_a_settings_error(
+        make_model_dir: Callable[[str, str], Path], strategy: str) -> None:
+    """ECS canary/linear needs an alternate target group and production listener rule mlfn does not build: the
+    model is refused before any synth (it used to roll the service as a plain rolling update)."""
+    from mlfn.infra.ecs_model import MlfnEcsGpuModel
+
+    directory = make_model_dir(f"ecs-{strategy}", f'target = "ecs"\ngpu = true\n[rollout]\nstrategy = "{strategy}"\n')
+    spec = load_spec(directory)
+    with pytest.raises(SpecError) as caught:
+        resolve_target(spec)
+    assert caught.value.field == "rollout.strategy"
+    message = str(caught.value)
+    assert "alternate target group" in message and "production listener rule" in message
+    assert "target lambda or sagemaker" in message and repr(strategy) in message
+    with pytest.raises(SpecError):  # the construct a user's own app builds refuses it too
+        MlfnEcsGpuModel(cdk.Stack(cdk.App(), "S"), "M", spec=spec)
+
+
+def test_ecs_all_at_once_is_a_rolling_update_with_the_circuit_breaker(synthesized: Synthesized) -> None:
+    service = next(iter(_resources(synthesized, "ecs-gpu", "AWS::ECS::Service").values()))
     deployment = service["Properties"]["DeploymentConfiguration"]
     assert deployment["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
-    assert deployment["Alarms"]["Enable"] is True and deployment["Alarms"]["Rollback"] is True
-    alarms = _alarm_metrics(synthesized, "ecs-rollout")
-    assert len(deployment["Alarms"]["AlarmNames"]) == len(alarms) == 3  # rate, count, p99
-    assert {a.get("MetricName") for a in alarms.values()} >= {"HTTPCode_Target_5XX_Count", "TargetResponseTime"}
+    assert "Strategy" not in deployment and "Alarms" not in deployment  # no canary/linear strategy
 
 
 def test_the_pre_traffic_check_sends_the_example_or_pings(tmp_path: Path) -> None:
