@@ -186,7 +186,8 @@ class RolloutSettings:
 
     strategy: str = setting(
         "all_at_once", "`all_at_once` moves all traffic at once; `canary` moves `percent` first, then the rest "
-        "after `interval_minutes`; `linear` moves `percent` more every `interval_minutes`.",
+        "after `interval_minutes`; `linear` moves `percent` more every `interval_minutes` (targets lambda and "
+        "sagemaker; target ecs takes all_at_once only).",
         choices=ROLLOUT_STRATEGIES,
     )
     percent: int = setting(10, "Traffic share the new version takes first (canary) or per step (linear).",
