@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import shutil
 import time
 import uuid
@@ -315,6 +316,30 @@ def _deploy(cfn: Any, name: str, template: str) -> tuple[dict[str, str], dict[st
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     return outputs, {r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
                      for r in cfn.describe_stack_resources(StackName=name)["StackResources"]}
+
+
+def test_a_templates_metric_math_alarm_keeps_its_metrics_and_fires(fast_alarms: Callable[[int], None]) -> None:
+    """The rate alarm in the shape CDK synthesizes it (`cw.MathExpression` in infra/rollout.py), through CFN."""
+    prefix = uuid.uuid4().hex[:8]
+
+    def query(query_id: str, metric: str) -> dict[str, Any]:
+        return {"Id": query_id, "ReturnData": False, "MetricStat": {"Period": 60, "Stat": "Sum", "Metric": {
+            "Namespace": "Test/Rate", "MetricName": metric, "Dimensions": [{"Name": "Fn", "Value": prefix}]}}}
+    template = {"Resources": {"Rate": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmName": f"{prefix}-rate", "ComparisonOperator": "GreaterThanThreshold", "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1, "Threshold": 10, "TreatMissingData": "notBreaching",
+        "Metrics": [{"Id": "expr_1", "Expression": "100 * errors / requests", "ReturnData": True},
+                    query("errors", "ServerErrors"), query("requests", "Requests")]}}},
+        "Outputs": {"Alarm": {"Value": {"Ref": "Rate"}}}}
+    cw = boto3.client("cloudwatch")
+    _deploy(boto3.client("cloudformation"), f"rate-{prefix}", json.dumps(template))
+    alarm = cw.describe_alarms(AlarmNames=[f"{prefix}-rate"])["MetricAlarms"][0]
+    assert [m["Id"] for m in alarm["Metrics"]] == ["expr_1", "errors", "requests"]
+    dims = [{"Name": "Fn", "Value": prefix}]
+    _put(cw, "Test/Rate", "Requests", dims, 10, seconds=MINUTE_S * 3)
+    _put(cw, "Test/Rate", "ServerErrors", dims, 2, seconds=MINUTE_S * 3)
+    fast_alarms(2)
+    assert _state(cw, f"{prefix}-rate") == "ALARM"  # 20 % > 10 %
 
 
 def test_ecs_template_idles_to_zero_and_scales_from_zero_to_exactly_one(
