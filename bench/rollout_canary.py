@@ -132,6 +132,19 @@ def errors_alarm(cw: Any, name: str, threshold: int) -> None:
                         ComparisonOperator="GreaterThanOrEqualToThreshold", TreatMissingData="notBreaching")
 
 
+def rate_alarm(cw: Any, name: str, percent: float) -> None:
+    """The stack's default 5xx-rate rollout alarm, a metric-math alarm as infra/rollout.py synthesizes it:
+    `100 * errors / requests` (mlfn/ServerErrors and mlfn/Requests Sum per minute) > percent."""
+    def stat(metric: str) -> dict[str, Any]:
+        return {"Metric": {"Namespace": "mlfn", "MetricName": metric,
+                           "Dimensions": [{"Name": "Model", "Value": "iris"}]}, "Period": 60, "Stat": "Sum"}
+    cw.put_metric_alarm(AlarmName=name, EvaluationPeriods=1, DatapointsToAlarm=1, Threshold=percent,
+                        ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
+                        Metrics=[{"Id": "expr_1", "Expression": "100 * errors / requests", "ReturnData": True},
+                                 {"Id": "errors", "MetricStat": stat("ServerErrors"), "ReturnData": False},
+                                 {"Id": "requests", "MetricStat": stat("Requests"), "ReturnData": False}])
+
+
 def latency_alarm(cw: Any, name: str, function: str, threshold_ms: float) -> None:
     """The stack's p99 rollout alarm on the alias (AWS/Lambda Duration)."""
     cw.put_metric_alarm(AlarmName=name, Namespace="AWS/Lambda", MetricName="Duration",

@@ -20,7 +20,13 @@ alarms treat missing data", "Alarm actions"):
   re:Post "Why doesn't my CloudWatch alarm's state change invoke my Amazon EC2 Auto Scaling policy?"). The only
   actions the emulator runs are Application Auto Scaling step-scaling policies; other actions are recorded only.
 
-Not evaluated: metric-math alarms (`Metrics`), composite alarms, anomaly-detection operators; their state is left.
+Metric-math alarms (`Metrics`): each `MetricStat` query is the statistic of its metric per period (as above, with
+its own Period, Stat and Unit), each `Expression` is computed per period from them by `metric_math` (no eval), and
+the query with `ReturnData` true gives the alarm's datapoints; `TreatMissingData` applies to the periods where that
+expression has no value ("Create a CloudWatch alarm based on a metric math expression"; PutMetricAlarm `Metrics`).
+
+Not evaluated: composite alarms, anomaly-detection operators, math functions outside `metric_math`'s subset; their
+state is left.
 
 Time scale (an emulator setting, not AWS's): `time_scale` wall-clock seconds stand for one AWS second, for periods,
 the one-minute evaluation interval and scaling cooldowns alike. 1.0 (the default) is real time; tests use e.g. 0.02,
@@ -30,6 +36,7 @@ from `MLFN_ALARM_TIME_SCALE`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -41,7 +48,7 @@ from typing import Any
 
 from moto.cloudwatch.models import Alarm, MetricAggregatedDatum, MetricDatumBase, cloudwatch_backends
 
-from . import step_scaling
+from . import metric_math, step_scaling
 
 LOG = logging.getLogger("mlfn.local.alarms")
 TIME_SCALE_ENV = "MLFN_ALARM_TIME_SCALE"
@@ -91,36 +98,97 @@ def _percentile(data: list[MetricDatumBase], p: float) -> float:
     return values[max(0, math.ceil(p / 100 * len(values)) - 1)]
 
 
-def statistic(alarm: Alarm, data: list[MetricDatumBase]) -> float:
-    """The alarm's statistic over one period's data (not empty)."""
-    if alarm.extended_statistic:
-        return _percentile(data, float(str(alarm.extended_statistic).lstrip("pP")))
+def _statistic(stat: str, data: list[MetricDatumBase]) -> float:
+    """A statistic (SampleCount, Sum, Minimum, Maximum, Average or pNN) over one period's data (not empty)."""
+    if stat[:1] in "pP" and stat[1:].replace(".", "", 1).isdigit():
+        return _percentile(data, float(stat[1:]))
     values = [_values(d) for d in data]
     count, total = sum(v[0] for v in values), sum(v[1] for v in values)
     return {"SampleCount": count, "Sum": total, "Minimum": min(v[2] for v in values),
-            "Maximum": max(v[3] for v in values)}.get(str(alarm.statistic), total / count)  # else Average
+            "Maximum": max(v[3] for v in values)}.get(stat, total / count)  # else Average
 
 
-def _same_metric(alarm: Alarm, datum: MetricDatumBase) -> bool:
-    return (datum.namespace == alarm.namespace and datum.name == alarm.metric_name
-            and sorted((d.name, d.value) for d in datum.dimensions)
-            == sorted((d.name, d.value) for d in alarm.dimensions)
-            and (not alarm.unit or datum.unit == alarm.unit))
+def statistic(alarm: Alarm, data: list[MetricDatumBase]) -> float:
+    """The alarm's statistic over one period's data (not empty)."""
+    return _statistic(str(alarm.extended_statistic or alarm.statistic), data)
 
 
-def datapoints(alarm: Alarm, metric_data: list[MetricDatumBase], now: float, time_scale: float) -> list[float | None]:
-    """The alarm's statistic in each of its `EvaluationPeriods` most recent complete periods, oldest first (None:
-    no data in that period)."""
-    length = int(alarm.period) * time_scale
+def _same_metric(namespace: str, name: str, dimensions: list[Any], unit: str | None,
+                 datum: MetricDatumBase) -> bool:
+    return (datum.namespace == namespace and datum.name == name
+            and sorted((d.name, d.value) for d in datum.dimensions) == sorted((d.name, d.value) for d in dimensions)
+            and (not unit or datum.unit == unit))
+
+
+def _series(metric_data: list[MetricDatumBase], matches: Callable[[MetricDatumBase], bool], stat: str,
+            period_s: int, periods: int, now: float, time_scale: float) -> list[float | None]:
+    """`stat` of the matching data in each of the `periods` most recent complete periods, oldest first."""
+    length = period_s * time_scale
     current = math.floor(now / length)
-    first = current - int(alarm.evaluation_periods)
+    first = current - periods
     buckets: dict[int, list[MetricDatumBase]] = {}
     for datum in metric_data:
-        if _same_metric(alarm, datum):
+        if matches(datum):
             bucket = math.floor(_epoch(datum.timestamp) / length)
             if first <= bucket < current:
                 buckets.setdefault(bucket, []).append(datum)
-    return [statistic(alarm, buckets[b]) if b in buckets else None for b in range(first, current)]
+    return [_statistic(stat, buckets[b]) if b in buckets else None for b in range(first, current)]
+
+
+def _is_true(flag: Any) -> bool:
+    return flag is True or str(flag).lower() == "true"
+
+
+def _returned(alarm: Alarm) -> Any:
+    """The query whose values the alarm watches: the one with ReturnData true (else the only expression)."""
+    queries = alarm.metric_data_queries
+    marked = [q for q in queries if _is_true(q.return_data)]
+    expressions = [q for q in queries if q.expression]
+    return marked[0] if len(marked) == 1 else (expressions[0] if len(expressions) == 1 else None)
+
+
+def _math_datapoints(alarm: Alarm, metric_data: list[MetricDatumBase], now: float,
+                     time_scale: float) -> list[float | None]:
+    """The returned query's value in each of the `EvaluationPeriods` most recent periods (None: missing)."""
+    queries = {q.id: q for q in alarm.metric_data_queries}
+    periods = int(alarm.evaluation_periods)
+    stat_periods = [int(q.metric_stat.period) for q in queries.values() if q.metric_stat is not None]
+    series: dict[str, list[float | None]] = {}
+    for query in queries.values():
+        if query.metric_stat is not None:
+            ms = query.metric_stat
+            matches = functools.partial(_same_metric, ms.metric.namespace, ms.metric.metric_name,
+                                        ms.metric.dimensions, ms.unit)
+            series[query.id] = _series(metric_data, matches, str(ms.stat), int(ms.period), periods, now,
+                                       time_scale)
+    if len(set(stat_periods)) > 1:
+        raise metric_math.MetricMathError(f"alarm {alarm.name}: its metrics have different periods "
+                                          f"{sorted(set(stat_periods))}; the emulator needs one")
+    trees = {i: metric_math.parse(q.expression) for i, q in queries.items() if q.expression}
+
+    def value(query_id: str, index: int, seen: frozenset[str]) -> float | None:
+        if query_id in series:
+            return series[query_id][index]
+        if query_id not in trees or query_id in seen:
+            raise metric_math.MetricMathError(f"alarm {alarm.name}: the expression refers to {query_id!r}, which "
+                                              "is no query of this alarm (or refers to itself)")
+        tree = trees[query_id]
+        return metric_math.evaluate(tree, {r: value(r, index, seen | {query_id})
+                                           for r in metric_math.references(tree)})
+
+    returned = _returned(alarm)
+    return [value(returned.id, i, frozenset()) for i in range(periods)]
+
+
+def datapoints(alarm: Alarm, metric_data: list[MetricDatumBase], now: float, time_scale: float) -> list[float | None]:
+    """The alarm's statistic (or math expression) in each of its `EvaluationPeriods` most recent complete periods,
+    oldest first (None: no data in that period)."""
+    if alarm.metric_data_queries:
+        return _math_datapoints(alarm, metric_data, now, time_scale)
+    return _series(metric_data, lambda d: _same_metric(alarm.namespace, alarm.metric_name, alarm.dimensions,
+                                                      alarm.unit, d),
+                   str(alarm.extended_statistic or alarm.statistic), int(alarm.period),
+                   int(alarm.evaluation_periods), now, time_scale)
 
 
 def next_state(alarm: Alarm, points: list[float | None]) -> str:
@@ -139,8 +207,11 @@ def next_state(alarm: Alarm, points: list[float | None]) -> str:
 
 
 def evaluable(alarm: Alarm) -> bool:
-    return (not alarm.rule and not alarm.metric_data_queries and bool(alarm.metric_name)
-            and alarm.comparison_operator in _COMPARE and bool(alarm.period))
+    if alarm.rule or alarm.comparison_operator not in _COMPARE:
+        return False
+    if alarm.metric_data_queries:
+        return _returned(alarm) is not None and any(q.metric_stat is not None for q in alarm.metric_data_queries)
+    return bool(alarm.metric_name) and bool(alarm.period)
 
 
 def _reason(alarm: Alarm, points: list[float | None], state: str) -> str:
@@ -194,7 +265,10 @@ class AlarmEvaluator:
             for region, backend in list(regions.items()):
                 metric_data = list(backend.metric_data)
                 for alarm in [a for a in list(backend.alarms.values()) if evaluable(a)]:
-                    self.evaluate(account, region, alarm, metric_data, now)
+                    try:
+                        self.evaluate(account, region, alarm, metric_data, now)
+                    except metric_math.MetricMathError as error:  # its state is left; the others go on
+                        LOG.warning("alarm %s not evaluated: %s", alarm.name, error)
         self.evaluations += 1
 
     def evaluate(self, account: str, region: str, alarm: Alarm, metric_data: list[MetricDatumBase],

@@ -1,16 +1,31 @@
 """`AWS::CloudWatch::Alarm` for the emulator (moto's CloudFormation skips it), on moto's CloudWatch backend.
 
-Metric-math alarms (`Metrics`) are recorded without their queries. `alarms` evaluates the others and runs their
-step-scaling actions.
+Metric-math alarms (`Metrics`) are recorded with their queries (MetricStat and Expression). `alarms` evaluates
+them and runs their step-scaling actions.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from moto.cloudwatch.models import cloudwatch_backends
+from moto.cloudwatch.models import Dimension, Metric, MetricDataQuery, MetricStat, cloudwatch_backends
 
 from .cfn_base import EmulatedResource, register, tags_dict
+
+
+def _query(q: dict[str, Any]) -> MetricDataQuery:
+    """One `Metrics` entry as moto's MetricDataQuery (as moto's PutMetricAlarm builds it)."""
+    stat = q.get("MetricStat")
+    metric_stat = None
+    if stat:
+        metric = stat.get("Metric", {})
+        metric_stat = MetricStat(
+            metric=Metric(metric_name=metric.get("MetricName"), namespace=metric.get("Namespace"),
+                          dimensions=[Dimension(d["Name"], d["Value"]) for d in metric.get("Dimensions") or []]),
+            period=stat.get("Period"), stat=stat.get("Stat"), unit=stat.get("Unit"))
+    return MetricDataQuery(query_id=q["Id"], label=q.get("Label", ""), period=q.get("Period"),  # type: ignore[arg-type]
+                           return_data=q.get("ReturnData", True), expression=q.get("Expression"),
+                           metric_stat=metric_stat)
 
 
 @register
@@ -42,6 +57,7 @@ class Alarm(EmulatedResource):
             actions_enabled=p.get("ActionsEnabled", True) not in (False, "false"),
             treat_missing_data=p.get("TreatMissingData"),
             threshold_metric_id=p.get("ThresholdMetricId"),
+            metric_data_queries=[_query(q) for q in p.get("Metrics") or []] or None,
             tags=[{"Key": k, "Value": v} for k, v in tags_dict(p.get("Tags")).items()],
         )
         return cls(name, properties, account, region)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 import shutil
 import time
 import uuid
@@ -149,6 +150,45 @@ def test_missing_data_is_treated_per_treat_missing_data(fast_alarms: Callable[[i
         "breaching": "ALARM", "notBreaching": "ALARM", "ignore": "ALARM", "missing": "ALARM"}
 
 
+def _rate_alarm(cw: Any, name: str, dimension: str, threshold: float) -> None:
+    """mlfn's default 5xx rate alarm, as infra/rollout.py synthesizes it: `100 * errors / requests` > threshold."""
+    def stat(metric: str) -> dict[str, Any]:
+        return {"Metric": {"Namespace": "Test/Rate", "MetricName": metric,
+                           "Dimensions": [{"Name": "Fn", "Value": dimension}]}, "Period": 60, "Stat": "Sum"}
+    cw.put_metric_alarm(AlarmName=name, EvaluationPeriods=1, DatapointsToAlarm=1, Threshold=threshold,
+                        ComparisonOperator="GreaterThanThreshold", TreatMissingData="notBreaching",
+                        Metrics=[{"Id": "expr", "Expression": "100 * errors / requests", "ReturnData": True},
+                                 {"Id": "errors", "MetricStat": stat("ServerErrors"), "ReturnData": False},
+                                 {"Id": "requests", "MetricStat": stat("Requests"), "ReturnData": False}])
+
+
+def test_metric_math_rate_alarm_fires_above_threshold_and_stays_ok_below(
+        fast_alarms: Callable[[int], None]) -> None:
+    cw = boto3.client("cloudwatch")
+    prefix = uuid.uuid4().hex[:8]
+    for case, errors in (("bad", 3.0), ("good", 0.5)):  # 30 % and 5 % of 10 requests per datapoint
+        _rate_alarm(cw, f"{prefix}-{case}", f"{prefix}-{case}", threshold=10)
+        dims = [{"Name": "Fn", "Value": f"{prefix}-{case}"}]
+        _put(cw, "Test/Rate", "Requests", dims, 10, seconds=MINUTE_S * 3)
+        _put(cw, "Test/Rate", "ServerErrors", dims, errors, seconds=MINUTE_S * 3)
+    fast_alarms(2)
+    bad = cw.describe_alarms(AlarmNames=[f"{prefix}-bad"])["MetricAlarms"][0]
+    assert bad["StateValue"] == "ALARM", bad["StateReason"]
+    assert "30" in bad["StateReason"]  # the expression's value, not a raw count
+    assert _state(cw, f"{prefix}-good") == "OK"
+
+
+def test_metric_math_alarm_with_no_requests_is_missing_data_not_a_division_error(
+        fast_alarms: Callable[[int], None]) -> None:
+    cw = boto3.client("cloudwatch")
+    name = f"{uuid.uuid4().hex[:8]}-idle"
+    _rate_alarm(cw, name, name, threshold=10)
+    _put(cw, "Test/Rate", "Requests", [{"Name": "Fn", "Value": name}], 0, seconds=MINUTE_S * 2)
+    fast_alarms(2)  # 0 errors / 0 requests: no datapoint, treated as notBreaching
+    alarm = cw.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+    assert alarm["StateValue"] == "OK" and "missing" in alarm["StateReason"], alarm["StateReason"]
+
+
 def _step_policy(aas: Any, name: str, resource: str, dimension: str, namespace: str,
                  config: dict[str, Any]) -> str:
     return str(aas.put_scaling_policy(PolicyName=name, ServiceNamespace=namespace, ResourceId=resource,
@@ -276,6 +316,30 @@ def _deploy(cfn: Any, name: str, template: str) -> tuple[dict[str, str], dict[st
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     return outputs, {r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
                      for r in cfn.describe_stack_resources(StackName=name)["StackResources"]}
+
+
+def test_a_templates_metric_math_alarm_keeps_its_metrics_and_fires(fast_alarms: Callable[[int], None]) -> None:
+    """The rate alarm in the shape CDK synthesizes it (`cw.MathExpression` in infra/rollout.py), through CFN."""
+    prefix = uuid.uuid4().hex[:8]
+
+    def query(query_id: str, metric: str) -> dict[str, Any]:
+        return {"Id": query_id, "ReturnData": False, "MetricStat": {"Period": 60, "Stat": "Sum", "Metric": {
+            "Namespace": "Test/Rate", "MetricName": metric, "Dimensions": [{"Name": "Fn", "Value": prefix}]}}}
+    template = {"Resources": {"Rate": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "AlarmName": f"{prefix}-rate", "ComparisonOperator": "GreaterThanThreshold", "EvaluationPeriods": 1,
+        "DatapointsToAlarm": 1, "Threshold": 10, "TreatMissingData": "notBreaching",
+        "Metrics": [{"Id": "expr_1", "Expression": "100 * errors / requests", "ReturnData": True},
+                    query("errors", "ServerErrors"), query("requests", "Requests")]}}},
+        "Outputs": {"Alarm": {"Value": {"Ref": "Rate"}}}}
+    cw = boto3.client("cloudwatch")
+    _deploy(boto3.client("cloudformation"), f"rate-{prefix}", json.dumps(template))
+    alarm = cw.describe_alarms(AlarmNames=[f"{prefix}-rate"])["MetricAlarms"][0]
+    assert [m["Id"] for m in alarm["Metrics"]] == ["expr_1", "errors", "requests"]
+    dims = [{"Name": "Fn", "Value": prefix}]
+    _put(cw, "Test/Rate", "Requests", dims, 10, seconds=MINUTE_S * 3)
+    _put(cw, "Test/Rate", "ServerErrors", dims, 2, seconds=MINUTE_S * 3)
+    fast_alarms(2)
+    assert _state(cw, f"{prefix}-rate") == "ALARM"  # 20 % > 10 %
 
 
 def test_ecs_template_idles_to_zero_and_scales_from_zero_to_exactly_one(

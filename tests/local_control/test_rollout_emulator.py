@@ -37,6 +37,7 @@ from bench.rollout_canary import (  # noqa: E402 - the repository root must be i
     handler_for,
     latency_alarm,
     model_versions,
+    rate_alarm,
     start_deployment,
     wait_done,
 )
@@ -55,7 +56,7 @@ def aws(rollout_aws: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def _rollout(aws: dict[str, Any], tmp_path: Path, *, bad: bool, routing: dict[str, Any],
              example_fails: bool = False, hook: str = BAD_HOOK, p99_ms: float = 400,
-             ) -> tuple[Function, Load, str, dict[str, Any]]:
+             rate_percent: float | None = None) -> tuple[Function, Load, str, dict[str, Any]]:
     """Deploy v2 over v1 under load at 150 requests/s; returns when the deployment ended (plus 0.3 s of load)."""
     fn = create_function(aws["lambda"], aws["iam"], f"ro-{uuid.uuid4().hex[:8]}")
     v1_dir, v2_dir = model_versions(tmp_path, bad=bad, hook=hook)
@@ -64,7 +65,10 @@ def _rollout(aws: dict[str, Any], tmp_path: Path, *, bad: bool, routing: dict[st
     handlers = {fn.v1: handler_for(v1_dir, aws["sink"]), fn.v2: handler_for(v2_dir, aws["sink"])}
     codedeploy.SETTINGS.pre_traffic = example_check(handlers, {fn.v1: v1_dir, fn.v2: v2_dir})
     alarms = [f"{fn.name}-5xx", f"{fn.name}-p99"]
-    errors_alarm(aws["cloudwatch"], alarms[0], 2)
+    if rate_percent is None:
+        errors_alarm(aws["cloudwatch"], alarms[0], 2)
+    else:  # the default rate alarm (metric math) instead of the count alarm
+        rate_alarm(aws["cloudwatch"], alarms[0], rate_percent)
     latency_alarm(aws["cloudwatch"], alarms[1], fn.name, p99_ms)
     load = Load(aws["lambda"], fn, handlers, aws["sink"], rate=150)
     worker = threading.Thread(target=load.run, args=(3000, 20), daemon=True)
@@ -118,6 +122,18 @@ def test_a_bad_version_is_rolled_back_on_the_alarm_while_the_old_one_keeps_answe
     late = [c for c in load.calls if c.at > rollback_at + 0.1]  # the load reads the alias every 20 ms
     assert late and all(c.version == fn.v1 and c.status == 200 for c in late)
     print(f"\nbad canary: {result}")
+
+
+def test_a_bad_version_is_rolled_back_on_the_default_5xx_rate_alarm(aws: dict[str, Any], tmp_path: Path) -> None:
+    routing = {"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 20, "canaryInterval": 5}}
+    fn, load, deployment, info = _rollout(aws, tmp_path, bad=True, routing=routing, rate_percent=2)
+    assert info["status"] == "Stopped", info
+    assert f"alarm {fn.name}-5xx is in ALARM" in info["errorInformation"]["message"]  # the metric-math alarm
+    assert "breached the threshold (2)" in info["errorInformation"]["message"]
+    alias = aws["lambda"].get_alias(FunctionName=fn.name, Name="live")
+    assert alias["FunctionVersion"] == fn.v1 and not (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights")
+    rollback_at = [t for t, w in codedeploy.RUNS[deployment].weights][-1]
+    assert figures(load.calls, fn, rollback_at)["lost"] == 0
 
 
 def test_a_slow_version_is_rolled_back_on_the_p99_alarm(aws: dict[str, Any], tmp_path: Path) -> None:
