@@ -119,10 +119,10 @@ class LambdaHandler:
         """A plain JSON payload: served like `POST /invocations` with `Content-Type: application/json`; a Distributed
         Map batch (`{"Items": [...]}`) as JSON Lines, answered with a list of one result per item."""
         items = multi_record.batch_items(event)
-        content_type = "application/json" if items is None else multi_record.CONTENT_TYPE
+        request_type = "application/json" if items is None else multi_record.CONTENT_TYPE
         payload = orjson.dumps(event) if items is None else items
         wrapped = event_of("POST", "/invocations", payload, request_id=lambda_id,
-                           headers={"content-type": content_type, "x-request-id": lambda_id or new_request_id()})
+                           headers={"content-type": request_type, "x-request-id": lambda_id or new_request_id()})
         response = self.adapter(wrapped, context)
         status = response["statusCode"]
         content_type = (response.get("headers") or {}).get("content-type", "")
