@@ -20,6 +20,9 @@ LAMBDA_IMAGE_LIMIT_BYTES = 10 * GIB
 LAMBDA_BASE_IMAGE_BYTES = 1 * GIB
 # ECS reserves memory on each instance for the agent and the OS; a task may use what is left.
 ECS_RESERVED_MIB = 1024
+# ECS LINEAR: stepPercent 3.0..100.0; LINEAR/CANARY: step bake 0..1440 minutes.
+ECS_LINEAR_MIN_PERCENT = 3
+ECS_MAX_BAKE_MINUTES = 1440
 
 
 class InfraError(MlfnError):
@@ -109,20 +112,19 @@ def check_ecs(spec: ModelSpec) -> None:
 
 
 def check_ecs_rollout(spec: ModelSpec) -> None:
-    """Refuse `[rollout]` canary/linear on ECS rather than roll the service as if it were all_at_once.
-
-    ECS's CANARY/LINEAR strategies shift traffic between two target groups through a production listener rule
-    that ECS rewrites with an infrastructure role; mlfn's ECS stack has one target group on the ALB listener's
-    default action (and its request-per-task scaling tracks that group), so it cannot run them yet.
-    """
-    strategy = spec.settings.rollout.strategy
-    if strategy != "all_at_once":
-        raise _bad("rollout.strategy",
-                   '"all_at_once" on target ecs (a rolling update; the circuit breaker rolls back a deployment '
-                   "whose tasks fail). ECS canary/linear traffic shifting needs an alternate target group, a "
-                   "production listener rule and an ECS infrastructure role for the load balancer, which mlfn's "
-                   "ECS stack does not build; for a canary or linear rollout with alarm rollback use target "
-                   "lambda or sagemaker", repr(strategy))
+    """Refuse the `[rollout]` values ECS's LINEAR/CANARY strategies do not take (ECS API "LinearConfiguration",
+    "CanaryConfiguration"): a linear step below 3% (stepPercent 3.0..100.0; a canary takes 0.1..100.0, which every
+    allowed `percent` is) and a bake longer than 1440 minutes (stepBakeTimeInMinutes / canaryBakeTimeInMinutes)."""
+    rollout = spec.settings.rollout
+    if rollout.strategy == "all_at_once":
+        return
+    if rollout.strategy == "linear" and rollout.percent < ECS_LINEAR_MIN_PERCENT:
+        raise _bad("rollout.percent", f"at least {ECS_LINEAR_MIN_PERCENT} with strategy linear on target ecs (ECS "
+                   "LINEAR shifts 3.0 to 100.0 percent per step); or strategy canary, which takes any percent",
+                   str(rollout.percent))
+    if rollout.interval_minutes > ECS_MAX_BAKE_MINUTES:
+        raise _bad("rollout.interval_minutes", f"at most {ECS_MAX_BAKE_MINUTES} on target ecs (ECS bakes a "
+                   "linear step or a canary 0 to 1440 minutes)", str(rollout.interval_minutes))
 
 
 _CHECKS = {"lambda": check_lambda, "sagemaker": check_sagemaker, "ecs": check_ecs}

@@ -10,11 +10,19 @@ Scaling: target tracking on ALB requests per task; from zero, a step policy on t
 answers only while no task is registered) sets exactly one task, and the capacity provider starts an instance for
 it; after `idle_minutes` without a request reaching the HTTP API (its `Count`, which counts requests also while no
 task serves), a step policy sets the task count to 0 and the group drains to 0.
+
+`[rollout]` canary/linear: ECS's own CANARY/LINEAR deployment strategy (`infra/rollout.py` `EcsTrafficShift`):
+two target groups behind a production listener rule whose weights ECS shifts, the rollout alarms as deployment
+alarms with rollback. ECS leaves production on the other target group after each such deployment, so everything
+that must follow the serving tasks reads the load balancer as a whole: the scale-out-from-zero 503s, the
+dashboard, the rollout alarms and the requests-per-task target tracking (metric math, not
+ALBRequestCountPerTarget, which names one group).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import aws_cdk as cdk
 import jsii
@@ -36,6 +44,13 @@ from .image import MODEL_DIR_IN_IMAGE, asset_options
 from .instance_types import ECS_GPU_TYPES
 from .monitoring import ModelMetrics, ModelMonitoring, p99_metric, retained_log_group, sum_metric
 from .nag import acknowledge
+from .rollout import (
+    EcsTrafficShift,
+    ecs_deployment_options,
+    latency_threshold,
+    requests_per_task_tracking,
+    rollout_alarms,
+)
 from .scaling import ECR_TOKEN_REASON, scale_in_when_idle, scale_out_from_zero, service_linked_scaling_role
 
 CONTAINER_NAME = "model"
@@ -150,7 +165,7 @@ class MlfnEcsGpuModel(MlfnModel):
             desired_count=None,
             capacity_provider_strategies=[ecs.CapacityProviderStrategy(
                 capacity_provider=self.capacity.capacity_provider_name, weight=1)],
-            circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            **self._deployment_options(),
             min_healthy_percent=MIN_HEALTHY_PERCENT,
             max_healthy_percent=MAX_PERCENT,
             health_check_grace_period=cdk.Duration.minutes(5),
@@ -165,14 +180,23 @@ class MlfnEcsGpuModel(MlfnModel):
         self.listener = self.alb.add_listener("Http", port=80, open=False)
         # Bridge networking maps the container port to an ephemeral host port: let the ALB reach that range only.
         self.instances.connections.allow_from(alb_sg, ec2.Port.tcp_range(32768, 65535), "ALB to the model tasks")
-        self.target_group = self.listener.add_targets(
-            "Model", port=CONTAINER_PORT, protocol=elbv2.ApplicationProtocol.HTTP,
-            targets=[self.service.load_balancer_target(container_name=CONTAINER_NAME,
-                                                       container_port=CONTAINER_PORT)],
-            health_check=elbv2.HealthCheck(path="/ping", port="traffic-port", interval=cdk.Duration.seconds(15),
-                                           healthy_threshold_count=2),
-            deregistration_delay=cdk.Duration.seconds(30),
-        )
+        self.target_group = self._target_group("ModelGroup")  # the id (under the listener) it has always had
+        self.listener.add_target_groups("Default", target_groups=[self.target_group])
+        self.traffic_shift: EcsTrafficShift | None = None
+        alternate = None
+        if self.spec.settings.rollout.strategy != "all_at_once":
+            self.traffic_shift = EcsTrafficShift(
+                self, "TrafficShift", listener=self.listener, primary=self.target_group,
+                alternate=self._target_group("AlternateGroup"), description=title)
+            alternate = self.traffic_shift.alternate_target()
+            # ECS checks that both groups belong to the load balancer when it creates the service.
+            self.service.node.add_dependency(self.traffic_shift.rule)
+            cdk.Annotations.of(self.service).acknowledge_warning(
+                "@aws-cdk/aws-ecs:shouldUseCircuitBreaker",
+                "The circuit breaker applies to rolling updates only; the deployment alarms roll canary/linear back.")
+        self.service.load_balancer_target(container_name=CONTAINER_NAME, container_port=CONTAINER_PORT,
+                                          alternate_target=alternate).attach_to_application_target_group(
+            self.target_group)
         self.front = AlbHttpFront(self, "Front", vpc=self.vpc, listener=self.listener, alb_security_group=alb_sg,
                                   log_retention_days=s.logs.retention_days, description=f"{title} (ECS)")
         self.invoke_url = self.front.url
@@ -180,7 +204,43 @@ class MlfnEcsGpuModel(MlfnModel):
 
         self.scalable_target = self._autoscaling()
         self.monitoring = ModelMonitoring(self, "Monitoring", title=title, metrics=self._metrics())
+        self._rollout_alarms()
         self._acknowledge()
+
+    def _deployment_options(self) -> dict[str, Any]:
+        """all_at_once: a rolling update whose circuit breaker rolls back a deployment whose tasks fail;
+        canary/linear: ECS's CANARY/LINEAR strategy (`ecs_deployment_options`)."""
+        rollout = self.spec.settings.rollout
+        if rollout.strategy == "all_at_once":
+            return {"circuit_breaker": ecs.DeploymentCircuitBreaker(rollback=True)}
+        return ecs_deployment_options(rollout)
+
+    def _target_group(self, id: str) -> elbv2.ApplicationTargetGroup:
+        """A target group for the service's tasks (instance targets: bridge networking maps ephemeral host ports)."""
+        return elbv2.ApplicationTargetGroup(
+            self.listener, id, vpc=self.vpc, port=CONTAINER_PORT, protocol=elbv2.ApplicationProtocol.HTTP,
+            target_type=elbv2.TargetType.INSTANCE,
+            health_check=elbv2.HealthCheck(path="/ping", port="traffic-port", interval=cdk.Duration.seconds(15),
+                                           healthy_threshold_count=2),
+            deregistration_delay=cdk.Duration.seconds(30),
+        )
+
+    def _rollout_alarms(self) -> None:
+        """canary/linear: the rollout alarms (on the whole ALB: ECS moves production between the two target groups,
+        so an alarm on one group would watch the idle one every second deployment) as the service's deployment alarms
+        with rollback."""
+        rollout = self.spec.settings.rollout
+        self.rollout_alarms: list[cw.Alarm] = []
+        if rollout.strategy == "all_at_once":
+            return
+        dims = {"LoadBalancer": self.alb.load_balancer_full_name}
+        self.rollout_alarms = rollout_alarms(
+            self, rollout, errors=sum_metric("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", dims),
+            requests=sum_metric("AWS/ApplicationELB", "RequestCount", dims),
+            latency_p99=p99_metric("AWS/ApplicationELB", "TargetResponseTime", dims),
+            latency_threshold=latency_threshold(rollout, LATENCY_ALARM_SECONDS, 0.001))
+        self.service.enable_deployment_alarms([a.alarm_name for a in self.rollout_alarms],
+                                              behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM)
 
     def _narrow_instance_policy(self) -> None:
         """Replace the ECS agent's policy CDK writes (`ecs:Submit*`, logs on `*`) with exact actions and resources.
@@ -234,11 +294,16 @@ class MlfnEcsGpuModel(MlfnModel):
             min_capacity=e.min_tasks, max_capacity=e.max_tasks,
             role=service_linked_scaling_role(self, "ecs", "ECSService"),
         )
-        target.scale_to_track_metric(
-            "RequestsPerTask", target_value=e.requests_per_task,
-            predefined_metric=appscaling.PredefinedMetric.ALB_REQUEST_COUNT_PER_TARGET,
-            resource_label=f"{self.alb.load_balancer_full_name}/{self.target_group.target_group_full_name}",
-        )
+        if self.traffic_shift is None:
+            target.scale_to_track_metric(
+                "RequestsPerTask", target_value=e.requests_per_task,
+                predefined_metric=appscaling.PredefinedMetric.ALB_REQUEST_COUNT_PER_TARGET,
+                resource_label=f"{self.alb.load_balancer_full_name}/{self.target_group.target_group_full_name}",
+            )
+        else:  # production moves between two target groups: track the whole ALB per running task
+            requests_per_task_tracking(self, "RequestsPerTask", target, target_value=e.requests_per_task,
+                                       load_balancer=self.alb.load_balancer_full_name,
+                                       cluster=self.cluster.cluster_name, service=self.service.service_name)
         title = f"mlfn {self.spec.name}"
         self.scale_out_alarm = scale_out_from_zero(
             self, target, self._alb_metric("HTTPCode_ELB_503_Count"),

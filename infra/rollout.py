@@ -9,6 +9,9 @@
   `TimeBasedLinear` config) and rolls back when an alarm goes to ALARM. The shift runs in AWS: the deploying
   laptop may close. Before any traffic moves, a pre-traffic hook function calls the new version with the
   model's `example.json` (or `GET /ping`) and reports the result to CodeDeploy.
+- `EcsTrafficShift`, `ecs_deployment_options`, `requests_per_task_tracking`: ECS's native LINEAR/CANARY
+  deployments (alternate target group, production listener rule, infrastructure role), and the scaling metric that
+  stays right whichever target group serves after a deployment.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_codedeploy as codedeploy
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sagemaker as sagemaker
@@ -34,6 +40,8 @@ from .nag import acknowledge
 ALARM_PERIOD = cdk.Duration.minutes(1)
 EXAMPLE_FILE = "example.json"
 EXAMPLE_LIMIT = 3072
+# The AWS managed policy of the ECS infrastructure role for load balancers.
+INFRASTRUCTURE_POLICY = "AmazonECSInfrastructureRolePolicyForLoadBalancers"
 _PREDEFINED = codedeploy.LambdaDeploymentConfig
 # CodeDeploy's predefined Lambda configurations, as CDK names them: (strategy, percent, minutes) -> config.
 PREDEFINED: dict[tuple[str, int, int], codedeploy.ILambdaDeploymentConfig] = {
@@ -226,3 +234,85 @@ class LambdaRollout(Construct):
             actions=["lambda:GetAlias", "lambda:UpdateAlias", "lambda:GetProvisionedConcurrencyConfig"],
             resources=[alias.version.lambda_.function_arn, alias.function_arn]))
         return role
+
+
+class EcsTrafficShift(Construct):
+    """What ECS's own LINEAR/CANARY deployments need on an ALB (Developer Guide "Application Load Balancer resources
+    for blue/green, linear, and canary deployments"): a second ("alternate") target group, a production listener
+    RULE (not the listener's default action) forwarding to both groups with weights ECS rewrites at each step, and
+    the infrastructure role ECS assumes to call Elastic Load Balancing (trust `ecs.amazonaws.com`, the AWS managed
+    policy AmazonECSInfrastructureRolePolicyForLoadBalancers, as "Amazon ECS infrastructure IAM role for load
+    balancers" creates it).
+
+    The listener's default action stays a plain forward to the primary group: ECS fails a deployment whose
+    listener mixes forward and non-forward actions (fixed-response, redirect, authenticate), and the rule, which
+    matches every path, answers every request before the default action would.
+    """
+
+    PRIORITY = 1
+
+    def __init__(self, scope: Construct, id: str, *, listener: elbv2.ApplicationListener,
+                 primary: elbv2.ApplicationTargetGroup, alternate: elbv2.ApplicationTargetGroup,
+                 description: str) -> None:
+        super().__init__(scope, id)
+        self.primary, self.alternate = primary, alternate
+        self.rule = elbv2.ApplicationListenerRule(
+            self, "ProductionRule", listener=listener, priority=self.PRIORITY,
+            conditions=[elbv2.ListenerCondition.path_patterns(["/*"])],
+            action=elbv2.ListenerAction.weighted_forward([
+                elbv2.WeightedTargetGroup(target_group=primary, weight=100),
+                elbv2.WeightedTargetGroup(target_group=alternate, weight=0)]))
+        self.role = iam.Role(
+            self, "InfrastructureRole", assumed_by=iam.ServicePrincipal("ecs.amazonaws.com"),
+            description=f"{description}: ECS shifts the ALB rule's weights and registers tasks during a rollout",
+            managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(INFRASTRUCTURE_POLICY)])
+        acknowledge(self.role, {f"IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/{INFRASTRUCTURE_POLICY}]":
+                                "AWS's policy for the ECS infrastructure role for load balancers, which AWS keeps "
+                                "in step with the ELB calls ECS makes (edited since release); a copy would go stale."})
+
+    def alternate_target(self) -> ecs.AlternateTarget:
+        return ecs.AlternateTarget(
+            "Alternate", alternate_target_group=self.alternate, role=self.role,
+            production_listener=ecs.ListenerRuleConfiguration.application_listener_rule(self.rule))
+
+
+def ecs_deployment_options(rollout: RolloutSettings) -> dict[str, Any]:
+    """The service's `deploymentStrategy` LINEAR or CANARY with `[rollout]` step and bake (CDK's native props):
+    `percent` is LINEAR's StepPercent / CANARY's CanaryPercent, `interval_minutes` the step bake time and the
+    deployment's BakeTimeInMinutes (blue and green both run that long at 100%, the alarms still watching). No
+    circuit breaker: it applies to rolling updates only; the deployment alarms roll these back."""
+    shift = ecs.TrafficShiftConfig(step_percent=rollout.percent,
+                                   step_bake_time=cdk.Duration.minutes(rollout.interval_minutes))
+    if rollout.strategy == "canary":
+        return {"deployment_strategy": ecs.DeploymentStrategy.CANARY, "canary_configuration": shift,
+                "bake_time": cdk.Duration.minutes(rollout.interval_minutes)}
+    return {"deployment_strategy": ecs.DeploymentStrategy.LINEAR, "linear_configuration": shift,
+            "bake_time": cdk.Duration.minutes(rollout.interval_minutes)}
+
+
+def requests_per_task_tracking(scope: Construct, id: str, target: appscaling.ScalableTarget, *,
+                               load_balancer: str, cluster: str, service: str, target_value: float
+                               ) -> appscaling.CfnScalingPolicy:
+    """Target tracking on `RequestCount` of the whole ALB divided by the service's `RunningTaskCount` (Container
+    Insights), as Application Auto Scaling's metric-math target tracking allows. ALBRequestCountPerTarget names ONE
+    target group, and a blue/green, linear or canary deployment leaves production on the other group every second
+    time: the predefined metric would then read the idle group (no data) and never scale out."""
+    policy = appscaling.CfnScalingPolicy
+    dims = [policy.TargetTrackingMetricDimensionProperty(name="LoadBalancer", value=load_balancer)]
+    tasks = [policy.TargetTrackingMetricDimensionProperty(name="ClusterName", value=cluster),
+             policy.TargetTrackingMetricDimensionProperty(name="ServiceName", value=service)]
+    queries = [
+        policy.TargetTrackingMetricDataQueryProperty(id="requests", return_data=False, metric_stat=(
+            policy.TargetTrackingMetricStatProperty(stat="Sum", metric=policy.TargetTrackingMetricProperty(
+                namespace="AWS/ApplicationELB", metric_name="RequestCount", dimensions=dims)))),
+        policy.TargetTrackingMetricDataQueryProperty(id="tasks", return_data=False, metric_stat=(
+            policy.TargetTrackingMetricStatProperty(stat="Average", metric=policy.TargetTrackingMetricProperty(
+                namespace="ECS/ContainerInsights", metric_name="RunningTaskCount", dimensions=tasks)))),
+        policy.TargetTrackingMetricDataQueryProperty(id="per_task", expression="requests / tasks",
+                                                     label="ALB requests per running task", return_data=True),
+    ]
+    return policy(scope, id, policy_name=cdk.Names.unique_id(scope) + id, policy_type="TargetTrackingScaling",
+                  scaling_target_id=target.scalable_target_id,
+                  target_tracking_scaling_policy_configuration=policy.TargetTrackingScalingPolicyConfigurationProperty(
+                      target_value=target_value,
+                      customized_metric_specification=policy.CustomizedMetricSpecificationProperty(metrics=queries)))

@@ -186,8 +186,8 @@ class RolloutSettings:
 
     strategy: str = setting(
         "all_at_once", "`all_at_once` moves all traffic at once; `canary` moves `percent` first, then the rest "
-        "after `interval_minutes`; `linear` moves `percent` more every `interval_minutes` (targets lambda and "
-        "sagemaker; target ecs takes all_at_once only).",
+        "after `interval_minutes`; `linear` moves `percent` more every `interval_minutes` (on target ecs: "
+        "ECS's CANARY/LINEAR deployment, `percent` at least 3 for linear, `interval_minutes` at most 1440).",
         choices=ROLLOUT_STRATEGIES,
     )
     percent: int = setting(10, "Traffic share the new version takes first (canary) or per step (linear).",

@@ -76,6 +76,26 @@ strategy = "canary"
 percent = 60
 interval_minutes = 90
 """,
+    "ecs-canary": """target = "ecs"
+gpu = true
+[ecs]
+min_tasks = 0
+max_tasks = 2
+requests_per_task = 40
+[rollout]
+strategy = "canary"
+percent = 20
+interval_minutes = 7
+error_count = 5
+p99_ms = 2500
+""",
+    "ecs-linear": """target = "ecs"
+gpu = true
+[rollout]
+strategy = "linear"
+percent = 25
+interval_minutes = 3
+""",
     "sm-gpu": """target = "sagemaker"
 gpu = true
 [sagemaker]

@@ -1,7 +1,7 @@
 """`[rollout]` in the synthesized templates of every target (the session's one synth, cdk-nag and cfn-lint run on
 them in test_iam_and_nag.py): CodeDeploy traffic shifting with alarms and a pre-traffic check on Lambda, the
-inference component's rolling update with auto-rollback on SageMaker; ECS refuses canary/linear (its rolling
-update has the circuit breaker only)."""
+inference component's rolling update with auto-rollback on SageMaker, ECS's own CANARY/LINEAR deployment (alternate
+target group, weighted production listener rule, infrastructure role) with the alarms rolling it back."""
 
 from __future__ import annotations
 
@@ -94,21 +94,116 @@ def test_sagemaker_inference_component_rolls_with_auto_rollback(synthesized: Syn
     assert {a.get("MetricName") for a in alarms.values()} >= {"ModelLatency"}
 
 
-@pytest.mark.parametrize("strategy", ["canary", "linear"])
-def test_ecs_refuses_canary_and_linear_with_a_settings_error(
-        make_model_dir: Callable[[str, str], Path], strategy: str) -> None:
-    """ECS canary/linear needs an alternate target group and production listener rule mlfn does not build: the
-    model is refused before any synth (it used to roll the service as a plain rolling update)."""
+def _ecs_service(synthesized: Synthesized, key: str) -> dict[str, Any]:
+    (service,) = _resources(synthesized, key, "AWS::ECS::Service").values()
+    props: dict[str, Any] = service["Properties"]
+    return props
+
+
+@pytest.mark.parametrize(("key", "strategy", "config", "bake"), [
+    ("ecs-canary", "CANARY", {"CanaryConfiguration": {"CanaryPercent": 20, "CanaryBakeTimeInMinutes": 7}}, 7),
+    ("ecs-linear", "LINEAR", {"LinearConfiguration": {"StepPercent": 25, "StepBakeTimeInMinutes": 3}}, 3),
+])
+def test_ecs_canary_and_linear_are_ecs_native_strategies_with_rollback_alarms(
+        synthesized: Synthesized, key: str, strategy: str, config: dict[str, Any], bake: int) -> None:
+    deployment = _ecs_service(synthesized, key)["DeploymentConfiguration"]
+    assert deployment["Strategy"] == strategy
+    assert {k: deployment[k] for k in config} == config
+    assert deployment["BakeTimeInMinutes"] == bake  # interval_minutes: both revisions run that long at 100%
+    assert "DeploymentCircuitBreaker" not in deployment  # rolling updates only
+    alarms = _alarm_metrics(synthesized, key)
+    assert deployment["Alarms"]["Enable"] is True and deployment["Alarms"]["Rollback"] is True
+    assert sorted(a["Ref"] for a in deployment["Alarms"]["AlarmNames"]) == sorted(
+        k for k in _resources(synthesized, key, "AWS::CloudWatch::Alarm") if "Rollout" in k)
+    # Every rollout alarm reads the whole ALB (LoadBalancer dimension), never one of the two target groups.
+    for alarm in alarms.values():
+        metrics = [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m] or [alarm]
+        for metric in metrics:
+            assert metric["Namespace"] == "AWS/ApplicationELB"
+            assert [d["Name"] for d in metric["Dimensions"]] == ["LoadBalancer"]
+
+
+def test_ecs_canary_alarms_follow_the_rollout_settings(synthesized: Synthesized) -> None:
+    alarms = _alarm_metrics(synthesized, "ecs-canary")
+    names = {a.get("MetricName") for a in alarms.values()}
+    assert names >= {"HTTPCode_Target_5XX_Count", "TargetResponseTime"}
+    count = next(a for a in alarms.values() if a.get("MetricName") == "HTTPCode_Target_5XX_Count")
+    assert (count["Threshold"], count["Period"]) == (5, 60)
+    p99 = next(a for a in alarms.values() if a.get("MetricName") == "TargetResponseTime")
+    assert (p99["ExtendedStatistic"], p99["Threshold"]) == ("p99", 2.5)  # p99_ms in the metric's seconds
+
+
+@pytest.mark.parametrize("key", ["ecs-canary", "ecs-linear"])
+def test_ecs_traffic_shift_has_an_alternate_group_a_weighted_rule_and_the_infrastructure_role(
+        synthesized: Synthesized, key: str) -> None:
+    groups = _resources(synthesized, key, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert len(groups) == 2 and {g["Properties"]["TargetType"] for g in groups.values()} == {"instance"}
+    (lb,) = _ecs_service(synthesized, key)["LoadBalancers"]
+    advanced = lb["AdvancedConfiguration"]
+    primary, alternate = lb["TargetGroupArn"]["Ref"], advanced["AlternateTargetGroupArn"]["Ref"]
+    assert {primary, alternate} == set(groups)
+    # The production listener RULE (ECS rewrites its weights), forwarding to both groups: 100 / 0 to start.
+    (rule_id, rule), = _resources(synthesized, key, "AWS::ElasticLoadBalancingV2::ListenerRule").items()
+    assert advanced["ProductionListenerRule"] == {"Ref": rule_id}
+    (action,) = rule["Properties"]["Actions"]
+    assert action["Type"] == "forward"
+    weights = {g["TargetGroupArn"]["Ref"]: g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]}
+    assert weights == {primary: 100, alternate: 0}
+    assert rule["Properties"]["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}]
+    # The listener itself only forwards (ECS fails a deployment on a listener mixing forward and other actions).
+    (listener,) = _resources(synthesized, key, "AWS::ElasticLoadBalancingV2::Listener").values()
+    assert [a["Type"] for a in listener["Properties"]["DefaultActions"]] == ["forward"]
+    # The infrastructure role: trusted by ECS, AWS's managed policy for load balancers, nothing else.
+    role_id = advanced["RoleArn"]["Fn::GetAtt"][0]
+    role = synthesized.templates[key]["Resources"][role_id]["Properties"]
+    (statement,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "ecs.amazonaws.com"} and statement["Action"] == "sts:AssumeRole"
+    (policy,) = role["ManagedPolicyArns"]
+    assert policy["Fn::Join"][1][-1] == ":iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"
+    assert "Policies" not in role
+    # ECS checks at service creation that both groups belong to the load balancer: the rule exists first.
+    service = next(iter(_resources(synthesized, key, "AWS::ECS::Service").values()))
+    assert rule_id in service["DependsOn"]
+
+
+def test_ecs_rollout_scaling_reads_the_whole_alb_whichever_group_serves(synthesized: Synthesized) -> None:
+    # ALBRequestCountPerTarget names one target group; after every second canary/linear deployment production is on
+    # the other one. Requests of the whole ALB per running task stay right; the 503 scale-out alarm already was.
+    policies = _resources(synthesized, "ecs-canary", "AWS::ApplicationAutoScaling::ScalingPolicy")
+    (tracking,) = (p["Properties"]["TargetTrackingScalingPolicyConfiguration"] for p in policies.values()
+                   if p["Properties"]["PolicyType"] == "TargetTrackingScaling")
+    assert "PredefinedMetricSpecification" not in tracking and tracking["TargetValue"] == 40
+    queries = {q["Id"]: q for q in tracking["CustomizedMetricSpecification"]["Metrics"]}
+    assert queries["per_task"]["Expression"] == "requests / tasks" and queries["per_task"]["ReturnData"] is True
+    requests = queries["requests"]["MetricStat"]
+    assert (requests["Metric"]["MetricName"], requests["Stat"]) == ("RequestCount", "Sum")
+    assert [d["Name"] for d in requests["Metric"]["Dimensions"]] == ["LoadBalancer"]
+    tasks = queries["tasks"]["MetricStat"]["Metric"]
+    assert (tasks["Namespace"], tasks["MetricName"]) == ("ECS/ContainerInsights", "RunningTaskCount")
+    assert [d["Name"] for d in tasks["Dimensions"]] == ["ClusterName", "ServiceName"]
+    for alarm in _resources(synthesized, "ecs-canary", "AWS::CloudWatch::Alarm").values():
+        assert "TargetGroup" not in json.dumps(alarm)  # no alarm may follow one of the two groups
+    # all_at_once keeps its one target group and the predefined per-target metric.
+    default = _resources(synthesized, "ecs-gpu", "AWS::ApplicationAutoScaling::ScalingPolicy")
+    assert any("PredefinedMetricSpecification" in p["Properties"].get("TargetTrackingScalingPolicyConfiguration", {})
+               for p in default.values())
+    assert not _resources(synthesized, "ecs-gpu", "AWS::ElasticLoadBalancingV2::ListenerRule")
+
+
+@pytest.mark.parametrize(("rollout", "field", "words"), [
+    ('strategy = "linear"\npercent = 2', "rollout.percent", "3.0 to 100.0"),
+    ('strategy = "canary"\ninterval_minutes = 1441', "rollout.interval_minutes", "0 to 1440"),
+])
+def test_ecs_refuses_what_ecs_linear_and_canary_do_not_take(
+        make_model_dir: Callable[[str, str], Path], rollout: str, field: str, words: str) -> None:
     from mlfn.infra.ecs_model import MlfnEcsGpuModel
 
-    directory = make_model_dir(f"ecs-{strategy}", f'target = "ecs"\ngpu = true\n[rollout]\nstrategy = "{strategy}"\n')
+    name = f"ecs-bad-{field.split('.')[1].replace('_', '-')}"
+    directory = make_model_dir(name, f'target = "ecs"\ngpu = true\n[rollout]\n{rollout}\n')
     spec = load_spec(directory)
     with pytest.raises(SpecError) as caught:
         resolve_target(spec)
-    assert caught.value.field == "rollout.strategy"
-    message = str(caught.value)
-    assert "alternate target group" in message and "production listener rule" in message
-    assert "target lambda or sagemaker" in message and repr(strategy) in message
+    assert caught.value.field == field and words in str(caught.value)
     with pytest.raises(SpecError):  # the construct a user's own app builds refuses it too
         MlfnEcsGpuModel(cdk.Stack(cdk.App(), "S"), "M", spec=spec)
 
