@@ -1,5 +1,6 @@
 """`mlfn rollback NAME`: go back to the previous version at once (a running rollout is stopped and rolled back;
-otherwise the alias returns to the version before the last rollout), saying which alarm fired and its value."""
+otherwise the alias returns to the version before the last rollout), saying which alarm fired and its value. On ECS:
+the service deployment in progress is stopped with rollback."""
 
 from __future__ import annotations
 
@@ -26,9 +27,16 @@ def run(args: argparse.Namespace) -> int:
     session, emulator = open_session(local=args.local, region=args.region, profile=args.profile)
     stack_name = stack_name_for(args.name, args.stage)
     outputs = outputs_of(find_stack(session, stack_name, emulator, "nothing to roll back"))
+    if outputs.get("Target") == "ecs":  # ECS's own deployment: StopServiceDeployment with rollback
+        from .. import ecs_rollout
+
+        doc = ecs_rollout.rollback(session, outputs, info)
+        result(doc, args.json, ecs_rollout.describe(doc))
+        return 0
     if outputs.get("Target") != "lambda":
-        raise CliError(f"{stack_name} runs on {outputs.get('Target') or 'an unknown target'}: SageMaker and ECS roll "
-                       "back by themselves when a rollout alarm fires; `mlfn rollback` acts on Lambda aliases")
+        raise CliError(f"{stack_name} runs on {outputs.get('Target') or 'an unknown target'}: SageMaker rolls "
+                       "back by itself when a rollout alarm fires; `mlfn rollback` acts on Lambda aliases and ECS "
+                       "service deployments")
     doc = rollback(session, outputs, info)
     result(doc, args.json, describe(doc) if doc.get("traffic") else "rolled back")
     return 0

@@ -66,14 +66,22 @@ def run(args: argparse.Namespace) -> int:
         rollout = state(session, outputs)
         if rollout is not None:
             doc["rollout"] = rollout
+    if outputs.get("Target") == "ecs" and emulator is None:  # ECS service deployments (the emulator has none)
+        from .. import ecs_rollout
+
+        doc["ecs_rollout"] = ecs_rollout.state(session, outputs)
     if emulator is not None:
         doc["local"] = _local(emulator, outputs)
     lines = [f"{k}: {json.dumps(v) if isinstance(v, dict) else v}" for k, v in doc.items()
-             if k not in ("outputs", "local", "rollout") and v not in ("", None)]
+             if k not in ("outputs", "local", "rollout", "ecs_rollout") and v not in ("", None)]
     if "rollout" in doc:
         from ..rollout import describe
 
         lines.append(f"rollout: {describe(doc['rollout'])}")
+    if "ecs_rollout" in doc:
+        from ..ecs_rollout import describe as describe_ecs
+
+        lines.append(f"rollout: {describe_ecs(doc['ecs_rollout'])}")
     if "local" in doc:
         lines.append(f"local: {_describe_local(doc['local'])}")
     result(doc, args.json, "\n".join(lines))

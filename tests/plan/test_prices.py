@@ -8,9 +8,6 @@ of JSON strings whose OnDemand price dimensions carry `pricePerUnit.USD`.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -38,41 +35,25 @@ ANSWERS = {"AWS-Lambda-Requests": "0.0000002100", "AWS-Lambda-Duration": "0.0000
            "ml.c5.xlarge": "0.2100000000", "ml.g5.xlarge": "1.4100000000"}
 
 
-class PriceList(BaseHTTPRequestHandler):
+class PriceList:
     seen: list[dict[str, Any]] = []
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        assert self.headers["X-Amz-Target"] == "AWSPriceListService.GetProducts"
+    @staticmethod
+    def answer(target: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert target == "AWSPriceListService.GetProducts"
         PriceList.seen.append(body)
         filters = {f["Field"]: f["Value"] for f in body["Filters"]}
         key = filters.get("group") or filters.get("instanceType") or filters.get("instanceName", "")
         here = filters.get("location") == "US East (N. Virginia)" or filters.get("regionCode") == "us-east-1"
         items = [_entry(ANSWERS[key], filters)] if key in ANSWERS and here else []
-        data = json.dumps({"FormatVersion": "aws_v1", "PriceList": items}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-amz-json-1.1")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        return {"FormatVersion": "aws_v1", "PriceList": items}
 
 
 @pytest.fixture()
-def price_list() -> Iterator[Any]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PriceList)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def price_list(aws_json_server: Any) -> Any:
     PriceList.seen = []
-    client = boto3.client("pricing", region_name="us-east-1", endpoint_url=f"http://127.0.0.1:{server.server_port}",
-                          aws_access_key_id="testing", aws_secret_access_key="testing")
-    try:
-        yield client
-    finally:
-        server.shutdown()
-        server.server_close()
+    return boto3.client("pricing", region_name="us-east-1", endpoint_url=aws_json_server(PriceList.answer),
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 def test_refresh_reads_the_price_list_api_over_http(price_list: Any) -> None:
