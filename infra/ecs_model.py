@@ -13,10 +13,10 @@ task serves), a step policy sets the task count to 0 and the group drains to 0.
 
 `[rollout]` canary/linear: ECS's own CANARY/LINEAR deployment strategy (`infra/rollout.py` `EcsTrafficShift`):
 two target groups behind a production listener rule whose weights ECS shifts, the rollout alarms as deployment
-alarms with rollback. ECS leaves production on the other target group after each such deployment, so everything
-that must follow the serving tasks reads the load balancer as a whole: the scale-out-from-zero 503s, the
-dashboard, the rollout alarms and the requests-per-task target tracking (metric math, not
-ALBRequestCountPerTarget, which names one group).
+alarms with rollback. ECS picks the target group of the new revision at deploy time, so what must follow the
+serving tasks reads the load balancer as a whole (the scale-out-from-zero 503s, the dashboard, the 5xx count and
+p99 alarms, the requests-per-task target tracking: metric math, not ALBRequestCountPerTarget, which names one
+group) or both groups (one 5xx-rate alarm per group).
 """
 
 from __future__ import annotations
@@ -226,19 +226,25 @@ class MlfnEcsGpuModel(MlfnModel):
         )
 
     def _rollout_alarms(self) -> None:
-        """canary/linear: the rollout alarms (on the whole ALB: ECS moves production between the two target groups,
-        so an alarm on one group would watch the idle one every second deployment) as the service's deployment alarms
-        with rollback."""
+        """canary/linear: the rollout alarms as the service's deployment alarms with rollback. ECS decides at each
+        deployment which target group takes the new revision, so every alarm covers both: the 5xx count and p99 read
+        the whole ALB, and the 5xx rate has one alarm per target group (the new revision's rate, not diluted by the
+        old revision's traffic, whichever group it is in)."""
         rollout = self.spec.settings.rollout
         self.rollout_alarms: list[cw.Alarm] = []
-        if rollout.strategy == "all_at_once":
+        if self.traffic_shift is None:
             return
         dims = {"LoadBalancer": self.alb.load_balancer_full_name}
+        rates = {}
+        for name, group in (("Primary", self.traffic_shift.primary), ("Alternate", self.traffic_shift.alternate)):
+            per_group = {**dims, "TargetGroup": group.target_group_full_name}
+            rates[name] = (sum_metric("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", per_group),
+                           sum_metric("AWS/ApplicationELB", "RequestCount", per_group))
         self.rollout_alarms = rollout_alarms(
             self, rollout, errors=sum_metric("AWS/ApplicationELB", "HTTPCode_Target_5XX_Count", dims),
             requests=sum_metric("AWS/ApplicationELB", "RequestCount", dims),
             latency_p99=p99_metric("AWS/ApplicationELB", "TargetResponseTime", dims),
-            latency_threshold=latency_threshold(rollout, LATENCY_ALARM_SECONDS, 0.001))
+            latency_threshold=latency_threshold(rollout, LATENCY_ALARM_SECONDS, 0.001), rates=rates)
         self.service.enable_deployment_alarms([a.alarm_name for a in self.rollout_alarms],
                                               behavior=ecs.AlarmBehavior.ROLLBACK_ON_ALARM)
 

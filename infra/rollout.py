@@ -94,10 +94,13 @@ _OPERATORS = {
 
 def rollout_alarms(scope: Construct, rollout: RolloutSettings, *, errors: cw.Metric, requests: cw.Metric,
                    latency_p99: cw.Metric, latency_threshold: float,
-                   more_errors: tuple[cw.Metric, ...] = ()) -> list[cw.Alarm]:
+                   more_errors: tuple[cw.Metric, ...] = (),
+                   rates: dict[str, tuple[cw.Metric, cw.Metric]] | None = None) -> list[cw.Alarm]:
     """The one-minute alarms that roll a rollout back: the 5xx rate (`100 * errors / requests`, as "Using metric
     math" computes an error rate) and/or count, the p99 latency, each `[[rollout.metrics]]` entry; with a count,
-    also one count alarm per metric in `more_errors` (Lambda's function errors, which are not 5xx answers)."""
+    also one count alarm per metric in `more_errors` (Lambda's function errors, which are not 5xx answers).
+    `rates` (name -> (errors, requests)) replaces the one rate alarm by one per entry (ECS: one per target group,
+    so the new revision's rate is not diluted by the old one's traffic)."""
     periods = rollout.evaluation_periods
     common: dict[str, Any] = {"evaluation_periods": periods, "datapoints_to_alarm": periods,
                               "treat_missing_data": cw.TreatMissingData.NOT_BREACHING}
@@ -106,13 +109,14 @@ def rollout_alarms(scope: Construct, rollout: RolloutSettings, *, errors: cw.Met
     per_minute = {"period": ALARM_PERIOD, "statistic": "Sum"}
     alarms = []
     if rollout.error_rate_percent:
-        rate = cw.MathExpression(expression="100 * errors / requests", period=ALARM_PERIOD,
-                                 using_metrics={"errors": errors.with_(**per_minute),
-                                                "requests": requests.with_(**per_minute)})
-        alarms.append(cw.Alarm(scope, "RolloutErrorRate", metric=rate, threshold=rollout.error_rate_percent,
-                               comparison_operator=above, **common,
-                               alarm_description=f"rollout: more than {rollout.error_rate_percent:g}% of calls "
-                                                 "answered 5xx in a minute"))
+        for name, (errs, reqs) in (rates or {"": (errors, requests)}).items():
+            rate = cw.MathExpression(expression="100 * errors / requests", period=ALARM_PERIOD,
+                                     using_metrics={"errors": errs.with_(**per_minute),
+                                                    "requests": reqs.with_(**per_minute)})
+            alarms.append(cw.Alarm(scope, f"RolloutErrorRate{name}", metric=rate,
+                                   threshold=rollout.error_rate_percent, comparison_operator=above, **common,
+                                   alarm_description=f"rollout: more than {rollout.error_rate_percent:g}% of "
+                                                     f"calls{' to ' + name if name else ''} answered 5xx in a minute"))
     if rollout.error_count:
         for i, metric in enumerate((errors, *more_errors)):
             alarms.append(cw.Alarm(scope, f"RolloutErrors{i or ''}", metric=metric.with_(**per_minute),
@@ -295,8 +299,8 @@ def requests_per_task_tracking(scope: Construct, id: str, target: appscaling.Sca
                                ) -> appscaling.CfnScalingPolicy:
     """Target tracking on `RequestCount` of the whole ALB divided by the service's `RunningTaskCount` (Container
     Insights), as Application Auto Scaling's metric-math target tracking allows. ALBRequestCountPerTarget names ONE
-    target group, and a blue/green, linear or canary deployment leaves production on the other group every second
-    time: the predefined metric would then read the idle group (no data) and never scale out."""
+    target group, and ECS registers a deployment's new revision in the other one: once production has moved there,
+    the predefined metric would read the idle group (no data) and never scale out."""
     policy = appscaling.CfnScalingPolicy
     dims = [policy.TargetTrackingMetricDimensionProperty(name="LoadBalancer", value=load_balancer)]
     tasks = [policy.TargetTrackingMetricDimensionProperty(name="ClusterName", value=cluster),

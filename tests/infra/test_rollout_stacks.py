@@ -115,16 +115,32 @@ def test_ecs_canary_and_linear_are_ecs_native_strategies_with_rollback_alarms(
     assert deployment["Alarms"]["Enable"] is True and deployment["Alarms"]["Rollback"] is True
     assert sorted(a["Ref"] for a in deployment["Alarms"]["AlarmNames"]) == sorted(
         k for k in _resources(synthesized, key, "AWS::CloudWatch::Alarm") if "Rollout" in k)
-    # Every rollout alarm reads the whole ALB (LoadBalancer dimension), never one of the two target groups.
+    # ECS picks the group of the new revision at deploy time: an alarm reads the whole ALB, or there is one per group.
+    groups = set(_resources(synthesized, key, "AWS::ElasticLoadBalancingV2::TargetGroup"))
+    per_group: set[str] = set()
     for alarm in alarms.values():
         metrics = [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m] or [alarm]
         for metric in metrics:
             assert metric["Namespace"] == "AWS/ApplicationELB"
-            assert [d["Name"] for d in metric["Dimensions"]] == ["LoadBalancer"]
+            dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+            assert set(dims) in ({"LoadBalancer"}, {"LoadBalancer", "TargetGroup"})
+            if "TargetGroup" in dims:
+                per_group.add(dims["TargetGroup"]["Fn::GetAtt"][0])
+    assert per_group == groups
 
 
 def test_ecs_canary_alarms_follow_the_rollout_settings(synthesized: Synthesized) -> None:
     alarms = _alarm_metrics(synthesized, "ecs-canary")
+    # The 5xx rate: one alarm per target group, each its own group's errors over its own requests (a canary at 20 %
+    # failing a third of its calls is 33 % there, 6.7 % of the whole ALB).
+    rates = [a for a in alarms.values() if "Metrics" in a]
+    assert len(rates) == 2 and all(a["Threshold"] == 5 for a in rates)
+    for rate in rates:
+        queries = {m["Id"]: m for m in rate["Metrics"]}
+        assert queries["expr_1"]["Expression"] == "100 * errors / requests"
+        groups = {json.dumps(d["Value"]) for q in ("errors", "requests")
+                  for d in queries[q]["MetricStat"]["Metric"]["Dimensions"] if d["Name"] == "TargetGroup"}
+        assert len(groups) == 1  # errors and requests of the same group
     names = {a.get("MetricName") for a in alarms.values()}
     assert names >= {"HTTPCode_Target_5XX_Count", "TargetResponseTime"}
     count = next(a for a in alarms.values() if a.get("MetricName") == "HTTPCode_Target_5XX_Count")
@@ -181,8 +197,9 @@ def test_ecs_rollout_scaling_reads_the_whole_alb_whichever_group_serves(synthesi
     tasks = queries["tasks"]["MetricStat"]["Metric"]
     assert (tasks["Namespace"], tasks["MetricName"]) == ("ECS/ContainerInsights", "RunningTaskCount")
     assert [d["Name"] for d in tasks["Dimensions"]] == ["ClusterName", "ServiceName"]
-    for alarm in _resources(synthesized, "ecs-canary", "AWS::CloudWatch::Alarm").values():
-        assert "TargetGroup" not in json.dumps(alarm)  # no alarm may follow one of the two groups
+    for k, alarm in _resources(synthesized, "ecs-canary", "AWS::CloudWatch::Alarm").items():
+        if "RolloutErrorRate" not in k:  # only the per-group rate pair names a target group
+            assert "TargetGroup" not in json.dumps(alarm), k
     # all_at_once keeps its one target group and the predefined per-target metric.
     default = _resources(synthesized, "ecs-gpu", "AWS::ApplicationAutoScaling::ScalingPolicy")
     assert any("PredefinedMetricSpecification" in p["Properties"].get("TargetTrackingScalingPolicyConfiguration", {})
