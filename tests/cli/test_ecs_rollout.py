@@ -9,6 +9,7 @@ ROLLBACK_SUCCESSFUL, as "Stopping Amazon ECS service deployments" describes for 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,3 +128,27 @@ def test_status_shows_the_newest_deployment_and_rollback_without_one_in_progress
     message = str(caught.value)
     assert "no ECS service deployment in progress" in message and "deploy its model folder again" in message
     assert not [op for op, _ in fake.requests if op == "StopServiceDeployment"]
+
+
+def test_mlfn_rollback_and_status_on_an_ecs_stack(aws: Any, aws_json_server: Any, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The commands themselves: the stack's outputs (moto's CloudFormation) say target ecs, ECS answers through
+    AWS_ENDPOINT_URL_ECS (botocore's per-service endpoint variable) from the loopback server."""
+    from mlfn.cli.main import main
+
+    fake = FakeEcs("IN_PROGRESS")
+    url = aws_json_server(lambda target, body: fake.answer(target[len(PREFIX):], body))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ECS", url)
+    monkeypatch.setattr(ecs_rollout.time, "sleep", lambda _: None)
+    outputs = {key: {"Value": value} for key, value in OUTPUTS.items()}
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="mlfn-ecs-canary-dev", TemplateBody=json.dumps({
+            "Resources": {"Handle": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}))
+    assert main(["status", "ecs-canary", "--region", REGION, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["ecs_rollout"]["status"] == "IN_PROGRESS"
+    assert main(["rollback", "ecs-canary", "--region", REGION, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["status"] == "ROLLBACK_SUCCESSFUL"
+    assert f"alarm {ALARM} is in ALARM" in captured.err
+    assert [op for op, _ in fake.requests].count("StopServiceDeployment") == 1
