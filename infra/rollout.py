@@ -285,13 +285,11 @@ def ecs_deployment_options(rollout: RolloutSettings) -> dict[str, Any]:
     `percent` is LINEAR's StepPercent / CANARY's CanaryPercent, `interval_minutes` the step bake time and the
     deployment's BakeTimeInMinutes (blue and green both run that long at 100%, the alarms still watching). No
     circuit breaker: it applies to rolling updates only; the deployment alarms roll these back."""
-    shift = ecs.TrafficShiftConfig(step_percent=rollout.percent,
-                                   step_bake_time=cdk.Duration.minutes(rollout.interval_minutes))
+    bake = cdk.Duration.minutes(rollout.interval_minutes)
+    shift = ecs.TrafficShiftConfig(step_percent=rollout.percent, step_bake_time=bake)
     if rollout.strategy == "canary":
-        return {"deployment_strategy": ecs.DeploymentStrategy.CANARY, "canary_configuration": shift,
-                "bake_time": cdk.Duration.minutes(rollout.interval_minutes)}
-    return {"deployment_strategy": ecs.DeploymentStrategy.LINEAR, "linear_configuration": shift,
-            "bake_time": cdk.Duration.minutes(rollout.interval_minutes)}
+        return {"deployment_strategy": ecs.DeploymentStrategy.CANARY, "canary_configuration": shift, "bake_time": bake}
+    return {"deployment_strategy": ecs.DeploymentStrategy.LINEAR, "linear_configuration": shift, "bake_time": bake}
 
 
 def requests_per_task_tracking(scope: Construct, id: str, target: appscaling.ScalableTarget, *,
