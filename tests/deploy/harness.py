@@ -126,3 +126,52 @@ def wait_until(predicate: Any, timeout_s: float = 20, every_s: float = 0.5) -> A
         if value or time.monotonic() > deadline:
             return value
         time.sleep(every_s)
+
+
+class SignedLoad:
+    """Signed HTTPS POSTs (botocore SigV4, service `lambda`, httpx) to a Function URL, one after another, until
+    `stop` is set or `max_requests` were sent. `rows(i)` gives request i's instances; each answer is kept as
+    (wall time, row index, status, predictions or error text); status 0 is a connection error."""
+
+    def __init__(self, url: str, model: str, env: dict[str, str], ca: str, rows: Any, *,
+                 max_requests: int = 3000) -> None:
+        import ssl
+        import threading
+
+        from botocore.credentials import Credentials
+
+        self.url = f"{url.rstrip('/')}/v1/models/{model}:predict"
+        self.rows, self.max_requests = rows, max_requests
+        self.credentials = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
+        self.region = env.get("AWS_REGION", "us-east-1")
+        self.tls = ssl.create_default_context(cafile=ca)
+        self.answers: list[tuple[float, int, int, Any]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        import httpx
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        with httpx.Client(verify=self.tls, timeout=30) as client:
+            for i in range(self.max_requests):
+                if self.stop.is_set():
+                    return
+                body = json.dumps({"instances": self.rows(i)}).encode()
+                request = AWSRequest("POST", self.url, data=body, headers={"content-type": "application/json"})
+                SigV4Auth(self.credentials, "lambda", self.region).add_auth(request)
+                try:
+                    answer = client.post(self.url, content=body, headers=dict(request.headers.items()))
+                    got = answer.json().get("predictions") if answer.status_code == 200 else answer.text
+                    self.answers.append((time.time(), i, answer.status_code, got))
+                except httpx.HTTPError as exc:
+                    self.answers.append((time.time(), i, 0, repr(exc)))
+
+    def __enter__(self) -> SignedLoad:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(timeout=60)
