@@ -20,6 +20,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
 COMMAND_TIMEOUT_S = 240
+sys.path.insert(0, str(ROOT))
+
+from bench.deploy_canary import SignedLoad, shift_iris  # noqa: E402 - the repository root must be importable first
+
+__all__ = ["SignedLoad", "shift_iris"]
 
 
 @dataclass
@@ -88,19 +93,6 @@ def copy_model(source: Path, dest: Path, *, name: str | None = None, target: str
     return dest
 
 
-def shift_iris(model_dir: Path, delta: float = 0.8) -> None:
-    """Change the iris model's answers: move its scaler's offsets (a new model, same signature)."""
-    import onnx
-
-    model = onnx.load(str(model_dir / "model.onnx"))
-    scaler = next(n for n in model.graph.node if n.op_type == "Scaler")
-    offset = next(a for a in scaler.attribute if a.name == "offset")
-    values = [v + delta for v in offset.floats]
-    del offset.floats[:]
-    offset.floats.extend(values)
-    onnx.save(model, str(model_dir / "model.onnx"))
-
-
 def onnxruntime_answer(model_dir: Path, rows: list[list[float]]) -> list[dict[str, Any]]:
     """What onnxruntime itself says for iris rows: label and probabilities per row."""
     import numpy as np
@@ -127,51 +119,3 @@ def wait_until(predicate: Any, timeout_s: float = 20, every_s: float = 0.5) -> A
             return value
         time.sleep(every_s)
 
-
-class SignedLoad:
-    """Signed HTTPS POSTs (botocore SigV4, service `lambda`, httpx) to a Function URL, one after another, until
-    `stop` is set or `max_requests` were sent. `rows(i)` gives request i's instances; each answer is kept as
-    (wall time, row index, status, predictions or error text); status 0 is a connection error."""
-
-    def __init__(self, url: str, model: str, env: dict[str, str], ca: str, rows: Any, *,
-                 max_requests: int = 3000) -> None:
-        import ssl
-        import threading
-
-        from botocore.credentials import Credentials
-
-        self.url = f"{url.rstrip('/')}/v1/models/{model}:predict"
-        self.rows, self.max_requests = rows, max_requests
-        self.credentials = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
-        self.region = env.get("AWS_REGION", "us-east-1")
-        self.tls = ssl.create_default_context(cafile=ca)
-        self.answers: list[tuple[float, int, int, Any]] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        import httpx
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
-        with httpx.Client(verify=self.tls, timeout=30) as client:
-            for i in range(self.max_requests):
-                if self.stop.is_set():
-                    return
-                body = json.dumps({"instances": self.rows(i)}).encode()
-                request = AWSRequest("POST", self.url, data=body, headers={"content-type": "application/json"})
-                SigV4Auth(self.credentials, "lambda", self.region).add_auth(request)
-                try:
-                    answer = client.post(self.url, content=body, headers=dict(request.headers.items()))
-                    got = answer.json().get("predictions") if answer.status_code == 200 else answer.text
-                    self.answers.append((time.time(), i, answer.status_code, got))
-                except httpx.HTTPError as exc:
-                    self.answers.append((time.time(), i, 0, repr(exc)))
-
-    def __enter__(self) -> SignedLoad:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=60)

@@ -10,6 +10,7 @@ Time scale 0.05 (MLFN_ALARM_TIME_SCALE): an AWS minute takes 3 s; the canary hol
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,24 +21,15 @@ import pytest
 
 from mlfn.cli.local.control_plane import client_environment
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/ is imported from the repository root
+
+from bench.deploy_canary import POOL
+from bench.rollout_canary import BAD_HOOK
+
 pytestmark = pytest.mark.slow
 IRIS = Path(__file__).resolve().parents[2] / "functions" / "iris"
 ROLLOUT = ('[rollout]\nstrategy = "canary"\npercent = 30\ninterval_minutes = 5\nerror_count = 3\n'
            "error_rate_percent = 5.0\n")
-# row j's first feature in hundredths is 450 + j: the bad hook fails the rows with j % 3 == 1, a third
-POOL = [[(450 + j) / 100, 3.0 + (j % 5) * 0.2, 1.5 + (j % 7) * 0.7, 0.2 + (j % 4) * 0.6] for j in range(30)]
-BAD_HOOK = '''"""Fails on a third of inputs (first feature, in hundredths, leaving 1 modulo 3)."""
-import json
-
-
-def preprocess(body, content_type):
-    rows = json.loads(body)["instances"]
-    if round(rows[0][0] * 100) % 3 == 1:
-        raise RuntimeError("bad version: this input fails")
-    return None
-'''
-
-
 def fails_on_bad(j: int) -> bool:
     return round(POOL[j][0] * 100) % 3 == 1
 
@@ -124,6 +116,7 @@ def test_a_bad_version_is_rolled_back_on_the_alarm_and_the_old_one_keeps_serving
     print(f"\nrolled back: {len(answers)} requests, {len(to_bad)} reached the bad version ({len(by_new_5xx)} 5xx), "
           f"0 lost; first bad answer {first_bad - started:.1f} s after the redeploy began, deploy returned "
           f"{ended - first_bad:.1f} s after it; alarm {fired.group(1)} [{fired.group(2)}]")
+    print("\n".join(line for line in redeploy.stderr.splitlines() if "rollout:" in line or "error:" in line))
 
 
 def test_no_wait_returns_once_the_rollout_update_started_and_cloudformation_finishes_it(
