@@ -102,6 +102,9 @@ def _report_rolled_back(exc: Any, args: argparse.Namespace, started: float) -> N
         return
     doc = state(session, outputs, deployment) or {}
     info(f"rollout: {describe(doc)}")
+    for alarm in doc.get("alarms", []):  # CodeDeploy's own message may not carry the value: CloudWatch's reason does
+        if alarm["state"] == "ALARM":
+            info(f"rollout: alarm {alarm['name']} is in ALARM: {alarm['reason']}")
     if args.json:
         result({"status": "ROLLED_BACK", "stack": exc.stack_name, "stack_status": exc.status, "error": str(exc),
                 "rollout": doc}, True)
@@ -111,7 +114,7 @@ def _follow_rollout(outcome: Any, args: argparse.Namespace, started: float) -> d
     """Report a Lambda rollout the update started (CodeDeploy shifting the alias) until it ends, unless --no-wait."""
     from ..aws.cloudformation import describe_stack, outputs_of
     from ..endpoints import open_session
-    from ..rollout import follow, has_rollout, state
+    from ..rollout import follow, has_rollout, latest_deployment, state
 
     if outcome.target != "lambda" or outcome.status not in ("UPDATED", "STARTED"):
         return None
@@ -122,5 +125,8 @@ def _follow_rollout(outcome: Any, args: argparse.Namespace, started: float) -> d
         return None
     if args.no_wait:
         info(f"rollout: not followed (--no-wait); `mlfn status {outcome.name}` follows it")
-        return state(session, outputs)
+        deployment = latest_deployment(session.client("codedeploy"), outputs)
+        if deployment is not None and deployment["createTime"].timestamp() < started:
+            deployment = None  # an earlier rollout's: this update's deployment does not exist yet
+        return state(session, outputs, deployment) if deployment else {"status": "starting"}
     return follow(session, outputs, info, since=started)

@@ -136,6 +136,7 @@ def test_no_wait_returns_once_the_rollout_update_started_and_cloudformation_fini
     status_right_after = cfn.describe_stacks(StackName=first["stack"])["Stacks"][0]["StackStatus"]
     doc = started.json()
     assert doc["status"] == "STARTED", doc
+    assert doc["rollout"]["status"] in ("starting", "Created", "InProgress"), doc["rollout"]  # this update's
     assert status_right_after == "UPDATE_IN_PROGRESS", status_right_after
     assert "update started (--no-wait)" in started.stderr and "`mlfn status nowait`" in started.stderr
     shown = cli("status", "nowait", "--local")
