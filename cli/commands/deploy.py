@@ -35,12 +35,11 @@ def run(args: argparse.Namespace) -> int:
     if is_selection(args.model_dir):  # fleet hook: several models
         return run_deploy(args)
     args.model_dir = args.model_dir[0]
+    from ..aws.cloudformation import DeployError
     from ..deploy_flow import DeployRequest, deploy
     from ..endpoints import how_to_call
 
     started = time.time()
-    from ..aws.cloudformation import DeployError
-
     request = DeployRequest(Path(args.model_dir), args.target, args.stage, args.local, args.region, args.profile,
                             args.base, wait=not args.no_wait)
     try:
