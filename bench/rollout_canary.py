@@ -2,6 +2,10 @@
 reached the new version, requests lost (must be 0).
 
     .venv/bin/python -m bench.rollout_canary [--scale 0.01] [--rate 150] [--percent 20] [--good]
+    nice .venv/bin/python -m bench.rollout_canary --through-deploy [--scale 0.05] [--percent 30] [--interval 5]
+
+`--through-deploy` measures the user's path instead: `mlfn deploy --local` of iris with a canary `[rollout]`, then
+of a bad version under signed HTTPS load on the Function URL (`bench/deploy_canary.py`).
 
 What runs: the emulator's control plane (moto + mlfn's extensions, on 127.0.0.1) with its alarm evaluator and
 CodeDeploy (`cli/local/codedeploy.py`) at `--scale` wall seconds per AWS second; a function with two published
@@ -250,8 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=int, default=5, help="canary interval in minutes (default 5)")
     parser.add_argument("--good", action="store_true", help="deploy a good version instead of a bad one")
     parser.add_argument("--seed", type=int, default=7, help="seed of the load's inputs and version draws")
+    parser.add_argument("--through-deploy", action="store_true",
+                        help="run the canary through `mlfn deploy --local` and its Function URL")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
+    if args.through_deploy:
+        from bench.deploy_canary import measure
+
+        print(json.dumps(measure(scale=args.scale, percent=args.percent, interval=args.interval,
+                                 bad_hook=BAD_HOOK), indent=2))
+        return 0
     from mlfn.cli.local import codedeploy
     from mlfn.cli.local.control_plane import ControlPlane, client_environment
     from mlfn.cli.local.metrics_sink import MetricsSink

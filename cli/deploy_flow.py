@@ -38,6 +38,7 @@ class DeployRequest:
     region: str | None = None
     profile: str | None = None
     base: str | None = None  # as `mlfn build --base`; None: the local base, else the shipped descriptor
+    wait: bool = True  # False (--no-wait): a Lambda update with a canary/linear rollout returns once it started
 
 
 @dataclass
@@ -48,7 +49,7 @@ class DeployOutcome:
     stage: str
     target: str
     stack_name: str
-    status: str  # CREATED | UPDATED | NO_CHANGES
+    status: str  # CREATED | UPDATED | NO_CHANGES | STARTED (a rollout update not waited for: --no-wait)
     digest: str
     image_uri: str
     endpoint: Endpoint
@@ -124,15 +125,19 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None],
 
     clock = time.perf_counter()
     say(f"- deploying stack {stack} (change set) ...")
+    wait = request.wait or not rolls_out(spec, target)
     result = _step("stack", cloudformation.deploy, template, stack, session=session, on_event=on_event,
                    on_note=say, description=f"mlfn deploy {spec.name} ({target}, {stage})",
-                   tags={"mlfn:model": spec.name, "mlfn:stage": stage})
+                   tags={"mlfn:model": spec.name, "mlfn:stage": stage}, wait=wait)
     seconds["stack"] = time.perf_counter() - clock
     if result.status == "NO_CHANGES":
         say(f"  no changes: {stack} already runs {built.digest[:19]}")
+    if result.status == "STARTED":
+        say(f"  update started (--no-wait): CloudFormation and CodeDeploy finish it, this machine may close; "
+            f"`mlfn status {spec.name}` follows it")
 
     endpoint = endpoint_for(session, stack, result.outputs, emulator)
-    if emulator is not None:
+    if emulator is not None and result.status != "STARTED":  # started: the data plane follows by itself
         clock = time.perf_counter()
         _step("serve", _serve_locally, emulator, endpoint, contents, stage, say, template, image_uri)
         endpoint = endpoint_for(session, stack, result.outputs, emulator)  # a port the data plane chose
@@ -140,6 +145,11 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None],
     seconds["total"] = sum(seconds.values())
     return DeployOutcome(spec.name, stage, target, stack, result.status, built.digest, image_uri, endpoint,
                          emulator is not None, seconds, result.changes)
+
+
+def rolls_out(spec: ModelSpec, target: str) -> bool:
+    """A Lambda model whose updates shift traffic through CodeDeploy (`[rollout]` canary or linear)."""
+    return target == "lambda" and spec.settings.rollout.strategy in ("canary", "linear")
 
 
 def _run_step(_name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

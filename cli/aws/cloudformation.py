@@ -63,7 +63,7 @@ class StackEvent:
 class DeployResult:
     stack_name: str
     stack_id: str
-    status: str  # CREATED | UPDATED | NO_CHANGES
+    status: str  # CREATED | UPDATED | NO_CHANGES | STARTED (an update executing, not waited for)
     outputs: dict[str, str]
     changes: list[dict[str, str]] = field(default_factory=list)  # {"action", "logical_id", "resource_type"}
     seconds: float = 0.0
@@ -354,11 +354,14 @@ def deploy(
     timeout_s: float = 3600,
     capabilities: tuple[str, ...] = CAPABILITIES,
     description: str = "mlfn deploy",
+    wait: bool = True,
 ) -> DeployResult:
     """Create or update `stack_name` from `template` (a body, a path, or a dict) through a change set.
 
     `on_event` is called once per new stack event (resource or stack), oldest first; `on_note` with a line for a
     person when the deploy has to wait for or clean up after an earlier one. Raises DeployError on failure.
+    `wait=False` (an update only): return STARTED once the change set executes, with the stack's current outputs;
+    CloudFormation finishes the update (and any CodeDeploy deployment it waits for) without this process.
     """
     emit, note = on_event or _quiet, on_note or _quiet
     started = time.monotonic()
@@ -398,6 +401,10 @@ def deploy(
         raise DeployError(f"{stack_name}: the change set failed: {reason}", stack_name=stack_name, reason=reason)
     stream = _EventStream(cfn, stack_id, emit)
     cfn.execute_change_set(ChangeSetName=change_set_id)
+    if not wait and not creating:
+        return DeployResult(stack_name=stack_name, stack_id=stack_id, status="STARTED",
+                            outputs=outputs_of(existing or {}), changes=_changes(change_set),
+                            seconds=time.monotonic() - started)
     stack, stream = wait_for_stack(cfn, stack_id, stack_name, on_event=emit, timeout_s=timeout_s, events=stream,
                                    what="the deploy")
     if stack["StackStatus"] not in GOOD_END:

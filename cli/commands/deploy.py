@@ -21,8 +21,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--base", help="runtime base image, as for `mlfn build --base` (default: the local base from "
                                   "`mlfn runtime build`, else the shipped descriptor)")
     p.add_argument("--no-wait", action="store_true",
-                   help="with [rollout] canary or linear: return without following the traffic shift "
-                        "(`mlfn status NAME` shows it)")
+                   help="with [rollout] canary or linear (Lambda): return as soon as the stack update started; "
+                        "CloudFormation and CodeDeploy finish it (`mlfn status NAME` follows it)")
     add_location(p, stage_help="stage to deploy (one of the model's `stages`; default: the first, dev)",
                  local_help="deploy to the local emulator (no AWS account needed)")
     add_fleet_options(p)  # fleet hook
@@ -35,15 +35,21 @@ def run(args: argparse.Namespace) -> int:
     if is_selection(args.model_dir):  # fleet hook: several models
         return run_deploy(args)
     args.model_dir = args.model_dir[0]
+    from ..aws.cloudformation import DeployError
     from ..deploy_flow import DeployRequest, deploy
     from ..endpoints import how_to_call
 
     started = time.time()
     request = DeployRequest(Path(args.model_dir), args.target, args.stage, args.local, args.region, args.profile,
-                            args.base)
-    outcome = deploy(request, say=info, on_event=lambda event: info(event.line()))
+                            args.base, wait=not args.no_wait)
+    try:
+        outcome = deploy(request, say=info, on_event=lambda event: info(event.line()))
+    except DeployError as exc:
+        _report_rolled_back(exc, args, started)
+        raise
     ep = outcome.endpoint
-    verb = {"CREATED": "deployed", "UPDATED": "updated", "NO_CHANGES": "no changes"}[outcome.status]
+    verb = {"CREATED": "deployed", "UPDATED": "updated", "NO_CHANGES": "no changes",
+            "STARTED": "update started"}[outcome.status]
     info(f"{outcome.stack_name}: {verb} in {outcome.seconds['total']:.1f}s ({outcome.target}, image "
          f"{outcome.digest[:19]}, auth {ep.auth_type})")
     example = Path(args.model_dir) / "example.json"
@@ -72,13 +78,44 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_rolled_back(exc: Any, args: argparse.Namespace, started: float) -> None:
+    """A stack update that failed because its CodeDeploy rollout did not succeed (CodeDeploy reports the failure to
+    CloudFormation, which rolls the stack back): say which alarm stopped it and where the alias is, and with --json
+    print the rolled-back deploy's document (status ROLLED_BACK) before the error ends the command non-zero."""
+    from ..aws.cloudformation import describe_stack, outputs_of
+    from ..endpoints import open_session
+    from ..rollout import describe, has_rollout, latest_deployment, state
+
+    if not exc.status.startswith("UPDATE_ROLLBACK"):
+        return
+    try:
+        session, _ = open_session(local=args.local, region=args.region, profile=args.profile)
+        stack = describe_stack(session.client("cloudformation"), exc.stack_name)
+        outputs = outputs_of(stack) if stack else {}
+        if not has_rollout(outputs):
+            return
+        deployment = latest_deployment(session.client("codedeploy"), outputs)
+    except Exception:  # the deploy's own error is what matters; this only adds to it
+        return
+    if deployment is None or deployment["createTime"].timestamp() < started:
+        return
+    doc = state(session, outputs, deployment) or {}
+    info(f"rollout: {describe(doc)}")
+    for alarm in doc.get("alarms", []):  # CodeDeploy's own message may not carry the value: CloudWatch's reason does
+        if alarm["state"] == "ALARM":
+            info(f"rollout: alarm {alarm['name']} is in ALARM: {alarm['reason']}")
+    if args.json:
+        result({"status": "ROLLED_BACK", "stack": exc.stack_name, "stack_status": exc.status, "error": str(exc),
+                "rollout": doc}, True)
+
+
 def _follow_rollout(outcome: Any, args: argparse.Namespace, started: float) -> dict[str, Any] | None:
     """Report a Lambda rollout the update started (CodeDeploy shifting the alias) until it ends, unless --no-wait."""
     from ..aws.cloudformation import describe_stack, outputs_of
     from ..endpoints import open_session
-    from ..rollout import follow, has_rollout, state
+    from ..rollout import follow, has_rollout, latest_deployment, state
 
-    if outcome.target != "lambda" or outcome.status != "UPDATED":
+    if outcome.target != "lambda" or outcome.status not in ("UPDATED", "STARTED"):
         return None
     session, _ = open_session(local=args.local, region=args.region, profile=args.profile)
     stack = describe_stack(session.client("cloudformation"), outcome.stack_name)
@@ -86,6 +123,9 @@ def _follow_rollout(outcome: Any, args: argparse.Namespace, started: float) -> d
     if not has_rollout(outputs):
         return None
     if args.no_wait:
-        info(f"rollout: not followed (--no-wait); `mlfn status {outcome.name}` shows it")
-        return state(session, outputs)
+        info(f"rollout: not followed (--no-wait); `mlfn status {outcome.name}` follows it")
+        deployment = latest_deployment(session.client("codedeploy"), outputs)
+        if deployment is not None and deployment["createTime"].timestamp() < started:
+            deployment = None  # an earlier rollout's: this update's deployment does not exist yet
+        return state(session, outputs, deployment) if deployment else {"status": "starting"}
     return follow(session, outputs, info, since=started)

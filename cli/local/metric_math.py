@@ -5,9 +5,13 @@ functions"): numbers, query ids (lowercase first letter, then letters, digits, u
 parentheses and unary minus, comparisons `> < >= <= == !=` (1 or 0), `AND`/`OR`/`NOT`, `FILL(x, value)` and
 `IF(condition, trueValue[, falseValue])`.
 
-Evaluation is per period on one value per id (None: no datapoint in that period):
-- an arithmetic or comparison operation with a missing operand has no datapoint for that period, and a division by
-  zero has none either (the emulator drops it, it does not make an infinite value);
+Evaluation is per period on one value per id (None: no datapoint in that period), as "Using metric math" says:
+- arithmetic (`+ - * /`) and comparison/logical operators treat a time series' missing value as 0 when another
+  time-series operand has a value in that period ("Missing values in a time series are treated as 0"; "only one of
+  the time series has a value ... treats the missing value in the other time series as 0"); when no time-series
+  operand has one, there is no datapoint (a scalar alone makes none);
+- a division by zero drops the datapoint ("If the value of a data point causes a function to attempt to divide by
+  zero, the data point is dropped");
 - `FILL(x, v)` gives v where x is missing; `IF(c, a, b)` gives a where c is non-zero, b where it is zero (missing
   when b is omitted), and nothing where c is missing.
 """
@@ -161,6 +165,11 @@ def evaluate(node: Node, values: Mapping[str, Value]) -> Value:
         branch = node.args[1] if condition else (node.args[2] if len(node.args) == 3 else None)
         return None if branch is None else evaluate(branch, values)
     args = [evaluate(a, values) for a in node.args]
+    if len(args) == 2 and any(a is None for a in args):
+        series = [a for a, n in zip(args, node.args, strict=True) if references(n)]
+        if all(a is None for a in series):
+            return None
+        args = [0.0 if a is None else a for a in args]
     if any(a is None for a in args):
         return None
     if node.op == "NEG":

@@ -9,7 +9,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mlfn.cli.aws.cloudformation import DeployError, StackEvent, deploy, destroy, list_stacks, stack_outputs
+from mlfn.cli.aws.cloudformation import (
+    DeployError,
+    StackEvent,
+    deploy,
+    destroy,
+    list_stacks,
+    stack_outputs,
+    wait_for_stack,
+)
 from mlfn.cli.local.function_urls import function_url_for
 
 
@@ -282,3 +290,22 @@ def test_large_template_url_names_the_s3_host_of_the_region_partition(emulator_e
     stored = china.client("s3").get_object(Bucket=bucket, Key=parts.path.lstrip("/"))["Body"].read()
     assert stored.decode() == body
     assert deploy(body, "mlfn-china-dev", session=china).status == "CREATED"
+
+
+def test_an_update_not_waited_for_returns_started_while_cloudformation_finishes_it(
+        session: Any, stack_name: str, make_lambda_template: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`wait=False` (mlfn deploy --no-wait of a rollout): back once ExecuteChangeSet was accepted, the stack still
+    UPDATE_IN_PROGRESS; the update then completes without the caller."""
+    from mlfn.cli.local import cfn_engine
+
+    first = deploy(make_lambda_template(), stack_name, session=session)
+    monkeypatch.setattr(cfn_engine.SETTINGS, "resource_delay_s", 0.3)  # an update that lasts a few seconds
+    result = deploy(make_lambda_template(memory=3008, version_id="Version2"), stack_name, session=session,
+                    wait=False)
+    cfn = session.client("cloudformation")
+    assert result.status == "STARTED"
+    assert cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"] == "UPDATE_IN_PROGRESS"
+    assert result.outputs == first.outputs  # the live stack's outputs until the update ends
+    assert {c["logical_id"]: c["action"] for c in result.changes}["Version2"] == "Add"
+    stack, _ = wait_for_stack(cfn, result.stack_id, stack_name, timeout_s=120)
+    assert stack["StackStatus"] == "UPDATE_COMPLETE"

@@ -20,6 +20,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
 COMMAND_TIMEOUT_S = 240
+sys.path.insert(0, str(ROOT))
+
+from bench.deploy_canary import SignedLoad, shift_iris  # noqa: E402 - the repository root must be importable first
+
+__all__ = ["SignedLoad", "shift_iris"]
 
 
 @dataclass
@@ -88,19 +93,6 @@ def copy_model(source: Path, dest: Path, *, name: str | None = None, target: str
     return dest
 
 
-def shift_iris(model_dir: Path, delta: float = 0.8) -> None:
-    """Change the iris model's answers: move its scaler's offsets (a new model, same signature)."""
-    import onnx
-
-    model = onnx.load(str(model_dir / "model.onnx"))
-    scaler = next(n for n in model.graph.node if n.op_type == "Scaler")
-    offset = next(a for a in scaler.attribute if a.name == "offset")
-    values = [v + delta for v in offset.floats]
-    del offset.floats[:]
-    offset.floats.extend(values)
-    onnx.save(model, str(model_dir / "model.onnx"))
-
-
 def onnxruntime_answer(model_dir: Path, rows: list[list[float]]) -> list[dict[str, Any]]:
     """What onnxruntime itself says for iris rows: label and probabilities per row."""
     import numpy as np
@@ -126,3 +118,4 @@ def wait_until(predicate: Any, timeout_s: float = 20, every_s: float = 0.5) -> A
         if value or time.monotonic() > deadline:
             return value
         time.sleep(every_s)
+

@@ -9,18 +9,13 @@ Time scale 0.1 (MLFN_ALARM_TIME_SCALE): an AWS minute takes 6 s, so the canary h
 from __future__ import annotations
 
 import json
-import ssl
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import pytest
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 
 from mlfn.cli.local.control_plane import client_environment
 
@@ -43,31 +38,6 @@ def emulator(h: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
         runner.stop_emulator()
 
 
-class Load:
-    """Signed POSTs of the example to the Function URL, one after another, until stopped (at most MAX_REQUESTS)."""
-
-    def __init__(self, emulator: dict[str, Any], url: str) -> None:
-        env = emulator["env"]
-        self.url = url.rstrip("/") + "/v1/models/canary:predict"
-        self.credentials = Credentials(env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"])
-        self.tls = ssl.create_default_context(cafile=emulator["ca"])
-        self.answers: list[tuple[int, Any]] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        body = json.dumps({"instances": ROWS}).encode()
-        with httpx.Client(verify=self.tls, timeout=30) as client:
-            while not self.stop.is_set() and len(self.answers) < MAX_REQUESTS:
-                request = AWSRequest("POST", self.url, data=body, headers={"content-type": "application/json"})
-                SigV4Auth(self.credentials, "lambda", "us-east-1").add_auth(request)
-                try:
-                    answer = client.post(self.url, content=body, headers=dict(request.headers.items()))
-                    predictions = answer.json().get("predictions") if answer.status_code == 200 else answer.text
-                    self.answers.append((answer.status_code, predictions))
-                except httpx.HTTPError as exc:
-                    self.answers.append((0, repr(exc)))
-
-
 def test_a_canary_redeploy_rolls_forward_while_the_url_keeps_answering(emulator: dict[str, Any], h: Any) -> None:
     cli, root = emulator["cli"], emulator["root"]
     model = h.copy_model(IRIS, root / "canary", name="canary", extra_toml=ROLLOUT)
@@ -78,20 +48,16 @@ def test_a_canary_redeploy_rolls_forward_while_the_url_keeps_answering(emulator:
     new = h.onnxruntime_answer(model, ROWS)
     assert not h.same_predictions(old, new)
 
-    load = Load(emulator, first["url"])
-    worker = threading.Thread(target=load.run, daemon=True)
-    worker.start()
-    try:
-        assert h.wait_until(lambda: len(load.answers) >= 5, timeout_s=60, every_s=0.2)
-        before = len(load.answers)
+    with h.SignedLoad(first["url"], "canary", emulator["env"], emulator["ca"], lambda i: ROWS,
+                      max_requests=MAX_REQUESTS) as signed:
+        assert h.wait_until(lambda: len(signed.answers) >= 5, timeout_s=60, every_s=0.2)
+        before = len(signed.answers)
         started = time.monotonic()
         redeploy = cli("deploy", str(model), "--local", "--json")
         took = time.monotonic() - started
-        during = len(load.answers)
+        during = len(signed.answers)
         time.sleep(1.0)
-    finally:
-        load.stop.set()
-        worker.join(timeout=60)
+    load = SimpleNamespace(answers=[(status, got) for _, _, status, got in signed.answers])
     result = redeploy.json()
     assert result["status"] == "UPDATED", result
     rollout = result["rollout"]

@@ -10,7 +10,12 @@ from mlfn.cli.local.metric_math import MetricMathError, evaluate, parse, referen
 @pytest.mark.parametrize(("expression", "values", "expected"), [
     ("100 * errors / requests", {"errors": 3, "requests": 10}, 30.0),
     ("100 * errors / requests", {"errors": 3, "requests": 0}, None),  # division by zero: no datapoint
-    ("100 * errors / requests", {"errors": None, "requests": 5}, None),  # a missing operand: no datapoint
+    ("100 * errors / requests", {"errors": None, "requests": 5}, 0.0),  # a missing value is 0 beside a value
+    ("100 * errors / requests", {"errors": 2, "requests": None}, None),  # ... so 2 / 0: dropped
+    ("100 * errors / requests", {"errors": None, "requests": None}, None),  # no series has a value: none
+    ("m1 - m2", {"m1": None, "m2": 4}, -4.0),
+    ("m1 < m2", {"m1": 0, "m2": None}, 0.0),  # the guide's comparison example: [0] < [-] is 0
+    ("m1 > 15 AND m2 > 15", {"m1": 20, "m2": None}, 0.0),  # ... and [20] > 15 AND [-] > 15 is 0
     ("100 * FILL(errors, 0) / requests", {"errors": None, "requests": 5}, 0.0),
     ("IF(m2 >= 20, 100 * FILL(m1, 0) / m2, 0)", {"m1": 3, "m2": 10}, 0.0),
     ("IF(m2 >= 20, 100 * FILL(m1, 0) / m2, 0)", {"m1": 3, "m2": 30}, 10.0),
