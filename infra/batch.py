@@ -1,5 +1,6 @@
 """`MlfnBatchEngine`: the model's batch engine, one Step Functions state machine in its stack, so a batch over a
 dataset in S3 is one execution that runs without mlfn's process staying alive. Its role reaches `[batch] bucket` only.
+Its `TimeoutSeconds` is `[batch] timeout_s`: an execution running longer ends `TIMED_OUT` (error `States.Timeout`).
 
 - Lambda: a Distributed Map. The execution's input is `{"key": ..., "outputPrefix": ...}`. Its ItemReader reads
   that JSON Lines object line by line, its ItemBatcher hands the function `{"Items": [...]}` of up to
@@ -55,6 +56,7 @@ class MlfnBatchEngine(Construct):
         self.state_machine = sfn.StateMachine(
             self, "StateMachine", definition_body=sfn.DefinitionBody.from_chainable(body),
             comment=f"mlfn {model.spec.name}: batch inference over a dataset in S3",
+            timeout=cdk.Duration.seconds(b.timeout_s),  # TimeoutSeconds: past it the execution is TIMED_OUT
         )
         if model.TARGET == "sagemaker":
             self._narrow_list_tags()

@@ -18,6 +18,11 @@ from ..console import CliError, result
 from ._common import add_location
 
 LOCAL_CONCURRENCY = 4  # calls in flight when [batch] concurrency is 0 (automatic)
+ENDED_HINTS = {  # what to do after an execution of the batch state machine that did not succeed
+    "TIMED_OUT": "the execution ran longer than the state machine's TimeoutSeconds ([batch] timeout_s); raise it "
+                 "in mlfn.toml and `mlfn deploy`, or split the input, then run again",
+    "ABORTED": "the execution was stopped (StopExecution, or the local emulator restarted); run again",
+}
 
 
 def register(subparsers: Any) -> None:
@@ -59,12 +64,17 @@ def run(args: argparse.Namespace) -> int:
         from ..batch.transform_record import TransformRecord
 
         name = f"mlfn-batch-{job_key(source, target, model)}-{int(time.time())}"
-        record = TransformRecord(session.client("sagemaker"), name, model, source.uri, target.uri, settings)
+        record = TransformRecord(session.client("sagemaker"), name, model, source.uri, target.uri, settings,
+                                 timeout_s=timeout_s(args))
     job = Job(session.client("s3"), source, target, send, settings, model=model, work_dir=_work_dir(),
               resume=args.resume, say=say, record=record)
     try:
         summary = job.run()
     except JobStopped as exc:
+        if record is not None and record.timed_out:
+            print(f"mlfn batch: timed out after [batch] timeout_s = {record.timeout_s:g} s (the batch state "
+                  f"machine's TimeoutSeconds); {exc}", file=sys.stderr)
+            return 1
         print(f"mlfn batch: {exc}", file=sys.stderr)
         return 130
     except FileNotFoundError as exc:
@@ -95,6 +105,18 @@ def job_settings(args: argparse.Namespace) -> Any:
                 raise CliError(f"--{name.replace('_', '-')} {option}: expected a whole number of at least 1")
             settings = JobSettings(**{**settings.__dict__, name: option})
     return settings
+
+
+def timeout_s(args: argparse.Namespace) -> int:
+    """`[batch] timeout_s` of the model folder's mlfn.toml (its default for a name)."""
+    from mlfn.runtime.settings import BatchSettings
+
+    folder = Path(args.model)
+    if folder.is_dir():
+        from mlfn.runtime.spec import load_spec
+
+        return load_spec(folder).settings.batch.timeout_s
+    return BatchSettings().timeout_s
 
 
 def _session(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -197,6 +219,9 @@ def _run_state_machine(args: argparse.Namespace, session: Any, arn: str, source:
         print(f"{summary['status']}: {counts.get('succeeded', 0):,} items succeeded, {counts.get('failed', 0):,} "
               f"failed; results under {target.uri}" + (f" ({summary['error']}: {summary.get('cause', '')})"
                                                        if "error" in summary else ""))
+    hint = ENDED_HINTS.get(summary["status"])
+    if hint:
+        print(f"mlfn batch: {hint}", file=sys.stderr)
     return 0 if summary["status"] == "SUCCEEDED" else 1
 
 

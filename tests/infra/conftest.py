@@ -100,6 +100,7 @@ state_machine = true
 bucket = "scores"
 records_per_call = 50
 max_failed_percent = 5
+timeout_s = 7200
 """,
     "sm-batch": """target = "sagemaker"
 [batch]

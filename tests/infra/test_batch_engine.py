@@ -19,6 +19,7 @@ def definition(template: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_lambda_model_gets_a_distributed_map_over_jsonl(synthesized: Synthesized) -> None:
     template = synthesized.templates["lam-batch"]
+    assert definition(template)["TimeoutSeconds"] == 7200  # [batch] timeout_s: past it, TIMED_OUT
     (state,) = definition(template)["States"].values()
     assert state["Type"] == "Map"
     assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
@@ -42,6 +43,7 @@ def test_a_lambda_model_gets_a_distributed_map_over_jsonl(synthesized: Synthesiz
 
 def test_a_sagemaker_model_gets_a_batch_transform_job(synthesized: Synthesized) -> None:
     template = synthesized.templates["sm-batch"]
+    assert definition(template)["TimeoutSeconds"] == 86400  # [batch] timeout_s's default: one day
     (state,) = definition(template)["States"].values()
     assert state["Resource"].endswith(":states:::sagemaker:createTransformJob.sync")
     job = state["Parameters"]
