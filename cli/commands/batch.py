@@ -18,6 +18,7 @@ from ..console import CliError, result
 from ._common import add_location
 
 LOCAL_CONCURRENCY = 4  # calls in flight when [batch] concurrency is 0 (automatic)
+BATCH_MODEL_OUTPUT = "BatchModelName"  # a container model's stack: the SageMaker model its transform jobs run
 ENDED_HINTS = {  # what to do after an execution of the batch state machine that did not succeed
     "TIMED_OUT": "the execution ran longer than the state machine's TimeoutSeconds ([batch] timeout_s); raise it "
                  "in mlfn.toml and `mlfn deploy`, or split the input, then run again",
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     machine = _state_machine_of(args, session, emulator)
     if machine is not None:
         return _run_state_machine(args, session, machine, source, target)
-    send, model, how = _model(args, session, emulator)
+    send, model, how, transform_model = _model(args, session, emulator)
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     if say:
         say(f"mlfn batch: {model} ({how}) over {source.uri} -> {target.uri}")
@@ -64,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
         from ..batch.transform_record import TransformRecord
 
         name = f"mlfn-batch-{job_key(source, target, model)}-{int(time.time())}"
-        record = TransformRecord(session.client("sagemaker"), name, model, source.uri, target.uri, settings,
-                                 timeout_s=timeout_s(args))
+        record = TransformRecord(session.client("sagemaker"), name, transform_model, source.uri, target.uri,
+                                 settings, timeout_s=timeout_s(args))
     job = Job(session.client("s3"), source, target, send, settings, model=model, work_dir=_work_dir(),
               resume=args.resume, say=say, record=record)
     try:
@@ -142,8 +143,10 @@ def _session(args: argparse.Namespace) -> tuple[Any, Any]:
     return local_session(url), None
 
 
-def _model(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[Any, str, str]:
-    """(send, model name, how it is reached): the deployed endpoint, or the runtime over a folder."""
+def _model(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[Any, str, str, str]:
+    """(send, model name, how it is reached, the SageMaker model a transform job runs): the deployed endpoint, or
+    the runtime over a folder. The SageMaker model is the stack's `BatchModelName` (a container model's batch
+    engine: its own image), else the model's name."""
     from ..batch import invokers
     from ..endpoints import lookup
 
@@ -156,13 +159,14 @@ def _model(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[Any, 
     if not args.local or emulator is not None:
         try:
             endpoint = lookup(session, name, args.stage, emulator)
-            return invokers.over_http(endpoint, session), name, f"endpoint {endpoint.url}"
+            return (invokers.over_http(endpoint, session), name, f"endpoint {endpoint.url}",
+                    endpoint.outputs.get(BATCH_MODEL_OUTPUT) or name)
         except CliError:
             if not folder.is_dir():
                 raise
     if not folder.is_dir():
         raise CliError(f"{args.model!r} is neither a model folder nor a model deployed to the local emulator")
-    return invokers.in_process(folder), name, f"runtime in this process over {folder}"
+    return invokers.in_process(folder), name, f"runtime in this process over {folder}", name
 
 
 def _state_machine_of(args: argparse.Namespace, session: Any, emulator: Any) -> str | None:
