@@ -39,6 +39,7 @@ EMULATED_MAX_CONCURRENCY = 16  # threads this emulator gives one map run at most
 COUNTS = ("pending", "running", "succeeded", "failed", "timedOut", "aborted", "total", "resultsWritten",
           "failuresNotRedrivable", "pendingRedrive")
 RUNS: dict[str, MapRun] = {}  # execution ARN -> its Map Run (this process; the execution keeps it too)
+THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"  # LocalStack's AWS-validated words
 RESTARTED = "mlfn.EmulatorRestarted"  # the error of an execution the emulator's restart cut short
 _status_lock = threading.Lock()  # one final status per execution (its run, StopExecution or the timeout)
 _endpoint = ""
@@ -317,8 +318,7 @@ def _execute(execution: Any, state_name: str, state: dict[str, Any], region: str
         elif failed and failed * 100 > run.tolerated_failure_percentage * total:
             run.status = execution.status = "FAILED"
             execution.error = "States.ExceedToleratedFailureThreshold"
-            execution.cause = (f"The specified tolerated failure threshold was exceeded: {failed} of {total} items "
-                               "failed")
+            execution.cause = THRESHOLD_CAUSE  # the Map Run's itemCounts say how many failed
         else:
             run.status = execution.status = "SUCCEEDED"
             execution.output = json.dumps(output)

@@ -91,6 +91,7 @@ def test_children_stay_within_max_concurrency_and_results_are_flattened(monkeypa
 def test_more_failed_items_than_tolerated_fails_the_execution(monkeypatch: pytest.MonkeyPatch) -> None:
     execution, mrun, _, _ = run(20, monkeypatch)  # items 10..14 fail: 25% > 10%
     assert execution.status == "FAILED" and execution.error == "States.ExceedToleratedFailureThreshold"
+    assert execution.cause == "The specified tolerated failure threshold was exceeded"
     counts = mrun.describe()["itemCounts"]
     assert (counts["total"], counts["succeeded"], counts["failed"], counts["running"]) == (20, 15, 5, 0)
     assert mrun.status == "FAILED" and execution.stop_date is not None
