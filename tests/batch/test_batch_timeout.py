@@ -15,6 +15,8 @@ import boto3
 import pytest
 
 from mlfn.cli.batch import state_machine
+from mlfn.cli.batch.job import job_key
+from mlfn.cli.batch.locations import parse_s3
 from mlfn.cli.local import distributed_map as dm
 from mlfn.cli.main import main
 
@@ -56,8 +58,9 @@ def test_mlfn_batch_local_stops_at_timeout_and_resume_does_the_rest(s3: Any, tmp
     err = capsys.readouterr().err
     assert "timed out after [batch] timeout_s = 1 s" in err and "--resume" in err
     sagemaker = boto3.client("sagemaker")
-    jobs = sagemaker.list_transform_jobs(SortBy="CreationTime", SortOrder="Descending")["TransformJobSummaries"]
-    assert jobs[0]["TransformJobStatus"] == "Stopped"
+    key = job_key(parse_s3(command[3], "-"), parse_s3(command[5], "-"), "iris")
+    (job,) = sagemaker.list_transform_jobs(NameContains=f"mlfn-batch-{key}")["TransformJobSummaries"]
+    assert job["TransformJobStatus"] == "Stopped"
 
     (model / "mlfn.toml").write_text((model / "mlfn.toml").read_text().replace("timeout_s = 1\n", "timeout_s = 600\n"))
     assert main([*command, "--resume", "--json"]) == 0
