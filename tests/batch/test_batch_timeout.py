@@ -5,10 +5,12 @@ limit raised, `--resume` scores only what was missing."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -44,6 +46,33 @@ def test_an_execution_past_timeout_seconds_is_timed_out(tmp_path: Path, monkeypa
         assert run is not None and run["status"] == "ABORTED" and run["itemCounts"]["running"] == 0
         assert sfn.describe_execution(executionArn=execution)["status"] == "TIMED_OUT"
     gate.set()
+
+
+def test_mlfn_batch_reports_a_timed_out_execution_and_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: Any) -> None:
+    from mlfn.cli.commands.batch import _run_state_machine
+
+    gate = threading.Event()
+    monkeypatch.setattr(dm, "_map", held_map(gate, 5, hold_all=True))
+    monkeypatch.setattr(state_machine, "POLL_S", 0.1)
+    definition = json.loads(json.dumps({**DEFINITION, "TimeoutSeconds": 1}).replace('"Bucket": "b"',
+                                                                                      '"Bucket": "timed-batch"'))
+    with emulator(tmp_path, definition) as (sfn, _, arn):
+        url = sfn.meta.endpoint_url
+        session = SimpleNamespace(client=lambda name: boto3.client(
+            name, endpoint_url=url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"))
+        s3 = session.client("s3")
+        s3.create_bucket(Bucket="timed-batch")  # the definition's ItemReader and ResultWriter bucket
+        s3.put_object(Bucket="timed-batch", Key="in/a.jsonl", Body=b"1\n2\n")
+        args = argparse.Namespace(resume=False, records_per_call=None, concurrency=None, quiet=True, no_wait=False,
+                                  json=False)
+        code = _run_state_machine(args, session, arn, parse_s3("s3://timed-batch/in/", "--input"),
+                                  parse_s3("s3://timed-batch/out/", "--output"))
+        gate.set()
+    assert code == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("TIMED_OUT: ") and "(States.Timeout: The execution ran longer than" in out
+    assert "TimeoutSeconds ([batch] timeout_s); raise it" in err and "Traceback" not in err
 
 
 def test_mlfn_batch_local_stops_at_timeout_and_resume_does_the_rest(s3: Any, tmp_path: Path, capsys: Any) -> None:
