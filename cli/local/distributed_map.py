@@ -38,7 +38,6 @@ DEFAULT_MAX_CONCURRENCY = 10_000  # a Distributed Map without MaxConcurrency run
 EMULATED_MAX_CONCURRENCY = 16  # threads this emulator gives one map run at most
 COUNTS = ("pending", "running", "succeeded", "failed", "timedOut", "aborted", "total", "resultsWritten",
           "failuresNotRedrivable", "pendingRedrive")
-RUNS: dict[str, MapRun] = {}  # execution ARN -> its Map Run (this process; the execution keeps it too)
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"  # LocalStack's AWS-validated words
 RESTARTED = "mlfn.EmulatorRestarted"  # the error of an execution the emulator's restart cut short
 _status_lock = threading.Lock()  # one final status per execution (its run, StopExecution or the timeout)
@@ -158,7 +157,7 @@ def recover() -> int:
                     execution.error = RESTARTED
                     execution.cause = ("The local emulator stopped while this execution ran (`mlfn local stop`); "
                                        "nothing runs it any more. Start a new execution (`mlfn batch`).")
-                    run = getattr(execution, "mlfn_map_run", None)
+                    run = _map_run_of(execution)
                     if run is not None and run.status == "RUNNING":
                         run.abort(now)
                     ended += 1
@@ -291,8 +290,7 @@ def _execute(execution: Any, state_name: str, state: dict[str, Any], region: str
                  execution_arn=execution.execution_arn,
                  max_concurrency=int(state.get("MaxConcurrency") or 0),
                  tolerated_failure_percentage=float(state.get("ToleratedFailurePercentage") or 0), start=utcnow())
-    RUNS[execution.execution_arn] = run
-    execution.mlfn_map_run = run  # kept with moto's state across a restart
+    execution.mlfn_map_run = run  # the Map Run is kept on its execution: with moto's state across a restart
     timer = None
     if timeout_s is not None:
         timer = threading.Timer(timeout_s, _time_out, args=(execution, timeout_s))

@@ -74,7 +74,7 @@ def run(records: int, monkeypatch: pytest.MonkeyPatch, *, stop: bool = False, de
     lam.stop = execution if stop else None
     name, state = dm.distributed_map(json.dumps(DEFINITION)) or ("", {})
     dm._execute(execution, name, state, "us-east-1", timeout_s)
-    return execution, dm.RUNS[execution.execution_arn], s3, lam
+    return execution, execution.mlfn_map_run, s3, lam
 
 
 def test_children_stay_within_max_concurrency_and_results_are_flattened(monkeypatch: pytest.MonkeyPatch) -> None:
