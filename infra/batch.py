@@ -1,5 +1,6 @@
 """`MlfnBatchEngine`: the model's batch engine, one Step Functions state machine in its stack, so a batch over a
 dataset in S3 is one execution that runs without mlfn's process staying alive. Its role reaches `[batch] bucket` only.
+Its `TimeoutSeconds` is `[batch] timeout_s`: an execution running longer ends `TIMED_OUT` (error `States.Timeout`).
 
 - Lambda: a Distributed Map. The execution's input is `{"key": ..., "outputPrefix": ...}`. Its ItemReader reads
   that JSON Lines object line by line, its ItemBatcher hands the function `{"Items": [...]}` of up to
@@ -10,6 +11,9 @@ dataset in S3 is one execution that runs without mlfn's process staying alive. I
   `SplitType: Line`, `BatchStrategy: MultiRecord` up to `max_payload_mb`, `MaxConcurrentTransforms`, instance type
   and count from `[batch]`, `AssembleWith: Line`; input `{"input": "s3://...", "output": "s3://..."}`, results at
   `<output>/<name>.out`.
+- ECS: the same Batch Transform job, of a SageMaker model made here from the ECS service's own image (the GPU
+  runtime base serves SageMaker's contract: `serve`, port 8080, /ping, /invocations) with a role of its own that
+  pulls that image; `[batch] instance_type` must then be a SageMaker GPU type (the ECS target's models need a GPU).
 """
 
 from __future__ import annotations
@@ -22,10 +26,15 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from mlfn.runtime.errors import SpecError
 from mlfn.runtime.multi_record import CONTENT_TYPE as JSONL
+from mlfn.runtime.spec import CONFIG_FILE
 
 from .base import MlfnModel
+from .image import MODEL_DIR_IN_IMAGE
+from .instance_types import SAGEMAKER_TYPES, families
 from .nag import acknowledge
+from .scaling import ECR_TOKEN_REASON
 
 MAP_BATCH_LIMIT_BYTES = 256 * 1024  # a Distributed Map batch stays under 256 KB (ItemBatcher)
 AUTO_MAP_CONCURRENCY = 10  # `[batch] concurrency = 0` on a function without reserved concurrency
@@ -38,6 +47,17 @@ def map_concurrency(concurrency: int, reserved: int) -> int:
     return reserved if reserved > 0 else AUTO_MAP_CONCURRENCY
 
 
+def check_transform_instance(instance_type: str, gpu: bool) -> None:
+    """`[batch] instance_type`: a SageMaker instance type Batch Transform can run, with a GPU for a GPU model."""
+    itype = SAGEMAKER_TYPES.get(instance_type)
+    if itype is None:
+        raise SpecError(CONFIG_FILE, "batch.instance_type", f"a known SageMaker instance type "
+                        f"({families(SAGEMAKER_TYPES)})", repr(instance_type))
+    if gpu and not itype.gpus:
+        raise SpecError(CONFIG_FILE, "batch.instance_type", "a GPU instance type (ml.g4dn, ml.g5, ml.g6, ml.g6e, "
+                        "ml.p3, ml.p4d, ml.p5): the model needs a GPU", repr(instance_type))
+
+
 class MlfnBatchEngine(Construct):
     """The batch state machine of `model` (a Lambda or SageMaker model)."""
 
@@ -46,19 +66,56 @@ class MlfnBatchEngine(Construct):
         self.model = model
         b = model.spec.settings.batch
         self.bucket = s3.Bucket.from_bucket_name(self, "Data", b.bucket)
+        self.role: iam.IRole | None = None  # the role the transform job runs as (container targets)
+        self.model_name: str | None = None  # the SageMaker model the transform job runs (container targets)
         if model.TARGET == "lambda":
             body: sfn.IChainable = self._distributed_map(b)
         elif model.TARGET == "sagemaker":
-            body = self._transform_job(b)
+            check_transform_instance(b.instance_type, model.spec.settings.gpu)
+            self.role = model.role  # type: ignore[attr-defined]
+            self.model_name = model.model.attr_model_name  # type: ignore[attr-defined]
+            body = self._transform_job(b, self.model_name)
+        elif model.TARGET == "ecs":
+            check_transform_instance(b.instance_type, True)
+            self.model_name = self._model_of_image()
+            body = self._transform_job(b, self.model_name)
         else:
-            raise ValueError(f"no batch engine for target {model.TARGET!r}: use target lambda or sagemaker")
+            raise ValueError(f"no batch engine for target {model.TARGET!r}: use target lambda, sagemaker or ecs")
         self.state_machine = sfn.StateMachine(
             self, "StateMachine", definition_body=sfn.DefinitionBody.from_chainable(body),
             comment=f"mlfn {model.spec.name}: batch inference over a dataset in S3",
+            timeout=cdk.Duration.seconds(b.timeout_s),  # TimeoutSeconds: past it the execution is TIMED_OUT
         )
-        if model.TARGET == "sagemaker":
+        if model.TARGET != "lambda":
             self._narrow_list_tags()
         self._acknowledge()
+
+    def _model_of_image(self) -> str:
+        """A SageMaker model of the ECS service's image (the URI given, or the model construct's image asset),
+        with a role that pulls it; returns the model's name."""
+        from aws_cdk import aws_sagemaker as sagemaker
+        from aws_cdk.aws_ecr_assets import DockerImageAsset
+
+        role = iam.Role(self, "TransformRole", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+                        description=f"mlfn {self.model.spec.name}: Batch Transform pulls the model's image")
+        if self.model.image is not None:
+            repository = self.model.node.try_find_child("Repository")  # the ECS model's reference to it
+            assert repository is not None
+            uri = self.model.image.uri
+            repository.grant_pull(role)  # type: ignore[attr-defined]
+        else:
+            asset = self.model.node.try_find_child("Image")
+            assert isinstance(asset, DockerImageAsset)
+            uri = asset.image_uri
+            asset.repository.grant_pull(role)
+        acknowledge(role, {"IAM5[Resource::*]": ECR_TOKEN_REASON})
+        self.role = role
+        model = sagemaker.CfnModel(
+            self, "TransformModel", execution_role_arn=role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=uri, environment={"MLFN_MODEL_DIR": MODEL_DIR_IN_IMAGE}))
+        model.node.add_dependency(role)  # the role's policy first: CreateModel checks the image can be pulled
+        return model.attr_model_name
 
     def _narrow_list_tags(self) -> None:
         """The transform task grants `sagemaker:ListTags` on '*'; the job it tags is a transform job of this
@@ -95,9 +152,9 @@ class MlfnBatchEngine(Construct):
                    "model logs every call; CloudWatch log delivery would need logs:* actions on Resource '*'",
             "SF2": "X-Ray tracing would need xray:PutTraceSegments on Resource '*'; the model's own metrics remain",
         })
-        if self.model.TARGET == "sagemaker":
-            acknowledge(self.model.role, {f"IAM5[{objects}]": "a transform job reads and writes the objects each "  # type: ignore[attr-defined]
-                                                               "execution names, in [batch] bucket only"})
+        if self.role is not None:
+            acknowledge(self.role, {f"IAM5[{objects}]": "a transform job reads and writes the objects each "
+                                                        "execution names, in [batch] bucket only"})
 
     def _distributed_map(self, b: object) -> sfn.IChainable:
         from mlfn.runtime.settings import BatchSettings
@@ -123,11 +180,10 @@ class MlfnBatchEngine(Construct):
         scored.item_processor(invoke)
         return scored
 
-    def _transform_job(self, b: object) -> sfn.IChainable:
+    def _transform_job(self, b: object, model_name: str) -> sfn.IChainable:
         from mlfn.runtime.settings import BatchSettings
 
         assert isinstance(b, BatchSettings)
-        model_name = self.model.model.attr_model_name  # type: ignore[attr-defined]
         return tasks.SageMakerCreateTransformJob(
             self, "Transform",
             transform_job_name=sfn.JsonPath.string_at("$$.Execution.Name"),
@@ -149,8 +205,10 @@ class MlfnBatchEngine(Construct):
         )
 
     def _transform_role(self) -> iam.IRole:
-        """The role the transform job runs as: the model's SageMaker execution role (it pulls the image)."""
-        role: iam.IRole = self.model.role  # type: ignore[attr-defined]
+        """The role the transform job runs as (the SageMaker model's execution role: it pulls the image), which
+        reads and writes `[batch] bucket`."""
+        role = self.role
+        assert role is not None
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
             resources=[self.bucket.bucket_arn, self.bucket.arn_for_objects("*")]))

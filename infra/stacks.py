@@ -66,6 +66,9 @@ class ModelStack(cdk.Stack):
             self.batch = MlfnBatchEngine(self, "Batch", model=self.model)
             cdk.CfnOutput(self, "BatchStateMachineArn", value=self.batch.state_machine.state_machine_arn,
                           description="mlfn batch: one execution of this state machine scores a dataset in S3")
+            if self.batch.model_name is not None:
+                cdk.CfnOutput(self, "BatchModelName", value=self.batch.model_name,
+                              description="mlfn batch: the SageMaker model its Batch Transform jobs run")
         policy = self.model.invoker_policy()
         if policy is not None:
             cdk.CfnOutput(self, INVOKER_POLICY_OUTPUT, value=self.to_json_string(policy.to_json()),

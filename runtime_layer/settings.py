@@ -232,6 +232,10 @@ class BatchSettings:
     max_failed_percent: float = setting(
         100.0, "Percent of records that may fail (each in its object's `.err`) before the job is Failed "
         "(Distributed Map `ToleratedFailurePercentage`).", min=0, max=100)
+    timeout_s: int = setting(
+        86400, "Longest one batch may run, in seconds (the batch state machine's `TimeoutSeconds`: past it the "
+        "execution is `TIMED_OUT`; `mlfn batch --local` stops its job there and `--resume` goes on). At most one "
+        "year, a Standard workflow's longest execution.", min=1, max=31536000)
 
 
 @record

@@ -229,9 +229,6 @@ def _check_batch(s: Settings) -> None:
     if batch.state_machine and not batch.bucket:
         raise SpecError(CONFIG_FILE, "batch.bucket", "the S3 bucket the batch state machine reads and writes "
                         "(batch.state_machine = true)", "none")
-    if batch.state_machine and s.target == "ecs":
-        raise SpecError(CONFIG_FILE, "batch.state_machine", "false for target ecs (its batch engine, Batch "
-                        "Transform, runs a SageMaker model: use target sagemaker)", "true")
     if s.target == "lambda" and reserved != -1 and batch.concurrency > reserved:
         raise SpecError(CONFIG_FILE, "batch.concurrency", f"at most lambda.reserved_concurrency ({reserved})",
                         str(batch.concurrency))

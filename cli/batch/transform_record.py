@@ -2,6 +2,9 @@
 CLI) shows it as AWS shows a Batch Transform job: `InProgress` while it runs, then `Completed`, `Failed` (with its
 `FailureReason`) or `Stopped`; StopTransformJob (`Stopping`) stops it. The emulator side is
 `mlfn.cli.local.batch_transform`: the job reports its end with the tags that module reads.
+
+With `timeout_s` (`[batch] timeout_s`, the batch state machine's TimeoutSeconds) the job stops once it has run that
+long, as the state machine's execution would time out: `Stopped`, and `--resume` goes on from its checkpoint.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ class TransformRecord:
     """CreateTransformJob at the start, a look for `Stopping` at most every `poll_s`, the end reported."""
 
     def __init__(self, sagemaker: Any, name: str, model: str, source_uri: str, target_uri: str, settings: Any,
-                 poll_s: float = 1.0) -> None:
+                 poll_s: float = 1.0, timeout_s: float | None = None) -> None:
         self.sagemaker, self.name, self.model = sagemaker, name, model
         self.source_uri, self.target_uri, self.settings, self.poll_s = source_uri, target_uri, settings, poll_s
+        self.timeout_s = timeout_s
+        self.timed_out = False
         self.arn = ""
         self._looked = 0.0
+        self._started = 0.0
 
     def start(self) -> None:
         s = self.settings
@@ -34,10 +40,14 @@ class TransformRecord:
             TransformOutput={"S3OutputPath": self.target_uri, "Accept": JSONL, "AssembleWith": "Line"},
             TransformResources={"InstanceType": s.instance_type, "InstanceCount": int(s.instance_count)},
         )["TransformJobArn"]
-        self._looked = time.monotonic()
+        self._looked = self._started = time.monotonic()
 
     def stopping(self) -> bool:
-        """Whether StopTransformJob was called (looked up at most every `poll_s` seconds)."""
+        """Whether the job must stop: it ran `timeout_s`, or StopTransformJob was called (looked up at most every
+        `poll_s` seconds)."""
+        if self.timeout_s is not None and time.monotonic() - self._started >= self.timeout_s:
+            self.timed_out = True
+            return True
         if time.monotonic() - self._looked < self.poll_s:
             return False
         self._looked = time.monotonic()

@@ -18,6 +18,12 @@ from ..console import CliError, result
 from ._common import add_location
 
 LOCAL_CONCURRENCY = 4  # calls in flight when [batch] concurrency is 0 (automatic)
+BATCH_MODEL_OUTPUT = "BatchModelName"  # a container model's stack: the SageMaker model its transform jobs run
+ENDED_HINTS = {  # what to do after an execution of the batch state machine that did not succeed
+    "TIMED_OUT": "the execution ran longer than the state machine's TimeoutSeconds ([batch] timeout_s); raise it "
+                 "in mlfn.toml and `mlfn deploy`, or split the input, then run again",
+    "ABORTED": "the execution was stopped (StopExecution, or the local emulator restarted); run again",
+}
 
 
 def register(subparsers: Any) -> None:
@@ -47,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     machine = _state_machine_of(args, session, emulator)
     if machine is not None:
         return _run_state_machine(args, session, machine, source, target)
-    send, model, how = _model(args, session, emulator)
+    send, model, how, transform_model = _model(args, session, emulator)
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     if say:
         say(f"mlfn batch: {model} ({how}) over {source.uri} -> {target.uri}")
@@ -59,12 +65,17 @@ def run(args: argparse.Namespace) -> int:
         from ..batch.transform_record import TransformRecord
 
         name = f"mlfn-batch-{job_key(source, target, model)}-{int(time.time())}"
-        record = TransformRecord(session.client("sagemaker"), name, model, source.uri, target.uri, settings)
+        record = TransformRecord(session.client("sagemaker"), name, transform_model, source.uri, target.uri,
+                                 settings, timeout_s=timeout_s(args))
     job = Job(session.client("s3"), source, target, send, settings, model=model, work_dir=_work_dir(),
               resume=args.resume, say=say, record=record)
     try:
         summary = job.run()
     except JobStopped as exc:
+        if record is not None and record.timed_out:
+            print(f"mlfn batch: timed out after [batch] timeout_s = {record.timeout_s:g} s (the batch state "
+                  f"machine's TimeoutSeconds); {exc}", file=sys.stderr)
+            return 1
         print(f"mlfn batch: {exc}", file=sys.stderr)
         return 130
     except FileNotFoundError as exc:
@@ -97,6 +108,18 @@ def job_settings(args: argparse.Namespace) -> Any:
     return settings
 
 
+def timeout_s(args: argparse.Namespace) -> int:
+    """`[batch] timeout_s` of the model folder's mlfn.toml (its default for a name)."""
+    from mlfn.runtime.settings import BatchSettings
+
+    folder = Path(args.model)
+    if folder.is_dir():
+        from mlfn.runtime.spec import load_spec
+
+        return load_spec(folder).settings.batch.timeout_s
+    return BatchSettings().timeout_s
+
+
 def _session(args: argparse.Namespace) -> tuple[Any, Any]:
     """A boto3 session: AWS, or the emulator's (its control plane is started when it is not running)."""
     if not args.local:
@@ -120,8 +143,10 @@ def _session(args: argparse.Namespace) -> tuple[Any, Any]:
     return local_session(url), None
 
 
-def _model(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[Any, str, str]:
-    """(send, model name, how it is reached): the deployed endpoint, or the runtime over a folder."""
+def _model(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[Any, str, str, str]:
+    """(send, model name, how it is reached, the SageMaker model a transform job runs): the deployed endpoint, or
+    the runtime over a folder. The SageMaker model is the stack's `BatchModelName` (a container model's batch
+    engine: its own image), else the model's name."""
     from ..batch import invokers
     from ..endpoints import lookup
 
@@ -134,13 +159,14 @@ def _model(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[Any, 
     if not args.local or emulator is not None:
         try:
             endpoint = lookup(session, name, args.stage, emulator)
-            return invokers.over_http(endpoint, session), name, f"endpoint {endpoint.url}"
+            return (invokers.over_http(endpoint, session), name, f"endpoint {endpoint.url}",
+                    endpoint.outputs.get(BATCH_MODEL_OUTPUT) or name)
         except CliError:
             if not folder.is_dir():
                 raise
     if not folder.is_dir():
         raise CliError(f"{args.model!r} is neither a model folder nor a model deployed to the local emulator")
-    return invokers.in_process(folder), name, f"runtime in this process over {folder}"
+    return invokers.in_process(folder), name, f"runtime in this process over {folder}", name
 
 
 def _state_machine_of(args: argparse.Namespace, session: Any, emulator: Any) -> str | None:
@@ -197,6 +223,9 @@ def _run_state_machine(args: argparse.Namespace, session: Any, arn: str, source:
         print(f"{summary['status']}: {counts.get('succeeded', 0):,} items succeeded, {counts.get('failed', 0):,} "
               f"failed; results under {target.uri}" + (f" ({summary['error']}: {summary.get('cause', '')})"
                                                        if "error" in summary else ""))
+    hint = ENDED_HINTS.get(summary["status"])
+    if hint:
+        print(f"mlfn batch: {hint}", file=sys.stderr)
     return 0 if summary["status"] == "SUCCEEDED" else 1
 
 

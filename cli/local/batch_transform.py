@@ -6,6 +6,10 @@ job's runner (`mlfn batch --local`, which scores the records through the runtime
 end by tagging the job `mlfn:status` = `Completed` | `Failed` | `Stopped` (and `mlfn:failure-reason`), which
 DescribeTransformJob shows as `TransformJobStatus`, `FailureReason` and `TransformEndTime`. A runner that finds its
 job `Stopping` stops and reports `Stopped`.
+
+The jobs are moto's, so they survive `mlfn local stop`/`start`; a job still `InProgress` (or `Stopping`) when the
+emulator stopped has lost its runner's reports: on the next start (`recover`) it is `Failed` with a FailureReason
+naming the restart (`mlfn batch --local --resume` goes on from its checkpoint).
 """
 
 from __future__ import annotations
@@ -71,3 +75,23 @@ def install() -> None:
     sm_models.SageMakerModelBackend.stop_transform_job = stop_transform_job  # type: ignore[attr-defined]
     MlfnSageMakerResponse.stop_transform_job = stop_response  # type: ignore[attr-defined]
     _installed = True
+
+
+RESTART_REASON = ("The local emulator stopped while this job ran (`mlfn local stop`); its end was not recorded. "
+                  "`mlfn batch --local --resume` goes on from the last checkpoint.")
+
+
+def recover() -> int:
+    """After the emulator's state was loaded: jobs that had not ended are `Failed` with RESTART_REASON."""
+    from moto.core.utils import utcnow
+    from moto.sagemaker.models import sagemaker_backends
+
+    ended = 0
+    for regions in list(sagemaker_backends.values()):
+        for backend in list(regions.values()):
+            for job in backend.transform_jobs.values():
+                if getattr(job, "transform_job_status", None) in ("InProgress", "Stopping"):
+                    job.transform_job_status, job.failure_reason = "Failed", RESTART_REASON
+                    job.transform_end_time = job.last_modified_time = utcnow()
+                    ended += 1
+    return ended

@@ -150,6 +150,10 @@ class ControlPlane:
                 moto_adapter.load_state(self.state_dir / STATE_FILE)
             except moto_adapter.MotoChanged as exc:
                 print(f"control plane: {exc}", file=sys.stderr)
+            from . import batch_transform, distributed_map  # jobs the stop cut short: no runner any more
+
+            batch_transform.recover()
+            distributed_map.recover()
         STORES.save()
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()

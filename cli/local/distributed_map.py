@@ -9,8 +9,15 @@ child execution invoking the Lambda function through the emulator's `lambda.invo
 most MaxConcurrency at once, and the ResultWriter writes the children's outputs (FLATTEN: one line per item) as
 `<Prefix><map run id>/SUCCEEDED_0.json` (failed children in `FAILED_0.json`) and `manifest.json`.
 DescribeExecution shows RUNNING, then SUCCEEDED, FAILED (error `States.ExceedToleratedFailureThreshold` when
-more items failed than ToleratedFailurePercentage allows) or ABORTED (StopExecution); ListMapRuns and
-DescribeMapRun show the Map Run with its itemCounts and executionCounts.
+more items failed than ToleratedFailurePercentage allows), TIMED_OUT (error `States.Timeout`, past the definition's
+top-level TimeoutSeconds) or ABORTED (StopExecution); ListMapRuns and DescribeMapRun show the Map Run with its
+itemCounts and executionCounts (a stopped or timed-out execution's Map Run ends ABORTED, and children that were
+running count as aborted).
+
+The Map Run is kept on its moto execution, so both survive `mlfn local stop`/`start` with moto's other state;
+an execution that was RUNNING when the emulator stopped is ABORTED on the next start (`recover`), with error
+`mlfn.EmulatorRestarted` and a cause saying so (AWS has no such event: StopExecution's ABORTED with an error and a
+cause is the closest documented outcome).
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ DEFAULT_MAX_CONCURRENCY = 10_000  # a Distributed Map without MaxConcurrency run
 EMULATED_MAX_CONCURRENCY = 16  # threads this emulator gives one map run at most
 COUNTS = ("pending", "running", "succeeded", "failed", "timedOut", "aborted", "total", "resultsWritten",
           "failuresNotRedrivable", "pendingRedrive")
-RUNS: dict[str, MapRun] = {}  # execution ARN -> its Map Run
+THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"  # LocalStack's AWS-validated words
+RESTARTED = "mlfn.EmulatorRestarted"  # the error of an execution the emulator's restart cut short
+_status_lock = threading.Lock()  # one final status per execution (its run, StopExecution or the timeout)
 _endpoint = ""
 _installed = False
 
@@ -67,6 +76,20 @@ class MapRun:
                 self.items["running"] -= items
                 self.children["running"] -= delta
 
+    def __getstate__(self) -> dict[str, Any]:  # kept with moto's state: everything but the lock
+        return {k: v for k, v in self.__dict__.items() if k != "lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, lock=threading.Lock())
+
+    def abort(self, when: Any) -> None:
+        """End the run ABORTED: what was still running counts as aborted."""
+        with self.lock:
+            for counts in (self.items, self.children):
+                counts["aborted"] += counts["running"]
+                counts["running"] = 0
+            self.status, self.stop = "ABORTED", when
+
 
 def distributed_map(definition: str) -> tuple[str, dict[str, Any]] | None:
     """(state name, state) of the definition's first Map state in DISTRIBUTED mode, or None."""
@@ -95,6 +118,52 @@ def resolve(parameters: dict[str, Any], document: Any) -> dict[str, Any]:
     return out
 
 
+def timeout_seconds(definition: str) -> float | None:
+    """The definition's top-level TimeoutSeconds (how long an execution may run), or None."""
+    try:
+        value = json.loads(definition).get("TimeoutSeconds")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def _map_run_of(execution: Any) -> MapRun | None:
+    return getattr(execution, "mlfn_map_run", None)  # set by _execute; pickled with the execution
+
+
+def _executions(backend: Any) -> Iterator[Any]:
+    for machine in backend.state_machines:
+        yield from machine.executions
+
+
+def recover() -> int:
+    """After the emulator's state was loaded: an execution of a Distributed Map that was RUNNING when the emulator
+    stopped has no runner any more; it ends ABORTED (error `mlfn.EmulatorRestarted`), its Map Run ABORTED.
+    Returns how many."""
+    from moto.core.utils import utcnow
+    from moto.stepfunctions.models import stepfunctions_backends
+
+    ended = 0
+    for regions in list(stepfunctions_backends.values()):
+        for backend in list(regions.values()):
+            for machine in backend.state_machines:
+                if distributed_map(machine.definition) is None:
+                    continue
+                for execution in machine.executions:
+                    if execution.status != "RUNNING":
+                        continue
+                    now = utcnow()
+                    execution.status, execution.stop_date = "ABORTED", now
+                    execution.error = RESTARTED
+                    execution.cause = ("The local emulator stopped while this execution ran (`mlfn local stop`); "
+                                       "nothing runs it any more. Start a new execution (`mlfn batch`).")
+                    run = _map_run_of(execution)
+                    if run is not None and run.status == "RUNNING":
+                        run.abort(now)
+                    ended += 1
+    return ended
+
+
 def install(endpoint: str) -> None:
     """Patch moto's Step Functions (in this process) to run Distributed Maps; `endpoint` is this control plane's
     URL (the executor reaches S3 and Lambda through it, as a state machine reaches them through AWS)."""
@@ -108,24 +177,26 @@ def install(endpoint: str) -> None:
 
     def start_execution(self: Any, state_machine_arn: str, name: str, execution_input: str) -> Any:
         execution = original(self, state_machine_arn, name, execution_input)
-        found = distributed_map(self.describe_state_machine(state_machine_arn).definition)
+        definition = self.describe_state_machine(state_machine_arn).definition
+        found = distributed_map(definition)
         if found is not None:
             execution.status = "RUNNING"
-            threading.Thread(target=_execute, args=(execution, found[0], found[1], self.region_name),
+            threading.Thread(target=_execute, args=(execution, found[0], found[1], self.region_name,
+                                                    timeout_seconds(definition)),
                              name="mlfn-distributed-map", daemon=True).start()
         return execution
 
     def describe_map_run(self: Any, map_run_arn: str) -> dict[str, Any]:
-        for run in RUNS.values():
-            if run.arn == map_run_arn:
+        for execution in _executions(self):
+            run = _map_run_of(execution)
+            if run is not None and run.arn == map_run_arn:
                 return run.describe()
         from moto.stepfunctions.exceptions import ResourceNotFound
 
         raise ResourceNotFound(map_run_arn)
 
     def list_map_runs(self: Any, execution_arn: str) -> dict[str, Any]:
-        self.describe_execution(execution_arn)  # ExecutionDoesNotExist for an unknown execution
-        run = RUNS.get(execution_arn)
+        run = _map_run_of(self.describe_execution(execution_arn))  # ExecutionDoesNotExist for an unknown one
         items = [] if run is None else [{"executionArn": run.execution_arn, "mapRunArn": run.arn,
                                          "stateMachineArn": run.arn.rsplit(":", 1)[0].replace(":mapRun:",
                                                                                              ":stateMachine:"),
@@ -135,7 +206,26 @@ def install(endpoint: str) -> None:
     models.StepFunctionBackend.start_execution = start_execution  # type: ignore[method-assign]
     models.StepFunctionBackend.describe_map_run = describe_map_run  # type: ignore[method-assign]
     models.StepFunctionBackend.list_map_runs = list_map_runs  # type: ignore[method-assign]
+    _stop_date_when_timed_out()
     _installed = True
+
+
+def _stop_date_when_timed_out() -> None:
+    """moto's DescribeExecution gives `stopDate` for SUCCEEDED, FAILED and ABORTED only; a TIMED_OUT execution has
+    ended too (DescribeExecution: stopDate "if the execution already ended")."""
+    from moto.stepfunctions import responses
+
+    original = responses.StepFunctionResponse.describe_execution
+
+    def describe_execution(self: Any) -> Any:
+        answer = original(self)
+        execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+        body = getattr(answer, "result", None)
+        if execution.status == "TIMED_OUT" and isinstance(body, dict) and execution.stop_date is not None:
+            body["stopDate"] = execution.stop_date
+        return answer
+
+    responses.StepFunctionResponse.describe_execution = describe_execution  # type: ignore[method-assign]
 
 
 def _client(service: str, region: str) -> Any:
@@ -178,8 +268,21 @@ def _batches(items: Iterator[Any], batcher: dict[str, Any], batch_input: Any) ->
         yield batch
 
 
-def _execute(execution: Any, state_name: str, state: dict[str, Any], region: str) -> None:
-    """Run the map of one execution to its end, recording the Map Run and the execution's status."""
+def _time_out(execution: Any, timeout_s: float) -> None:
+    """TimeoutSeconds has passed: a still RUNNING execution is TIMED_OUT (error `States.Timeout`)."""
+    from moto.core.utils import utcnow
+
+    with _status_lock:
+        if execution.status == "RUNNING":
+            execution.status, execution.stop_date = "TIMED_OUT", utcnow()
+            execution.error = "States.Timeout"
+            execution.cause = f"The execution ran longer than the state machine's TimeoutSeconds ({timeout_s:g})."
+
+
+def _execute(execution: Any, state_name: str, state: dict[str, Any], region: str,
+             timeout_s: float | None = None) -> None:
+    """Run the map of one execution to its end (or its TimeoutSeconds), recording the Map Run and the execution's
+    status."""
     from moto.core.utils import utcnow
 
     machine = execution.state_machine_arn.split(":")[-1]
@@ -187,24 +290,37 @@ def _execute(execution: Any, state_name: str, state: dict[str, Any], region: str
                  execution_arn=execution.execution_arn,
                  max_concurrency=int(state.get("MaxConcurrency") or 0),
                  tolerated_failure_percentage=float(state.get("ToleratedFailurePercentage") or 0), start=utcnow())
-    RUNS[execution.execution_arn] = run
+    execution.mlfn_map_run = run  # the Map Run is kept on its execution: with moto's state across a restart
+    timer = None
+    if timeout_s is not None:
+        timer = threading.Timer(timeout_s, _time_out, args=(execution, timeout_s))
+        timer.daemon = True
+        timer.start()
+    output: dict[str, Any] | None = None
+    error: tuple[str, str] | None = None
     try:
         output = _map(execution, state, run, region)
+    except Exception as exc:  # the ItemReader or ResultWriter failed: the execution fails with the reason
+        error = "States.Runtime", f"{type(exc).__name__}: {exc}"[:32_000]
+    finally:
+        if timer is not None:
+            timer.cancel()
+    with _status_lock:
         failed, total = run.items["failed"], run.items["total"]
-        if execution.status == "ABORTED":
-            run.status = "ABORTED"
+        if execution.status != "RUNNING":  # StopExecution (ABORTED) or TimeoutSeconds (TIMED_OUT)
+            run.abort(utcnow())
+            return
+        if error is not None:
+            run.status = execution.status = "FAILED"
+            execution.error, execution.cause = error
         elif failed and failed * 100 > run.tolerated_failure_percentage * total:
             run.status = execution.status = "FAILED"
             execution.error = "States.ExceedToleratedFailureThreshold"
-            execution.cause = (f"The specified tolerated failure threshold was exceeded: {failed} of {total} items "
-                               "failed")
+            execution.cause = THRESHOLD_CAUSE  # the Map Run's itemCounts say how many failed
         else:
             run.status = execution.status = "SUCCEEDED"
             execution.output = json.dumps(output)
-    except Exception as exc:  # the ItemReader or ResultWriter failed: the execution fails with the reason
-        run.status = execution.status = "FAILED"
-        execution.error, execution.cause = "States.Runtime", f"{type(exc).__name__}: {exc}"[:32_000]
-    run.stop = execution.stop_date = utcnow()
+        run.stop = execution.stop_date = utcnow()
 
 
 def _invoke(lam: Any, function: str, payload: dict[str, Any]) -> tuple[bool, Any]:
@@ -236,7 +352,7 @@ def _map(execution: Any, state: dict[str, Any], run: MapRun, region: str) -> dic
     with results, ThreadPoolExecutor(width, thread_name_prefix="mlfn-map-child") as pool:
         for batch in _batches(_items(s3, where["Bucket"], where["Key"], reader.get("ReaderConfig", {})), batcher,
                               batcher.get("BatchInput")):
-            if execution.status == "ABORTED":
+            if execution.status != "RUNNING":  # stopped or timed out: no further child starts
                 break
             payload: dict[str, Any] = {"Items": batch}
             if batcher.get("BatchInput"):
@@ -245,7 +361,7 @@ def _map(execution: Any, state: dict[str, Any], run: MapRun, region: str) -> dic
                 for counts, n in ((run.items, len(batch)), (run.children, 1)):
                     counts["total"] += n
                     counts["running"] += n
-            pending.append(pool.submit(_child, lam, function, payload, run))
+            pending.append(pool.submit(_child, lam, function, payload, run, execution))
             while len(pending) >= 2 * width:
                 results.add(*pending.popleft().result())
         while pending:
@@ -253,8 +369,12 @@ def _map(execution: Any, state: dict[str, Any], run: MapRun, region: str) -> dic
         return _write(s3, writer, document, run, results)
 
 
-def _child(lam: Any, function: str, payload: dict[str, Any], run: MapRun) -> tuple[bool, Any]:
+def _child(lam: Any, function: str, payload: dict[str, Any], run: MapRun, execution: Any) -> tuple[bool, Any]:
     ok, result = _invoke(lam, function, payload)
+    if execution.status != "RUNNING":  # the execution ended meanwhile: Step Functions stopped this child
+        run.count("aborted", len(payload["Items"]))
+        return False, {"Error": "States.Aborted" if execution.status == "ABORTED" else execution.status,
+                       "Cause": "the parent execution ended while this child ran"}
     run.count("succeeded" if ok else "failed", len(payload["Items"]))
     return ok, result
 

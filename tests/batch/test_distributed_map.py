@@ -44,6 +44,7 @@ class FakeLambda:
     def __init__(self) -> None:
         self.lock, self.now, self.most = threading.Lock(), 0, 0
         self.stop: Any = None  # an execution to stop (StopExecution: moto sets ABORTED) at the first call
+        self.delay = 0.02  # seconds each call takes
 
     def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
         with self.lock:
@@ -51,7 +52,7 @@ class FakeLambda:
             self.most = max(self.most, self.now)
         if self.stop is not None:
             self.stop.status = "ABORTED"
-        time.sleep(0.02)
+        time.sleep(self.delay)
         with self.lock:
             self.now -= 1
         items = json.loads(Payload)["Items"]
@@ -60,8 +61,10 @@ class FakeLambda:
         return {"Payload": io.BytesIO(json.dumps([{"double": 2 * i} for i in items]).encode())}
 
 
-def run(records: int, monkeypatch: pytest.MonkeyPatch, *, stop: bool = False) -> tuple[Any, Any, FakeS3, FakeLambda]:
+def run(records: int, monkeypatch: pytest.MonkeyPatch, *, stop: bool = False, delay: float = 0.02,
+        timeout_s: float | None = None) -> tuple[Any, Any, FakeS3, FakeLambda]:
     s3, lam = FakeS3(b"".join(b"%d\n" % i for i in range(records))), FakeLambda()
+    lam.delay = delay
     monkeypatch.setattr(dm, "_client", lambda service, region: s3 if service == "s3" else lam)
     execution = SimpleNamespace(state_machine_arn="arn:aws:states:us-east-1:123456789012:stateMachine:m",
                                 execution_arn="arn:aws:states:us-east-1:123456789012:execution:m:e",
@@ -70,8 +73,8 @@ def run(records: int, monkeypatch: pytest.MonkeyPatch, *, stop: bool = False) ->
                                 output=None, error=None, cause=None, stop_date=None)
     lam.stop = execution if stop else None
     name, state = dm.distributed_map(json.dumps(DEFINITION)) or ("", {})
-    dm._execute(execution, name, state, "us-east-1")
-    return execution, dm.RUNS[execution.execution_arn], s3, lam
+    dm._execute(execution, name, state, "us-east-1", timeout_s)
+    return execution, execution.mlfn_map_run, s3, lam
 
 
 def test_children_stay_within_max_concurrency_and_results_are_flattened(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,6 +91,7 @@ def test_children_stay_within_max_concurrency_and_results_are_flattened(monkeypa
 def test_more_failed_items_than_tolerated_fails_the_execution(monkeypatch: pytest.MonkeyPatch) -> None:
     execution, mrun, _, _ = run(20, monkeypatch)  # items 10..14 fail: 25% > 10%
     assert execution.status == "FAILED" and execution.error == "States.ExceedToleratedFailureThreshold"
+    assert execution.cause == "The specified tolerated failure threshold was exceeded"
     counts = mrun.describe()["itemCounts"]
     assert (counts["total"], counts["succeeded"], counts["failed"], counts["running"]) == (20, 15, 5, 0)
     assert mrun.status == "FAILED" and execution.stop_date is not None
@@ -98,3 +102,23 @@ def test_a_stopped_execution_ends_aborted_without_running_the_rest(monkeypatch: 
     described = mrun.describe()
     assert execution.status == "ABORTED" and described["status"] == "ABORTED" and "stopDate" in described
     assert described["itemCounts"]["total"] < 200 and described["itemCounts"]["running"] == 0
+
+
+def test_an_execution_past_its_timeout_seconds_is_timed_out_and_its_map_run_aborted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    started = time.monotonic()
+    execution, mrun, _, _ = run(200, monkeypatch, delay=0.2, timeout_s=0.5)  # 40 calls of 0.2 s, 2 at once: 4 s
+    assert time.monotonic() - started < 2.5  # no child started after the deadline
+    assert execution.status == "TIMED_OUT" and execution.error == "States.Timeout"
+    assert "TimeoutSeconds (0.5)" in execution.cause and execution.stop_date is not None
+    described = mrun.describe()
+    assert described["status"] == "ABORTED" and "stopDate" in described
+    items, children = described["itemCounts"], described["executionCounts"]
+    assert items["total"] < 200 and items["running"] == 0 and children["running"] == 0
+    assert children["aborted"] >= 1  # the children running at the deadline were stopped
+    assert items["succeeded"] + items["failed"] + items["aborted"] == items["total"]
+
+
+def test_an_execution_within_its_timeout_seconds_succeeds(monkeypatch: pytest.MonkeyPatch) -> None:
+    execution, mrun, _, _ = run(12, monkeypatch, timeout_s=30)
+    assert execution.status == "SUCCEEDED" and mrun.describe()["status"] == "SUCCEEDED"

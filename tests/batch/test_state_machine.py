@@ -5,43 +5,27 @@ boto3: every output line against onnxruntime, the execution SUCCEEDED, the Map R
 from __future__ import annotations
 
 import json
-import runpy
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import boto3
 import numpy as np
 import onnxruntime as ort
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from .deployed import deployed_iris
+
 BUCKET = "sm-batch-data"
 RECORDS = 130
 PER_CALL = 16
 
 
-def _harness() -> Any:
-    """tests/deploy/harness.py (the real `mlfn` in subprocesses, an isolated MLFN_HOME): not a package."""
-    return SimpleNamespace(**runpy.run_path(str(ROOT / "tests" / "deploy" / "harness.py")))
-
-
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path, Any]]:
-    h = _harness()
-    root = tmp_path_factory.mktemp("sm-batch")
-    cli = h.Cli(root / "home", root)
-    try:
-        model = h.copy_model(h.FUNCTIONS / "iris", root / "smiris", name="smiris",
-                             extra_toml=f"\n[batch]\nstate_machine = true\nbucket = \"{BUCKET}\"\n"
-                                        f"records_per_call = {PER_CALL}\nconcurrency = 3\n")
-        cli("deploy", str(model), "--local", "--json", timeout=300)
-        url = cli("local", "status", "--json").json()["control_plane"]
-        session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
-        yield cli, model, lambda service: session.client(service, endpoint_url=url)
-    finally:
-        cli.stop_emulator()
+    with deployed_iris(tmp_path_factory.mktemp("sm-batch"), "smiris",
+                       f"\n[batch]\nstate_machine = true\nbucket = \"{BUCKET}\"\n"
+                       f"records_per_call = {PER_CALL}\nconcurrency = 3\n") as found:
+        yield found
 
 
 def test_mlfn_batch_runs_one_distributed_map_execution(deployed: tuple[Any, Path, Any]) -> None:

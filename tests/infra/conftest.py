@@ -120,6 +120,7 @@ state_machine = true
 bucket = "scores"
 records_per_call = 50
 max_failed_percent = 5
+timeout_s = 7200
 """,
     "sm-batch": """target = "sagemaker"
 [batch]
@@ -140,6 +141,16 @@ min_tasks = 0
 max_tasks = 3
 requests_per_task = 50
 idle_minutes = 20
+""",
+    "ecs-batch": """target = "ecs"
+gpu = true
+[ecs]
+instance_type = "g5.xlarge"
+gpus = 1
+[batch]
+state_machine = true
+bucket = "scores"
+instance_type = "ml.g5.xlarge"
 """,
 }
 
@@ -199,7 +210,7 @@ def synthesized(make_model_dir: Callable[[str, str], Path], tmp_path_factory: py
     specs = {name: load_spec(make_model_dir(name, toml)) for name, toml in MODELS.items()}
     stacks = {name: ModelStack(app, spec=spec) for name, spec in specs.items()}
     # The same models from an ECR image (what `mlfn deploy` passes) instead of an image asset.
-    for name in ("lam-default", "sm-gpu", "ecs-gpu"):
+    for name in ("lam-default", "sm-gpu", "ecs-gpu", "ecs-batch"):
         stacks[f"{name}+uri"] = ModelStack(app, spec=specs[name], image_uri=IMAGE_URI, stage="prod")
     # A user's own stack holding two models through the constructs (no ModelStack, no outputs of ours).
     import aws_cdk as cdk

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .conftest import Synthesized
+import pytest
+
+from .conftest import IMAGE_URI, Synthesized
 
 
 def definition(template: dict[str, Any]) -> dict[str, Any]:
@@ -19,6 +21,7 @@ def definition(template: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_lambda_model_gets_a_distributed_map_over_jsonl(synthesized: Synthesized) -> None:
     template = synthesized.templates["lam-batch"]
+    assert definition(template)["TimeoutSeconds"] == 7200  # [batch] timeout_s: past it, TIMED_OUT
     (state,) = definition(template)["States"].values()
     assert state["Type"] == "Map"
     assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
@@ -42,6 +45,7 @@ def test_a_lambda_model_gets_a_distributed_map_over_jsonl(synthesized: Synthesiz
 
 def test_a_sagemaker_model_gets_a_batch_transform_job(synthesized: Synthesized) -> None:
     template = synthesized.templates["sm-batch"]
+    assert definition(template)["TimeoutSeconds"] == 86400  # [batch] timeout_s's default: one day
     (state,) = definition(template)["States"].values()
     assert state["Resource"].endswith(":states:::sagemaker:createTransformJob.sync")
     job = state["Parameters"]
@@ -58,3 +62,33 @@ def test_a_sagemaker_model_gets_a_batch_transform_job(synthesized: Synthesized) 
 def test_no_state_machine_unless_asked(synthesized: Synthesized) -> None:
     types = {r["Type"] for r in synthesized.templates["lam-default"]["Resources"].values()}
     assert "AWS::StepFunctions::StateMachine" not in types
+
+
+def test_an_ecs_model_gets_a_batch_transform_job_of_its_own_image(synthesized: Synthesized) -> None:
+    for key in ("ecs-batch", "ecs-batch+uri"):
+        template = synthesized.templates[key]
+        (state,) = definition(template)["States"].values()
+        assert state["Resource"].endswith(":states:::sagemaker:createTransformJob.sync")
+        job = state["Parameters"]
+        assert job["TransformResources"] == {"InstanceCount": 1, "InstanceType": "ml.g5.xlarge"}
+        assert job["BatchStrategy"] == "MultiRecord" and job["TransformInput"]["SplitType"] == "Line"
+        (model,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
+        (task,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+        image = model["Properties"]["PrimaryContainer"]["Image"]
+        if key.endswith("+uri"):  # the image `mlfn deploy` pushed (ECS spells its host with AWS::URLSuffix)
+            assert image == IMAGE_URI
+        else:  # the service's own image asset
+            assert image == task["Properties"]["ContainerDefinitions"][0]["Image"]
+        assert model["Properties"]["PrimaryContainer"]["Environment"]["MLFN_MODEL_DIR"]
+
+
+def test_a_gpu_model_batch_on_a_cpu_or_unknown_instance_type_is_refused() -> None:
+    from mlfn.infra.batch import check_transform_instance
+    from mlfn.runtime.errors import SpecError
+
+    check_transform_instance("ml.g5.xlarge", True)
+    check_transform_instance("ml.m5.large", False)
+    with pytest.raises(SpecError, match=r"batch\.instance_type.*a GPU instance type.*'ml\.m5\.large'"):
+        check_transform_instance("ml.m5.large", True)
+    with pytest.raises(SpecError, match=r"batch\.instance_type.*a known SageMaker instance type.*'ml\.x9\.huge'"):
+        check_transform_instance("ml.x9.huge", False)

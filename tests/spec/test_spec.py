@@ -75,9 +75,9 @@ def test_toml_overrides_defaults(make_dir: MakeDir) -> None:
          "at most 16 with batch.max_payload_mb = 6"),
         ("[batch]\nmax_payload_mb = 101\n", "batch.max_payload_mb", "from 1 to 100"),
         ("[batch]\nmax_failed_percent = 101\n", "batch.max_failed_percent", "100"),
+        ("[batch]\ntimeout_s = 0\n", "batch.timeout_s", "from 1 to 31536000"),
+        ("[batch]\ntimeout_s = 31536001\n", "batch.timeout_s", "from 1 to 31536000"),
         ("[batch]\nstate_machine = true\n", "batch.bucket", "the S3 bucket the batch state machine reads"),
-        ('target = "ecs"\ngpu = true\n[batch]\nstate_machine = true\nbucket = "b"\n', "batch.state_machine",
-         "false for target ecs"),
         ("this is = not toml =\n", "-", "valid TOML"),
     ],
 )
