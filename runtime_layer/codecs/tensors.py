@@ -186,7 +186,8 @@ class Port:
 def may_hold_booleans(body: bytes | memoryview) -> bool:
     """Whether a JSON body has a `true` or `false` anywhere (a byte search: values are scanned only if so)."""
     data = body if isinstance(body, bytes) else bytes(body)
-    return b"true" in data or b"false" in data
+    # one-byte searches first (memchr, several times faster than a word's): numbers never hold a `t` or an `f`
+    return (b"t" in data and b"true" in data) or (b"f" in data and b"false" in data)
 
 
 def _holds_bool(values: Any) -> bool:
