@@ -1,6 +1,7 @@
 """Batch inference: rows/s through `mlfn batch --local` against bare onnxruntime, side by side in one run.
 
     .venv/bin/python -m bench.batch [--rows-mlp 6000] [--rows-forest 40000] [--big-rows 1000000] [--core 0]
+                                    [--before /path/to/other/checkout/.venv/bin/python]
 
 - For the MLP (784-512-512-10) and the random forest (64 features) of bench/models.py: the same rows as JSON Lines
   in the emulator's S3, scored by `mlfn batch MODEL_DIR --local --records-per-call 64 --concurrency 1` pinned to
@@ -53,11 +54,13 @@ def put_rows(s3: Any, key: str, rows: np.ndarray, work: Path, decimals: int = 4)
     return size
 
 
-def mlfn_batch(model_dir: Path, key: str, out: str, core: int, env: dict[str, str]) -> dict[str, Any]:
-    """One `mlfn batch --local` run pinned to `core`; its JSON summary plus the wall time of the whole command."""
+def mlfn_batch(model_dir: Path, key: str, out: str, core: int, env: dict[str, str],
+               python: str = sys.executable) -> dict[str, Any]:
+    """One `mlfn batch --local` run pinned to `core` (by `python`: another venv runs another checkout's mlfn);
+    its JSON summary plus the wall time of the whole command."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "mlfn.cli.main", "batch", str(model_dir), "--input", f"s3://{BUCKET}/{key}",
+        [python, "-m", "mlfn.cli.main", "batch", str(model_dir), "--input", f"s3://{BUCKET}/{key}",
          "--output", f"s3://{BUCKET}/{out}/", "--local", "--json", "--quiet", "--records-per-call", str(BATCH),
          "--concurrency", "1"],
         capture_output=True, text=True, env=env, preexec_fn=pinned(core), timeout=3600, check=False)
@@ -100,6 +103,9 @@ def main() -> int:
     parser.add_argument("--core", type=int, default=0)
     parser.add_argument("--cache", type=Path, default=None)
     parser.add_argument("--smoke", action="store_true", help="a few rows, one round: checks the path, not speed")
+    parser.add_argument("--before", default=None, metavar="PYTHON",
+                        help="also run `mlfn batch` with this interpreter (another checkout's venv, e.g. main's), "
+                             "interleaved in the same rounds: before and after side by side")
     args = parser.parse_args()
     if args.smoke:
         args.rows_mlp, args.rows_forest, args.big_rows, args.rounds = 128, 256, 2000, 1
@@ -131,29 +137,42 @@ def main() -> int:
                 rows = rng.standard_normal((count, width)).astype(np.float32)
                 size = put_rows(s3, f"{name}/rows.jsonl", rows, work)
                 rows = np.round(rows.astype(np.float64), 4).astype(np.float32)  # exactly what the file holds
-                batch_rates, ort_rates = [], []
+                batch_rates, ort_rates, before_rates = [], [], []
                 for i in range(args.rounds):  # interleaved, so load changes hit both alike
                     summary = mlfn_batch(model_dir, f"{name}/rows.jsonl", f"{name}-out-{i}", args.core, env)
                     assert summary["Records"] == count and summary["FailedRecords"] == 0, summary
                     batch_rates.append(summary["RecordsPerSecond"])
                     ort_rates.append(bare_onnxruntime(model_dir / "model.onnx", rows, args.core, work))
+                    if args.before:
+                        summary = mlfn_batch(model_dir, f"{name}/rows.jsonl", f"{name}-before-{i}", args.core, env,
+                                             args.before)
+                        before_rates.append(summary["RecordsPerSecond"])
                 mlfn_rate, ort_rate = statistics.median(batch_rates), statistics.median(ort_rates)
                 results[name] = {"rows": count, "input_mb": round(size / 2**20, 1), "mlfn_batch_rows_s": mlfn_rate,
                                  "onnxruntime_rows_s": round(ort_rate, 1), "ratio": round(mlfn_rate / ort_rate, 3)}
                 ratio = mlfn_rate / ort_rate
                 print(f"{name:7s} {count:>9,} rows ({size / 2**20:.1f} MB JSONL), {BATCH} rows/call: mlfn batch "
                       f"{mlfn_rate:,.0f} rows/s, bare onnxruntime {ort_rate:,.0f} rows/s, ratio {ratio:.0%}")
+                if before_rates:
+                    before = statistics.median(before_rates)
+                    results[name].update(before_rows_s=before, before_ratio=round(before / ort_rate, 3))
+                    print(f"{'':7s} before ({args.before}): {before:,.0f} rows/s, ratio {before / ort_rate:.0%}")
             iris = ROOT / "functions" / "iris"
             for count in (args.big_rows // 10, args.big_rows):
                 rows = rng.uniform([4, 2, 1, 0.1], [8, 4.5, 7, 2.5], size=(count, 4))
                 size = put_rows(s3, f"big-{count}/rows.jsonl", rows, work, decimals=2)
-                summary = mlfn_batch(iris, f"big-{count}/rows.jsonl", f"big-{count}-out", args.core, env)
-                assert summary["Records"] == count, summary
-                results[f"iris-{count}"] = {"rows": count, "input_mb": round(size / 2**20, 1),
-                                            "rows_s": summary["RecordsPerSecond"],
-                                            "peak_memory_mb": summary["PeakMemoryMB"]}
-                print(f"iris    {count:>9,} rows ({size / 2**20:.1f} MB JSONL): {summary['RecordsPerSecond']:,.0f} "
-                      f"rows/s, job peak memory {summary['PeakMemoryMB']:.0f} MB")
+                for label, python in (("", sys.executable), ("before", args.before)):
+                    if python is None:
+                        continue
+                    summary = mlfn_batch(iris, f"big-{count}/rows.jsonl", f"big-{count}-out{label}", args.core, env,
+                                         python)
+                    assert summary["Records"] == count, summary
+                    results[f"iris-{count}{'-' + label if label else ''}"] = {
+                        "rows": count, "input_mb": round(size / 2**20, 1), "rows_s": summary["RecordsPerSecond"],
+                        "peak_memory_mb": summary["PeakMemoryMB"]}
+                    print(f"iris    {count:>9,} rows ({size / 2**20:.1f} MB JSONL){' ' + label if label else ''}: "
+                          f"{summary['RecordsPerSecond']:,.0f} rows/s, job peak memory "
+                          f"{summary['PeakMemoryMB']:.0f} MB")
             print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             print(json.dumps(results))
         finally:
