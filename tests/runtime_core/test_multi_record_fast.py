@@ -112,3 +112,13 @@ def test_bulk_parse_takes_exactly_one_value_per_line_or_gives_up(body):
     except orjson.JSONDecodeError:
         per_line = None
     assert multi_record._bulk_json(body) == per_line
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64, np.uint8, np.bool_])
+@pytest.mark.parametrize("shape", [(5,), (5, 3), (2, 1), (3, 0)])
+def test_an_array_of_predictions_is_written_in_one_call_as_a_call_per_row_would(dtype, shape):
+    rng = np.random.default_rng(3)
+    values = (rng.standard_normal(shape) * 1e3).astype(dtype)
+    if values.dtype.kind == "f" and values.size:
+        values.flat[0] = np.nan  # written as null, in both ways
+    assert multi_record.rows_json(values) == [tensors.dumps(row) for row in values]
