@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 
 from .codecs import csv
@@ -46,11 +47,16 @@ def _asks_jsonlines(accept: str) -> bool:
 
 def answer(body: bytes, kind: str, predict: Predict, max_rows: int) -> tuple[bytes, dict[str, str]]:
     """The JSON Lines answer to a multi-record body and its headers (the failed records' indices)."""
-    lines = split_lines(body)
-    if not lines:
-        raise RequestError(f"the {kind} body holds no records; expected one record per line",
-                           expected="one record per line", received="an empty body")
-    records, out = (_csv_records if kind == csv.CONTENT_TYPE else _json_records)(lines)
+    bulk = _bulk_json(body) if kind != csv.CONTENT_TYPE else None
+    if bulk is not None:  # every line one valid JSON value: parsed in one call, no line split
+        records: Sequence[Any] = bulk
+        out: list[bytes | None] = [None] * len(bulk)
+    else:
+        lines = split_lines(body)
+        if not lines:
+            raise RequestError(f"the {kind} body holds no records; expected one record per line",
+                               expected="one record per line", received="an empty body")
+        records, out = (_csv_records if kind == csv.CONTENT_TYPE else _json_records)(lines)
     good = [i for i, line in enumerate(out) if line is None]
     for start in range(0, len(good), max(1, max_rows)):
         chunk = good[start:start + max(1, max_rows)]
@@ -84,16 +90,34 @@ def _error(index: int, message: str, status: int = 400) -> bytes:
     return _ERROR_MARK + orjson.dumps({"error": message, "status": status, "record": index})
 
 
+def _bulk_json(body: bytes) -> list[Any] | None:
+    """Every record of a JSON Lines body, parsed in one call as one JSON array (the body's newlines made commas,
+    in a single copy of it); None when that is not exactly one valid value per line (a blank or bad line, or a
+    line holding `1,2`), for `_json_records` to find which records are bad."""
+    if not body.strip():
+        return None
+    text = bytearray(b"[")
+    text += body
+    if text[-1] != _NL:
+        text.append(_NL)
+    view = np.frombuffer(text, np.uint8)
+    newlines = view == _NL
+    count = int(np.count_nonzero(newlines))  # a JSON text holds no raw newline: each one ends a record
+    view[newlines] = _COMMA
+    text[-1] = _CLOSE
+    try:
+        parsed = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if len(parsed) == count else None
+
+
+_NL, _COMMA, _CLOSE = ord("\n"), ord(","), ord("]")
+
+
 def _json_records(lines: list[bytes]) -> tuple[list[Any], list[bytes | None]]:
-    """Parse every line: all at once as one JSON array when every line is valid, else line by line."""
+    """Parse line by line, each bad line its own error (`_bulk_json` found that not every line is good)."""
     out: list[bytes | None] = [None] * len(lines)
-    if all(line.strip() for line in lines):
-        try:
-            parsed = orjson.loads(b"[" + b",".join(lines) + b"]")
-            if len(parsed) == len(lines):  # a line holding `1,2` would add an element
-                return list(parsed), out
-        except orjson.JSONDecodeError:
-            pass
     records: list[Any] = [None] * len(lines)
     for i, line in enumerate(lines):
         if not line.strip():
@@ -125,10 +149,25 @@ def _score(records: list[Any], indices: list[int], predict: Predict) -> list[byt
         try:
             predictions = _unwrapped(predict(records))
             if _one_each(predictions, len(records)):
-                return [dumps(p) for p in predictions]
+                return rows_json(predictions)
         except (RequestError, ModelError):
             pass
     return [_alone(record, index, predict) for record, index in zip(records, indices, strict=True)]
+
+
+def rows_json(predictions: Any) -> list[bytes]:
+    """Each prediction's JSON line; a numeric 1-D or 2-D array's in one `dumps` call, cut at its row boundaries
+    (a numeric array's JSON holds no other `,` or `],[`), byte for byte what a call per row writes."""
+    if isinstance(predictions, np.ndarray) and predictions.dtype.kind in "biuf" and predictions.ndim in (1, 2) \
+            and len(predictions) > 1:
+        text = dumps(predictions)
+        if predictions.ndim == 1:
+            parts = text[1:-1].split(b",")
+        else:
+            parts = [b"[" + part + b"]" for part in text[2:-2].split(b"],[")]
+        if len(parts) == len(predictions):
+            return parts
+    return [dumps(p) for p in predictions]
 
 
 def _alone(record: Any, index: int, predict: Predict) -> bytes:

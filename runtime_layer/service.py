@@ -26,7 +26,7 @@ import numpy as np
 
 from . import __version__, multi_record
 from .codecs import csv, npy, text, v1, v2, v2_binary
-from .codecs.tensors import JSON_CONTENT_TYPE, Port, dumps, loads, may_hold_booleans
+from .codecs.tensors import JSON_CONTENT_TYPE, Port, dumps, loads, may_hold_booleans, only_numbers
 from .errors import ModelError, RequestError
 from .hooks import NO_HOOKS, Hooks, load_hooks
 from .model import Model
@@ -189,8 +189,8 @@ class InferenceService:
             return self.hooks.postprocess(outputs)
         return v1.predictions([outputs], v1.Batch([dict(feeds)], v1.rows_of(feeds), True), self.model.output_names)
 
-    def _predict_v1(self, doc: Any, booleans: bool = True) -> Any:
-        batch = v1.decode(doc, self._ports, self.model.batched, booleans)
+    def _predict_v1(self, doc: Any, booleans: bool = True, plain: bool = False) -> Any:
+        batch = v1.decode(doc, self._ports, self.model.batched, booleans, plain)
         if batch.rows > self.max_rows:  # instances that each run alone are rows as well
             raise too_many_rows(batch.rows, self.max_rows)
         results = [self._run(feeds) for feeds in batch.runs]
@@ -238,8 +238,9 @@ class InferenceService:
         single-array result, out."""
         kind = media_type(headers)
         if multi_record.applies(kind, headers):  # JSON Lines / CSV rows: one answer line per record
-            booleans = may_hold_booleans(body)
-            lines, extra = multi_record.answer(body, kind, lambda records: self._predict_v1(records, booleans),
+            plain = only_numbers(body)  # rows of numbers only: read in one pass (`tensors.float_rows`)
+            booleans = not plain and may_hold_booleans(body)
+            lines, extra = multi_record.answer(body, kind, lambda records: self._predict_v1(records, booleans, plain),
                                                self.max_rows)
             return Reply(200, lines, multi_record.CONTENT_TYPE, extra)
         wrap = self.hooks.postprocess_fn is None

@@ -6,9 +6,8 @@ and returns one outcome per record: its answer line, or why it failed."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -16,8 +15,9 @@ from mlfn.runtime.multi_record import CONTENT_TYPE as JSONL
 from mlfn.runtime.multi_record import FAILED_HEADER
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
+    """One record's outcome (a tuple: one is made per record)."""
+
     ok: bool
     line: bytes  # the answer line (ok) or a JSON error object
     status: int = 200

@@ -23,11 +23,13 @@ from typing import Any
 from .batches import batches
 from .invokers import Outcome, Send, call
 from .locations import ERR_SUFFIX, OUT_SUFFIX, S3Location, output_key
+from .prefetch import ahead
 from .progress import Progress
 from .readers import Record, format_of, lines, whole
 from .writers import Spool, spool_folder
 
 READ_CHUNK = 1 << 20
+READ_AHEAD = 4  # chunks read ahead of the calls: memory stays a few MB however large the object
 
 
 @dataclass(frozen=True)
@@ -75,9 +77,10 @@ def _exists(s3: Any, bucket: str, key: str) -> bool:
 
 
 def _chunks(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
+    """The object's bytes in READ_CHUNK pieces, read READ_AHEAD chunks ahead in a thread while calls run."""
     body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     try:
-        yield from body.iter_chunks(READ_CHUNK)
+        yield from ahead(body.iter_chunks(READ_CHUNK), READ_AHEAD)
     finally:
         body.close()
 

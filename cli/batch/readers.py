@@ -8,7 +8,7 @@ Lines are records; a blank line is no record (it is skipped, and counted in no t
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mlfn.runtime.codecs.csv import CONTENT_TYPE as CSV
 from mlfn.runtime.multi_record import CONTENT_TYPE as JSONL
@@ -18,8 +18,9 @@ _OBJECT_TYPES = {".json": "application/json", ".png": "image/png", ".jpg": "imag
                  ".txt": "text/plain", ".npy": "application/x-npy"}
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
+    """One record (a tuple: made once per input line, so it must be cheap to make)."""
+
     line: int | None  # 1-based line in its object; None for a one-record object
     body: bytes
     end: int  # bytes of the object read up to the end of this record (progress)
@@ -34,25 +35,29 @@ def format_of(key: str) -> tuple[str, bool]:
 
 
 def lines(chunks: Iterable[bytes], skip: int = 0) -> Iterator[Record]:
-    """The non-blank lines of a byte stream as records, after the first `skip` of them (a resumed object)."""
+    """The non-blank lines of a byte stream as records, after the first `skip` of them (a resumed object).
+    Each chunk is split in one call; a line cut by a chunk's end waits for the next chunk."""
     pending = b""
-    base = 0  # offset in the object of pending's first byte
+    offset = 0  # bytes of the object up to the end of the last whole line
     line_no = seen = 0
     for chunk in chunks:
-        data = pending + chunk if pending else chunk
-        start = 0
-        while (nl := data.find(b"\n", start)) >= 0:
+        parts = (pending + chunk if pending else chunk).split(b"\n")
+        pending = parts.pop()
+        for text in parts:
             line_no += 1
-            text = data[start:nl - 1] if nl > start and data[nl - 1] == 13 else data[start:nl]
-            start = nl + 1
-            if text.strip():
-                seen += 1
-                if seen > skip:
-                    yield Record(line_no, text, base + start)
-        base += start
-        pending = data[start:]
+            offset += len(text) + 1
+            if text.endswith(b"\r"):
+                text = text[:-1]
+            if not text or (text[0] in _SPACE and not text.strip()):
+                continue
+            seen += 1
+            if seen > skip:
+                yield Record(line_no, text, offset)
     if pending.strip() and seen + 1 > skip:
-        yield Record(line_no + 1, pending.rstrip(b"\r"), base + len(pending))
+        yield Record(line_no + 1, pending.rstrip(b"\r"), offset + len(pending))
+
+
+_SPACE = frozenset(b" \t\r\x0b\x0c")  # a line starting with none of these is not blank (no strip copy)
 
 
 def whole(body: bytes) -> Iterator[Record]:

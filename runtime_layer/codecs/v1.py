@@ -34,11 +34,11 @@ class Batch:
     stacked: bool  # True: one run holds every row along the first dimension
 
 
-def decode(doc: Any, ports: Mapping[str, Port], batched: bool, booleans: bool = True) -> Batch:
+def decode(doc: Any, ports: Mapping[str, Port], batched: bool, booleans: bool = True, plain: bool = False) -> Batch:
     """Feeds from a parsed v1 request body (`booleans=False`: the body has no `true`/`false`, see
-    `tensors.may_hold_booleans`)."""
+    `tensors.may_hold_booleans`; `plain=True`: only numbers and lists, see `tensors.only_numbers`)."""
     if isinstance(doc, list):  # a bare list of rows: its errors name the body, not an "instances" it never had
-        return decode_instances(doc, ports, batched, booleans, "the request body (a JSON list of rows)")
+        return decode_instances(doc, ports, batched, booleans, "the request body (a JSON list of rows)", plain)
     if isinstance(doc, str) and (port := text.port_of(ports)) is not None:  # one raw text
         return Batch([{port.name: text.one(doc, port)}], 1, batched)
     if not isinstance(doc, dict):
@@ -56,14 +56,14 @@ def decode(doc: Any, ports: Mapping[str, Port], batched: bool, booleans: bool = 
 
 
 def decode_instances(instances: list[Any], ports: Mapping[str, Port], batched: bool, booleans: bool = True,
-                     what: str = '"instances"') -> Batch:
+                     what: str = '"instances"', plain: bool = False) -> Batch:
     if not instances:
         raise RequestError(f"{what} is empty; expected at least one row", expected="at least one row",
                            received="[]")
     single = next(iter(ports.values())) if len(ports) == 1 else None
     if single is not None and not isinstance(instances[0], dict):  # rows are the single input's values
         if batched:
-            return Batch([{single.name: single.from_json(instances, booleans)}], len(instances), True)
+            return Batch([{single.name: single.from_json(instances, booleans, plain)}], len(instances), True)
         return Batch([{single.name: single.from_json(row, booleans)} for row in instances], len(instances), False)
     rows = [_keyed(instance, i, ports) for i, instance in enumerate(instances)]
     if not batched:
