@@ -22,6 +22,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -29,6 +30,7 @@ import httpx
 from . import rest_front
 from .config import ContainerConfig
 from .emulator_state import inference_component_copies
+from .front_metrics import FrontCall
 from .gateway import MAX_REQUEST_BYTES, GatewayRequest, json_reply
 from .image_rootfs import ImageRun
 from .logsink import LogSink
@@ -82,6 +84,8 @@ class ContainerEndpoint:
         self._client = httpx.AsyncClient(timeout=config.request_timeout_s)
         self._reaper: asyncio.Task[None] | None = None
         self._pump: asyncio.Task[None] | None = None
+        # told of each request it answered, for the metrics AWS publishes (`front_metrics`; the data plane's sink)
+        self.meter: Callable[[FrontCall], None] = lambda call: None
 
     @property
     def running(self) -> bool:
@@ -203,6 +207,7 @@ class ContainerEndpoint:
         return None  # CORS is the front's (API Gateway's) business; the emulator passes OPTIONS through
 
     async def handle(self, request: GatewayRequest, caller: Caller | None) -> HttpReply:
+        started = time.perf_counter()
         path = self._upstream_path(request)
         if path is None:
             return json_reply(404, {"message": f"Use POST /endpoints/{self.config.name}/invocations"})
@@ -211,12 +216,19 @@ class ContainerEndpoint:
         if front:  # the integration request's fixed headers (the inference component) replace the caller's
             fixed = rest_front.static_request_headers(front)
             headers = [(k, v) for k, v in headers if k.lower() not in {f.lower() for f in fixed}] + list(fixed.items())
-        reply = self._no_capacity(headers) or await self._invoke(path, request, headers)
-        if not front:
-            return reply
-        accept = next((v for k, v in request.headers if k.lower() == "accept"), "")
-        status, mapped, body = rest_front.respond(front, reply.status, reply.headers, reply.body, accept)
-        return HttpReply(status, mapped + [(k, v) for k, v in reply.headers if k.startswith("x-mlfn-")], body)
+        refused = self._no_capacity(headers)
+        reply, model_status, model_ms = (refused, None, 0.0) if refused else await self._invoke(path, request,
+                                                                                                   headers)
+        if front:
+            accept = next((v for k, v in request.headers if k.lower() == "accept"), "")
+            status, mapped, body = rest_front.respond(front, reply.status, reply.headers, reply.body, accept)
+            reply = HttpReply(status, mapped + [(k, v) for k, v in reply.headers if k.startswith("x-mlfn-")], body)
+        self.meter(FrontCall(
+            self.config.kind, self.config.name, reply.status, (time.perf_counter() - started) * 1000,
+            model_status=model_status, model_ms=model_ms, no_capacity=refused is not None,
+            component=next((v for k, v in headers if k.lower() == COMPONENT_HEADER), ""), via_front=bool(front),
+            dimensions={**self.config.metric_dimensions, **rest_front.metric_dimensions(front)}))
+        return reply
 
     def _no_capacity(self, headers: list[tuple[str, str]]) -> HttpReply | None:
         """InvokeEndpoint's 400 ValidationError for an inference component the control plane has at zero copies."""
@@ -228,26 +240,31 @@ class ContainerEndpoint:
         self.log(f"Inference component {component} has no copies: answered 400 ValidationError")
         return json_reply(400, {"Message": NO_CAPACITY}, ("x-amzn-errortype", "ValidationError"))
 
-    async def _invoke(self, path: str, request: GatewayRequest, headers: list[tuple[str, str]]) -> HttpReply:
+    async def _invoke(self, path: str, request: GatewayRequest,
+                      headers: list[tuple[str, str]]) -> tuple[HttpReply, int | None, float]:
+        """The container's answer, and for the metrics its own status (None: it did not answer) and time (ms)."""
         self.in_flight += 1
         try:
             cold, start_ms, error = await self._ensure_instance()
             if error is not None:
-                return error
+                return error, None, 0.0
+            sent = time.perf_counter()
             try:
                 upstream = await self._client.request(request.method, f"http://127.0.0.1:{self.port}{path}",
                                                       headers=headers, content=request.body)
             except httpx.TimeoutException:
                 return json_reply(424 if self.config.kind == "sagemaker" else 504, {
                     "ErrorCode": "ModelError", "Message": f"The model did not answer within "
-                                                          f"{self.config.request_timeout_s:g} s"})
+                                                          f"{self.config.request_timeout_s:g} s"}), None, 0.0
             except httpx.HTTPError as exc:
-                return json_reply(502, {"ErrorCode": "ModelError", "Message": f"The model container failed: {exc}"})
+                return json_reply(502, {"ErrorCode": "ModelError",
+                                        "Message": f"The model container failed: {exc}"}), None, 0.0
+            model_ms = (time.perf_counter() - sent) * 1000
             reply = self._reply(upstream)
             reply.headers.append(("x-mlfn-cold-start", "true" if cold else "false"))
             if cold:
                 reply.headers.append(("x-mlfn-init-duration-ms", f"{start_ms:.1f}"))
-            return reply
+            return reply, upstream.status_code, model_ms
         finally:
             self.in_flight -= 1
             self.last_used = time.monotonic()

@@ -38,6 +38,7 @@ from .alias_weights import choose
 from .config import ACCOUNT, REGION, ContainerConfig, FunctionConfig, config_from_json
 from .containers import ContainerEndpoint
 from .emulator_state import DATA_PLANE, GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
+from .front_metrics import FrontCall
 from .function_url import FunctionUrl
 from .gateway import Gateway, GatewayRequest, QuietServer
 from .iam_callers import CallerDirectory
@@ -92,7 +93,8 @@ class DataPlane:
         self.account = Account(account_concurrency)
         self.memory_mode = memory_mode
         self.persist = persist
-        # with a control plane, the Lambda service metrics and EMF lines go to its CloudWatch (`metrics_sink`)
+        # with a control plane, the Lambda service metrics, EMF lines and the SageMaker / ECS fronts' metrics go to
+        # its CloudWatch (`metrics_sink`)
         self.metrics = MetricsSink(_cloudwatch(control_plane)) if control_plane else None
         self.logs = FileLogSink(self.state_dir / "logs", forward=self._forward(log_forward), echo=echo_logs)
         self.tls = ensure_tls(self.state_dir)
@@ -246,6 +248,7 @@ class DataPlane:
         else:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
                                        state=self.state_dir, run=run)
+            target.meter = self.meter_front
         if old is not None and isinstance(target, FunctionUrl):  # a new version behind the same URL: no gap
             await target.pool.start()
             if _public(config):
@@ -345,6 +348,11 @@ class DataPlane:
         self.metrics.record_invocation(Invocation(
             called.config.name, version, result.duration_ms, error=result.status not in ("ok", "throttled"),
             throttled=result.status == "throttled", qualifier=qualifier))
+
+    def meter_front(self, call: FrontCall) -> None:
+        """One request to a SageMaker endpoint or ECS service: the metrics its fronts publish (`front_metrics`)."""
+        if self.metrics is not None:
+            self.metrics.record_front(call)
 
     def _forward(self, log_forward: Forward | None) -> Forward | None:
         """Each sandbox log line also to the metrics sink (its EMF documents become metrics)."""
