@@ -316,10 +316,12 @@ def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str
             extra["front"] = front_of_template(json.loads(template.read_text()))
         except UnsupportedFront as exc:
             raise CliError(f"the local emulator cannot serve {key}'s API Gateway front: {exc}") from None
-    else:  # the HTTP API's and load balancer's ids, which the metrics of the ECS front carry
+    else:  # the HTTP API's and load balancer's ids, which the metrics of the ECS front carry, and the cluster
         extra["metric_dimensions"] = _ecs_front_ids(emulator, endpoint.stack_name, template)
+        extra["cluster"] = outputs.get("ClusterName", "")
     entry = registration(emulator, key)
-    same_front = all(((entry or {}).get(k) or {}) == (extra.get(k) or {}) for k in ("front", "metric_dimensions"))
+    same_front = all(((entry or {}).get(k) or {}) == (extra.get(k) or {})
+                     for k in ("front", "metric_dimensions", "cluster"))
     if (entry and Path(entry.get("model_dir", "")) == contents.resolve() and same_front
             and entry.get("image", "") == image_uri):
         return

@@ -9,7 +9,9 @@ copy count the control plane records in `<state>/inference-components.json`) ans
 InvokeEndpoint does, and starts nothing. Paths other than the runtime's go through the stack's REST front when the
 registration carries it (`rest_front`: integration responses and mapping templates read from the template).
 ECS services are a plain reverse proxy
-(the HTTP API + load balancer in front of the service; SigV4 service `execute-api` when AWS_IAM).
+(the HTTP API + load balancer in front of the service; SigV4 service `execute-api` when AWS_IAM); while the service's
+desired count in the control plane is 0 (no task registered), the load balancer's own 503 answers and nothing starts.
+Each answered request is reported to `meter` (`front_metrics`: the metrics AWS publishes for it).
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ COMPONENT_HEADER = "x-amzn-sagemaker-inference-component"
 NO_CAPACITY = ("Inference Component has no capacity to process this request. ApplicationAutoScaling may be "
                "in-progress (if configured) or try to increase the capacity by invoking "
                "UpdateInferenceComponentRuntimeConfig API.")
+
+# An ECS service with no task registered behind its load balancer: the ALB answers 503 itself ("503 Service
+# Temporarily Unavailable", counted in HTTPCode_ELB_503_Count; re:Post "How do I troubleshoot 503 errors from my
+# Application Load Balancer?"). The page around the phrase is the emulator's.
+ALB_503_BODY = (b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
+                b"<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n")
+TASKS_TTL_S = 1.0  # how long a desired task count read from the control plane is used
 
 
 def _free_port() -> int:
@@ -86,6 +95,10 @@ class ContainerEndpoint:
         self._pump: asyncio.Task[None] | None = None
         # told of each request it answered, for the metrics AWS publishes (`front_metrics`; the data plane's sink)
         self.meter: Callable[[FrontCall], None] = lambda call: None
+        # ECS: the service's desired task count (the data plane asks the control plane); None: always a task
+        self.desired_tasks: Callable[[], int | None] | None = None
+        self._tasks: int | None = None
+        self._tasks_read_at = -TASKS_TTL_S
 
     @property
     def running(self) -> bool:
@@ -216,7 +229,7 @@ class ContainerEndpoint:
         if front:  # the integration request's fixed headers (the inference component) replace the caller's
             fixed = rest_front.static_request_headers(front)
             headers = [(k, v) for k, v in headers if k.lower() not in {f.lower() for f in fixed}] + list(fixed.items())
-        refused = self._no_capacity(headers)
+        refused = self._no_capacity(headers) or await self._no_task()
         reply, model_status, model_ms = (refused, None, 0.0) if refused else await self._invoke(path, request,
                                                                                                    headers)
         if front:
@@ -225,7 +238,8 @@ class ContainerEndpoint:
             reply = HttpReply(status, mapped + [(k, v) for k, v in reply.headers if k.startswith("x-mlfn-")], body)
         self.meter(FrontCall(
             self.config.kind, self.config.name, reply.status, (time.perf_counter() - started) * 1000,
-            model_status=model_status, model_ms=model_ms, no_capacity=refused is not None,
+            model_status=model_status, model_ms=model_ms,
+            no_capacity=refused is not None and self.config.kind == "sagemaker",
             component=next((v for k, v in headers if k.lower() == COMPONENT_HEADER), ""), via_front=bool(front),
             dimensions={**self.config.metric_dimensions, **rest_front.metric_dimensions(front)}))
         return reply
@@ -239,6 +253,23 @@ class ContainerEndpoint:
             return None
         self.log(f"Inference component {component} has no copies: answered 400 ValidationError")
         return json_reply(400, {"Message": NO_CAPACITY}, ("x-amzn-errortype", "ValidationError"))
+
+    async def _no_task(self) -> HttpReply | None:
+        """The load balancer's own 503 while the ECS service has no task: its desired count (the control plane's,
+        read at most once a second) is 0, so no target is registered. It starts nothing."""
+        if self.desired_tasks is None:
+            return None
+        if time.monotonic() - self._tasks_read_at >= TASKS_TTL_S:
+            try:
+                self._tasks = await asyncio.to_thread(self.desired_tasks)
+            except Exception as exc:  # the control plane gone: serve as without one
+                self.log(f"Desired task count not read: {exc}")
+                self._tasks = None
+            self._tasks_read_at = time.monotonic()
+        if self._tasks != 0:
+            return None
+        self.log("The service has no task: the load balancer answered 503")
+        return HttpReply(503, [("content-type", "text/html")], ALB_503_BODY)
 
     async def _invoke(self, path: str, request: GatewayRequest,
                       headers: list[tuple[str, str]]) -> tuple[HttpReply, int | None, float]:

@@ -62,6 +62,7 @@ def plane(control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory)
     """A data plane sharing the control plane's state (inference-component copies) with a metrics sink to it."""
     dp = DataPlane(control_plane.state_dir, persist=False)
     dp.metrics = MetricsSink(boto3.client("cloudwatch", endpoint_url=control_plane.url, **LOCAL))
+    dp.ecs = boto3.client("ecs", endpoint_url=control_plane.url, **LOCAL)  # ECS fronts follow desired counts
     dp.start()
     yield dp
     dp.stop()
@@ -173,7 +174,7 @@ def test_sagemaker_requests_drive_the_stacks_scale_from_zero_and_error_alarms(
         plane.unregister(ep.key)
 
 
-def test_ecs_requests_keep_the_idle_alarm_ok_and_fire_the_target_5xx_alarm(
+def test_ecs_front_scales_from_zero_on_the_elb_503_alarm_keeps_its_task_while_requests_flow_and_idles_to_zero(
         control_plane: ControlPlane, plane: DataPlane, server: list[str], https: httpx.Client,
         ecs_template: str, fast_alarms: Callable[[int], None], create_stack: Callable[..., Any]) -> None:
     cfn, ecs, cw = boto3.client("cloudformation"), boto3.client("ecs"), boto3.client("cloudwatch")
@@ -184,25 +185,37 @@ def test_ecs_requests_keep_the_idle_alarm_ok_and_fire_the_target_5xx_alarm(
     ids = stack_dimensions(cfn, stack, json.loads(ecs_template))
     assert set(ids) == {"ApiId", "Stage", "LoadBalancer", "TargetGroup"}
     ep = plane.register_container(service, ROOT / "functions" / "iris", kind="ecs", auth_type="NONE",
-                                  metric_dimensions=ids, command=server)
+                                  metric_dimensions=ids, cluster=cluster, command=server)
     desired = lambda: ecs.describe_services(cluster=cluster, services=[service])["services"][0]["desiredCount"]  # noqa: E731
+    statuses: list[int] = []
 
     def steady(seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            assert https.post(f"{ep.url}invocations", content=b"{}").status_code == 200
+            statuses.append(https.post(f"{ep.url}invocations", content=b"{}").status_code)
             plane.metrics.flush()  # type: ignore[union-attr]
             time.sleep(0.1)
 
     try:
-        # The idle alarm (no request for 2 minutes; missing data breaches) may have fired while the stack was
-        # created. Requests at the front reach it as the HTTP API's Count by ApiId and bring it back to OK.
-        _until("requests did not bring the idle alarm to OK", lambda: steady(0.5) or _state(cw, idle) == "OK")
-        ecs.update_service(cluster=cluster, service=service, desiredCount=1)
-        # Steady requests for 3 scaled minutes (idle_minutes is 2): the alarm stays OK, the service keeps its task.
+        # Zero tasks (as the idle alarm leaves the service): the load balancer answers 503 itself and nothing
+        # starts. HTTPCode_ELB_503_Count fires the stack's scale-out-from-zero alarm, whose step policy sets one
+        # task (nothing else sets 1 here); requests then reach the task. Meanwhile the HTTP API's Count by ApiId
+        # brings the idle alarm to OK.
+        ecs.update_service(cluster=cluster, service=service, desiredCount=0)
+        first = https.post(f"{ep.url}invocations", content=b"{}")
+        assert first.status_code == 503 and b"503 Service Temporarily Unavailable" in first.content
+        (served,) = (t for t in plane.status()["targets"] if t["key"] == ep.key)
+        assert served["instance"]["starts"] == 0
+        _until("the ELB 503 alarm did not bring a task",
+               lambda: steady(0.5) or (statuses[-1] == 200 and desired() == 1 and _state(cw, idle) == "OK"))
+        assert set(statuses) == {200, 503}
+        lb = {"LoadBalancer": ids["LoadBalancer"]}
+        assert _sum(cw, "AWS/ApplicationELB", "HTTPCode_ELB_503_Count", lb) == statuses.count(503) + 1
+        # Steady requests for 3 scaled minutes (idle_minutes is 2): the idle alarm stays OK, the task stays.
+        statuses.clear()
         steady(3 * 60 * 0.02)
         fast_alarms(1)
-        assert _state(cw, idle) == "OK" and desired() == 1
+        assert _state(cw, idle) == "OK" and desired() == 1 and set(statuses) == {200}
         # Five 5xx answers from the task: HTTPCode_Target_5XX_Count by LoadBalancer fires the errors alarm.
         assert [https.post(f"{ep.url}invocations", content=b"boom").status_code for _ in range(5)] == [500] * 5
         plane.metrics.flush()  # type: ignore[union-attr]
@@ -213,5 +226,7 @@ def test_ecs_requests_keep_the_idle_alarm_ok_and_fire_the_target_5xx_alarm(
         assert _sum(cw, "AWS/ApplicationELB", "TargetResponseTime", target_group, "SampleCount") >= 6
         # No more requests: after two idle minutes the alarm sets the service to zero tasks.
         _until("the idle alarm did not scale the service to zero", lambda: desired() == 0)
+        time.sleep(1.0)  # the front reads the desired count at most once a second
+        assert https.post(f"{ep.url}invocations", content=b"{}").status_code == 503
     finally:
         plane.unregister(ep.key)
