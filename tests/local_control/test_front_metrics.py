@@ -230,3 +230,21 @@ def test_ecs_front_scales_from_zero_on_the_elb_503_alarm_keeps_its_task_while_re
         assert https.post(f"{ep.url}invocations", content=b"{}").status_code == 503
     finally:
         plane.unregister(ep.key)
+
+
+def test_a_stack_service_without_desired_count_starts_one_task(create_stack: Callable[..., Any]) -> None:
+    """CloudFormation creates an `AWS::ECS::Service` without `DesiredCount` with a desired count of 1 (mlfn's ECS
+    stacks leave it out), so the emulator's front has a task after a deploy; a given count is kept."""
+    def service(count: int | None) -> dict[str, Any]:
+        props: dict[str, Any] = {"Cluster": {"Ref": "Cluster"}, "TaskDefinition": {"Ref": "Task"}}
+        return {"Type": "AWS::ECS::Service", "Properties": props if count is None else {**props, "DesiredCount": count}}
+    template = {"Resources": {
+        "Cluster": {"Type": "AWS::ECS::Cluster"},
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"Family": f"t-{uuid.uuid4().hex[:6]}",
+                 "ContainerDefinitions": [{"Name": "m", "Image": "x", "Memory": 128}]}},
+        "Default": service(None), "Two": service(2)},
+        "Outputs": {"Cluster": {"Value": {"Ref": "Cluster"}}}}
+    outputs, resources = create_stack(f"ecs-default-{uuid.uuid4().hex[:6]}", json.dumps(template))
+    ecs = boto3.client("ecs")
+    found = ecs.describe_services(cluster=outputs["Cluster"], services=[resources["Default"], resources["Two"]])
+    assert [s["desiredCount"] for s in found["services"]] == [1, 2]
