@@ -72,3 +72,38 @@ def test_zero_copies_are_woken_by_the_stacks_alarm_on_the_fronts_metrics(emulato
         print(f"\nscale from zero by the stack's alarm: answered after {woke_s:.1f} s, {refused:g} refused requests")
     finally:
         cli("destroy", "iris-alarm", "--local", "--yes")
+
+
+def test_an_ecs_service_at_zero_tasks_is_woken_by_the_stacks_elb_503_alarm(emulator: Any, h: Any,
+                                                                            tmp_path: Path) -> None:
+    """The same for ECS: at zero desired tasks the front answers the load balancer's 503, counted in
+    `HTTPCode_ELB_503_Count`; the stack's scale-out-from-zero alarm sets one task and the waiting invoke answers."""
+    cli = emulator
+    model = h.copy_model(IRIS, tmp_path / "iris-ecs-alarm", name="iris-ecs-alarm", target="ecs")
+    cli("deploy", str(model), "--local", "--json")
+    outputs = cli("status", "iris-ecs-alarm", "--local", "--json").json()["outputs"]
+    control = json.loads((cli.home / "local" / "control-plane.json").read_text())["url"]
+    env = client_environment(control)
+    aws = {"endpoint_url": control, "region_name": env["AWS_DEFAULT_REGION"],
+           "aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
+    ecs = boto3.client("ecs", **aws)
+    cluster, service = outputs["ClusterName"], outputs["ServiceName"]
+
+    def desired() -> int:
+        return int(ecs.describe_services(cluster=cluster, services=[service])["services"][0]["desiredCount"])
+
+    try:
+        # A new service starts one task, but its idle alarm (no request yet; missing data breaches) takes it to
+        # zero within a scaled minute or two: make sure it is at zero now.
+        ecs.update_service(cluster=cluster, service=service, desiredCount=0)
+        started = time.monotonic()
+        run = cli("invoke", "iris-ecs-alarm", "--local", "--data", json.dumps({"instances": ROWS}), "--wait",
+                  "120", "--json")
+        woke_s = time.monotonic() - started
+        assert "model is scaling from zero, retrying in" in run.stderr
+        assert run.json()["status"] == 200
+        assert h.same_predictions(run.json()["body"]["predictions"], h.onnxruntime_answer(model, ROWS))
+        assert desired() == 1  # set by the alarm's step policy
+        print(f"\nECS scale from zero by the stack's alarm: answered after {woke_s:.1f} s")
+    finally:
+        cli("destroy", "iris-ecs-alarm", "--local", "--yes")
