@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,17 +36,23 @@ def emulator(h: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         runner.stop_emulator()
 
 
-def test_zero_copies_are_woken_by_the_stacks_alarm_on_the_fronts_metrics(emulator: Any, h: Any,
-                                                                         tmp_path: Path) -> None:
-    cli = emulator
-    model = h.copy_model(IRIS, tmp_path / "iris-alarm", name="iris-alarm", target="sagemaker")
+def _deployed(cli: Any, h: Any, folder: Path, target: str) -> tuple[Path, dict[str, str], Callable[[str], Any]]:
+    """Iris deployed for `target` as the folder's name: (its folder, the stack's outputs, boto3 client factory)."""
+    model = h.copy_model(IRIS, folder, name=folder.name, target=target)
     cli("deploy", str(model), "--local", "--json")
-    outputs = cli("status", "iris-alarm", "--local", "--json").json()["outputs"]
+    outputs = cli("status", folder.name, "--local", "--json").json()["outputs"]
     control = json.loads((cli.home / "local" / "control-plane.json").read_text())["url"]
     env = client_environment(control)
     aws = {"endpoint_url": control, "region_name": env["AWS_DEFAULT_REGION"],
            "aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
-    sm, cw, cfn = (boto3.client(s, **aws) for s in ("sagemaker", "cloudwatch", "cloudformation"))
+    return model, outputs, lambda service: boto3.client(service, **aws)
+
+
+def test_zero_copies_are_woken_by_the_stacks_alarm_on_the_fronts_metrics(emulator: Any, h: Any,
+                                                                         tmp_path: Path) -> None:
+    cli = emulator
+    model, outputs, client = _deployed(cli, h, tmp_path / "iris-alarm", "sagemaker")
+    sm, cw, cfn = (client(s) for s in ("sagemaker", "cloudwatch", "cloudformation"))
     component = outputs["InferenceComponentName"]
     assert any("ScaleOutFromZeroAlarm" in r["LogicalResourceId"]  # the alarm whose action sets one copy
                for r in cfn.describe_stack_resources(StackName="mlfn-iris-alarm-dev")["StackResources"])
@@ -79,14 +85,8 @@ def test_an_ecs_service_at_zero_tasks_is_woken_by_the_stacks_elb_503_alarm(emula
     """The same for ECS: at zero desired tasks the front answers the load balancer's 503, counted in
     `HTTPCode_ELB_503_Count`; the stack's scale-out-from-zero alarm sets one task and the waiting invoke answers."""
     cli = emulator
-    model = h.copy_model(IRIS, tmp_path / "iris-ecs-alarm", name="iris-ecs-alarm", target="ecs")
-    cli("deploy", str(model), "--local", "--json")
-    outputs = cli("status", "iris-ecs-alarm", "--local", "--json").json()["outputs"]
-    control = json.loads((cli.home / "local" / "control-plane.json").read_text())["url"]
-    env = client_environment(control)
-    aws = {"endpoint_url": control, "region_name": env["AWS_DEFAULT_REGION"],
-           "aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
-    ecs = boto3.client("ecs", **aws)
+    model, outputs, client = _deployed(cli, h, tmp_path / "iris-ecs-alarm", "ecs")
+    ecs = client("ecs")
     cluster, service = outputs["ClusterName"], outputs["ServiceName"]
 
     def desired() -> int:
