@@ -293,6 +293,18 @@ def _already_serving(session: Any, emulator: Any, stack: str, contents: Path) ->
     return bool(entry and Path(entry.get("model_dir", "")) == contents.resolve())
 
 
+def _ecs_front_ids(emulator: Any, stack_name: str, template: Path) -> dict[str, str]:
+    """`front_metrics.stack_dimensions` of the stack in the emulator."""
+    import boto3
+
+    from .aws.session import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY
+    from .local.front_metrics import stack_dimensions
+
+    cfn = boto3.client("cloudformation", endpoint_url=emulator.control_url, region_name=LOCAL_REGION,
+                       aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_SECRET_KEY)
+    return stack_dimensions(cfn, stack_name, json.loads(template.read_text()))
+
+
 def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str, say: Say, template: Path,
                    image_uri: str) -> None:
     """Have the emulator's data plane serve the pushed image (`contents`: its model folder, for the host runtime):
@@ -314,8 +326,12 @@ def _serve_locally(emulator: Any, endpoint: Endpoint, contents: Path, stage: str
             extra["front"] = front_of_template(json.loads(template.read_text()))
         except UnsupportedFront as exc:
             raise CliError(f"the local emulator cannot serve {key}'s API Gateway front: {exc}") from None
+    else:  # the HTTP API's and load balancer's ids, which the metrics of the ECS front carry, and the cluster
+        extra["metric_dimensions"] = _ecs_front_ids(emulator, endpoint.stack_name, template)
+        extra["cluster"] = outputs.get("ClusterName", "")
     entry = registration(emulator, key)
-    same_front = ((entry or {}).get("front") or {}) == (extra.get("front") or {})
+    same_front = all(((entry or {}).get(k) or {}) == (extra.get(k) or {})
+                     for k in ("front", "metric_dimensions", "cluster"))
     if (entry and Path(entry.get("model_dir", "")) == contents.resolve() and same_front
             and entry.get("image", "") == image_uri):
         return

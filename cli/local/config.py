@@ -107,6 +107,9 @@ class ContainerConfig:
     # SageMaker: the stack's REST front (`rest_front.front_of_template`) that non-runtime paths go through; empty:
     # every POST answers as InvokeEndpoint does
     front: dict[str, Any] = field(default_factory=dict)
+    # the stack's ids its fronts' metrics carry (`front_metrics`): ECS `ApiId`, `Stage`, `LoadBalancer`, `TargetGroup`
+    metric_dimensions: dict[str, str] = field(default_factory=dict)
+    cluster: str = ""  # ECS: the service's cluster, whose desired count the front follows (0: the ALB's 503)
     port: int = 0
 
     def __post_init__(self) -> None:

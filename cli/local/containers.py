@@ -9,7 +9,9 @@ copy count the control plane records in `<state>/inference-components.json`) ans
 InvokeEndpoint does, and starts nothing. Paths other than the runtime's go through the stack's REST front when the
 registration carries it (`rest_front`: integration responses and mapping templates read from the template).
 ECS services are a plain reverse proxy
-(the HTTP API + load balancer in front of the service; SigV4 service `execute-api` when AWS_IAM).
+(the HTTP API + load balancer in front of the service; SigV4 service `execute-api` when AWS_IAM); while the service's
+desired count in the control plane is 0 (no task registered), the load balancer's own 503 answers and nothing starts.
+Each answered request is reported to `meter` (`front_metrics`: the metrics AWS publishes for it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -29,6 +32,7 @@ import httpx
 from . import rest_front
 from .config import ContainerConfig
 from .emulator_state import inference_component_copies
+from .front_metrics import FrontCall
 from .gateway import MAX_REQUEST_BYTES, GatewayRequest, json_reply
 from .image_rootfs import ImageRun
 from .logsink import LogSink
@@ -44,6 +48,13 @@ COMPONENT_HEADER = "x-amzn-sagemaker-inference-component"
 NO_CAPACITY = ("Inference Component has no capacity to process this request. ApplicationAutoScaling may be "
                "in-progress (if configured) or try to increase the capacity by invoking "
                "UpdateInferenceComponentRuntimeConfig API.")
+
+# An ECS service with no task registered behind its load balancer: the ALB answers 503 itself ("503 Service
+# Temporarily Unavailable", counted in HTTPCode_ELB_503_Count; re:Post "How do I troubleshoot 503 errors from my
+# Application Load Balancer?"). The page around the phrase is the emulator's.
+ALB_503_BODY = (b"<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n"
+                b"<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n</body>\r\n</html>\r\n")
+TASKS_TTL_S = 1.0  # how long a desired task count read from the control plane is used
 
 
 def _free_port() -> int:
@@ -82,6 +93,12 @@ class ContainerEndpoint:
         self._client = httpx.AsyncClient(timeout=config.request_timeout_s)
         self._reaper: asyncio.Task[None] | None = None
         self._pump: asyncio.Task[None] | None = None
+        # told of each request it answered, for the metrics AWS publishes (`front_metrics`; the data plane's sink)
+        self.meter: Callable[[FrontCall], None] = lambda call: None
+        # ECS: the service's desired task count (the data plane asks the control plane); None: always a task
+        self.desired_tasks: Callable[[], int | None] | None = None
+        self._tasks: int | None = None
+        self._tasks_read_at = -TASKS_TTL_S
 
     @property
     def running(self) -> bool:
@@ -203,6 +220,7 @@ class ContainerEndpoint:
         return None  # CORS is the front's (API Gateway's) business; the emulator passes OPTIONS through
 
     async def handle(self, request: GatewayRequest, caller: Caller | None) -> HttpReply:
+        started = time.perf_counter()
         path = self._upstream_path(request)
         if path is None:
             return json_reply(404, {"message": f"Use POST /endpoints/{self.config.name}/invocations"})
@@ -211,12 +229,20 @@ class ContainerEndpoint:
         if front:  # the integration request's fixed headers (the inference component) replace the caller's
             fixed = rest_front.static_request_headers(front)
             headers = [(k, v) for k, v in headers if k.lower() not in {f.lower() for f in fixed}] + list(fixed.items())
-        reply = self._no_capacity(headers) or await self._invoke(path, request, headers)
-        if not front:
-            return reply
-        accept = next((v for k, v in request.headers if k.lower() == "accept"), "")
-        status, mapped, body = rest_front.respond(front, reply.status, reply.headers, reply.body, accept)
-        return HttpReply(status, mapped + [(k, v) for k, v in reply.headers if k.startswith("x-mlfn-")], body)
+        refused = self._no_capacity(headers) or await self._no_task()
+        reply, model_status, model_ms = (refused, None, 0.0) if refused else await self._invoke(path, request,
+                                                                                                   headers)
+        if front:
+            accept = next((v for k, v in request.headers if k.lower() == "accept"), "")
+            status, mapped, body = rest_front.respond(front, reply.status, reply.headers, reply.body, accept)
+            reply = HttpReply(status, mapped + [(k, v) for k, v in reply.headers if k.startswith("x-mlfn-")], body)
+        self.meter(FrontCall(
+            self.config.kind, self.config.name, reply.status, (time.perf_counter() - started) * 1000,
+            model_status=model_status, model_ms=model_ms,
+            no_capacity=refused is not None and self.config.kind == "sagemaker",
+            component=next((v for k, v in headers if k.lower() == COMPONENT_HEADER), ""), via_front=bool(front),
+            dimensions={**self.config.metric_dimensions, **rest_front.metric_dimensions(front)}))
+        return reply
 
     def _no_capacity(self, headers: list[tuple[str, str]]) -> HttpReply | None:
         """InvokeEndpoint's 400 ValidationError for an inference component the control plane has at zero copies."""
@@ -228,26 +254,48 @@ class ContainerEndpoint:
         self.log(f"Inference component {component} has no copies: answered 400 ValidationError")
         return json_reply(400, {"Message": NO_CAPACITY}, ("x-amzn-errortype", "ValidationError"))
 
-    async def _invoke(self, path: str, request: GatewayRequest, headers: list[tuple[str, str]]) -> HttpReply:
+    async def _no_task(self) -> HttpReply | None:
+        """The load balancer's own 503 while the ECS service has no task: its desired count (the control plane's,
+        read at most once a second) is 0, so no target is registered. It starts nothing."""
+        if self.desired_tasks is None:
+            return None
+        if time.monotonic() - self._tasks_read_at >= TASKS_TTL_S:
+            try:
+                self._tasks = await asyncio.to_thread(self.desired_tasks)
+            except Exception as exc:  # the control plane gone: serve as without one
+                self.log(f"Desired task count not read: {exc}")
+                self._tasks = None
+            self._tasks_read_at = time.monotonic()
+        if self._tasks != 0:
+            return None
+        self.log("The service has no task: the load balancer answered 503")
+        return HttpReply(503, [("content-type", "text/html")], ALB_503_BODY)
+
+    async def _invoke(self, path: str, request: GatewayRequest,
+                      headers: list[tuple[str, str]]) -> tuple[HttpReply, int | None, float]:
+        """The container's answer, and for the metrics its own status (None: it did not answer) and time (ms)."""
         self.in_flight += 1
         try:
             cold, start_ms, error = await self._ensure_instance()
             if error is not None:
-                return error
+                return error, None, 0.0
+            sent = time.perf_counter()
             try:
                 upstream = await self._client.request(request.method, f"http://127.0.0.1:{self.port}{path}",
                                                       headers=headers, content=request.body)
             except httpx.TimeoutException:
                 return json_reply(424 if self.config.kind == "sagemaker" else 504, {
                     "ErrorCode": "ModelError", "Message": f"The model did not answer within "
-                                                          f"{self.config.request_timeout_s:g} s"})
+                                                          f"{self.config.request_timeout_s:g} s"}), None, 0.0
             except httpx.HTTPError as exc:
-                return json_reply(502, {"ErrorCode": "ModelError", "Message": f"The model container failed: {exc}"})
+                return json_reply(502, {"ErrorCode": "ModelError",
+                                        "Message": f"The model container failed: {exc}"}), None, 0.0
+            model_ms = (time.perf_counter() - sent) * 1000
             reply = self._reply(upstream)
             reply.headers.append(("x-mlfn-cold-start", "true" if cold else "false"))
             if cold:
                 reply.headers.append(("x-mlfn-init-duration-ms", f"{start_ms:.1f}"))
-            return reply
+            return reply, upstream.status_code, model_ms
         finally:
             self.in_flight -= 1
             self.last_used = time.monotonic()

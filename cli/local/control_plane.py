@@ -61,6 +61,7 @@ def install_extensions() -> None:
             cfn_base,
             cfn_cloudwatch,  # noqa: F401
             cfn_codedeploy,  # noqa: F401
+            cfn_ecs,
             cfn_elbv2,
             cfn_engine,
             cfn_generic,
@@ -78,6 +79,7 @@ def install_extensions() -> None:
         cfn_engine.install()
         cfn_scaling.install()
         cfn_elbv2.install()
+        cfn_ecs.install()
         lambda_api.install()
         sagemaker_api.install()
         iam_callers.install()

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import secrets
@@ -38,6 +39,7 @@ from .alias_weights import choose
 from .config import ACCOUNT, REGION, ContainerConfig, FunctionConfig, config_from_json
 from .containers import ContainerEndpoint
 from .emulator_state import DATA_PLANE, GATEWAY, publish_address, read_json, state_dir, withdraw_address, write_json
+from .front_metrics import FrontCall
 from .function_url import FunctionUrl
 from .gateway import Gateway, GatewayRequest, QuietServer
 from .iam_callers import CallerDirectory
@@ -92,8 +94,11 @@ class DataPlane:
         self.account = Account(account_concurrency)
         self.memory_mode = memory_mode
         self.persist = persist
-        # with a control plane, the Lambda service metrics and EMF lines go to its CloudWatch (`metrics_sink`)
-        self.metrics = MetricsSink(_cloudwatch(control_plane)) if control_plane else None
+        # with a control plane, the Lambda service metrics, EMF lines and the SageMaker / ECS fronts' metrics go to
+        # its CloudWatch (`metrics_sink`)
+        self.metrics = MetricsSink(_client("cloudwatch", control_plane)) if control_plane else None
+        # with a control plane, an ECS service's desired count decides whether its front has a task (`desired_tasks`)
+        self.ecs = _client("ecs", control_plane) if control_plane else None
         self.logs = FileLogSink(self.state_dir / "logs", forward=self._forward(log_forward), echo=echo_logs)
         self.tls = ensure_tls(self.state_dir)
         # with the control plane's URL, keys of its IAM users and roles sign too, checked against their policies
@@ -246,6 +251,9 @@ class DataPlane:
         else:
             target = ContainerEndpoint(config, self.logs, memory_mode=self.memory_mode, children=self.children,
                                        state=self.state_dir, run=run)
+            target.meter = self.meter_front
+            if config.kind == "ecs" and config.cluster:
+                target.desired_tasks = functools.partial(self.desired_tasks, config.cluster, config.name)
         if old is not None and isinstance(target, FunctionUrl):  # a new version behind the same URL: no gap
             await target.pool.start()
             if _public(config):
@@ -345,6 +353,18 @@ class DataPlane:
         self.metrics.record_invocation(Invocation(
             called.config.name, version, result.duration_ms, error=result.status not in ("ok", "throttled"),
             throttled=result.status == "throttled", qualifier=qualifier))
+
+    def desired_tasks(self, cluster: str, service: str) -> int | None:
+        """The ECS service's desired task count in the control plane (None: no control plane or no such service)."""
+        if self.ecs is None:
+            return None
+        found = self.ecs.describe_services(cluster=cluster, services=[service]).get("services") or []
+        return int(found[0]["desiredCount"]) if found else None
+
+    def meter_front(self, call: FrontCall) -> None:
+        """One request to a SageMaker endpoint or ECS service: the metrics its fronts publish (`front_metrics`)."""
+        if self.metrics is not None:
+            self.metrics.record_front(call)
 
     def _forward(self, log_forward: Forward | None) -> Forward | None:
         """Each sandbox log line also to the metrics sink (its EMF documents become metrics)."""
@@ -573,13 +593,13 @@ def config_for_model(model_dir: str | Path, *, name: str | None = None, stage: s
     return ContainerConfig(**{**common, **settings, **overrides})
 
 
-def _cloudwatch(control_plane: str) -> Any:
-    """A boto3 CloudWatch client to the control plane (its default region)."""
+def _client(service: str, control_plane: str) -> Any:
+    """A boto3 client of `service` to the control plane (its default region)."""
     import boto3
 
     from ..aws.session import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY
 
-    return boto3.client("cloudwatch", endpoint_url=control_plane, region_name=LOCAL_REGION,
+    return boto3.client(service, endpoint_url=control_plane, region_name=LOCAL_REGION,
                         aws_access_key_id=LOCAL_ACCESS_KEY, aws_secret_access_key=LOCAL_SECRET_KEY)
 
 

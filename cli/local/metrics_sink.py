@@ -1,6 +1,6 @@
 """Sandbox metrics into the emulator's CloudWatch, so its alarms (`cli/local/alarms.py`) see what AWS's would.
 
-Two sources, both sent with PutMetricData (boto3, to the emulator's moto) in batches from a background thread:
+Three sources, all sent with PutMetricData (boto3, to the emulator's moto) in batches from a background thread:
 
 - the Lambda service metrics of each invocation ("Types of metrics for Lambda functions"): `Invocations` (not for a
   throttled call), `Errors` (a function error: 1, else 0), `Duration` (ms, not for a throttled call), `Throttles`,
@@ -9,7 +9,9 @@ Two sources, both sent with PutMetricData (boto3, to the emulator's moto) in bat
   `ExecutedVersion`;
 - Embedded Metric Format lines a sandbox writes ("Specification: Embedded metric format"): each
   `_aws.CloudWatchMetrics` directive gives a namespace, dimension sets and metric names whose values (a number or an
-  array of numbers) are members of the same JSON object; `_aws.Timestamp` is epoch milliseconds.
+  array of numbers) are members of the same JSON object; `_aws.Timestamp` is epoch milliseconds;
+- the SageMaker endpoints' and ECS services' requests (`front_metrics`: AWS/SageMaker, AWS/ApiGateway,
+  AWS/ApplicationELB), reported by `ContainerEndpoint` through `DataPlane.meter_front`.
 
 The data plane (with a control plane) calls `record_invocation` per call (`DataPlane.meter`) and `record_log_line`
 per log line of a sandbox (`DataPlane._forward`). `flush()` sends what is buffered now; tests call it before they
@@ -24,6 +26,8 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from .front_metrics import FrontCall, front_datums
 
 LOG = logging.getLogger("mlfn.local.metrics")
 LAMBDA_NAMESPACE = "AWS/Lambda"
@@ -110,11 +114,19 @@ class MetricsSink:
         self.record(LAMBDA_NAMESPACE, lambda_datums(call))
 
     def record_log_line(self, line: str) -> None:
-        for namespace, datum in emf_datums(line):
-            self.record(namespace, [datum])
+        self.record_pairs(emf_datums(line))
+
+    def record_front(self, call: FrontCall) -> None:
+        """One request to a SageMaker endpoint or ECS service: its fronts' metrics (`front_metrics`)."""
+        self.record_pairs(front_datums(call))
+
+    def record_pairs(self, pairs: list[tuple[str, dict[str, Any]]]) -> None:
+        with self._lock:
+            for namespace, datum in pairs:
+                self._pending.setdefault(namespace, []).append(datum)
 
     def record(self, namespace: str, datums: list[dict[str, Any]]) -> None:
-        """Any PutMetricData datums (e.g. the SageMaker or ECS fronts' AWS/SageMaker, AWS/ApplicationELB counts)."""
+        """Any PutMetricData datums of one namespace."""
         with self._lock:
             self._pending.setdefault(namespace, []).extend(datums)
 

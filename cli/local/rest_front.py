@@ -103,8 +103,25 @@ def front_of_template(template: dict[str, Any]) -> dict[str, Any]:
         for response in front["IntegrationResponses"]:
             for text in (response.get("ResponseTemplates") or {}).values():
                 check_template(text)
-        return front
+        return {**front, **_api_name_and_stage(template)}
     return {}
+
+
+def _api_name_and_stage(template: dict[str, Any]) -> dict[str, str]:
+    """The REST API's `Name` and its stage's name: the `ApiName` and `Stage` dimensions of its metrics."""
+    out: dict[str, str] = {}
+    for resource in (template.get("Resources") or {}).values():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::ApiGateway::RestApi" and isinstance(props.get("Name"), str):
+            out["ApiName"] = props["Name"]
+        elif resource.get("Type") == "AWS::ApiGateway::Stage" and isinstance(props.get("StageName"), str):
+            out["Stage"] = props["StageName"]
+    return out
+
+
+def metric_dimensions(front: dict[str, Any]) -> dict[str, str]:
+    """The front's `ApiName` and `Stage` (as `front_of_template` read them), for its metrics."""
+    return {k: front[k] for k in ("ApiName", "Stage") if isinstance(front.get(k), str)}
 
 
 def static_request_headers(front: dict[str, Any]) -> dict[str, str]:

@@ -30,6 +30,13 @@ def test_zero_copies_wait_then_answer(cli: Any, h: Any, tmp_path: Path) -> None:
     outputs = cli("status", "iris-wake", "--local", "--json").json()["outputs"]
     control = json.loads((cli.home / "local" / "control-plane.json").read_text())["url"]
     sagemaker = boto3.client("sagemaker", endpoint_url=control, **LOCAL)
+    # This test plays the step policy itself (copies(1) below): the stack's scale-out alarm, which the refused
+    # requests' NoCapacityInvocationFailures would fire at the next minute, is kept from acting
+    # (tests/deploy/test_front_metrics_local.py lets it act).
+    cfn = boto3.client("cloudformation", endpoint_url=control, **LOCAL)
+    boto3.client("cloudwatch", endpoint_url=control, **LOCAL).disable_alarm_actions(AlarmNames=[
+        r["PhysicalResourceId"] for r in cfn.describe_stack_resources(StackName="mlfn-iris-wake-dev")["StackResources"]
+        if r["ResourceType"] == "AWS::CloudWatch::Alarm"])
 
     def copies(count: int) -> None:
         sagemaker.update_inference_component_runtime_config(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +51,48 @@ def rollout_aws(control_plane: ControlPlane) -> Iterator[dict[str, Any]]:
     evaluator.stop()
     evaluator.time_scale = before
     evaluator.start()
+
+
+ALARM_SCALE = 0.02  # the alarm tests' time scale: a 60 s period and the one-minute evaluation take 1.2 s
+
+
+@pytest.fixture
+def fast_alarms(control_plane: ControlPlane) -> Iterator[Callable[[int], None]]:
+    """Run the evaluator at ALARM_SCALE; yields `wait(n)`: return after n more evaluations (bounded)."""
+    evaluator = control_plane.alarms
+    before, evaluator.time_scale = evaluator.time_scale, ALARM_SCALE
+    evaluator.stop()
+    evaluator.start()
+
+    def wait(rounds: int) -> None:
+        goal = evaluator.evaluations + rounds
+        deadline = time.monotonic() + rounds * 60 * ALARM_SCALE * 4 + 5
+        while evaluator.evaluations < goal:
+            assert time.monotonic() < deadline, "the alarm evaluator stopped evaluating"
+            time.sleep(0.05)
+
+    yield wait
+    evaluator.stop()
+    evaluator.time_scale = before
+    evaluator.start()
+
+
+@pytest.fixture
+def create_stack() -> Callable[[str, str], tuple[dict[str, str], dict[str, str]]]:
+    """`create(name, template)`: create the stack in the emulator (boto3), wait for it; (its outputs, logical id ->
+    physical id)."""
+    import boto3
+
+    def create(name: str, template: str) -> tuple[dict[str, str], dict[str, str]]:
+        cfn = boto3.client("cloudformation")
+        cfn.create_stack(StackName=name, TemplateBody=template, Capabilities=["CAPABILITY_IAM"])
+        deadline = time.monotonic() + 120
+        while (stack := cfn.describe_stacks(StackName=name)["Stacks"][0])["StackStatus"] == "CREATE_IN_PROGRESS":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert stack["StackStatus"] == "CREATE_COMPLETE", stack["StackStatus"]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+        return outputs, {r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
+                         for r in cfn.describe_stack_resources(StackName=name)["StackResources"]}
+
+    return create

@@ -10,9 +10,8 @@ import datetime as dt
 import itertools
 import json
 import shutil
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +20,9 @@ import pytest
 
 from mlfn.cli.local.control_plane import ControlPlane
 
-SCALE = 0.02
+SCALE = 0.02  # as conftest's ALARM_SCALE (fast_alarms)
 MINUTE_S = 60 * SCALE
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def fast_alarms(control_plane: ControlPlane) -> Iterator[Callable[[int], None]]:
-    """Run the evaluator at SCALE; yields `wait(n)`: return after n more evaluations (bounded)."""
-    evaluator = control_plane.alarms
-    before, evaluator.time_scale = evaluator.time_scale, SCALE
-    evaluator.stop()
-    evaluator.start()
-
-    def wait(rounds: int) -> None:
-        goal = evaluator.evaluations + rounds
-        deadline = time.monotonic() + rounds * MINUTE_S * 4 + 5
-        while evaluator.evaluations < goal:
-            assert time.monotonic() < deadline, "the alarm evaluator stopped evaluating"
-            time.sleep(0.05)
-
-    yield wait
-    evaluator.stop()
-    evaluator.time_scale = before
-    evaluator.start()
 
 
 def _ecs_service(ecs: Any, desired: int) -> tuple[str, str]:
@@ -305,20 +283,8 @@ def ecs_template(tmp_path_factory: pytest.TempPathFactory) -> str:
     return synth_model(model, image_uri=IMAGE, outdir=tmp_path_factory.mktemp("cdk.out")).read_text()
 
 
-def _deploy(cfn: Any, name: str, template: str) -> tuple[dict[str, str], dict[str, str]]:
-    """Create the stack in the emulator; (its outputs, logical id -> physical id)."""
-    cfn.create_stack(StackName=name, TemplateBody=template, Capabilities=["CAPABILITY_IAM"])
-    deadline = time.monotonic() + 120
-    while (stack := cfn.describe_stacks(StackName=name)["Stacks"][0])["StackStatus"] == "CREATE_IN_PROGRESS":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    assert stack["StackStatus"] == "CREATE_COMPLETE", stack["StackStatus"]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
-    return outputs, {r["LogicalResourceId"]: r.get("PhysicalResourceId", "")
-                     for r in cfn.describe_stack_resources(StackName=name)["StackResources"]}
-
-
-def test_a_templates_metric_math_alarm_keeps_its_metrics_and_fires(fast_alarms: Callable[[int], None]) -> None:
+def test_a_templates_metric_math_alarm_keeps_its_metrics_and_fires(fast_alarms: Callable[[int], None],
+                                                                   create_stack: Callable[..., Any]) -> None:
     """The rate alarm in the shape CDK synthesizes it (`cw.MathExpression` in infra/rollout.py), through CFN."""
     prefix = uuid.uuid4().hex[:8]
 
@@ -332,7 +298,7 @@ def test_a_templates_metric_math_alarm_keeps_its_metrics_and_fires(fast_alarms: 
                     query("errors", "ServerErrors"), query("requests", "Requests")]}}},
         "Outputs": {"Alarm": {"Value": {"Ref": "Rate"}}}}
     cw = boto3.client("cloudwatch")
-    _deploy(boto3.client("cloudformation"), f"rate-{prefix}", json.dumps(template))
+    create_stack(f"rate-{prefix}", json.dumps(template))
     alarm = cw.describe_alarms(AlarmNames=[f"{prefix}-rate"])["MetricAlarms"][0]
     assert [m["Id"] for m in alarm["Metrics"]] == ["expr_1", "errors", "requests"]
     dims = [{"Name": "Fn", "Value": prefix}]
@@ -343,9 +309,9 @@ def test_a_templates_metric_math_alarm_keeps_its_metrics_and_fires(fast_alarms: 
 
 
 def test_ecs_template_idles_to_zero_and_scales_from_zero_to_exactly_one(
-        fast_alarms: Callable[[int], None], ecs_template: str) -> None:
-    cfn, ecs, cw = boto3.client("cloudformation"), boto3.client("ecs"), boto3.client("cloudwatch")
-    outputs, resources = _deploy(cfn, f"idle-ecs-{uuid.uuid4().hex[:6]}", ecs_template)
+        fast_alarms: Callable[[int], None], ecs_template: str, create_stack: Callable[..., Any]) -> None:
+    ecs, cw = boto3.client("ecs"), boto3.client("cloudwatch")
+    outputs, resources = create_stack(f"idle-ecs-{uuid.uuid4().hex[:6]}", ecs_template)
     cluster, service = outputs["ClusterName"], outputs["ServiceName"]
     (idle,) = (v for k, v in resources.items() if "ScaleInWhenIdleAlarm" in k)
     (wake,) = (v for k, v in resources.items() if "ScaleOutFromZeroAlarm" in k)

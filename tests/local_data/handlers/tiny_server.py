@@ -15,6 +15,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(404, b"")
         if body == b"fail":
             return self._send(400, b'{"error": "bad input"}')
+        if body == b"boom":
+            return self._send(500, b'{"error": "the model failed"}')
         self._send(200, json.dumps({"echo": body.decode(), "pid": os.getpid(),
                                     "content_type": self.headers.get("content-type")}).encode())
 
