@@ -114,15 +114,22 @@ def _report_rolled_back(exc: Any, args: argparse.Namespace, started: float) -> N
 def _follow_rollout(outcome: Any, args: argparse.Namespace, started: float) -> dict[str, Any] | None:
     """Report the rollout the update started (Lambda's CodeDeploy shift, ECS's CANARY/LINEAR deployment, a SageMaker
     inference component's rolling update) until it ends, unless --no-wait."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from ..rollout_follow import follow
 
     if outcome.status not in ("UPDATED", "STARTED"):
         return None
-    session, read = _rollout_reader(args, outcome.stack_name)
-    if read is None:
+    try:
+        session, read = _rollout_reader(args, outcome.stack_name)
+        if read is None:
+            return None
+        if args.no_wait:
+            info(f"rollout: not followed (--no-wait); `mlfn status {outcome.name}` follows it")
+            reading = read()
+            begun = reading.started is not None and reading.started >= started
+            return reading.doc if begun else {"status": "starting"}
+        return follow(session, read, info, since=started)
+    except (BotoCoreError, ClientError) as exc:  # the update itself went through: say why it is not followed
+        info(f"rollout: could not be read ({exc}); `mlfn status {outcome.name}` shows the stack")
         return None
-    if args.no_wait:
-        info(f"rollout: not followed (--no-wait); `mlfn status {outcome.name}` follows it")
-        reading = read()
-        return reading.doc if reading.started is not None and reading.started >= started else {"status": "starting"}
-    return follow(session, read, info, since=started)
