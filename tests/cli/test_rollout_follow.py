@@ -172,3 +172,50 @@ def test_no_wait_returns_early_where_the_stack_update_lasts_as_long_as_the_rollo
 
     spec = SimpleNamespace(settings=SimpleNamespace(rollout=SimpleNamespace(strategy=strategy)))
     assert rolls_out(spec, target) is expected  # type: ignore[arg-type]
+
+
+def _ecs_stack(name: str) -> None:
+    outputs = {key: {"Value": value} for key, value in OUTPUTS.items()}
+    boto3.client("cloudformation", region_name=REGION).create_stack(StackName=name, TemplateBody=json.dumps({
+        "Resources": {"Handle": {"Type": "AWS::SNS::Topic"}}, "Outputs": outputs}))
+
+
+def test_mlfn_deploy_follows_an_ecs_rollout_or_not_with_no_wait_and_names_the_alarm_on_a_rolled_back_update(
+        cloudwatch: Any, aws_json_server: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`mlfn deploy`'s own steps after the stack update (cli/commands/deploy.py), ECS through AWS_ENDPOINT_URL_ECS."""
+    from argparse import Namespace
+    from types import SimpleNamespace
+
+    from mlfn.cli.aws.cloudformation import DeployError
+    from mlfn.cli.commands import deploy
+
+    started = time.time() - 1
+    steps = [_ecs("IN_PROGRESS", "BAKE_TIME", started + 0.5), _ecs("ROLLBACK_SUCCESSFUL", "CLEAN_UP", started + 0.5)]
+    fake = Scripted("ecs", "AmazonEC2ContainerServiceV20141113.", steps)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_ECS", aws_json_server(fake.answer))
+    monkeypatch.setattr(rollout_follow.time, "sleep", lambda _: None)
+    _ecs_stack("mlfn-c-dev")
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason=REASON)
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="OK", StateReason="back under the threshold")
+    args = Namespace(local=False, region=REGION, profile=None, no_wait=True, json=True)
+    outcome = SimpleNamespace(status="STARTED", stack_name="mlfn-c-dev", name="c")
+
+    doc = deploy._follow_rollout(outcome, args, started)  # --no-wait: one look, not followed
+    assert doc is not None and doc["status"] == "IN_PROGRESS" and fake.reads == 1
+    assert "rollout: not followed (--no-wait); `mlfn status c` follows it" in capsys.readouterr().err
+
+    args.no_wait = False
+    outcome.status = "UPDATED"
+    doc = deploy._follow_rollout(outcome, args, started)
+    err = capsys.readouterr().err.splitlines()
+    assert doc is not None and doc["status"] == "ROLLBACK_SUCCESSFUL"
+    assert err[-1].startswith("rollout: rolled back (ROLLBACK_SUCCESSFUL at CLEAN_UP")
+    assert err[-1].endswith(f" UTC, value 12: {REASON}")
+
+    failed = DeployError("rolled back", stack_name="mlfn-c-dev", status="UPDATE_ROLLBACK_COMPLETE")
+    deploy._report_rolled_back(failed, args, started)
+    captured = capsys.readouterr()
+    assert f"alarm {ALARM} went to ALARM at " in captured.err and "value 12" in captured.err
+    reported = json.loads(captured.out)
+    assert reported["status"] == "ROLLED_BACK" and reported["rollout"]["fired"]["value"] == 12.0
