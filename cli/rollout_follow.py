@@ -108,15 +108,16 @@ def reader_for(session: Any, outputs: dict[str, str], *, local: bool = False) ->
 
 
 def outcome(session: Any, reading: Reading, since: float) -> str:
-    """The final line: rolled forward, or rolled back naming the alarm that went to ALARM and its value."""
+    """The final line, short: rolled forward, or rolled back naming the alarm that went to ALARM and its value."""
+    status = reading.doc.get("status", "")
     if not reading.rolled_back:
-        return f"rolled forward ({reading.line})"
+        return f"rolled forward ({status})"
     from .alarm_history import describe_fired, fired
 
     alarm = fired(session.client("cloudwatch"), reading.alarms, since) if reading.alarms else None
     cause = describe_fired(alarm) if alarm else "no rollout alarm went to ALARM during it"
     reading.doc["fired"] = alarm
-    return f"rolled back ({reading.line}); {cause}"
+    return f"rolled back ({status}); {cause}"
 
 
 def follow(session: Any, read: Reader, say: Say, *, since: float = 0.0, timeout_s: float = 7200,
@@ -134,12 +135,12 @@ def follow(session: Any, read: Reader, say: Say, *, since: float = 0.0, timeout_
         for message in reading.messages[seen:]:
             say(f"rollout: {message}")
         seen = len(reading.messages)
-        if reading.done:
-            say(f"rollout: {outcome(session, reading, since)}")
-            return reading.doc
         if reading.line != last:
             say(f"rollout: {reading.line}")
             last = reading.line
+        if reading.done:
+            say(f"rollout: {outcome(session, reading, since)}")
+            return reading.doc
         if time.monotonic() > deadline:
             say("rollout: still running; `mlfn status NAME` shows it")
             return reading.doc

@@ -103,6 +103,7 @@ def _report_rolled_back(exc: Any, args: argparse.Namespace, started: float) -> N
         if reading is None or reading.started is None or reading.started < started:
             return
         reading.rolled_back = True  # the stack rolled back: whatever the deployment says, it did not go forward
+        info(f"rollout: {reading.line}")
         info(f"rollout: {outcome(session, reading, started)}")
     except Exception:  # the deploy's own error is what matters; this only adds to it
         return

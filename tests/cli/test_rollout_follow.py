@@ -110,8 +110,8 @@ def test_an_ecs_canary_rolled_back_names_the_alarm_and_its_value_after_it_cleare
     doc = rollout_follow.follow(session, read, lines.append, since=since, timeout_s=10, poll_s=0.01)
     assert lines[0] == f"rollout: IN_PROGRESS at PRODUCTION_TRAFFIC_SHIFT; alarms: {ALARM} OK"
     assert f"rollout: IN_PROGRESS at BAKE_TIME; alarms: {ALARM} ALARM" in lines
-    assert lines[-1].startswith("rollout: rolled back (ROLLBACK_SUCCESSFUL at CLEAN_UP; alarms: "
-                                f"{ALARM} OK (fired)); alarm {ALARM} went to ALARM at ")
+    assert lines[-2] == f"rollout: ROLLBACK_SUCCESSFUL at CLEAN_UP; alarms: {ALARM} OK (fired)"
+    assert lines[-1].startswith(f"rollout: rolled back (ROLLBACK_SUCCESSFUL); alarm {ALARM} went to ALARM at ")
     assert lines[-1].endswith(f" UTC, value 12: {REASON}")
     assert doc["status"] == "ROLLBACK_SUCCESSFUL" and doc["fired"]["value"] == 12.0
     assert all(len(line) < 300 for line in lines)
@@ -153,7 +153,7 @@ def test_a_sagemaker_rolling_update_is_followed_until_it_rolls_forward(
     doc = rollout_follow.follow(session, read, lines.append, since=since, timeout_s=10, poll_s=0.01)
     assert lines == [f"rollout: Updating; copies 4/4; alarms: {ALARM}",
                      f"rollout: Updating; copies 5/4; alarms: {ALARM}",
-                     f"rollout: rolled forward (InService; copies 4/4; alarms: {ALARM})"]
+                     f"rollout: InService; copies 4/4; alarms: {ALARM}", "rollout: rolled forward (InService)"]
     assert doc["status"] == "InService"
     assert json.dumps(doc, default=str)
 
@@ -210,7 +210,7 @@ def test_mlfn_deploy_follows_an_ecs_rollout_or_not_with_no_wait_and_names_the_al
     doc = deploy._follow_rollout(outcome, args, started)
     err = capsys.readouterr().err.splitlines()
     assert doc is not None and doc["status"] == "ROLLBACK_SUCCESSFUL"
-    assert err[-1].startswith("rollout: rolled back (ROLLBACK_SUCCESSFUL at CLEAN_UP")
+    assert err[-1].startswith(f"rollout: rolled back (ROLLBACK_SUCCESSFUL); alarm {ALARM} went to ALARM at ")
     assert err[-1].endswith(f" UTC, value 12: {REASON}")
 
     failed = DeployError("rolled back", stack_name="mlfn-c-dev", status="UPDATE_ROLLBACK_COMPLETE")

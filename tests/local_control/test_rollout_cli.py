@@ -119,9 +119,9 @@ def test_rollback_names_the_alarm_that_fired_and_its_value(emulated: dict[str, A
         worker.join(timeout=10)
         sink.stop()
     assert info["status"] == "Stopped" and followed is not None and followed["fired"]["name"] == alarm
-    assert lines[-1].startswith(f"rollout: rolled back (Stopped {fn.v1}->{fn.v2}; alias on version {fn.v1}")
-    assert re.search(rf"; alarm {alarm} went to ALARM at \S+ UTC, value [0-9.]+: Threshold Crossed: the datapoints "
-                     r"\[", lines[-1]), lines[-1]
+    assert lines[-2].startswith(f"rollout: Stopped {fn.v1}->{fn.v2}; alias on version {fn.v1}")
+    assert re.search(rf"^rollout: rolled back \(Stopped\); alarm {alarm} went to ALARM at \S+ UTC, "
+                     r"value [0-9.]+: Threshold Crossed: the datapoints \[", lines[-1]), lines[-1]
     assert followed["fired"]["value"] >= 2  # the errors alarm's threshold: the value that stopped the rollout
     # The rollout already rolled back; `mlfn rollback` says why and keeps the alias on the previous version.
     code, doc, err = _cli(capsys, "rollback", name)
@@ -161,8 +161,8 @@ def test_deploy_follows_the_shift_step_by_step(emulated: dict[str, Any]) -> None
     assert f"rollout: traffic: 50% on version {fn.v2}" in text
     assert f"rollout: traffic: 100% on version {fn.v2}" in text
     assert f"alarms: {name}-5xx" in text
-    assert lines[-1].startswith(f"rollout: rolled forward (Succeeded {fn.v1}->{fn.v2}; alias on version {fn.v2} "
-                                "(no split)")
+    assert lines[-2].startswith(f"rollout: Succeeded {fn.v1}->{fn.v2}; alias on version {fn.v2} (no split)")
+    assert lines[-1] == "rollout: rolled forward (Succeeded)"
     # An update that started no deployment (the alias moved at once) is not waited for.
     lines.clear()
     doc = follow(boto3.Session(), outputs, lines.append, since=time.time() + 60, timeout_s=15, poll_s=0.05)
