@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -128,23 +127,25 @@ def test_an_ecs_deployment_of_an_earlier_update_is_not_followed(cloudwatch: Any,
     assert rollout_follow.reader_for(session, OUTPUTS, local=True) is None  # the emulator has no ECS deployments
 
 
+def component(status: str, copies: int, modified: float) -> dict[str, Any]:
+    """DescribeInferenceComponent's answer for a component updated at `modified` with the rollout alarm."""
+    return {"InferenceComponentName": "mlfn-s-dev", "InferenceComponentArn": "arn:ic", "EndpointName": "e",
+            "EndpointArn": "arn:e", "CreationTime": 1000.0, "LastModifiedTime": modified,
+            "InferenceComponentStatus": status,
+            "RuntimeConfig": {"DesiredCopyCount": 4, "CurrentCopyCount": copies},
+            "LastDeploymentConfig": {
+                "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "COPY_COUNT", "Value": 1},
+                                        "WaitIntervalInSeconds": 60},
+                "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": ALARM}]}}}
+
+
 def test_a_sagemaker_rolling_update_is_followed_until_it_rolls_forward(
         cloudwatch: Any, aws_json_server: Any) -> None:
     since = time.time() - 1
-    modified = datetime.fromtimestamp(since + 0.5, UTC).timestamp()
-
-    def component(status: str, copies: int) -> dict[str, Any]:
-        return {"InferenceComponentName": "mlfn-s-dev", "InferenceComponentArn": "arn:ic", "EndpointName": "e",
-                "EndpointArn": "arn:e", "CreationTime": 1000.0, "LastModifiedTime": modified,
-                "InferenceComponentStatus": status,
-                "RuntimeConfig": {"DesiredCopyCount": 4, "CurrentCopyCount": copies},
-                "LastDeploymentConfig": {
-                    "RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "COPY_COUNT", "Value": 1},
-                                            "WaitIntervalInSeconds": 60},
-                    "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": ALARM}]}}}
-
-    fake = Scripted("sagemaker", "SageMaker.", [component("Updating", 4), component("Updating", 5),
-                                                component("InService", 4)])
+    modified = since + 0.5
+    fake = Scripted("sagemaker", "SageMaker.", [component("Updating", 4, modified),
+                                                component("Updating", 5, modified),
+                                                component("InService", 4, modified)])
     session = Session({"sagemaker": aws_json_server(fake.answer)})
     outputs = {"Target": "sagemaker", "EndpointName": "e", "InferenceComponentName": "mlfn-s-dev"}
     lines: list[str] = []
@@ -219,3 +220,32 @@ def test_mlfn_deploy_follows_an_ecs_rollout_or_not_with_no_wait_and_names_the_al
     assert f"alarm {ALARM} went to ALARM at " in captured.err and "value 12" in captured.err
     reported = json.loads(captured.out)
     assert reported["status"] == "ROLLED_BACK" and reported["rollout"]["fired"]["value"] == 12.0
+
+
+def test_mlfn_status_and_rollback_on_a_sagemaker_component_name_its_update_and_the_alarm(
+        cloudwatch: Any, aws_json_server: Any, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """SageMaker rolls an inference component back by itself: `mlfn status` shows the update, `mlfn rollback` says
+    which rollback alarm went to ALARM during it and its value (then that it cannot roll back itself)."""
+    from mlfn.cli.main import main
+
+    modified = time.time() - 5
+    fake = Scripted("sagemaker", "SageMaker.", [component("InService", 4, modified)])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", aws_json_server(fake.answer))
+    outputs = {"Target": "sagemaker", "EndpointName": "e", "InferenceComponentName": "mlfn-s-dev"}
+    boto3.client("cloudformation", region_name=REGION).create_stack(StackName="mlfn-s-dev", TemplateBody=json.dumps({
+        "Resources": {"Handle": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()}}))
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="ALARM", StateReason=REASON)
+    cloudwatch.set_alarm_state(AlarmName=ALARM, StateValue="OK", StateReason="back under the threshold")
+
+    assert main(["status", "s", "--region", REGION, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["sagemaker_rollout"]["status"] == "InService" and status["sagemaker_rollout"]["alarms"] == [ALARM]
+    assert main(["status", "s", "--region", REGION]) == 0
+    assert f"rollout: InService; copies 4/4; alarms: {ALARM}" in capsys.readouterr().out
+
+    assert main(["rollback", "s", "--region", REGION]) == 2
+    err = capsys.readouterr().err
+    assert f"inference component mlfn-s-dev: InService; alarm {ALARM} went to ALARM at " in err
+    assert f"value 12: {REASON}" in err and "SageMaker rolls back by itself" in err
