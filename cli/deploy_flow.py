@@ -125,7 +125,8 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None],
 
     clock = time.perf_counter()
     say(f"- deploying stack {stack} (change set) ...")
-    wait = request.wait or not rolls_out(spec, target)
+    # locally only a Lambda alias is picked up by the data plane by itself; an ECS service is registered after it
+    wait = request.wait or not rolls_out(spec, target) or (emulator is not None and target != "lambda")
     result = _step("stack", cloudformation.deploy, template, stack, session=session, on_event=on_event,
                    on_note=say, description=f"mlfn deploy {spec.name} ({target}, {stage})",
                    tags={"mlfn:model": spec.name, "mlfn:stage": stage}, wait=wait)
