@@ -38,7 +38,7 @@ class DeployRequest:
     region: str | None = None
     profile: str | None = None
     base: str | None = None  # as `mlfn build --base`; None: the local base, else the shipped descriptor
-    wait: bool = True  # False (--no-wait): a Lambda update with a canary/linear rollout returns once it started
+    wait: bool = True  # False (--no-wait): an update with a canary/linear rollout returns once it started
 
 
 @dataclass
@@ -125,7 +125,8 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None],
 
     clock = time.perf_counter()
     say(f"- deploying stack {stack} (change set) ...")
-    wait = request.wait or not rolls_out(spec, target)
+    # locally only a Lambda alias is picked up by the data plane by itself; an ECS service is registered after it
+    wait = request.wait or not rolls_out(spec, target) or (emulator is not None and target != "lambda")
     result = _step("stack", cloudformation.deploy, template, stack, session=session, on_event=on_event,
                    on_note=say, description=f"mlfn deploy {spec.name} ({target}, {stage})",
                    tags={"mlfn:model": spec.name, "mlfn:stage": stage}, wait=wait)
@@ -133,7 +134,8 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None],
     if result.status == "NO_CHANGES":
         say(f"  no changes: {stack} already runs {built.digest[:19]}")
     if result.status == "STARTED":
-        say(f"  update started (--no-wait): CloudFormation and CodeDeploy finish it, this machine may close; "
+        say(f"  update started (--no-wait): CloudFormation and {'CodeDeploy' if target == 'lambda' else 'ECS'} "
+            "finish it, this machine may close; "
             f"`mlfn status {spec.name}` follows it")
 
     endpoint = endpoint_for(session, stack, result.outputs, emulator)
@@ -148,8 +150,10 @@ def deploy(request: DeployRequest, *, say: Say, on_event: Callable[[Any], None],
 
 
 def rolls_out(spec: ModelSpec, target: str) -> bool:
-    """A Lambda model whose updates shift traffic through CodeDeploy (`[rollout]` canary or linear)."""
-    return target == "lambda" and spec.settings.rollout.strategy in ("canary", "linear")
+    """A model whose stack updates last as long as its traffic shift (`[rollout]` canary or linear): Lambda's
+    CodeDeploy deployment reports back to CloudFormation; an ECS CANARY/LINEAR deployment is part of the service
+    update (CloudFormation counts its bake times against the 36-hour limit of a stack operation)."""
+    return target in ("lambda", "ecs") and spec.settings.rollout.strategy in ("canary", "linear")
 
 
 def _run_step(_name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

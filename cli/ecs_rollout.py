@@ -1,5 +1,6 @@
 """An ECS model's rollout (ECS's own CANARY/LINEAR deployment), read and acted on through boto3: ECS
-(ListServiceDeployments, DescribeServiceDeployments, StopServiceDeployment) and CloudWatch (DescribeAlarms).
+(ListServiceDeployments, DescribeServiceDeployments, StopServiceDeployment) and CloudWatch (DescribeAlarms,
+DescribeAlarmHistory).
 
 The stack names the cluster and service in its outputs `ClusterName` and `ServiceName`. `state()` is what
 `mlfn status` shows of the newest service deployment; `rollback()` is `mlfn rollback`: StopServiceDeployment with
@@ -93,9 +94,10 @@ def rollback(session: Any, outputs: dict[str, str], say: Say, *, timeout_s: floa
         raise CliError(f"no ECS service deployment in progress for {outputs['ServiceName']} (newest: "
                        f"{describe(last)}); ECS rolls a canary/linear deployment back by itself when a rollout "
                        "alarm fires; to return to an earlier version, deploy its model folder again")
-    for alarm in alarms_of(session, running):
-        if alarm["state"] == "ALARM":
-            say(f"alarm {alarm['name']} is in ALARM: {alarm['reason']}")
+    from .alarm_history import say_fired
+
+    begun = running.get("createdAt") or running.get("startedAt")
+    say_fired(session.client("cloudwatch"), alarms_of(session, running), begun.timestamp() if begun else 0.0, say)
     arn = running["serviceDeploymentArn"]
     if running["status"] in RUNNING:
         ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")

@@ -3,7 +3,8 @@ GetDeploymentGroup, StopDeployment), Lambda (GetAlias, UpdateAlias) and CloudWat
 
 The stack names the CodeDeploy application and deployment group in its outputs `RolloutApplication` and
 `RolloutDeploymentGroup` (a model with `[rollout] strategy` canary or linear). `state()` is what `mlfn status`
-shows; `follow()` reports a running deployment step by step (`mlfn deploy`); `rollback()` is `mlfn rollback`.
+shows; `follow()` reports a running deployment step by step (`mlfn deploy`, through
+`rollout_follow`); `rollback()` is `mlfn rollback`.
 """
 
 from __future__ import annotations
@@ -102,46 +103,30 @@ def describe(doc: dict[str, Any]) -> str:
 
 def follow(session: Any, outputs: dict[str, str], say: Say, *, since: float = 0.0, timeout_s: float = 7200,
            poll_s: float = 2.0) -> dict[str, Any] | None:
-    """Report the newest deployment (created after `since`, epoch seconds) step by step until it ends: each change
-    of the traffic split, of an alarm's state, and each status message. Returns its last state; returns at once
-    (saying so) when no deployment was created after `since`: the update moved no traffic through CodeDeploy."""
-    codedeploy = session.client("codedeploy")
-    deadline = time.monotonic() + timeout_s
-    seen_messages, last_line = 0, ""
-    while True:
-        deployment = latest_deployment(codedeploy, outputs)
-        doc = state(session, outputs, deployment)  # one read: its status, messages and line agree
-        assert doc is not None
-        if deployment is None or deployment["createTime"].timestamp() < since:
-            say(f"rollout: none started by this update; {describe(doc)}")
-            return doc
-        for message in deployment.get("deploymentStatusMessages", [])[seen_messages:]:
-            say(f"rollout: {message}")
-        seen_messages = len(deployment.get("deploymentStatusMessages", []))
-        line = describe(doc)
-        if line != last_line:
-            say(f"rollout: {line}")
-            last_line = line
-        if deployment["status"] in DONE:
-            return doc
-        if time.monotonic() > deadline:
-            say("rollout: still running; `mlfn status NAME` shows it")
-            return doc
-        time.sleep(poll_s)
+    """Report the newest deployment (created after `since`) step by step until it ends (`cli/rollout_follow.py`)."""
+    from .rollout_follow import follow as follow_reader
+    from .rollout_follow import lambda_reader
+
+    if not has_rollout(outputs):
+        return None
+    return follow_reader(session, lambda_reader(session, outputs), say, since=since, timeout_s=timeout_s,
+                         poll_s=poll_s)
 
 
 def rollback(session: Any, outputs: dict[str, str], say: Say, *, timeout_s: float = 300,
              poll_s: float = 0.5) -> dict[str, Any]:
     """Back to the previous version at once: stop the running deployment with auto-rollback (StopDeployment), or,
     when none runs, point the alias at the newest deployment's previous version without weights (UpdateAlias).
-    Says which alarm fired and its value when one did."""
+    Says which alarm went to ALARM since the newest deployment began and its value (the alarm history)."""
     if not has_rollout(outputs):
         raise CliError("this model has no [rollout] (strategy canary or linear): nothing to roll back through "
                        "CodeDeploy; deploy the previous model folder again")
+    from .alarm_history import say_fired
+
     codedeploy = session.client("codedeploy")
-    for alarm in alarms_of(session, outputs):
-        if alarm["state"] == "ALARM":
-            say(f"alarm {alarm['name']} is in ALARM: {alarm['reason']}")
+    newest = latest_deployment(codedeploy, outputs)
+    say_fired(session.client("cloudwatch"), alarms_of(session, outputs),
+              newest["createTime"].timestamp() if newest else 0.0, say)
     running = latest_deployment(codedeploy, outputs, RUNNING)
     if running is not None:
         current, target = versions_of(running)

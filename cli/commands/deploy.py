@@ -21,8 +21,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--base", help="runtime base image, as for `mlfn build --base` (default: the local base from "
                                   "`mlfn runtime build`, else the shipped descriptor)")
     p.add_argument("--no-wait", action="store_true",
-                   help="with [rollout] canary or linear (Lambda): return as soon as the stack update started; "
-                        "CloudFormation and CodeDeploy finish it (`mlfn status NAME` follows it)")
+                   help="with [rollout] canary or linear (Lambda, ECS): return as soon as the stack update started; "
+                        "CloudFormation with CodeDeploy or ECS finish it (`mlfn status NAME` follows it)")
     add_location(p, stage_help="stage to deploy (one of the model's `stages`; default: the first, dev)",
                  local_help="deploy to the local emulator (no AWS account needed)")
     add_fleet_options(p)  # fleet hook
@@ -78,54 +78,59 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report_rolled_back(exc: Any, args: argparse.Namespace, started: float) -> None:
-    """A stack update that failed because its CodeDeploy rollout did not succeed (CodeDeploy reports the failure to
-    CloudFormation, which rolls the stack back): say which alarm stopped it and where the alias is, and with --json
-    print the rolled-back deploy's document (status ROLLED_BACK) before the error ends the command non-zero."""
+def _rollout_reader(args: argparse.Namespace, stack_name: str) -> tuple[Any, Any]:
+    """(session, the stack's rollout reader or None)."""
     from ..aws.cloudformation import describe_stack, outputs_of
     from ..endpoints import open_session
-    from ..rollout import describe, has_rollout, latest_deployment, state
+    from ..rollout_follow import reader_for
+
+    session, _ = open_session(local=args.local, region=args.region, profile=args.profile)
+    stack = describe_stack(session.client("cloudformation"), stack_name)
+    return session, reader_for(session, outputs_of(stack) if stack else {}, local=args.local)
+
+
+def _report_rolled_back(exc: Any, args: argparse.Namespace, started: float) -> None:
+    """A stack update that failed because its rollout did not succeed (CodeDeploy or ECS reports the failure to
+    CloudFormation, which rolls the stack back): say which alarm went to ALARM and its value, and with --json print
+    the rolled-back deploy's document (status ROLLED_BACK) before the error ends the command non-zero."""
+    from ..rollout_follow import outcome
 
     if not exc.status.startswith("UPDATE_ROLLBACK"):
         return
     try:
-        session, _ = open_session(local=args.local, region=args.region, profile=args.profile)
-        stack = describe_stack(session.client("cloudformation"), exc.stack_name)
-        outputs = outputs_of(stack) if stack else {}
-        if not has_rollout(outputs):
+        session, read = _rollout_reader(args, exc.stack_name)
+        reading = read() if read else None
+        if reading is None or reading.started is None or reading.started < started:
             return
-        deployment = latest_deployment(session.client("codedeploy"), outputs)
+        reading.rolled_back = True  # the stack rolled back: whatever the deployment says, it did not go forward
+        info(f"rollout: {reading.line}")
+        info(f"rollout: {outcome(session, reading, started)}")
     except Exception:  # the deploy's own error is what matters; this only adds to it
         return
-    if deployment is None or deployment["createTime"].timestamp() < started:
-        return
-    doc = state(session, outputs, deployment) or {}
-    info(f"rollout: {describe(doc)}")
-    for alarm in doc.get("alarms", []):  # CodeDeploy's own message may not carry the value: CloudWatch's reason does
-        if alarm["state"] == "ALARM":
-            info(f"rollout: alarm {alarm['name']} is in ALARM: {alarm['reason']}")
     if args.json:
         result({"status": "ROLLED_BACK", "stack": exc.stack_name, "stack_status": exc.status, "error": str(exc),
-                "rollout": doc}, True)
+                "rollout": reading.doc}, True)
 
 
 def _follow_rollout(outcome: Any, args: argparse.Namespace, started: float) -> dict[str, Any] | None:
-    """Report a Lambda rollout the update started (CodeDeploy shifting the alias) until it ends, unless --no-wait."""
-    from ..aws.cloudformation import describe_stack, outputs_of
-    from ..endpoints import open_session
-    from ..rollout import follow, has_rollout, latest_deployment, state
+    """Report the rollout the update started (Lambda's CodeDeploy shift, ECS's CANARY/LINEAR deployment, a SageMaker
+    inference component's rolling update) until it ends, unless --no-wait."""
+    from botocore.exceptions import BotoCoreError, ClientError
 
-    if outcome.target != "lambda" or outcome.status not in ("UPDATED", "STARTED"):
+    from ..rollout_follow import follow
+
+    if outcome.status not in ("UPDATED", "STARTED"):
         return None
-    session, _ = open_session(local=args.local, region=args.region, profile=args.profile)
-    stack = describe_stack(session.client("cloudformation"), outcome.stack_name)
-    outputs = outputs_of(stack) if stack else {}
-    if not has_rollout(outputs):
+    try:
+        session, read = _rollout_reader(args, outcome.stack_name)
+        if read is None:
+            return None
+        if args.no_wait:
+            info(f"rollout: not followed (--no-wait); `mlfn status {outcome.name}` follows it")
+            reading = read()
+            begun = reading.started is not None and reading.started >= started
+            return reading.doc if begun else {"status": "starting"}
+        return follow(session, read, info, since=started)
+    except (BotoCoreError, ClientError) as exc:  # the update itself went through: say why it is not followed
+        info(f"rollout: could not be read ({exc}); `mlfn status {outcome.name}` shows the stack")
         return None
-    if args.no_wait:
-        info(f"rollout: not followed (--no-wait); `mlfn status {outcome.name}` follows it")
-        deployment = latest_deployment(session.client("codedeploy"), outputs)
-        if deployment is not None and deployment["createTime"].timestamp() < started:
-            deployment = None  # an earlier rollout's: this update's deployment does not exist yet
-        return state(session, outputs, deployment) if deployment else {"status": "starting"}
-    return follow(session, outputs, info, since=started)

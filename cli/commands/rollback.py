@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         doc = ecs_rollout.rollback(session, outputs, info)
         result(doc, args.json, ecs_rollout.describe(doc))
         return 0
+    if outputs.get("Target") == "sagemaker" and outputs.get("InferenceComponentName"):
+        _say_sagemaker_alarm(session, outputs)
     if outputs.get("Target") != "lambda":
         raise CliError(f"{stack_name} runs on {outputs.get('Target') or 'an unknown target'}: SageMaker rolls "
                        "back by itself when a rollout alarm fires; `mlfn rollback` acts on Lambda aliases and ECS "
@@ -40,3 +42,15 @@ def run(args: argparse.Namespace) -> int:
     doc = rollback(session, outputs, info)
     result(doc, args.json, describe(doc) if doc.get("traffic") else "rolled back")
     return 0
+
+
+def _say_sagemaker_alarm(session: Any, outputs: dict[str, str]) -> None:
+    """The alarm of the component's last update that went to ALARM since that update began, and its value."""
+    from ..alarm_history import describe_fired, fired
+    from ..rollout_follow import sagemaker_state
+
+    doc = sagemaker_state(session, outputs)
+    since = doc["modified"].timestamp() if doc.get("modified") else 0.0
+    alarm = fired(session.client("cloudwatch"), doc["alarms"], since) if doc["alarms"] else None
+    info(f"inference component {doc['component']}: {doc['status']}"
+         + (f"; {describe_fired(alarm)}" if alarm else "; no rollback alarm went to ALARM during its last update"))

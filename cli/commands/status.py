@@ -66,26 +66,38 @@ def run(args: argparse.Namespace) -> int:
         rollout = state(session, outputs)
         if rollout is not None:
             doc["rollout"] = rollout
-    if outputs.get("Target") == "ecs" and emulator is None:  # ECS service deployments (the emulator has none)
-        from .. import ecs_rollout
-
-        doc["ecs_rollout"] = ecs_rollout.state(session, outputs)
+    reading = _rollout_reading(session, outputs, emulator) if outputs.get("Target") in ("ecs", "sagemaker") else None
+    if reading is not None:
+        doc[f"{outputs['Target']}_rollout"] = reading.doc
     if emulator is not None:
         doc["local"] = _local(emulator, outputs)
     lines = [f"{k}: {json.dumps(v) if isinstance(v, dict) else v}" for k, v in doc.items()
-             if k not in ("outputs", "local", "rollout", "ecs_rollout") and v not in ("", None)]
+             if k not in ("outputs", "local", "rollout", "ecs_rollout", "sagemaker_rollout") and v not in ("", None)]
     if "rollout" in doc:
         from ..rollout import describe
 
         lines.append(f"rollout: {describe(doc['rollout'])}")
-    if "ecs_rollout" in doc:
-        from ..ecs_rollout import describe as describe_ecs
-
-        lines.append(f"rollout: {describe_ecs(doc['ecs_rollout'])}")
+    if reading is not None:
+        lines.append(f"rollout: {reading.line}")
     if "local" in doc:
         lines.append(f"local: {_describe_local(doc['local'])}")
     result(doc, args.json, "\n".join(lines))
     return 0
+
+
+def _rollout_reading(session: Any, outputs: dict[str, str], emulator: Any) -> Any:
+    """ECS: the newest service deployment (the emulator has none); SageMaker: the inference component's update."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ..rollout_follow import reader_for
+
+    read = reader_for(session, outputs, local=emulator is not None)
+    try:
+        return read() if read else None
+    except (BotoCoreError, ClientError) as exc:  # the stack's status is still worth showing
+        from ..rollout_follow import Reading
+
+        return Reading(f"could not be read: {exc}", {"status": "unknown", "error": str(exc)})
 
 
 def _describe_local(local: dict[str, Any]) -> str:

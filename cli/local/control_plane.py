@@ -57,6 +57,7 @@ def install_extensions() -> None:
         if _installed:
             return
         from . import (
+            alarm_history,
             cfn_apigw,  # noqa: F401 - registers its models
             cfn_base,
             cfn_cloudwatch,  # noqa: F401
@@ -85,6 +86,7 @@ def install_extensions() -> None:
         iam_callers.install()
         sagemaker_runtime.install()
         codedeploy.install()
+        alarm_history.install()  # DescribeAlarmHistory (which alarm stopped a rollout, and its value)
         from . import batch_transform  # Batch Transform job statuses (mlfn batch --local)
 
         batch_transform.install()

@@ -21,6 +21,7 @@ from moto import mock_aws
 
 from mlfn.cli import ecs_rollout
 from mlfn.cli.console import CliError
+from mlfn.cli.local import alarm_history
 
 REGION = "us-east-1"
 CLUSTER, SERVICE = "mlfn-ecs-canary-dev-Cluster", "mlfn-ecs-canary-dev-Service"
@@ -69,6 +70,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": REGION}.items():
         monkeypatch.setenv(key, value)
+    alarm_history.install()  # the emulator's DescribeAlarmHistory: moto 5.2.5 serves none
     with mock_aws():
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
         cloudwatch.put_metric_alarm(AlarmName=ALARM, Namespace="AWS/ApplicationELB",
@@ -108,7 +110,8 @@ def test_rollback_stops_the_deployment_in_progress_with_rollback_and_names_the_a
     assert stops == [{"serviceDeploymentArn": ARN, "stopType": "ROLLBACK"}]
     listed = next(body for op, body in fake.requests if op == "ListServiceDeployments")
     assert listed["cluster"] == CLUSTER and listed["service"] == SERVICE and "IN_PROGRESS" in listed["status"]
-    assert said[0] == f"alarm {ALARM} is in ALARM: Threshold Crossed: 1 datapoint [9.0] was >= the threshold (5.0)."
+    assert said[0].startswith(f"alarm {ALARM} went to ALARM at ")  # its history: the transition and its value
+    assert said[0].endswith(" UTC, value 9: Threshold Crossed: 1 datapoint [9.0] was >= the threshold (5.0).")
     assert said[-1].startswith("rolled back: ROLLBACK_SUCCESSFUL")
     assert doc["status"] == "ROLLBACK_SUCCESSFUL" and doc["rolled_back"].startswith("Service deployment rolled back")
     assert doc["alarms"] == [{"name": ALARM, "state": "ALARM", "triggered": True,
@@ -150,5 +153,5 @@ def test_mlfn_rollback_and_status_on_an_ecs_stack(aws: Any, aws_json_server: Any
     assert main(["rollback", "ecs-canary", "--region", REGION, "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["status"] == "ROLLBACK_SUCCESSFUL"
-    assert f"alarm {ALARM} is in ALARM" in captured.err
+    assert f"alarm {ALARM} went to ALARM at " in captured.err
     assert [op for op, _ in fake.requests].count("StopServiceDeployment") == 1

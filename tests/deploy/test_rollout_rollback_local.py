@@ -80,7 +80,8 @@ def test_a_bad_version_is_rolled_back_on_the_alarm_and_the_old_one_keeps_serving
 
     # mlfn deploy: non-zero, naming the alarm that fired and its datapoints, the stack rolled back
     assert redeploy.code != 0, redeploy.stderr[-3000:]
-    fired = re.search(r"alarm (\S+) is in ALARM: Threshold Crossed: the datapoints \[([^\]]+)\] breached",
+    fired = re.search(r"alarm (\S+) went to ALARM at \S+ UTC, value \S+: Threshold Crossed: the datapoints "
+                      r"\[([^\]]+)\] breached",
                       redeploy.stderr)
     assert fired, redeploy.stderr[-3000:]
     assert "Rollout" in fired.group(1) and float(fired.group(2).split(",")[-1]) > 0

@@ -6,6 +6,7 @@ deployment runs in the emulator's CodeDeploy (`mlfn.cli.local.codedeploy`) at ti
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -13,11 +14,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from mlfn.cli.local import codedeploy
 from mlfn.cli.local.metrics_sink import MetricsSink
 from mlfn.cli.main import main
+from mlfn.cli.rollout import follow
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -49,6 +52,11 @@ def _model_stack(cfn: Any, fn: Function, name: str) -> None:
     while cfn.describe_stacks(StackName=f"mlfn-{name}-dev")["Stacks"][0]["StackStatus"] != "CREATE_COMPLETE":
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def outputs_of(fn: Function) -> dict[str, str]:
+    return {"Target": "lambda", "FunctionName": fn.name, "AliasName": "live",
+            "RolloutApplication": f"mlfn-{fn.name}", "RolloutDeploymentGroup": "live"}
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any], str]:
@@ -101,17 +109,24 @@ def test_rollback_names_the_alarm_that_fired_and_its_value(emulated: dict[str, A
     worker.start()
     try:
         routing = {"type": "TimeBasedCanary", "timeBasedCanary": {"canaryPercentage": 30, "canaryInterval": 10}}
+        started = time.time() - 1
         deployment = start_deployment(emulated["codedeploy"], fn, routing, [alarm])
+        lines: list[str] = []  # what `mlfn deploy` prints while it follows the rollout
+        followed = follow(boto3.Session(), outputs_of(fn), lines.append, since=started, timeout_s=15, poll_s=0.05)
         info = wait_done(emulated["codedeploy"], deployment, 15)
     finally:
         load.stop.set()
         worker.join(timeout=10)
         sink.stop()
-    assert info["status"] == "Stopped"
+    assert info["status"] == "Stopped" and followed is not None and followed["fired"]["name"] == alarm
+    assert lines[-2].startswith(f"rollout: Stopped {fn.v1}->{fn.v2}; alias on version {fn.v1}")
+    assert re.search(rf"^rollout: rolled back \(Stopped\); alarm {alarm} went to ALARM at \S+ UTC, "
+                     r"value [0-9.]+: Threshold Crossed: the datapoints \[", lines[-1]), lines[-1]
+    assert followed["fired"]["value"] >= 2  # the errors alarm's threshold: the value that stopped the rollout
     # The rollout already rolled back; `mlfn rollback` says why and keeps the alias on the previous version.
     code, doc, err = _cli(capsys, "rollback", name)
     assert code == 0, err
-    assert f"alarm {alarm} is in ALARM: Threshold Crossed: the datapoints [" in err
+    assert f"alarm {alarm} went to ALARM at " in err and "Threshold Crossed: the datapoints [" in err
     assert f"last deployment {deployment} Stopped: alarm {alarm} is in ALARM" in err
     assert doc["traffic"] == {"version": fn.v1, "shifted": {}}
 
@@ -130,10 +145,6 @@ def test_rollback_of_a_model_without_rollout_is_refused(emulated: dict[str, Any]
 
 def test_deploy_follows_the_shift_step_by_step(emulated: dict[str, Any]) -> None:
     """What `mlfn deploy` prints while the rollout it started runs: each traffic step, alarm states, the end."""
-    import boto3
-
-    from mlfn.cli.rollout import follow
-
     name = f"cli-{uuid.uuid4().hex[:6]}"
     fn = create_function(emulated["lambda"], emulated["iam"], name)
     errors_alarm(emulated["cloudwatch"], f"{name}-5xx", 2)
@@ -150,7 +161,8 @@ def test_deploy_follows_the_shift_step_by_step(emulated: dict[str, Any]) -> None
     assert f"rollout: traffic: 50% on version {fn.v2}" in text
     assert f"rollout: traffic: 100% on version {fn.v2}" in text
     assert f"alarms: {name}-5xx" in text
-    assert lines[-1].startswith(f"rollout: Succeeded {fn.v1}->{fn.v2}; alias on version {fn.v2} (no split)")
+    assert lines[-2].startswith(f"rollout: Succeeded {fn.v1}->{fn.v2}; alias on version {fn.v2} (no split)")
+    assert lines[-1] == "rollout: rolled forward (Succeeded)"
     # An update that started no deployment (the alias moved at once) is not waited for.
     lines.clear()
     doc = follow(boto3.Session(), outputs, lines.append, since=time.time() + 60, timeout_s=15, poll_s=0.05)
