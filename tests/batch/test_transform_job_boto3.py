@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import runpy
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,7 +38,7 @@ def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         image = cli("push", str(model), "--base", "none", "--json", env=env).json()["reference"]
         kwargs = dict(endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
                       aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
-        clients = {name: boto3.client(name, **kwargs) for name in ("s3", "sagemaker")}  # type: ignore[call-overload]
+        clients = {name: boto3.client(name, **kwargs) for name in ("s3", "sagemaker", "stepfunctions")}  # type: ignore[call-overload]
         clients["sagemaker"].create_model(ModelName="tiris", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": image})
         clients["s3"].create_bucket(Bucket=BUCKET)
         yield {**clients, "h": h, "model": model}
@@ -124,3 +125,56 @@ def test_a_missing_model_is_refused_and_an_empty_prefix_fails_the_job(emulator: 
     create(sagemaker, "boto-empty", "nothing-here/", "empty/")
     job = wait(sagemaker, "boto-empty")
     assert job["TransformJobStatus"] == "Failed" and "No S3 objects found" in job["FailureReason"]
+
+
+def transform_machine(sfn: Any, name: str) -> str:
+    """A state machine of one `sagemaker:createTransformJob.sync` task, as the stack of a container model has."""
+    definition = {"StartAt": "Transform", "States": {"Transform": {
+        "Type": "Task", "Resource": "arn:aws:states:::sagemaker:createTransformJob.sync", "End": True,
+        "Parameters": {
+            "TransformJobName.$": "$$.Execution.Name", "ModelName": "tiris", "BatchStrategy": "MultiRecord",
+            "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": "$.input"}},
+                               "ContentType.$": "$.contentType", "SplitType.$": "$.split"},
+            "TransformOutput": {"S3OutputPath.$": "$.output", "AssembleWith": "Line"},
+            "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1}}}}}
+    return str(sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"])
+
+
+def run_execution(sfn: Any, machine: str, name: str, document: dict[str, str]) -> dict[str, Any]:
+    arn = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(document))["executionArn"]
+    assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+    deadline = time.monotonic() + 300
+    while (execution := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the execution did not end"
+        time.sleep(0.5)
+    return dict(execution)
+
+
+def test_a_create_transform_job_sync_task_runs_the_job_and_ends_with_it(emulator: dict[str, Any]) -> None:
+    s3, sagemaker, sfn, h = emulator["s3"], emulator["sagemaker"], emulator["stepfunctions"], emulator["h"]
+    records = rows(6, 40)
+    s3.put_object(Bucket=BUCKET, Key="sfn/in.jsonl", Body="".join(json.dumps(r) + "\n" for r in records).encode())
+    machine = transform_machine(sfn, "transform-sync")
+    execution = run_execution(sfn, machine, "sfn-good", {
+        "input": f"s3://{BUCKET}/sfn/", "output": f"s3://{BUCKET}/sfn-out/", "contentType": "application/jsonlines",
+        "split": "Line"})
+    assert execution["status"] == "SUCCEEDED", execution
+    output = json.loads(execution["output"])
+    assert output["TransformJobName"] == "sfn-good" and output["TransformJobStatus"] == "Completed"
+    assert sagemaker.describe_transform_job(TransformJobName="sfn-good")["ModelName"] == "tiris"
+    lines = s3.get_object(Bucket=BUCKET, Key="sfn-out/in.jsonl.out")["Body"].read().decode().splitlines()
+    assert h.same_predictions([json.loads(line) for line in lines], h.onnxruntime_answer(emulator["model"], records))
+
+
+def test_a_failed_job_fails_its_execution_with_states_task_failed(emulator: dict[str, Any]) -> None:
+    s3, sfn = emulator["s3"], emulator["stepfunctions"]
+    s3.put_object(Bucket=BUCKET, Key="sfn-bad/bad.json", Body=b"this is not JSON")
+    machine = transform_machine(sfn, "transform-sync-failing")
+    execution = run_execution(sfn, machine, "sfn-bad", {
+        "input": f"s3://{BUCKET}/sfn-bad/", "output": f"s3://{BUCKET}/sfn-bad-out/", "contentType": "application/json",
+        "split": "None"})
+    assert execution["status"] == "FAILED" and execution["error"] == "States.TaskFailed", execution
+    cause = json.loads(execution["cause"])
+    assert cause["TransformJobStatus"] == "Failed" and "sfn-bad/bad.json" in cause["FailureReason"]
+    missing = run_execution(sfn, machine, "sfn-missing", {"output": "s3://x/y/"})  # no $.input in the state input
+    assert missing["status"] == "FAILED" and missing["error"] == "States.ParameterPathFailure", missing
