@@ -1,7 +1,9 @@
-"""A batch as one execution of the model's batch state machine (stack output `BatchStateMachineArn`, a Lambda
-model's Distributed Map): start it with `{"key": ..., "outputPrefix": ...}`, then follow DescribeExecution
+"""A batch as one execution of the model's batch state machine (stack output `BatchStateMachineArn`). A Lambda
+model's Distributed Map: start it with `{"key": ..., "outputPrefix": ...}`, then follow DescribeExecution
 (RUNNING, then SUCCEEDED, FAILED, TIMED_OUT or ABORTED) and the Map Run's item counts (ListMapRuns and
-DescribeMapRun) until it ends. The execution runs without this process: `--no-wait` returns its ARN at once."""
+DescribeMapRun) until it ends. A container model's `createTransformJob.sync` task: start it with
+`{"input": "s3://...", "output": "s3://..."}` and follow the execution and its transform job (DescribeTransformJob,
+named after the execution). The execution runs without this process: `--no-wait` returns its ARN at once."""
 
 from __future__ import annotations
 
@@ -86,4 +88,57 @@ def follow(sfn: Any, execution_arn: str, say: Callable[[str], None] | None,
     if run is not None:
         summary.update(mapRunArn=run["mapRunArn"], mapRunStatus=run["status"], itemCounts=run["itemCounts"],
                        executionCounts=run["executionCounts"])
+    return summary
+
+
+def transform_input(source: S3Location, target: S3Location) -> dict[str, str]:
+    """The execution input of a container model's batch state machine (a `createTransformJob.sync` task)."""
+    return {"input": source.uri, "output": target.uri}
+
+
+def _objects(s3: Any, where: S3Location, suffix: str = "") -> int:
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=where.bucket, Prefix=where.prefix):
+        count += sum(1 for item in page.get("Contents", [])
+                     if not item["Key"].endswith("/") and (not suffix or item["Key"].endswith(suffix)))
+    return count
+
+
+def follow_transform(sfn: Any, sagemaker: Any, s3: Any, execution_arn: str, source: S3Location, target: S3Location,
+                     say: Callable[[str], None] | None, poll_s: float = POLL_S) -> dict[str, Any]:
+    """Poll the execution and its transform job (named after the execution) until the execution ends; progress is
+    the job's status and the input objects whose `.out` is stored."""
+    started = time.perf_counter()
+    name = execution_arn.rsplit(":", 1)[-1]
+    total = _objects(s3, source) if say else 0
+    last = ""
+    job: dict[str, Any] = {}
+    while True:
+        execution = sfn.describe_execution(executionArn=execution_arn)
+        try:
+            job = sagemaker.describe_transform_job(TransformJobName=name)
+        except Exception as exc:  # not created yet (ValidationException): keep polling
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") not in ("ValidationException",
+                                                                                  "ResourceNotFound"):
+                raise
+        if say:
+            done = _objects(s3, target, ".out")
+            line = (f"mlfn batch: {execution['status']}: transform job {name} "
+                    f"{job.get('TransformJobStatus', 'not started')}, {done:,} of {total:,} objects done")
+            if line != last:
+                seconds = time.perf_counter() - started
+                say(f"{line} ({done / max(seconds, 1e-9):,.2f} objects/s)")
+                last = line
+        if execution["status"] in ENDED:
+            break
+        time.sleep(poll_s)
+    summary: dict[str, Any] = {"executionArn": execution_arn, "status": execution["status"],
+                               "Engine": "SageMaker Batch Transform (the stack's state machine)",
+                               "TransformJobName": name, "Seconds": round(time.perf_counter() - started, 3)}
+    for field in ("TransformJobStatus", "FailureReason", "TransformJobArn"):
+        if job.get(field):
+            summary[field] = job[field]
+    for field in ("error", "cause"):
+        if field in execution:
+            summary[field] = execution[field]
     return summary

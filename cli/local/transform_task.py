@@ -30,7 +30,7 @@ def transform_states(definition: str) -> list[tuple[str, dict[str, Any]]] | None
         states, name = document["States"], document["StartAt"]
     except (ValueError, KeyError, TypeError):
         return None
-    chain = []
+    chain: list[tuple[str, dict[str, Any]]] = []
     while name is not None:
         state = states.get(name) or {}
         if state.get("Type") != "Task" or state.get("Resource") not in (RESOURCE, SYNC) or len(chain) > len(states):
