@@ -62,26 +62,39 @@ def map_run(sfn: Any, execution_arn: str) -> dict[str, Any] | None:
     return sfn.describe_map_run(mapRunArn=runs[0]["mapRunArn"]) if runs else None
 
 
-def follow(sfn: Any, execution_arn: str, say: Callable[[str], None] | None,
-           poll_s: float = POLL_S) -> dict[str, Any]:
-    """Poll until the execution ends (Ctrl-C stops following, not the execution); returns the summary."""
+def _poll(sfn: Any, execution_arn: str, progress: Callable[[dict[str, Any]], tuple[str, float, str]],
+          say: Callable[[str], None] | None, poll_s: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """DescribeExecution until the execution ends, saying `progress(execution)`'s line (with its rate) on change;
+    (the last DescribeExecution answer, the summary's start)."""
     started = time.perf_counter()
     last = ""
     while True:
         execution = sfn.describe_execution(executionArn=execution_arn)
-        run = map_run(sfn, execution_arn)
-        items = (run or {}).get("itemCounts", {})
-        line = (f"mlfn batch: {execution['status']}: {items.get('succeeded', 0):,} of {items.get('total', 0):,} "
-                f"items succeeded, {items.get('failed', 0):,} failed")
+        line, done, unit = progress(execution)
         if say and line != last:
-            seconds = time.perf_counter() - started
-            say(f"{line} ({(items.get('succeeded', 0) + items.get('failed', 0)) / max(seconds, 1e-9):,.0f} items/s)")
+            say(f"{line} ({done / max(time.perf_counter() - started, 1e-9):,.1f} {unit})")
             last = line
         if execution["status"] in ENDED:
             break
         time.sleep(poll_s)
-    summary: dict[str, Any] = {"executionArn": execution_arn, "status": execution["status"],
-                               "Seconds": round(time.perf_counter() - started, 3)}
+    return execution, {"executionArn": execution_arn, "status": execution["status"],
+                       "Seconds": round(time.perf_counter() - started, 3)}
+
+
+def follow(sfn: Any, execution_arn: str, say: Callable[[str], None] | None,
+           poll_s: float = POLL_S) -> dict[str, Any]:
+    """Poll until the execution ends (Ctrl-C stops following, not the execution); returns the summary."""
+    found: dict[str, Any] = {}
+
+    def progress(execution: dict[str, Any]) -> tuple[str, float, str]:
+        found["run"] = run = map_run(sfn, execution_arn)
+        items = (run or {}).get("itemCounts", {})
+        return (f"mlfn batch: {execution['status']}: {items.get('succeeded', 0):,} of {items.get('total', 0):,} "
+                f"items succeeded, {items.get('failed', 0):,} failed",
+                items.get("succeeded", 0) + items.get("failed", 0), "items/s")
+
+    execution, summary = _poll(sfn, execution_arn, progress, say, poll_s)
+    run = found.get("run")
     for name in ("error", "cause", "output"):
         if name in execution:
             summary[name] = execution[name]
@@ -108,33 +121,24 @@ def follow_transform(sfn: Any, sagemaker: Any, s3: Any, execution_arn: str, sour
                      say: Callable[[str], None] | None, poll_s: float = POLL_S) -> dict[str, Any]:
     """Poll the execution and its transform job (named after the execution) until the execution ends; progress is
     the job's status and the input objects whose `.out` is stored."""
-    started = time.perf_counter()
     name = execution_arn.rsplit(":", 1)[-1]
     total = _objects(s3, source) if say else 0
-    last = ""
     job: dict[str, Any] = {}
-    while True:
-        execution = sfn.describe_execution(executionArn=execution_arn)
+
+    def progress(execution: dict[str, Any]) -> tuple[str, float, str]:
         try:
-            job = sagemaker.describe_transform_job(TransformJobName=name)
+            job.update(sagemaker.describe_transform_job(TransformJobName=name))
         except Exception as exc:  # not created yet (ValidationException): keep polling
             if getattr(exc, "response", {}).get("Error", {}).get("Code") not in ("ValidationException",
                                                                                   "ResourceNotFound"):
                 raise
-        if say:
-            done = _objects(s3, target, ".out")
-            line = (f"mlfn batch: {execution['status']}: transform job {name} "
-                    f"{job.get('TransformJobStatus', 'not started')}, {done:,} of {total:,} objects done")
-            if line != last:
-                seconds = time.perf_counter() - started
-                say(f"{line} ({done / max(seconds, 1e-9):,.2f} objects/s)")
-                last = line
-        if execution["status"] in ENDED:
-            break
-        time.sleep(poll_s)
-    summary: dict[str, Any] = {"executionArn": execution_arn, "status": execution["status"],
-                               "Engine": "SageMaker Batch Transform (the stack's state machine)",
-                               "TransformJobName": name, "Seconds": round(time.perf_counter() - started, 3)}
+        done = _objects(s3, target, ".out") if say else 0
+        return (f"mlfn batch: {execution['status']}: transform job {name} "
+                f"{job.get('TransformJobStatus', 'not started')}, {done:,} of {total:,} objects done", done,
+                "objects/s")
+
+    execution, summary = _poll(sfn, execution_arn, progress, say, poll_s)
+    summary.update(Engine="SageMaker Batch Transform (the stack's state machine)", TransformJobName=name)
     for field in ("TransformJobStatus", "FailureReason", "TransformJobArn"):
         if job.get(field):
             summary[field] = job[field]

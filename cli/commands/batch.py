@@ -217,22 +217,29 @@ def _run_transform_machine(args: argparse.Namespace, session: Any, arn: str, sou
     if say:
         say(f"mlfn batch: started {execution} of {arn} over {source.uri} -> {target.uri}; engine: SageMaker Batch "
             "Transform (the stack's state machine)")
+    return _follow(args, execution, lambda: machine.follow_transform(
+        sfn, session.client("sagemaker"), session.client("s3"), execution, source, target, say),
+        lambda summary: f"{summary['status']}: transform job {summary['TransformJobName']} "
+                        f"{summary.get('TransformJobStatus', 'not started')}; results under {target.uri}"
+                        + (f" ({summary['error']}: {summary.get('FailureReason') or summary.get('cause', '')})"
+                           if "error" in summary else ""))
+
+
+def _follow(args: argparse.Namespace, execution: str, follow: Any, final_line: Any) -> int:
+    """Print the ARN and return (--no-wait), or follow the execution to its end and print its summary (`--json`)
+    or `final_line(summary)`, and what to do after an end that did not succeed."""
     if args.no_wait:
         result({"executionArn": execution}, args.json) if args.json else print(execution)
         return 0
     try:
-        summary = machine.follow_transform(sfn, session.client("sagemaker"), session.client("s3"), execution,
-                                           source, target, say)
+        summary = follow()
     except KeyboardInterrupt:
         print(f"mlfn batch: stopped following; the execution goes on: {execution}", file=sys.stderr)
         return 130
     if args.json:
         result(summary, True)
     else:
-        print(f"{summary['status']}: transform job {summary['TransformJobName']} "
-              f"{summary.get('TransformJobStatus', 'not started')}; results under {target.uri}"
-              + (f" ({summary['error']}: {summary.get('FailureReason') or summary.get('cause', '')})"
-                 if "error" in summary else ""))
+        print(final_line(summary))
     hint = ENDED_HINTS.get(summary["status"])
     if hint:
         print(f"mlfn batch: {hint}", file=sys.stderr)
@@ -253,25 +260,13 @@ def _run_state_machine(args: argparse.Namespace, session: Any, arn: str, source:
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     if say:
         say(f"mlfn batch: started {execution} of {arn} over s3://{source.bucket}/{document['key']}")
-    if args.no_wait:
-        result({"executionArn": execution}, args.json) if args.json else print(execution)
-        return 0
-    try:
-        summary = machine.follow(sfn, execution, say)
-    except KeyboardInterrupt:
-        print(f"mlfn batch: stopped following; the execution goes on: {execution}", file=sys.stderr)
-        return 130
-    if args.json:
-        result(summary, True)
-    else:
+
+    def final_line(summary: dict[str, Any]) -> str:
         counts = summary.get("itemCounts", {})
-        print(f"{summary['status']}: {counts.get('succeeded', 0):,} items succeeded, {counts.get('failed', 0):,} "
-              f"failed; results under {target.uri}" + (f" ({summary['error']}: {summary.get('cause', '')})"
-                                                       if "error" in summary else ""))
-    hint = ENDED_HINTS.get(summary["status"])
-    if hint:
-        print(f"mlfn batch: {hint}", file=sys.stderr)
-    return 0 if summary["status"] == "SUCCEEDED" else 1
+        return (f"{summary['status']}: {counts.get('succeeded', 0):,} items succeeded, {counts.get('failed', 0):,} "
+                f"failed; results under {target.uri}" + (f" ({summary['error']}: {summary.get('cause', '')})"
+                                                         if "error" in summary else ""))
+    return _follow(args, execution, lambda: machine.follow(sfn, execution, say), final_line)
 
 
 def _work_dir() -> Path:
