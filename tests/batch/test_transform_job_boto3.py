@@ -127,12 +127,12 @@ def test_a_missing_model_is_refused_and_an_empty_prefix_fails_the_job(emulator: 
     assert job["TransformJobStatus"] == "Failed" and "No S3 objects found" in job["FailureReason"]
 
 
-def transform_machine(sfn: Any, name: str) -> str:
+def transform_machine(sfn: Any, name: str, strategy: str = "MultiRecord") -> str:
     """A state machine of one `sagemaker:createTransformJob.sync` task, as the stack of a container model has."""
     definition = {"StartAt": "Transform", "States": {"Transform": {
         "Type": "Task", "Resource": "arn:aws:states:::sagemaker:createTransformJob.sync", "End": True,
         "Parameters": {
-            "TransformJobName.$": "$$.Execution.Name", "ModelName": "tiris", "BatchStrategy": "MultiRecord",
+            "TransformJobName.$": "$$.Execution.Name", "ModelName": "tiris", "BatchStrategy": strategy,
             "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri.$": "$.input"}},
                                "ContentType.$": "$.contentType", "SplitType.$": "$.split"},
             "TransformOutput": {"S3OutputPath.$": "$.output", "AssembleWith": "Line"},
@@ -140,9 +140,9 @@ def transform_machine(sfn: Any, name: str) -> str:
     return str(sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)["stateMachineArn"])
 
 
-def run_execution(sfn: Any, machine: str, name: str, document: dict[str, str]) -> dict[str, Any]:
+def run_execution(sfn: Any, machine: str, name: str, document: dict[str, str], running: bool = True) -> dict[str, Any]:
     arn = sfn.start_execution(stateMachineArn=machine, name=name, input=json.dumps(document))["executionArn"]
-    assert sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+    assert not running or sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"  # moto's would stay so
     deadline = time.monotonic() + 300
     while (execution := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
         assert time.monotonic() < deadline, "the execution did not end"
@@ -176,5 +176,35 @@ def test_a_failed_job_fails_its_execution_with_states_task_failed(emulator: dict
     assert execution["status"] == "FAILED" and execution["error"] == "States.TaskFailed", execution
     cause = json.loads(execution["cause"])
     assert cause["TransformJobStatus"] == "Failed" and "sfn-bad/bad.json" in cause["FailureReason"]
-    missing = run_execution(sfn, machine, "sfn-missing", {"output": "s3://x/y/"})  # no $.input in the state input
+    # no $.input in the state input
+    missing = run_execution(sfn, machine, "sfn-missing", {"output": "s3://x/y/"}, running=False)
     assert missing["status"] == "FAILED" and missing["error"] == "States.ParameterPathFailure", missing
+
+
+def test_stop_transform_job_stops_a_running_job_without_its_output(emulator: dict[str, Any]) -> None:
+    s3, sagemaker = emulator["s3"], emulator["sagemaker"]
+    s3.put_object(Bucket=BUCKET, Key="long/big.jsonl",
+                  Body="".join(json.dumps(r) + "\n" for r in rows(7, 3000)).encode())
+    create(sagemaker, "boto-stopped", "long/", "long-out/", BatchStrategy="SingleRecord", MaxConcurrentTransforms=1)
+    sagemaker.stop_transform_job(TransformJobName="boto-stopped")
+    job = wait(sagemaker, "boto-stopped")
+    assert job["TransformJobStatus"] == "Stopped" and "TransformEndTime" in job
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="long-out/")  # no partial object
+
+
+def test_stop_execution_aborts_it_and_stops_its_transform_job(emulator: dict[str, Any]) -> None:
+    sfn, sagemaker = emulator["stepfunctions"], emulator["sagemaker"]
+    machine = transform_machine(sfn, "transform-sync-stopped", "SingleRecord")  # 3,000 requests: a while
+    arn = sfn.start_execution(stateMachineArn=machine, name="sfn-stopped", input=json.dumps({
+        "input": f"s3://{BUCKET}/long/", "output": f"s3://{BUCKET}/sfn-long-out/",
+        "contentType": "application/jsonlines", "split": "Line"}))["executionArn"]
+    deadline = time.monotonic() + 60
+    while True:  # the task has created its job
+        with contextlib.suppress(ClientError):
+            if sagemaker.describe_transform_job(TransformJobName="sfn-stopped")["TransformJobStatus"] == "InProgress":
+                break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    sfn.stop_execution(executionArn=arn)
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    assert wait(sagemaker, "sfn-stopped")["TransformJobStatus"] == "Stopped"
