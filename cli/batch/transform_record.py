@@ -15,6 +15,7 @@ from typing import Any
 from mlfn.runtime.multi_record import CONTENT_TYPE as JSONL
 
 from ..local.batch_transform import REASON_TAG, STATUS_TAG
+from ..local.transform_runner import EXTERNAL_TAG
 
 
 class TransformRecord:
@@ -39,6 +40,7 @@ class TransformRecord:
                             "ContentType": JSONL, "SplitType": "Line"},
             TransformOutput={"S3OutputPath": self.target_uri, "Accept": JSONL, "AssembleWith": "Line"},
             TransformResources={"InstanceType": s.instance_type, "InstanceCount": int(s.instance_count)},
+            Tags=[{"Key": EXTERNAL_TAG, "Value": "mlfn batch"}],  # this process scores the records, not the emulator
         )["TransformJobArn"]
         self._looked = self._started = time.monotonic()
 

@@ -2,9 +2,11 @@
 
 Each input object's results go to `<name>.out` under the output prefix (one line per record, in order) and its
 failed records to `<name>.err` (object, line, why). `--resume` does only what is missing; `--json` prints the
-job's final summary. With `--local` the objects are in the emulator's S3. The model is its deployed endpoint
-when NAME_OR_DIR names a deployed model (the data plane answers), else, for a model folder, the runtime in this
-process.
+job's final summary. With `--local` the objects are in the emulator's S3. A deployed model whose stack has a batch
+state machine (`[batch] state_machine`) runs ONE execution of it: a Distributed Map for a Lambda model, a SageMaker
+Batch Transform job of the model's own image for a container model (SageMaker, ECS); the execution runs without this
+process (`--no-wait` prints its ARN). Otherwise mlfn's own job scores the records here: through the deployed
+endpoint (the data plane answers), or, for a model folder, the runtime in this process. The output says which.
 """
 
 from __future__ import annotations
@@ -50,13 +52,16 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--input and --output are the same location; give the results a prefix of their own")
     settings = job_settings(args)
     session, emulator = _session(args)
-    machine = _state_machine_of(args, session, emulator)
+    machine, engine_target = _state_machine_of(args, session, emulator)
     if machine is not None:
+        if engine_target != "lambda":
+            return _run_transform_machine(args, session, machine, source, target)
         return _run_state_machine(args, session, machine, source, target)
     send, model, how, transform_model = _model(args, session, emulator)
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     if say:
-        say(f"mlfn batch: {model} ({how}) over {source.uri} -> {target.uri}")
+        say(f"mlfn batch: {model} ({how}) over {source.uri} -> {target.uri}; engine: mlfn's own job in this "
+            "process (no batch state machine deployed)")
     record = None
     if args.local:  # the emulator's SageMaker shows the job as a transform job (DescribeTransformJob)
         import time
@@ -169,13 +174,14 @@ def _model(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[Any, 
     return invokers.in_process(folder), name, f"runtime in this process over {folder}", name
 
 
-def _state_machine_of(args: argparse.Namespace, session: Any, emulator: Any) -> str | None:
-    """The `BatchStateMachineArn` output of a deployed Lambda model's stack, or None (no such stack or output)."""
+def _state_machine_of(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[str | None, str]:
+    """(the `BatchStateMachineArn` output of the deployed model's stack, its target), or (None, "") when there is
+    no such stack or output."""
     from ..batch.state_machine import OUTPUT
     from ..endpoints import lookup
 
     if args.local and emulator is None:
-        return None
+        return None, ""
     folder = Path(args.model)
     name = args.model
     if folder.is_dir():
@@ -185,20 +191,66 @@ def _state_machine_of(args: argparse.Namespace, session: Any, emulator: Any) -> 
     try:
         endpoint = lookup(session, name, args.stage, emulator)
     except CliError:
-        return None
-    return endpoint.outputs.get(OUTPUT) if endpoint.target == "lambda" else None
+        return None, ""
+    arn = endpoint.outputs.get(OUTPUT)
+    return (arn, endpoint.target) if arn else (None, "")
 
 
-def _run_state_machine(args: argparse.Namespace, session: Any, arn: str, source: Any, target: Any) -> int:
-    """One execution of the model's batch state machine, followed to its end (or not, with --no-wait)."""
-    from ..batch import state_machine as machine
-
+def _refuse_job_options(args: argparse.Namespace, arn: str) -> None:
     ignored = [flag for flag, value in (("--resume", args.resume), ("--records-per-call", args.records_per_call),
                                         ("--concurrency", args.concurrency)) if value]
     if ignored:
         raise CliError(f"{', '.join(ignored)}: the model's batch state machine ({arn}) has its batch size and "
                        "concurrency in its definition ([batch] in mlfn.toml, then `mlfn deploy`) and each execution "
                        "starts anew; run without these options")
+
+
+def _run_transform_machine(args: argparse.Namespace, session: Any, arn: str, source: Any, target: Any) -> int:
+    """One execution of a container model's batch state machine (a SageMaker Batch Transform job of the model's
+    own image), followed with its job's progress to its end (or not, with --no-wait)."""
+    from ..batch import state_machine as machine
+
+    _refuse_job_options(args, arn)
+    sfn = session.client("stepfunctions")
+    execution = machine.start(sfn, arn, machine.transform_input(source, target))
+    say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
+    if say:
+        say(f"mlfn batch: started {execution} of {arn} over {source.uri} -> {target.uri}; engine: SageMaker Batch "
+            "Transform (the stack's state machine)")
+    return _follow(args, execution, lambda: machine.follow_transform(
+        sfn, session.client("sagemaker"), session.client("s3"), execution, source, target, say),
+        lambda summary: f"{summary['status']}: transform job {summary['TransformJobName']} "
+                        f"{summary.get('TransformJobStatus', 'not started')}; results under {target.uri}"
+                        + (f" ({summary['error']}: {summary.get('FailureReason') or summary.get('cause', '')})"
+                           if "error" in summary else ""))
+
+
+def _follow(args: argparse.Namespace, execution: str, follow: Any, final_line: Any) -> int:
+    """Print the ARN and return (--no-wait), or follow the execution to its end and print its summary (`--json`)
+    or `final_line(summary)`, and what to do after an end that did not succeed."""
+    if args.no_wait:
+        result({"executionArn": execution}, args.json) if args.json else print(execution)
+        return 0
+    try:
+        summary = follow()
+    except KeyboardInterrupt:
+        print(f"mlfn batch: stopped following; the execution goes on: {execution}", file=sys.stderr)
+        return 130
+    if args.json:
+        result(summary, True)
+    else:
+        print(final_line(summary))
+    hint = ENDED_HINTS.get(summary["status"])
+    if hint:
+        print(f"mlfn batch: {hint}", file=sys.stderr)
+    return 0 if summary["status"] == "SUCCEEDED" else 1
+
+
+def _run_state_machine(args: argparse.Namespace, session: Any, arn: str, source: Any, target: Any) -> int:
+    """One execution of the model's batch state machine, followed to its end (or not, with --no-wait)."""
+    from ..batch import state_machine as machine
+
+    _refuse_job_options(args, arn)
     sfn = session.client("stepfunctions")
     try:
         document = machine.execution_input(session.client("s3"), sfn, arn, source, target)
@@ -208,25 +260,13 @@ def _run_state_machine(args: argparse.Namespace, session: Any, arn: str, source:
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
     if say:
         say(f"mlfn batch: started {execution} of {arn} over s3://{source.bucket}/{document['key']}")
-    if args.no_wait:
-        result({"executionArn": execution}, args.json) if args.json else print(execution)
-        return 0
-    try:
-        summary = machine.follow(sfn, execution, say)
-    except KeyboardInterrupt:
-        print(f"mlfn batch: stopped following; the execution goes on: {execution}", file=sys.stderr)
-        return 130
-    if args.json:
-        result(summary, True)
-    else:
+
+    def final_line(summary: dict[str, Any]) -> str:
         counts = summary.get("itemCounts", {})
-        print(f"{summary['status']}: {counts.get('succeeded', 0):,} items succeeded, {counts.get('failed', 0):,} "
-              f"failed; results under {target.uri}" + (f" ({summary['error']}: {summary.get('cause', '')})"
-                                                       if "error" in summary else ""))
-    hint = ENDED_HINTS.get(summary["status"])
-    if hint:
-        print(f"mlfn batch: {hint}", file=sys.stderr)
-    return 0 if summary["status"] == "SUCCEEDED" else 1
+        return (f"{summary['status']}: {counts.get('succeeded', 0):,} items succeeded, {counts.get('failed', 0):,} "
+                f"failed; results under {target.uri}" + (f" ({summary['error']}: {summary.get('cause', '')})"
+                                                         if "error" in summary else ""))
+    return _follow(args, execution, lambda: machine.follow(sfn, execution, say), final_line)
 
 
 def _work_dir() -> Path:

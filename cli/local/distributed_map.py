@@ -143,11 +143,13 @@ def recover() -> int:
     from moto.core.utils import utcnow
     from moto.stepfunctions.models import stepfunctions_backends
 
+    from .transform_task import transform_states
+
     ended = 0
     for regions in list(stepfunctions_backends.values()):
         for backend in list(regions.values()):
             for machine in backend.state_machines:
-                if distributed_map(machine.definition) is None:
+                if distributed_map(machine.definition) is None and transform_states(machine.definition) is None:
                     continue
                 for execution in machine.executions:
                     if execution.status != "RUNNING":
@@ -162,6 +164,11 @@ def recover() -> int:
                         run.abort(now)
                     ended += 1
     return ended
+
+
+def control_url() -> str:
+    """This control plane's URL (set by `install`), or "" before it."""
+    return _endpoint
 
 
 def install(endpoint: str) -> None:
@@ -184,6 +191,8 @@ def install(endpoint: str) -> None:
             threading.Thread(target=_execute, args=(execution, found[0], found[1], self.region_name,
                                                     timeout_seconds(definition)),
                              name="mlfn-distributed-map", daemon=True).start()
+        else:
+            _run_transform_tasks(execution, definition, self.region_name)
         return execution
 
     def describe_map_run(self: Any, map_run_arn: str) -> dict[str, Any]:
@@ -208,6 +217,23 @@ def install(endpoint: str) -> None:
     models.StepFunctionBackend.list_map_runs = list_map_runs  # type: ignore[method-assign]
     _stop_date_when_timed_out()
     _installed = True
+
+
+def _run_transform_tasks(execution: Any, definition: str, region: str) -> None:
+    """A state machine of `sagemaker:createTransformJob.sync` tasks (a container model's batch engine) runs too
+    (`transform_task`), its TimeoutSeconds kept as for a map."""
+    from . import transform_task
+
+    chain = transform_task.transform_states(definition)
+    if chain is None:
+        return
+    execution.status = "RUNNING"
+    timeout_s = timeout_seconds(definition)
+    if timeout_s is not None:
+        timer = threading.Timer(timeout_s, _time_out, args=(execution, timeout_s))
+        timer.daemon = True
+        timer.start()
+    transform_task.start(execution, chain, lambda service: _client(service, region))
 
 
 def _stop_date_when_timed_out() -> None:
