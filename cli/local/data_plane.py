@@ -671,7 +671,6 @@ class _Admin:
             return 400, {"error": str(exc)}
         return 404, {"error": f"{method} {path} is not an admin operation"}
 
-
     async def _reconcile(self) -> tuple[int, Any]:
         """Follow the control plane now (a pass that reads it after this request); it carries nothing but the
         nudge, so it needs no token. The pass goes on if the caller stops waiting."""
