@@ -143,9 +143,12 @@ class ControlPlane:
         from .cfn_engine import SETTINGS
 
         SETTINGS.asynchronous, SETTINGS.resource_delay_s = self.asynchronous, self.resource_delay_s
-        from .lambda_api import data_plane_allocator
+        from .change_notice import Notifier
+        from .lambda_api import data_plane_address, data_plane_allocator
 
         set_url_allocator(self.url_allocator or data_plane_allocator(self.state_dir))
+        state = self.state_dir  # a Lambda or SageMaker change reaches the data plane at once (`change_notice`)
+        moto_adapter.notify_changes(Notifier(lambda: data_plane_address(state)).changed)
         STORES.state_dir = self.state_dir
         moto_adapter.set_state_dir(self.state_dir)  # pushed layers go to its registry storage
         if self.state_dir is not None:  # what the previous control plane of this state directory held
@@ -188,6 +191,7 @@ class ControlPlane:
 
     def stop(self) -> None:
         self.alarms.stop()
+        moto_adapter.notify_changes(None)
         if self._server is not None:
             self._server.stop()  # type: ignore[attr-defined]
             self._server = None

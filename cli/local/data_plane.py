@@ -661,6 +661,8 @@ class _Admin:
                 return 404, {"error": str(exc.args[0])}
             return 200, {"status": reply.status, "headers": reply.headers,
                          "body": base64.b64encode(reply.body).decode()}
+        if method == "POST" and path == "/reconcile":  # the control plane changed what it holds (`change_notice`)
+            return await self._reconcile()
         if method == "POST" and path == "/invoke":  # the control plane's Lambda Invoke (moto's is unauthenticated)
             try:
                 call = json.loads(body)
@@ -688,6 +690,18 @@ class _Admin:
         except (ValueError, TypeError, KeyError) as exc:
             return 400, {"error": str(exc)}
         return 404, {"error": f"{method} {path} is not an admin operation"}
+
+    async def _reconcile(self) -> tuple[int, Any]:
+        """Follow the control plane now (a pass that reads it after this request); it carries nothing but the
+        nudge, so it needs no token. The pass goes on if the caller stops waiting."""
+        reconciler = self.plane.reconciler
+        if reconciler is None:
+            return 200, {"reconciled": False, "why": "this data plane follows no control plane"}
+        try:
+            await asyncio.shield(asyncio.ensure_future(reconciler.reconcile()))
+        except Exception as exc:  # the control plane did not answer the pass's reads: the poll tries again
+            return 503, {"reconciled": False, "error": str(exc)}
+        return 200, {"reconciled": True}
 
 
 async def serve(state: str | Path | None, *, echo_logs: bool, control_plane: str | None = None) -> None:

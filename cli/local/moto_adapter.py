@@ -7,6 +7,9 @@
 - ECR: pushing an image with a tag another image holds moves the tag and leaves that image untagged (moto deletes
   it), so a function still running the previous image keeps it (what a rollback needs).
 - Lambda: `delete_function` also forgets the emulator's Function URLs and provisioned concurrency (`lambda_api`).
+- Lambda and SageMaker: every successful write request (`BaseResponse.call_action` of an action that is not a read
+  or an invocation) is reported, once moto committed it, to the callback `notify_changes` sets (`change_notice`:
+  the data plane applies it at once instead of at its next poll).
 
 `install(state_dir)` applies them (idempotent); `check()` raises `MotoChanged` naming what a moto upgrade removed or
 renamed, and tests/local_control/test_moto_adapter.py calls it, so such an upgrade fails loudly instead of silently
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from moto.awslambda.models import LambdaBackend
+from moto.core.responses import BaseResponse
 from moto.ecr.models import ECRBackend
 
 from .registry_storage import blob_path, store_blob, store_tag
@@ -34,6 +38,8 @@ REQUIRED: tuple[tuple[type, str, tuple[str, ...]], ...] = (
                                "digest")),
     (ECRBackend, "batch_check_layer_availability", ("repository_name", "layer_digests", "registry_id")),
     (LambdaBackend, "delete_function", ("function_name", "qualifier")),
+    (BaseResponse, "call_action", ("self",)),
+    (BaseResponse, "_get_action", ("self",)),
 )
 
 
@@ -50,6 +56,9 @@ def check() -> None:
         have = set(inspect.signature(target).parameters)
         if not set(params) <= have:
             raise MotoChanged(f"moto's {owner.__name__}.{name} no longer takes {sorted(set(params) - have)}")
+    if "self.service_name" not in inspect.getsource(BaseResponse.__init__) or \
+            "self.method" not in inspect.getsource(BaseResponse.setup_class):
+        raise MotoChanged("moto's BaseResponse no longer keeps service_name and method")
     import moto.ecr.models as ecr_models
 
     if "uploads" not in inspect.getsource(ecr_models.Repository.__init__) or not hasattr(
@@ -125,6 +134,40 @@ def install(state: Path | None, delete_function: Callable[..., Any]) -> None:
         ECRBackend.put_image = _put_image  # type: ignore[method-assign]
         ECRBackend.batch_check_layer_availability = _batch_check_layer_availability  # type: ignore[method-assign]
         LambdaBackend.delete_function = delete_function  # type: ignore[method-assign]
+
+
+# the services whose writes change what the data plane serves (moto's names), and the actions that write nothing
+NOTICED_SERVICES = ("awslambda", "sagemaker")
+READ_PREFIXES = ("get_", "list_", "describe_", "search", "invoke", "batch_get", "query_")
+_notify: list[Callable[[], object]] = []
+
+
+def writes(service: str | None, method: str, action: str) -> bool:
+    """Whether a request to moto's `service` with HTTP `method` and (snake_case) `action` may change what it holds."""
+    return service in NOTICED_SERVICES and method not in ("GET", "HEAD") and not action.startswith(READ_PREFIXES)
+
+
+def _call_action(self: BaseResponse) -> Any:
+    result = _originals["call_action"](self)
+    if _notify and int(result[0]) < 300:
+        from moto.core.utils import camelcase_to_underscores
+
+        try:
+            action = camelcase_to_underscores(self._get_action() or "")
+        except Exception:  # an action moto cannot name changes nothing it knows of
+            action = "get_"
+        if writes(self.service_name, self.method, action):
+            _notify[0]()
+    return result
+
+
+def notify_changes(callback: Callable[[], object] | None) -> None:
+    """Call `callback()` after every successful write to the Lambda or SageMaker API (None: stop)."""
+    check()
+    _notify[:] = [callback] if callback is not None else []
+    if "call_action" not in _originals:
+        _originals["call_action"] = BaseResponse.call_action
+        BaseResponse.call_action = _call_action  # type: ignore[method-assign]
 
 
 def moto_delete_function(backend: LambdaBackend, function_name: str, qualifier: str | None) -> None:

@@ -7,6 +7,9 @@ timeout, environment and image, the function's reserved concurrency and the qual
 makes the data plane serve exactly that: a new URL starts being served, a changed setting re-registers it on the same
 URL (new sandboxes; reserved/provisioned concurrency change in place), a deleted function or URL stops. Functions
 called through the Invoke API without a URL are served the same way for as long as they exist (`ensure`).
+The control plane asks for a pass at once after each Lambda or SageMaker write (`change_notice`, the data plane's
+POST /reconcile), so an alias's new version or weights (a rollback) are served before its UpdateAlias answers;
+the poll is the fallback.
 
 The image is the function's `ImageUri` in the emulator's ECR, pinned to the digest `BatchGetImage` answers for it;
 the data plane runs it isolated in its own root filesystem (`image_rootfs.prepare`, from the emulator's registry
@@ -61,6 +64,8 @@ class Reconciler:
         self.owned: set[str] = set()  # Lambda targets it serves (others, registered through the library, stay)
         self._clients: dict[str, Any] = {}
         self._lock = asyncio.Lock()
+        self._pass = asyncio.Lock()  # one pass (read, then apply) at a time
+        self._started = self._finished = 0  # passes started, and the last one finished
 
     # ------------------------------------------------------------------ reading the control plane (blocking)
 
@@ -183,13 +188,22 @@ class Reconciler:
             await asyncio.sleep(self.interval)
 
     async def reconcile(self) -> None:
-        """One pass: read the control plane, then start, change or stop the data plane's Lambda targets (and
-        start SageMaker endpoints nothing serves yet)."""
-        desired = await asyncio.to_thread(self.desired)
-        endpoints = await asyncio.to_thread(self.endpoints, set(self.plane.container_keys()))
-        async with self._lock:
-            await self._apply(desired)
-            await self._apply_endpoints(endpoints)
+        """One pass that reads the control plane after this call: read it, then start, change or stop the data
+        plane's Lambda targets (and start SageMaker endpoints nothing serves yet). Passes run one at a time (an
+        older read never overwrites a newer one); callers that waited while one ran share the next."""
+        wanted = self._started + 1  # the first pass that starts after this call
+        async with self._pass:
+            if self._finished >= wanted:  # one started while this call waited, and it is done
+                return
+            self._started += 1
+            try:
+                desired = await asyncio.to_thread(self.desired)
+                endpoints = await asyncio.to_thread(self.endpoints, set(self.plane.container_keys()))
+                async with self._lock:
+                    await self._apply(desired)
+                    await self._apply_endpoints(endpoints)
+            finally:
+                self._finished = self._started
 
     # ------------------------------------------------------------------ SageMaker endpoints
 
