@@ -92,3 +92,69 @@ def test_a_gpu_model_batch_on_a_cpu_or_unknown_instance_type_is_refused() -> Non
         check_transform_instance("ml.m5.large", True)
     with pytest.raises(SpecError, match=r"batch\.instance_type.*a known SageMaker instance type.*'ml\.x9\.huge'"):
         check_transform_instance("ml.x9.huge", False)
+
+
+def _policy_statements(template: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
+    """Every statement of the inline policies attached to the role `role_id` (AWS::IAM::Policy resources)."""
+    found = []
+    for resource in template["Resources"].values():
+        props = resource["Properties"] if resource["Type"] == "AWS::IAM::Policy" else None
+        if props and {"Ref": role_id} in props.get("Roles", []):
+            found += props["PolicyDocument"]["Statement"]
+    return found
+
+
+def _actions(statement: dict[str, Any]) -> set[str]:
+    action = statement["Action"]
+    return {action} if isinstance(action, str) else set(action)
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value)
+
+
+@pytest.mark.parametrize("key", ["sm-batch", "ecs-batch", "ecs-batch+uri"])
+def test_the_transform_jobs_role_pulls_the_image_writes_its_logs_and_metrics_and_reaches_the_bucket(
+        synthesized: Synthesized, key: str) -> None:
+    """What SageMaker's CreateModel execution role needs ("SageMaker Roles": cloudwatch:PutMetricData, logs
+    CreateLogGroup/CreateLogStream/PutLogEvents/DescribeLogStreams, ECR pull), for the transform job's log group
+    /aws/sagemaker/TransformJobs, and S3 on `[batch] bucket`."""
+    template = synthesized.templates[key]
+    (model,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Model"]
+    role_id = model["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    statements = _policy_statements(template, role_id)
+    granted = {a: [s for s in statements if a in _actions(s)] for s in statements for a in _actions(s)}
+    for action in ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"):
+        assert action in granted, action
+        assert any(":log-group:/aws/sagemaker/TransformJobs:" in _text(s["Resource"]) for s in granted[action])
+    assert "cloudwatch:PutMetricData" in granted
+    for action in ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"):
+        assert action in granted, action
+    assert any(s["Resource"] == "*" for s in granted["ecr:GetAuthorizationToken"])
+    for action in ("s3:GetObject", "s3:PutObject", "s3:ListBucket"):
+        assert any("scores" in _text(s["Resource"]) for s in granted[action]), action
+
+
+@pytest.mark.parametrize("key", ["sm-batch", "ecs-batch"])
+def test_the_state_machines_role_runs_a_transform_job_sync_and_nothing_more(synthesized: Synthesized,
+                                                                             key: str) -> None:
+    """Step Functions' documented policy for `createTransformJob.sync`: Create/Describe/StopTransformJob and
+    AddTags on transform jobs, ListTags, events PutTargets/PutRule/DescribeRule on
+    StepFunctionsGetEventsForSageMakerTransformJobsRule, and iam:PassRole of the job's role to SageMaker."""
+    template = synthesized.templates[key]
+    (machine,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    role_id = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    statements = _policy_statements(template, role_id)
+    by_action = {a: s for s in statements for a in _actions(s)}
+    for action in ("sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
+                   "sagemaker:AddTags", "sagemaker:ListTags"):
+        assert action in by_action, action
+        assert ":transform-job/" in _text(by_action[action]["Resource"]), action
+    for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule"):
+        assert "rule/StepFunctionsGetEventsForSageMakerTransformJobsRule" in _text(by_action[action]["Resource"])
+    passrole = by_action["iam:PassRole"]
+    assert passrole.get("Condition") == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert _text(passrole["Resource"]).count("Fn::GetAtt") == 1  # the transform job's role, no other
+    assert set(by_action) <= {"sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob",
+                              "sagemaker:StopTransformJob", "sagemaker:AddTags", "sagemaker:ListTags",
+                              "events:PutTargets", "events:PutRule", "events:DescribeRule", "iam:PassRole"}
