@@ -32,7 +32,7 @@ from mlfn.runtime.spec import CONFIG_FILE
 
 from .base import MlfnModel
 from .image import MODEL_DIR_IN_IMAGE
-from .instance_types import SAGEMAKER_TYPES, families
+from .instance_types import SAGEMAKER_TYPES, TRANSFORM_TYPES, families
 from .nag import acknowledge
 from .scaling import ECR_TOKEN_REASON
 
@@ -49,14 +49,17 @@ def map_concurrency(concurrency: int, reserved: int) -> int:
 
 
 def check_transform_instance(instance_type: str, gpu: bool) -> None:
-    """`[batch] instance_type`: a SageMaker instance type Batch Transform can run, with a GPU for a GPU model."""
-    itype = SAGEMAKER_TYPES.get(instance_type)
+    """`[batch] instance_type`: a SageMaker instance type Batch Transform can run (CreateTransformJob's
+    `TransformInstanceType`, which leaves out some hosting types), with a GPU for a GPU model."""
+    itype = TRANSFORM_TYPES.get(instance_type)
     if itype is None:
-        raise SpecError(CONFIG_FILE, "batch.instance_type", f"a known SageMaker instance type "
-                        f"({families(SAGEMAKER_TYPES)})", repr(instance_type))
+        known = "a hosting type Batch Transform does not offer; " if instance_type in SAGEMAKER_TYPES else ""
+        raise SpecError(CONFIG_FILE, "batch.instance_type", f"a SageMaker instance type Batch Transform runs "
+                        f"({known}{families(TRANSFORM_TYPES)})", repr(instance_type))
     if gpu and not itype.gpus:
-        raise SpecError(CONFIG_FILE, "batch.instance_type", "a GPU instance type (ml.g4dn, ml.g5, ml.g6, ml.g6e, "
-                        "ml.p3, ml.p4d, ml.p5): the model needs a GPU", repr(instance_type))
+        gpus = {name: t for name, t in TRANSFORM_TYPES.items() if t.gpus}
+        raise SpecError(CONFIG_FILE, "batch.instance_type", f"a GPU instance type ({families(gpus)}): the model "
+                        "needs a GPU", repr(instance_type))
 
 
 class MlfnBatchEngine(Construct):

@@ -90,8 +90,29 @@ def test_a_gpu_model_batch_on_a_cpu_or_unknown_instance_type_is_refused() -> Non
     check_transform_instance("ml.m5.large", False)
     with pytest.raises(SpecError, match=r"batch\.instance_type.*a GPU instance type.*'ml\.m5\.large'"):
         check_transform_instance("ml.m5.large", True)
-    with pytest.raises(SpecError, match=r"batch\.instance_type.*a known SageMaker instance type.*'ml\.x9\.huge'"):
+    with pytest.raises(SpecError, match=r"batch\.instance_type.*a SageMaker instance type Batch Transform runs"
+                                        r".*'ml\.x9\.huge'"):
         check_transform_instance("ml.x9.huge", False)
+
+
+def test_batch_instance_types_are_the_ones_create_transform_job_takes() -> None:
+    """CreateTransformJob's TransformResources.InstanceType takes the `TransformInstanceType` values only (boto3's
+    own service model is the API's): a hosting type outside them (ml.p4d, ml.p5, ml.r5, ml.c5.large) is refused at
+    synth naming `batch.instance_type`, instead of failing the first batch's CreateTransformJob."""
+    import botocore.session
+
+    from mlfn.infra.batch import check_transform_instance
+    from mlfn.infra.instance_types import SAGEMAKER_TYPES, TRANSFORM_TYPES
+    from mlfn.runtime.errors import SpecError
+
+    enum = set(botocore.session.get_session().get_service_model("sagemaker")
+               .shape_for("TransformInstanceType").enum)
+    assert set(TRANSFORM_TYPES) == set(SAGEMAKER_TYPES) & enum
+    for name in ("ml.p4d.24xlarge", "ml.p5.48xlarge", "ml.c5.large", "ml.r5.xlarge"):
+        with pytest.raises(SpecError, match=r"batch\.instance_type.*Batch Transform does not offer.*ml\.g5\.\*"):
+            check_transform_instance(name, False)
+    with pytest.raises(SpecError, match=r"a GPU instance type \(ml\.g4dn\.\*.*ml\.p3\.\*\)"):
+        check_transform_instance("ml.c5.xlarge", True)
 
 
 def _policy_statements(template: dict[str, Any], role_id: str) -> list[dict[str, Any]]:
