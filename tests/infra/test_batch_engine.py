@@ -179,3 +179,23 @@ def test_the_state_machines_role_runs_a_transform_job_sync_and_nothing_more(synt
     assert set(by_action) <= {"sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob",
                               "sagemaker:StopTransformJob", "sagemaker:AddTags", "sagemaker:ListTags",
                               "events:PutTargets", "events:PutRule", "events:DescribeRule", "iam:PassRole"}
+
+
+@pytest.mark.parametrize("key", ["sm-batch", "ecs-batch"])
+def test_the_transform_job_is_named_after_the_execution_which_by_default_is_a_valid_job_name(
+        synthesized: Synthesized, key: str) -> None:
+    """TransformJobName is the execution's name; CreateTransformJob takes 1 to 63 characters matching
+    `[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`, while StartExecution takes names of up to 80 characters (underscores too) and
+    generates a UUID without one: that UUID is a valid job name, a longer name or one with `_` is not."""
+    import re
+    import uuid
+
+    import botocore.session
+
+    (state,) = definition(synthesized.templates[key])["States"].values()
+    assert state["Parameters"]["TransformJobName.$"] == "$$.Execution.Name"
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("TransformJobName").metadata
+    assert (shape["min"], shape["max"]) == (1, 63)
+    valid = re.compile(f"^(?:{shape['pattern']})$")
+    assert valid.match(str(uuid.uuid4()))
+    assert not valid.match("nightly_2026_12_04") and not valid.match("a" * 64)
