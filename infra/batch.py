@@ -32,12 +32,13 @@ from mlfn.runtime.spec import CONFIG_FILE
 
 from .base import MlfnModel
 from .image import MODEL_DIR_IN_IMAGE
-from .instance_types import SAGEMAKER_TYPES, families
+from .instance_types import SAGEMAKER_TYPES, TRANSFORM_TYPES, families
 from .nag import acknowledge
 from .scaling import ECR_TOKEN_REASON
 
 MAP_BATCH_LIMIT_BYTES = 256 * 1024  # a Distributed Map batch stays under 256 KB (ItemBatcher)
 AUTO_MAP_CONCURRENCY = 10  # `[batch] concurrency = 0` on a function without reserved concurrency
+TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"  # where SageMaker writes every transform job's logs
 
 
 def map_concurrency(concurrency: int, reserved: int) -> int:
@@ -48,14 +49,17 @@ def map_concurrency(concurrency: int, reserved: int) -> int:
 
 
 def check_transform_instance(instance_type: str, gpu: bool) -> None:
-    """`[batch] instance_type`: a SageMaker instance type Batch Transform can run, with a GPU for a GPU model."""
-    itype = SAGEMAKER_TYPES.get(instance_type)
+    """`[batch] instance_type`: a SageMaker instance type Batch Transform can run (CreateTransformJob's
+    `TransformInstanceType`, which leaves out some hosting types), with a GPU for a GPU model."""
+    itype = TRANSFORM_TYPES.get(instance_type)
     if itype is None:
-        raise SpecError(CONFIG_FILE, "batch.instance_type", f"a known SageMaker instance type "
-                        f"({families(SAGEMAKER_TYPES)})", repr(instance_type))
+        known = "a hosting type Batch Transform does not offer; " if instance_type in SAGEMAKER_TYPES else ""
+        raise SpecError(CONFIG_FILE, "batch.instance_type", f"a SageMaker instance type Batch Transform runs "
+                        f"({known}{families(TRANSFORM_TYPES)})", repr(instance_type))
     if gpu and not itype.gpus:
-        raise SpecError(CONFIG_FILE, "batch.instance_type", "a GPU instance type (ml.g4dn, ml.g5, ml.g6, ml.g6e, "
-                        "ml.p3, ml.p4d, ml.p5): the model needs a GPU", repr(instance_type))
+        gpus = {name: t for name, t in TRANSFORM_TYPES.items() if t.gpus}
+        raise SpecError(CONFIG_FILE, "batch.instance_type", f"a GPU instance type ({families(gpus)}): the model "
+                        "needs a GPU", repr(instance_type))
 
 
 class MlfnBatchEngine(Construct):
@@ -206,10 +210,26 @@ class MlfnBatchEngine(Construct):
 
     def _transform_role(self) -> iam.IRole:
         """The role the transform job runs as (the SageMaker model's execution role: it pulls the image), which
-        reads and writes `[batch] bucket`."""
+        reads and writes `[batch] bucket` and, as SageMaker's CreateModel execution role needs ("SageMaker Roles"),
+        writes the job's logs (`/aws/sagemaker/TransformJobs`, a group SageMaker shares across the account's jobs
+        and creates on first use) and its metrics (`cloudwatch:PutMetricData`, which takes no resource scope)."""
         role = self.role
         assert role is not None
         role.add_to_principal_policy(iam.PolicyStatement(
             actions=["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
             resources=[self.bucket.bucket_arn, self.bucket.arn_for_objects("*")]))
+        stack = cdk.Stack.of(self)
+        group = stack.format_arn(service="logs", resource="log-group", resource_name=TRANSFORM_LOG_GROUP,
+                                 arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+        role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            resources=[group, f"{group}:*"]))
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["cloudwatch:PutMetricData"], resources=["*"]))
+        acknowledge(role, {
+            f"IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            f"{TRANSFORM_LOG_GROUP}:*]": "a transform job's log streams are named by SageMaker at run time "
+                                         "(job name and instance), in the one group it writes them to",
+            "IAM5[Resource::*]": "cloudwatch:PutMetricData takes no resource scope (AWS accepts only '*'); "
+                                 "ecr:GetAuthorizationToken neither",
+        })
         return role

@@ -66,6 +66,13 @@ def _table(prefix: str, include_cpu: bool) -> dict[str, InstanceType]:
 SAGEMAKER_TYPES = _table("ml.", include_cpu=True)
 # The ECS target exists for GPU models: its capacity provider uses the ECS GPU-optimized AMI.
 ECS_GPU_TYPES = _table("", include_cpu=False)
+# Types above that CreateTransformJob's `TransformResources.InstanceType` does not take: its valid values (the
+# `TransformInstanceType` enum, SageMaker API Reference "TransformResources"; botocore 1.44.8's model) list no
+# ml.c5.large, ml.m5.8xlarge/16xlarge, ml.r5, ml.p4d, ml.p4de or ml.p5; a job on one fails CreateTransformJob.
+_NOT_FOR_TRANSFORM = frozenset({
+    "ml.c5.large", "ml.m5.8xlarge", "ml.m5.16xlarge", "ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge",
+    *(f"ml.r5.{size}" for size in _R)})
+TRANSFORM_TYPES = {name: t for name, t in SAGEMAKER_TYPES.items() if name not in _NOT_FOR_TRANSFORM}
 
 
 def families(table: dict[str, InstanceType]) -> str:

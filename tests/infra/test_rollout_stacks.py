@@ -182,6 +182,24 @@ def test_ecs_traffic_shift_has_an_alternate_group_a_weighted_rule_and_the_infras
     assert rule_id in service["DependsOn"]
 
 
+@pytest.mark.parametrize("key", ["ecs-canary", "ecs-linear", "ecs-gpu", "ecs-batch"])
+def test_ecs_target_groups_match_the_tasks_network_mode(synthesized: Synthesized, key: str) -> None:
+    """Target groups of tasks in `awsvpc` mode must be `ip` ("AWS::ECS::Service LoadBalancer"; the blue/green,
+    linear and canary pages ask for `ip` "when you use the awsvpc network mode"); mlfn's GPU tasks use `bridge`
+    with dynamic host ports, which ECS registers as instance-and-port targets: both groups (primary and, for a
+    canary/linear service, the alternate) are `instance`, and the service places tasks through its EC2 capacity
+    provider (the linear/canary console procedure offers a capacity provider strategy)."""
+    (task,) = _resources(synthesized, key, "AWS::ECS::TaskDefinition").values()
+    mode = task["Properties"]["NetworkMode"]
+    groups = _resources(synthesized, key, "AWS::ElasticLoadBalancingV2::TargetGroup").values()
+    expected = {"awsvpc": "ip", "bridge": "instance", "host": "instance"}[mode]
+    assert {g["Properties"]["TargetType"] for g in groups} == {expected}
+    assert mode == "bridge"
+    service = _ecs_service(synthesized, key)
+    (strategy,) = service["CapacityProviderStrategy"]
+    assert "LaunchType" not in service and strategy["Weight"] == 1
+
+
 def test_ecs_rollout_scaling_reads_the_whole_alb_whichever_group_serves(synthesized: Synthesized) -> None:
     # ALBRequestCountPerTarget names one target group; after every second canary/linear deployment production is on
     # the other one. Requests of the whole ALB per running task stay right; the 503 scale-out alarm already was.
