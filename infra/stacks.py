@@ -66,6 +66,8 @@ class ModelStack(cdk.Stack):
             self.batch = MlfnBatchEngine(self, "Batch", model=self.model)
             cdk.CfnOutput(self, "BatchStateMachineArn", value=self.batch.state_machine.state_machine_arn,
                           description="mlfn batch: one execution of this state machine scores a dataset in S3")
+            cdk.CfnOutput(self, "BatchBucket", value=self.batch.bucket.bucket_name,
+                          description="mlfn batch: the one bucket the batch engine reads and writes ([batch] bucket)")
             if self.batch.model_name is not None:
                 cdk.CfnOutput(self, "BatchModelName", value=self.batch.model_name,
                               description="mlfn batch: the SageMaker model its Batch Transform jobs run")

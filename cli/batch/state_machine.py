@@ -33,14 +33,17 @@ def reader_bucket(sfn: Any, arn: str) -> str | None:
     return None
 
 
-def execution_input(s3: Any, sfn: Any, arn: str, source: S3Location, target: S3Location) -> dict[str, str]:
-    """`{"key", "outputPrefix"}` for the one JSON Lines object `source` names (or the only one under it)."""
-    bucket = reader_bucket(sfn, arn)
+def check_bucket(bucket: str | None, source: S3Location, target: S3Location) -> None:
+    """Refuse an input or output outside the one bucket the batch engine's roles reach (`[batch] bucket`)."""
     for where, flag in ((source, "--input"), (target, "--output")):
         if bucket is not None and where.bucket != bucket:
             raise StateMachineError(f"{flag} {where.uri}: the batch state machine reads and writes bucket {bucket!r} "
-                                    "([batch] bucket); expected an s3://{bucket}/... location".replace("{bucket}",
-                                                                                                      bucket))
+                                    f"([batch] bucket) only; expected an s3://{bucket}/... location")
+
+
+def execution_input(s3: Any, sfn: Any, arn: str, source: S3Location, target: S3Location) -> dict[str, str]:
+    """`{"key", "outputPrefix"}` for the one JSON Lines object `source` names (or the only one under it)."""
+    check_bucket(reader_bucket(sfn, arn), source, target)
     keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source.bucket,
                                                                                   Prefix=source.prefix)
             for item in page.get("Contents", []) if not item["Key"].endswith("/")]

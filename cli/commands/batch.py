@@ -20,6 +20,7 @@ from ..console import CliError, result
 from ._common import add_location
 
 LOCAL_CONCURRENCY = 4  # calls in flight when [batch] concurrency is 0 (automatic)
+BUCKET_OUTPUT = "BatchBucket"  # the one bucket a batch engine's roles reach ([batch] bucket)
 BATCH_MODEL_OUTPUT = "BatchModelName"  # a container model's stack: the SageMaker model its transform jobs run
 ENDED_HINTS = {  # what to do after an execution of the batch state machine that did not succeed
     "TIMED_OUT": "the execution ran longer than the state machine's TimeoutSeconds ([batch] timeout_s); raise it "
@@ -52,10 +53,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--input and --output are the same location; give the results a prefix of their own")
     settings = job_settings(args)
     session, emulator = _session(args)
-    machine, engine_target = _state_machine_of(args, session, emulator)
+    machine, engine_target, bucket = _state_machine_of(args, session, emulator)
     if machine is not None:
         if engine_target != "lambda":
-            return _run_transform_machine(args, session, machine, source, target)
+            return _run_transform_machine(args, session, machine, bucket, source, target)
         return _run_state_machine(args, session, machine, source, target)
     send, model, how, transform_model = _model(args, session, emulator)
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr))
@@ -174,14 +175,14 @@ def _model(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[Any, 
     return invokers.in_process(folder), name, f"runtime in this process over {folder}", name
 
 
-def _state_machine_of(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[str | None, str]:
-    """(the `BatchStateMachineArn` output of the deployed model's stack, its target), or (None, "") when there is
-    no such stack or output."""
+def _state_machine_of(args: argparse.Namespace, session: Any, emulator: Any) -> tuple[str | None, str, str | None]:
+    """(the `BatchStateMachineArn` output of the deployed model's stack, its target, its `BatchBucket` output), or
+    (None, "", None) when there is no such stack or output."""
     from ..batch.state_machine import OUTPUT
     from ..endpoints import lookup
 
     if args.local and emulator is None:
-        return None, ""
+        return None, "", None
     folder = Path(args.model)
     name = args.model
     if folder.is_dir():
@@ -191,9 +192,9 @@ def _state_machine_of(args: argparse.Namespace, session: Any, emulator: Any) -> 
     try:
         endpoint = lookup(session, name, args.stage, emulator)
     except CliError:
-        return None, ""
+        return None, "", None
     arn = endpoint.outputs.get(OUTPUT)
-    return (arn, endpoint.target) if arn else (None, "")
+    return (arn, endpoint.target, endpoint.outputs.get(BUCKET_OUTPUT)) if arn else (None, "", None)
 
 
 def _refuse_job_options(args: argparse.Namespace, arn: str) -> None:
@@ -205,12 +206,17 @@ def _refuse_job_options(args: argparse.Namespace, arn: str) -> None:
                        "starts anew; run without these options")
 
 
-def _run_transform_machine(args: argparse.Namespace, session: Any, arn: str, source: Any, target: Any) -> int:
+def _run_transform_machine(args: argparse.Namespace, session: Any, arn: str, bucket: str | None, source: Any,
+                           target: Any) -> int:
     """One execution of a container model's batch state machine (a SageMaker Batch Transform job of the model's
     own image), followed with its job's progress to its end (or not, with --no-wait)."""
     from ..batch import state_machine as machine
 
     _refuse_job_options(args, arn)
+    try:
+        machine.check_bucket(bucket, source, target)  # the job's role reaches [batch] bucket only
+    except machine.StateMachineError as exc:
+        raise CliError(str(exc)) from None
     sfn = session.client("stepfunctions")
     execution = machine.start(sfn, arn, machine.transform_input(source, target))
     say = None if args.quiet else (lambda line: print(line, file=sys.stderr))

@@ -76,3 +76,18 @@ def test_no_wait_returns_the_execution_arn_and_the_execution_goes_on(deployed: t
     assert status == "SUCCEEDED"
     lines = s3.get_object(Bucket=BUCKET, Key="later-out/part-2.jsonl.out")["Body"].read().decode().splitlines()
     assert [json.loads(line)["output_label"] for line in lines] == onnx_labels(model, rows)
+
+
+def test_an_input_outside_the_batch_bucket_is_refused_before_any_execution(deployed: tuple[Any, Path, Any]) -> None:
+    cli, _model, client = deployed
+    s3, sfn, cfn = client("s3"), client("stepfunctions"), client("cloudformation")
+    s3.create_bucket(Bucket="elsewhere")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName="mlfn-smiris-dev")[
+        "Stacks"][0]["Outputs"]}
+    assert outputs["BatchBucket"] == BUCKET
+    before = len(sfn.list_executions(stateMachineArn=outputs["BatchStateMachineArn"])["executions"])
+    run = cli("batch", "smiris", "--input", "s3://elsewhere/rows/", "--output", f"s3://{BUCKET}/x/", "--local",
+              check=False, timeout=120)
+    assert run.code != 0 and "Traceback" not in run.stderr
+    assert "--input s3://elsewhere/rows/" in run.stderr and f"bucket '{BUCKET}'" in run.stderr, run.stderr
+    assert len(sfn.list_executions(stateMachineArn=outputs["BatchStateMachineArn"])["executions"]) == before
