@@ -87,6 +87,12 @@ class FunctionConfig:
         return {"type": "lambda", **dataclasses.asdict(self)}
 
 
+# A Batch Transform job's container (`transform_runner`): it lives as long as its job, so it is never saved for the
+# next data plane (a job cut short by a restart is Failed; nothing would release it). Never an endpoint name:
+# SageMaker names take no dots.
+TRANSFORM_PREFIX = "transform."
+
+
 @dataclass
 class ContainerConfig:
     """A SageMaker endpoint (inference component) or ECS service running the runtime's `serve` process."""
@@ -120,6 +126,11 @@ class ContainerConfig:
     @property
     def key(self) -> str:
         return f"{self.kind}:{self.name}"
+
+    @property
+    def saved(self) -> bool:
+        """Whether the data plane keeps it across a restart (everything but a transform job's container)."""
+        return not self.name.startswith(TRANSFORM_PREFIX)
 
     @property
     def url_id(self) -> str:

@@ -543,7 +543,8 @@ class DataPlane:
 
     def _save(self) -> None:
         if self.persist:
-            write_json(self.folder / "registrations.json", [t.config.to_json() for t in self._targets.values()])
+            write_json(self.folder / "registrations.json",
+                       [t.config.to_json() for t in self._targets.values() if getattr(t.config, "saved", True)])
             write_json(self.folder / "urls.json", self._urls)
 
     def _endpoint(self, target: FunctionUrl | ContainerEndpoint) -> Registration:

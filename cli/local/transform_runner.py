@@ -27,11 +27,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from .config import TRANSFORM_PREFIX
+
 MB = 1024 * 1024
 DEFAULT_MAX_PAYLOAD_MB = 6  # CreateTransformJob: MaxPayloadInMB defaults to 6 MB
 EMULATED_MAX_CONCURRENCY = 16  # requests in flight the emulator gives one job at most
 EXTERNAL_TAG = "mlfn:runner"  # a job whose records a client scores itself (`mlfn batch --local` on a folder)
-CONTAINER_PREFIX = "transform."  # never an endpoint name (SageMaker names take no dots)
 
 
 class JobFailed(Exception):
@@ -73,7 +74,7 @@ def _clients(control_url: str, region: str) -> Any:
 
 def _run(job: Any, control_url: str, state_dir: Path, region: str) -> None:
     client = _clients(control_url, region)
-    name = CONTAINER_PREFIX + job.transform_job_name
+    name = TRANSFORM_PREFIX + job.transform_job_name
     plane = None
     try:
         image, model_dir = _image(job, client, state_dir, region)
