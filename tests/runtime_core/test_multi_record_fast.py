@@ -180,3 +180,14 @@ def test_simdjson_is_imported_on_first_use_only():
     code = "import sys, mlfn.runtime.lambda_adapter, mlfn.runtime.app; print('simdjson' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.strip() == "False"
+
+
+def test_without_simdjson_the_orjson_path_answers_the_same(services, iris_features, monkeypatch):
+    body = b"".join(orjson.dumps(r) + b"\n" for r in iris_features[::9].tolist())
+    want = services["iris"].invocations(body, JSONL)
+    monkeypatch.setattr(simd_rows, "_module", None)
+    monkeypatch.setattr(simd_rows, "_MISSING", True)  # as an image without pysimdjson
+    seen = spy(monkeypatch)
+    got = services["iris"].invocations(body, JSONL)
+    assert seen == {"simd": 0, "bulk": 1, "rows": 1}
+    assert (got.body, dict(got.headers)) == (want.body, dict(want.headers))
