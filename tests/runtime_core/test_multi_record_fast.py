@@ -191,3 +191,15 @@ def test_without_simdjson_the_orjson_path_answers_the_same(services, iris_featur
     got = services["iris"].invocations(body, JSONL)
     assert seen == {"simd": 0, "bulk": 1, "rows": 1}
     assert (got.body, dict(got.headers)) == (want.body, dict(want.headers))
+
+
+@pytest.mark.parametrize("count", [1, 2, 255, 256, 257, 700])
+@pytest.mark.parametrize("end", [b"\n", b"", b"\r\n"])
+def test_a_body_becomes_one_array_whichever_way_its_newlines_are_found(count, end):
+    lines = [b"[%d, 2.5]" % i if i % 3 != 1 else b" " for i in range(count)]  # blank lines count as lines too
+    body = b"\n".join(lines) + end
+    text, found = multi_record._as_array(body)
+    want = bytearray(b"[" + body + (b"" if body.endswith(b"\n") else b"\n"))
+    assert found == want.count(b"\n")
+    assert bytes(text) == bytes(want.replace(b"\n", b","))[:-1] + b"]"
+    assert multi_record._as_array(b" \n\t\n") is None and multi_record._as_array(b"") is None
