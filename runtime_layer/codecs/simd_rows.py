@@ -44,7 +44,7 @@ def float_matrix(text: bytes | bytearray, rows: int) -> np.ndarray | None:
     """`text`, one JSON array of `rows` rows of numbers (integers or floats, all rows one length, no nesting), as a
     float64 array of shape (rows, width); None when it is anything else or simdjson is unavailable."""
     simdjson = _simdjson()
-    if simdjson is None or rows < 1 or text.count(b"[") != rows + 1:
+    if simdjson is None or rows < 1 or not _opens_exactly(text, rows + 1):
         return None
     parser = getattr(_local, "parser", None)
     if parser is None:
@@ -54,6 +54,17 @@ def float_matrix(text: bytes | bytearray, rows: int) -> np.ndarray | None:
         return None
     flat = np.frombuffer(buffer, np.float64)
     return flat.reshape(rows, width) if flat.size == rows * width else None
+
+
+def _opens_exactly(text: bytes | bytearray, count: int) -> bool:
+    """Whether `text` holds exactly `count` `[` bytes (a `find` each: quicker than `count` on this many bytes)."""
+    find = text.find
+    at = -1
+    for _ in range(count):
+        at = find(b"[", at + 1)
+        if at < 0:
+            return False
+    return find(b"[", at + 1) < 0
 
 
 def _flat(parser: Any, array_type: Any, text: bytes | bytearray, rows: int) -> tuple[Any, int]:

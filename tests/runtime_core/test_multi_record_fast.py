@@ -203,3 +203,9 @@ def test_a_body_becomes_one_array_whichever_way_its_newlines_are_found(count, en
     assert found == want.count(b"\n")
     assert bytes(text) == bytes(want.replace(b"\n", b","))[:-1] + b"]"
     assert multi_record._as_array(b" \n\t\n") is None and multi_record._as_array(b"") is None
+
+
+@pytest.mark.parametrize("text", [b"", b"[", b"[[", b"[[[", b"x[y[z", b"[[1],[2]]"])
+def test_the_nesting_check_counts_every_open_bracket(text):
+    for count in range(5):
+        assert simd_rows._opens_exactly(text, count) == (text.count(b"[") == count)
