@@ -4,14 +4,15 @@ alone, and the model's 413 becomes its error record.
 
 `calls` cuts a line format's calls straight from the object's chunks: a run of lines that need no change (no blank
 line between them, no `\\r`) is one slice of the chunk, so a call's body is made with one copy and no Python object
-per record but its line number. A one-record object is one call (`whole`)."""
+per record but its line number. A one-record object is one call (`whole`). `batches` groups `readers.Record`s the
+same way (the emulator's transform containers read objects so)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from .readers import SPACE
+from .readers import SPACE, Record
 
 
 class Call(NamedTuple):
@@ -20,6 +21,20 @@ class Call(NamedTuple):
     body: bytes
     lines: list[int | None]  # each record's 1-based line (None: a one-record object)
     end: int  # bytes of the object read up to the end of the last record (progress)
+
+
+def batches(records: Iterable[Record], max_records: int, max_bytes: int) -> Iterator[list[Record]]:
+    batch: list[Record] = []
+    size = 0
+    for record in records:
+        grown = size + len(record.body) + 1
+        if batch and (len(batch) >= max_records or grown > max_bytes):
+            yield batch
+            batch, grown = [], len(record.body) + 1
+        batch.append(record)
+        size = grown
+    if batch:
+        yield batch
 
 
 def whole(body: bytes) -> Call:
