@@ -29,7 +29,8 @@ def answers(service, body: bytes, *, slow: bool, monkeypatch) -> tuple[bytes, di
 
 
 def spy(monkeypatch) -> dict[str, int]:
-    """Counts how often each fast path gave a result."""
+    """Counts how often each fast path gave a result (simdjson's path taken however small the body)."""
+    monkeypatch.setattr(multi_record, "SIMD_MIN_BYTES", 0)
     seen = {"simd": 0, "bulk": 0, "rows": 0}
     simd, bulk, rows = multi_record._float_matrix, multi_record._bulk_json, tensors.float_rows
 
@@ -209,3 +210,13 @@ def test_a_body_becomes_one_array_whichever_way_its_newlines_are_found(count, en
 def test_the_nesting_check_counts_every_open_bracket(text):
     for count in range(5):
         assert simd_rows._opens_exactly(text, count) == (text.count(b"[") == count)
+
+
+def test_a_small_body_skips_simdjson_and_answers_the_same(services, iris_features, monkeypatch):
+    body = b"".join(orjson.dumps(r) + b"\n" for r in iris_features[:3].tolist())
+    assert len(body) < multi_record.SIMD_MIN_BYTES
+    calls = []
+    monkeypatch.setattr(multi_record, "_float_matrix", lambda body: calls.append(body))
+    small = services["iris"].invocations(body, JSONL)
+    assert calls == []
+    assert (small.body, dict(small.headers)) == answers(services["iris"], body, slow=True, monkeypatch=monkeypatch)
