@@ -108,6 +108,10 @@ class InferenceService:
         self._ports = model.ports
         self._single = next(iter(model.ports.values())) if len(model.ports) == 1 else None
         self._csv_ok = self._single is not None and csv.accepts(self._single)
+        # rows of numbers may reach the model as one float64 matrix (`multi_record.answer(matrix=True)`): what
+        # `tensors.float_rows` reads them as, for one floating-point input of a batched model
+        self._float_rows = self._single is not None and self._single.numpy is not None \
+            and self._single.numpy.kind == "f" and model.batched
         self._text = text.port_of(model.ports)
         self._v2_metadata = v2.model_metadata(spec, MODEL_VERSION)
         accepted = ["application/json", *(["text/csv"] if self._csv_ok else []),
@@ -241,7 +245,7 @@ class InferenceService:
             plain = only_numbers(body)  # rows of numbers only: read in one pass (`tensors.float_rows`)
             booleans = not plain and may_hold_booleans(body)
             lines, extra = multi_record.answer(body, kind, lambda records: self._predict_v1(records, booleans, plain),
-                                               self.max_rows)
+                                               self.max_rows, matrix=plain and self._float_rows)
             return Reply(200, lines, multi_record.CONTENT_TYPE, extra)
         wrap = self.hooks.postprocess_fn is None
         result = self._hooked(body, kind)

@@ -27,24 +27,24 @@ Send = Callable[[bytes, dict[str, str]], tuple[int, dict[str, str], bytes]]
 """POST a body with headers to the model's /invocations: (status, lower-case headers, body)."""
 
 
-def call(send: Send, bodies: list[bytes], content_type: str, multi: bool) -> list[Outcome]:
-    """One request for `bodies` (several records of a line format, or one whole object)."""
+def call(send: Send, body: bytes, count: int, content_type: str, multi: bool) -> list[Outcome]:
+    """One request for `count` records: `body` holds several records of a line format (each ending in a newline),
+    or (not `multi`) is one whole object."""
     if multi:
-        body = b"\n".join(bodies) + b"\n"
         headers = {"content-type": content_type, "accept": JSONL}
     else:
-        body, headers = bodies[0], {"content-type": content_type, "accept": "application/json"}
+        headers = {"content-type": content_type, "accept": "application/json"}
     try:
         status, answer_headers, answer = send(body, headers)
     except Exception as exc:  # the call itself failed (connection refused, timeout): every record says so
-        return [_failed(f"the call failed: {exc}", 0)] * len(bodies)
+        return [_failed(f"the call failed: {exc}", 0)] * count
     if status != 200:
-        return [_failed(_reason(answer, status), status)] * len(bodies)
+        return [_failed(_reason(answer, status), status)] * count
     if not multi:
         return [Outcome(True, _one_line(answer))]
     lines = answer.splitlines()
-    if len(lines) != len(bodies):
-        return [_failed(f"the model answered {len(lines)} lines for {len(bodies)} records", status)] * len(bodies)
+    if len(lines) != count:
+        return [_failed(f"the model answered {len(lines)} lines for {count} records", status)] * count
     failed = {int(i) for i in answer_headers.get(FAILED_HEADER, "").split(",") if i.strip()}
     return [_error_line(line) if i in failed else Outcome(True, line) for i, line in enumerate(lines)]
 

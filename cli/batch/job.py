@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .batches import batches
+from .batches import Call, calls, whole
 from .invokers import Outcome, Send, call
 from .locations import ERR_SUFFIX, OUT_SUFFIX, S3Location, output_key
 from .prefetch import ahead
 from .progress import Progress
-from .readers import Record, format_of, lines, whole
+from .readers import format_of
 from .writers import Spool, spool_folder
 
 READ_CHUNK = 1 << 20
@@ -158,17 +158,18 @@ class Job:
         spool = Spool(folder, uri, resume=self.resume)
         content_type, by_line = format_of(key)
         chunks = _chunks(self.s3, self.source.bucket, key)
+        todo: Iterator[Call]
         if by_line:
-            records: Iterator[Record] = lines(chunks, skip=spool.done)
-            calls = batches(records, self.settings.records_per_call, int(self.settings.max_payload_mb * 2**20))
+            todo = calls(chunks, self.settings.records_per_call, int(self.settings.max_payload_mb * 2**20),
+                         skip=spool.done)
         elif spool.done:
-            calls = iter(())
+            todo = iter(())
         else:
-            calls = iter([list(whole(b"".join(chunks)))])
+            todo = iter([whole(b"".join(chunks))])
         try:
-            for batch, outcomes in self._scored(calls, content_type, by_line):
+            for batch, outcomes in self._scored(todo, content_type, by_line):
                 failed = spool.add(batch, outcomes)
-                progress.add(len(batch), failed, base + batch[-1].end)
+                progress.add(len(batch.lines), failed, base + batch.end)
                 if self.record is not None and self.record.stopping():
                     raise KeyboardInterrupt  # StopTransformJob: stop as an interruption does (resumable)
         finally:
@@ -176,20 +177,20 @@ class Job:
         spool.upload(self.s3, self.target.bucket, out_key, err_key)
         return True
 
-    def _scored(self, calls: Iterator[list[Record]], content_type: str,
-                by_line: bool) -> Iterator[tuple[list[Record], list[Outcome]]]:
+    def _scored(self, todo: Iterator[Call], content_type: str,
+                by_line: bool) -> Iterator[tuple[Call, list[Outcome]]]:
         """Each call's records with their outcomes, in input order, with up to `concurrency` calls in flight
         (and no more read ahead than that: memory stays flat however large the input)."""
         width = max(1, self.settings.concurrency)
         if width == 1:
-            for batch in calls:
-                yield batch, call(self.send, [r.body for r in batch], content_type, by_line)
+            for batch in todo:
+                yield batch, call(self.send, batch.body, len(batch.lines), content_type, by_line)
             return
-        pending: deque[tuple[list[Record], Future[list[Outcome]]]] = deque()
+        pending: deque[tuple[Call, Future[list[Outcome]]]] = deque()
         with ThreadPoolExecutor(width, thread_name_prefix="mlfn-batch") as pool:
             try:
-                for batch in calls:
-                    pending.append((batch, pool.submit(call, self.send, [r.body for r in batch], content_type,
+                for batch in todo:
+                    pending.append((batch, pool.submit(call, self.send, batch.body, len(batch.lines), content_type,
                                                        by_line)))
                     if len(pending) >= width:
                         done, future = pending.popleft()

@@ -2,7 +2,8 @@
 
 An object's format comes from its name: `.jsonl`/`.ndjson` are JSON Lines, `.csv` rows of numbers (no header);
 anything else is one record per object (an image, a JSON document, a text), sent with the type its suffix names.
-Lines are records; a blank line is no record (it is skipped, and counted in no total).
+Lines are records; a blank line is no record (it is skipped, and counted in no total). `mlfn batch` cuts its calls
+straight from the chunks (`batches.calls`); `lines` and `batches.batches` give a Record per line.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def lines(chunks: Iterable[bytes], skip: int = 0) -> Iterator[Record]:
             offset += len(text) + 1
             if text.endswith(b"\r"):
                 text = text[:-1]
-            if not text or (text[0] in _SPACE and not text.strip()):
+            if not text or (text[0] in SPACE and not text.strip()):
                 continue
             seen += 1
             if seen > skip:
@@ -57,9 +58,4 @@ def lines(chunks: Iterable[bytes], skip: int = 0) -> Iterator[Record]:
         yield Record(line_no + 1, pending.rstrip(b"\r"), offset + len(pending))
 
 
-_SPACE = frozenset(b" \t\r\x0b\x0c")  # a line starting with none of these is not blank (no strip copy)
-
-
-def whole(body: bytes) -> Iterator[Record]:
-    """A one-record object."""
-    yield Record(None, body, len(body))
+SPACE = frozenset(b" \t\r\x0b\x0c")  # a line starting with none of these is not blank (no strip copy)

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
+from .batches import Call
 from .invokers import Outcome
-from .readers import Record
 
 CHECKPOINT_S = 1.0  # a crash (not an interruption) redoes at most this much work on --resume
 
@@ -47,19 +47,17 @@ class Spool:
         self._err = open(folder / "err", "ab")  # noqa: SIM115
         self._saved = time.monotonic()
 
-    def add(self, records: list[Record], outcomes: list[Outcome]) -> int:
+    def add(self, call: Call, outcomes: list[Outcome]) -> int:
         """Write one call's answers; returns how many records failed."""
         failed = 0
-        out = []
-        for record, outcome in zip(records, outcomes, strict=True):
-            out.append(outcome.line)
+        for line, outcome in zip(call.lines, outcomes, strict=True):
             if not outcome.ok:
                 failed += 1
                 reason = orjson.loads(outcome.line)
-                self._err.write(orjson.dumps({"object": self.uri, "line": record.line, "error": reason.get("error"),
+                self._err.write(orjson.dumps({"object": self.uri, "line": line, "error": reason.get("error"),
                                               "status": reason.get("status")}) + b"\n")
-        self._out.write(b"\n".join(out) + b"\n")
-        self.done += len(records)
+        self._out.write(b"\n".join([outcome.line for outcome in outcomes]) + b"\n")
+        self.done += len(outcomes)
         self.failed += failed
         if time.monotonic() - self._saved >= CHECKPOINT_S:
             self._checkpoint()

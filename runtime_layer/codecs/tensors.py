@@ -203,7 +203,10 @@ def only_numbers(body: bytes) -> bool:
 
 def float_rows(values: Any) -> np.ndarray | None:
     """Parsed JSON rows of equal length holding only numbers (see `only_numbers`) as a float64 2-D array, in one
-    pass and without numpy's look at nested sequences; None for anything else (ragged rows, deeper nesting)."""
+    pass and without numpy's look at nested sequences; None for anything else (ragged rows, deeper nesting).
+    Rows already parsed into a float64 matrix (`multi_record`'s simdjson path) are that matrix."""
+    if type(values) is np.ndarray and values.dtype == np.float64 and values.ndim == 2:
+        return values
     if type(values) is not list or not values or type(values[0]) is not list:
         return None
     width = len(values[0])

@@ -37,7 +37,8 @@ class Batch:
 def decode(doc: Any, ports: Mapping[str, Port], batched: bool, booleans: bool = True, plain: bool = False) -> Batch:
     """Feeds from a parsed v1 request body (`booleans=False`: the body has no `true`/`false`, see
     `tensors.may_hold_booleans`; `plain=True`: only numbers and lists, see `tensors.only_numbers`)."""
-    if isinstance(doc, list):  # a bare list of rows: its errors name the body, not an "instances" it never had
+    # a bare list of rows (or multi_record's float64 matrix of them): its errors name the body, not an "instances"
+    if isinstance(doc, list | np.ndarray):
         return decode_instances(doc, ports, batched, booleans, "the request body (a JSON list of rows)", plain)
     if isinstance(doc, str) and (port := text.port_of(ports)) is not None:  # one raw text
         return Batch([{port.name: text.one(doc, port)}], 1, batched)
@@ -55,9 +56,9 @@ def decode(doc: Any, ports: Mapping[str, Port], batched: bool, booleans: bool = 
     raise RequestError(f"expected {EXPECTED}, got an object with keys {keys}", expected=EXPECTED, received=keys)
 
 
-def decode_instances(instances: list[Any], ports: Mapping[str, Port], batched: bool, booleans: bool = True,
+def decode_instances(instances: list[Any] | np.ndarray, ports: Mapping[str, Port], batched: bool, booleans: bool = True,
                      what: str = '"instances"', plain: bool = False) -> Batch:
-    if not instances:
+    if len(instances) == 0:
         raise RequestError(f"{what} is empty; expected at least one row", expected="at least one row",
                            received="[]")
     single = next(iter(ports.values())) if len(ports) == 1 else None

@@ -50,19 +50,19 @@ def test_json_lines_and_csv_calls_over_http_one_outcome_per_record(iris_url: str
     send = send_to(iris_url)
     deadline = time.monotonic() + 60
     while True:  # the model loads after the port opens
-        outcomes = call(send, [b"[5.1, 3.5, 1.4, 0.2]", b"[1, 2]", b"[6.7, 3.0, 5.2, 2.3]"],
-                        "application/jsonlines", True)
+        outcomes = call(send, b"[5.1, 3.5, 1.4, 0.2]\n[1, 2]\n[6.7, 3.0, 5.2, 2.3]\n", 3, "application/jsonlines",
+                        True)
         if outcomes[0].status != 503 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert [o.ok for o in outcomes] == [True, False, True]
     assert b"setosa" in outcomes[0].line and b"virginica" in outcomes[2].line and outcomes[1].status == 400
-    csv = call(send, [b"5.1,3.5,1.4,0.2", b"sepal,petal"], "text/csv", True)
+    csv = call(send, b"5.1,3.5,1.4,0.2\nsepal,petal\n", 2, "text/csv", True)
     assert [o.ok for o in csv] == [True, False] and b"not a CSV row of numbers" in csv[1].line
 
 
 def test_a_refused_call_fails_each_of_its_records_with_the_reason(iris_url: str) -> None:
-    outcomes = call(send_to(iris_url), [b"[1]"], "application/x-unknown", False)
+    outcomes = call(send_to(iris_url), b"[1]", 1, "application/x-unknown", False)
     assert [o.ok for o in outcomes] == [False] and outcomes[0].status == 415
     assert b"HTTP 415" in outcomes[0].line
     import socket
@@ -70,5 +70,5 @@ def test_a_refused_call_fails_each_of_its_records_with_the_reason(iris_url: str)
     with socket.socket() as probe:  # a port nothing listens on once the probe is closed
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
-    gone = call(send_to(f"http://127.0.0.1:{closed}"), [b"[1]", b"[2]"], "application/jsonlines", True)
+    gone = call(send_to(f"http://127.0.0.1:{closed}"), b"[1]\n[2]\n", 2, "application/jsonlines", True)
     assert [o.ok for o in gone] == [False, False] and b"could not reach" in gone[0].line
