@@ -19,6 +19,10 @@ _names = itertools.count(1)
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     with ControlPlane(state_dir=tmp_path_factory.mktemp("emulator")) as plane:
+        # moto's backends belong to the process and this plane lives for the whole session: its alarm evaluator
+        # would run scaling actions on the alarms of later tests' control planes (tests/local_control), once a
+        # minute, behind their backs. These tests read alarms; none needs them evaluated.
+        plane.alarms.stop()
         yield plane
 
 

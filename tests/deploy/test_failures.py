@@ -101,7 +101,10 @@ def test_interrupted_deploy_is_continued_by_the_next(emulator: tuple[Any, Any], 
     h.shift_iris(model, delta=-0.3)
     monkeypatch.setattr(SETTINGS, "resource_delay_s", 0.5)  # slow enough to interrupt mid-update
     proc = subprocess.Popen([sys.executable, "-m", "mlfn.cli.main", "deploy", str(model), "--local"],
-                            cwd=cli.workdir, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=cli.workdir, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a suite run in the background inherits SIGINT ignored, and Python
+                            # then installs no KeyboardInterrupt handler
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     deadline = time.monotonic() + 180
     assert proc.stderr is not None
