@@ -66,6 +66,21 @@ class Cli:
             kill_leftovers(self.home / "local")
 
 
+@contextlib.contextmanager
+def started_emulator(root: Path, alarm_time_scale: float) -> Any:
+    """`mlfn local start` in an isolated home under `root`, its alarms at `alarm_time_scale` (wall seconds per AWS
+    second); yields its status plus `env` (boto3 to its control plane), `cli` and `root`; stopped at the end."""
+    from mlfn.cli.local.control_plane import client_environment
+
+    runner = Cli(root / "home", root)
+    runner.env["MLFN_ALARM_TIME_SCALE"] = str(alarm_time_scale)
+    try:
+        info = runner("local", "start", "--json").json()
+        yield {**info, "env": client_environment(info["control_plane"]), "cli": runner, "root": root}
+    finally:
+        runner.stop_emulator()
+
+
 def kill_leftovers(state: Path) -> None:
     pids = []
     for name in ("control-plane.json", "data-plane/admin.json"):

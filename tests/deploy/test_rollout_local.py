@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 
-from mlfn.cli.local.control_plane import client_environment
-
 pytestmark = pytest.mark.slow
 IRIS = Path(__file__).resolve().parents[2] / "functions" / "iris"
 ROWS = json.loads((IRIS / "example.json").read_text())["instances"]
@@ -28,14 +26,8 @@ MAX_REQUESTS = 3000
 
 @pytest.fixture(scope="module")
 def emulator(h: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("rollout")
-    runner = h.Cli(root / "home", root)
-    runner.env["MLFN_ALARM_TIME_SCALE"] = "0.1"
-    try:
-        info = runner("local", "start", "--json").json()
-        yield {**info, "env": client_environment(info["control_plane"]), "cli": runner, "root": root}
-    finally:
-        runner.stop_emulator()
+    with h.started_emulator(tmp_path_factory.mktemp("rollout"), alarm_time_scale=0.1) as emulator:
+        yield emulator
 
 
 def test_a_canary_redeploy_rolls_forward_while_the_url_keeps_answering(emulator: dict[str, Any], h: Any) -> None:

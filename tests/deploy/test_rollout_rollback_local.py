@@ -19,8 +19,6 @@ from typing import Any
 import boto3
 import pytest
 
-from mlfn.cli.local.control_plane import client_environment
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/ is imported from the repository root
 
 from bench.deploy_canary import POOL
@@ -36,14 +34,8 @@ def fails_on_bad(j: int) -> bool:
 
 @pytest.fixture(scope="module")
 def emulator(h: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    root = tmp_path_factory.mktemp("rollback")
-    runner = h.Cli(root / "home", root)
-    runner.env["MLFN_ALARM_TIME_SCALE"] = "0.05"
-    try:
-        info = runner("local", "start", "--json").json()
-        yield {**info, "env": client_environment(info["control_plane"]), "cli": runner, "root": root}
-    finally:
-        runner.stop_emulator()
+    with h.started_emulator(tmp_path_factory.mktemp("rollback"), alarm_time_scale=0.05) as emulator:
+        yield emulator
 
 
 def _make_bad(model: Path, h: Any) -> None:
